@@ -1,0 +1,39 @@
+// swift-tools-version: 6.1
+// swift-gemma: a Gemma 3 inference engine for Linux CPUs.
+// CPU-specific code generation (-target-cpu native) is passed by the Makefile, never by unsafeFlags here,
+// so that this package stays usable as a dependency.
+import PackageDescription
+
+let package = Package(
+    name: "swift-gemma",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Gemma", targets: ["GemmaFormats", "GemmaTokenizer", "GemmaModel"]),
+        .executable(name: "gemma", targets: ["gemma"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // Memory-mapped files, GGUF reader/writer, tensor types and block layouts. Knows nothing of Gemma.
+        .target(name: "GemmaFormats"),
+        // SentencePiece vocabulary, encoder with byte fallback, streaming detokenizer.
+        .target(name: "GemmaTokenizer", dependencies: ["GemmaFormats"]),
+        // Gemma3Config, weight binding by name, the text transformer and its KV cache.
+        .target(name: "GemmaModel", dependencies: ["GemmaFormats"]),
+        // The command-line tool: thin subcommands over the library.
+        .executableTarget(
+            name: "gemma",
+            dependencies: [
+                "GemmaFormats",
+                "GemmaTokenizer",
+                "GemmaModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "GemmaFormatsTests", dependencies: ["GemmaFormats"]),
+        .testTarget(name: "GemmaTokenizerTests", dependencies: ["GemmaTokenizer", "GemmaFormats"]),
+        .testTarget(name: "GemmaModelTests", dependencies: ["GemmaModel", "GemmaFormats"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

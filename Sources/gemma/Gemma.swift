@@ -1,0 +1,12 @@
+// The `gemma` command: thin subcommands over the Gemma library.
+import ArgumentParser
+
+@main
+struct Gemma: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gemma",
+        abstract: "Run Gemma 3 models on the CPU.",
+        discussion: "MODEL defaults to the Gemma 3 270M Q4_K_M GGUF that `make model` fetches into ~/.cache/swift-gemma.",
+        subcommands: [Info.self]
+    )
+}

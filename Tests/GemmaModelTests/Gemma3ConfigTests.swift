@@ -1,0 +1,1 @@
+// Placeholder until the model tests land (issue 4).

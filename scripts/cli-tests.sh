@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# End-to-end checks of the release `gemma` binary on the real model and on corrupt files.
+# Prints one line per check and closes with "N passed, N failed"; exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/swift-flags.sh
+MODEL="${GEMMA_MODEL:-$(scripts/fetch-model.sh)}"
+pass=0; fail=0
+check() {  # check NAME COMMAND...
+  local name="$1"; shift
+  if out="$("$@" 2>&1)"; then pass=$((pass + 1)); echo "ok   $name"
+  else fail=$((fail + 1)); echo "FAIL $name"; echo "$out" | head -20 | sed 's/^/     /'; fi
+}
+
+info_json() {
+  "$GEMMA_BIN" info "$MODEL" --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+want = {"architecture": "gemma3", "tensor_count": 236, "block_count": 18, "embedding_length": 640,
+        "head_count": 4, "head_count_kv": 1, "key_length": 256, "sliding_window": 512, "context_length": 32768,
+        "vocab_size": 262144, "global_layers": [5, 11, 17], "feed_forward_length": 2048}
+bad = {k: (d.get(k), v) for k, v in want.items() if d.get(k) != v}
+assert not bad, bad
+assert d["tensors_by_type"] == {"F32": 109, "Q4_K": 27, "Q5_0": 81, "Q6_K": 9, "Q8_0": 10}, d["tensors_by_type"]
+assert d["parameter_count"] == 268098176, d["parameter_count"]
+print(json.dumps(d))'
+}
+check "info --json on the real model" info_json
+check "info (text) names the architecture" bash -c "'$GEMMA_BIN' info '$MODEL' | grep -q 'architecture *gemma3'"
+
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+head -c 100000 "$MODEL" > "$tmp/truncated.gguf"
+printf 'GGUF\003\000\000\000\377\377\377\377\377\377\377\377' > "$tmp/hostile.gguf"
+echo "not a model" > "$tmp/text.gguf"
+corrupt() {  # corrupt FILE PATTERN: must exit non-zero and print an error containing PATTERN
+  local out; out="$("$GEMMA_BIN" info "$1" 2>&1)" && { echo "exited 0: $out"; return 1; }
+  echo "$out" | grep -q "$2" || { echo "no '$2' in: $out"; return 1; }
+  echo "$out"
+}
+check "info on a truncated model fails naming the cut" corrupt "$tmp/truncated.gguf" "needs"
+check "info on a hostile count fails" corrupt "$tmp/hostile.gguf" "tensor_count"
+check "info on a text file fails naming the magic" corrupt "$tmp/text.gguf" "not a GGUF file"
+check "info on a missing file fails" corrupt "$tmp/absent.gguf" "no model file"
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what it needs, fetches the model, makes the reference data,
+# builds in release for this CPU, and runs every test. `make test` and .ci/run call this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/swift-flags.sh
+
+scripts/setup.sh
+MODEL="$(scripts/fetch-model.sh)"
+export GEMMA_MODEL="$MODEL"
+CACHE="$(dirname "$MODEL")"
+
+# Reference data made by independent implementations (gguf-py), never by our own code.
+if [ -f scripts/make_quant_fixtures.py ]; then
+  python3 scripts/make_quant_fixtures.py
+fi
+if [ -f scripts/dequant_model_reference.py ]; then
+  export GEMMA_DEQUANT_REF="$CACHE/reference/dequant-$(basename "$MODEL" .gguf)-f32.gguf"
+  if [ ! -f "$GEMMA_DEQUANT_REF" ]; then
+    mkdir -p "$CACHE/reference"
+    echo "test: dequantizing every tensor of the model with gguf-py (once)..." >&2
+    python3 scripts/dequant_model_reference.py "$MODEL" "$GEMMA_DEQUANT_REF.tmp"
+    mv "$GEMMA_DEQUANT_REF.tmp" "$GEMMA_DEQUANT_REF"
+  fi
+fi
+
+echo "test: building (release, tuned for this CPU)..." >&2
+swift build --build-tests "${SWIFT_FLAGS[@]}"
+
+# The GGUF fuzzer measures peak RSS, so it runs in a process of its own.
+swift test --skip-build "${SWIFT_FLAGS[@]}" --filter GGUFFuzzTests
+swift test --skip-build "${SWIFT_FLAGS[@]}" --skip GGUFFuzzTests
+scripts/cli-tests.sh
