@@ -8,7 +8,7 @@ let package = Package(
     name: "swift-gemma",
     platforms: [.macOS(.v15)],
     products: [
-        .library(name: "Gemma", targets: ["GemmaFormats", "GemmaTokenizer", "GemmaModel"]),
+        .library(name: "Gemma", targets: ["GemmaFormats", "GemmaKernels", "GemmaTokenizer", "GemmaModel"]),
         .executable(name: "gemma", targets: ["gemma"]),
     ],
     dependencies: [
@@ -17,10 +17,12 @@ let package = Package(
     targets: [
         // Memory-mapped files, GGUF reader/writer, tensor types and block layouts. Knows nothing of Gemma.
         .target(name: "GemmaFormats"),
+        // Numeric kernels over buffers: products per weight format, RMSNorm, GELU, softmax, a worker pool.
+        .target(name: "GemmaKernels", dependencies: ["GemmaFormats"]),
         // SentencePiece vocabulary, encoder with byte fallback, streaming detokenizer.
         .target(name: "GemmaTokenizer", dependencies: ["GemmaFormats"]),
         // Gemma3Config, weight binding by name, the text transformer and its KV cache.
-        .target(name: "GemmaModel", dependencies: ["GemmaFormats"]),
+        .target(name: "GemmaModel", dependencies: ["GemmaFormats", "GemmaKernels"]),
         // The command-line tool: thin subcommands over the library.
         .executableTarget(
             name: "gemma",
@@ -33,7 +35,8 @@ let package = Package(
         ),
         .testTarget(name: "GemmaFormatsTests", dependencies: ["GemmaFormats"]),
         .testTarget(name: "GemmaTokenizerTests", dependencies: ["GemmaTokenizer", "GemmaFormats"]),
-        .testTarget(name: "GemmaModelTests", dependencies: ["GemmaModel", "GemmaFormats"]),
+        .testTarget(name: "GemmaKernelsTests", dependencies: ["GemmaKernels", "GemmaFormats"]),
+        .testTarget(name: "GemmaModelTests", dependencies: ["GemmaModel", "GemmaKernels", "GemmaFormats"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,87 @@
+// f32 vector kernels over raw buffers: dot, RMSNorm, GELU (tanh), softmax, add. Accumulation is f32 with
+// several independent SIMD partial sums (Swift does not reassociate floating-point adds on its own).
+
+/// Dot product of `n` floats.
+@inlinable
+public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+    var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
+    var i = 0
+    while i + 32 <= n {
+        acc0 = acc0.addingProduct(ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self),
+                                  rb.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self))
+        acc1 = acc1.addingProduct(ra.loadUnaligned(fromByteOffset: 4 * i + 64, as: SIMD16<Float>.self),
+                                  rb.loadUnaligned(fromByteOffset: 4 * i + 64, as: SIMD16<Float>.self))
+        i += 32
+    }
+    if i + 16 <= n {
+        acc0 = acc0.addingProduct(ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self),
+                                  rb.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self))
+        i += 16
+    }
+    var s = (acc0 + acc1).sum()
+    while i < n {
+        s += a[i] * b[i]
+        i += 1
+    }
+    return s
+}
+
+/// Dot product, the plain scalar twin of `dot` (for tests).
+public func dotScalar(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var s: Double = 0
+    for i in 0..<n { s += Double(a[i]) * Double(b[i]) }
+    return Float(s)
+}
+
+/// RMSNorm: `out = x * rsqrt(mean(x²) + eps) * (offset + w)`, in f32. Gemma stores w zero-centred (offset 1);
+/// GGUF converters bake the 1 in (offset 0). `out` may alias `x`.
+@inlinable
+public func rmsNorm(_ x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, offset: Float, eps: Float, count n: Int,
+                    into out: UnsafeMutablePointer<Float>) {
+    let ss = dot(x, x, n)
+    let scale = 1 / (ss / Float(n) + eps).squareRoot()
+    for i in 0..<n { out[i] = x[i] * scale * (offset + w[i]) }
+}
+
+/// GELU with the tanh approximation (`gelu_pytorch_tanh`): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+@inlinable
+public func geluTanh(_ x: Float) -> Float {
+    let c: Float = 0.797_884_560_802_865_4  // sqrt(2/pi)
+    return 0.5 * x * (1 + tanhf(c * (x + 0.044715 * x * x * x)))
+}
+
+/// In place: `a[i] = gelu_tanh(a[i]) * b[i]` (GeGLU).
+@inlinable
+public func gegluInPlace(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) {
+    for i in 0..<n { a[i] = geluTanh(a[i]) * b[i] }
+}
+
+/// `y += x` over `n` floats.
+@inlinable
+public func addInPlace(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
+    for i in 0..<n { y[i] += x[i] }
+}
+
+/// In-place softmax of `n` logits (f32, max-subtracted); returns the sum of exponentials before normalization.
+@inlinable
+@discardableResult
+public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
+    var m = -Float.infinity
+    for i in 0..<n { m = max(m, x[i]) }
+    var s: Float = 0
+    for i in 0..<n {
+        let e = expf(x[i] - m)
+        x[i] = e
+        s += e
+    }
+    let inv = 1 / s
+    for i in 0..<n { x[i] *= inv }
+    return s
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,1 @@
+// Placeholder until kernel tests land.

@@ -1,1 +1,0 @@
-// Placeholder until the model tests land (issue 4).
