@@ -1,0 +1,73 @@
+// `gemma bench`: prompt processing (ppN) and generation (tgN) speed, like llama-bench: median and spread over reps.
+import ArgumentParser
+import Foundation
+import GemmaModel
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure prompt processing (pp) and generation (tg) speed in tokens per second.",
+        discussion: "ppN times one batch of N prompt tokens from an empty cache; tgN times N single-token decode steps. Token ids are fixed pseudo-random ids, as llama-bench uses random tokens.")
+
+    @OptionGroup var model: ModelOption
+    @Option(name: .short, help: "Prompt tokens for the pp test (0 to skip).") var p = 512
+    @Option(name: .short, help: "Generated tokens for the tg test (0 to skip).") var n = 128
+    @Option(name: .short, help: "Threads (default: all cores).") var t = ProcessInfo.processInfo.activeProcessorCount
+    @Option(name: .short, help: "Repetitions.") var r = 5
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func validate() throws {
+        guard p >= 0, n >= 0, p + n > 0 else { throw ValidationError("-p and -n must be >= 0 and not both 0") }
+        guard t >= 1, r >= 1 else { throw ValidationError("-t and -r must be at least 1") }
+    }
+
+    func run() throws {
+        let m = try Gemma3Model(path: model.resolve(), threads: t)
+        var seed: UInt64 = 42
+        func nextID() -> Int {  // deterministic ids in the ordinary-text range
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return 1000 + Int((seed >> 33) % 200_000)
+        }
+        let prompt = (0..<max(p, 1)).map { _ in nextID() }
+        var pp: [Double] = [], tg: [Double] = []
+        // One warm-up of each, not counted.
+        for rep in -1..<r {
+            if p > 0 {
+                let s = m.makeState(capacity: p, maxBatch: min(p, 512))
+                let start = DispatchTime.now().uptimeNanoseconds
+                try m.forward(prompt, state: s, logits: .last)
+                let secs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                if rep >= 0 { pp.append(Double(p) / secs) }
+            }
+            if n > 0 {
+                let s = m.makeState(capacity: n + 1, maxBatch: 1)
+                var token = prompt[0]
+                let start = DispatchTime.now().uptimeNanoseconds
+                for _ in 0..<n {
+                    try m.forward([token], state: s, logits: .last) { _, logits in
+                        token = logits.indices.max { logits[$0] < logits[$1] } ?? 0
+                    }
+                }
+                let secs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                if rep >= 0 { tg.append(Double(n) / secs) }
+            }
+        }
+        func stats(_ xs: [Double]) -> (median: Double, min: Double, max: Double) {
+            let s = xs.sorted()
+            return (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2, s.first ?? 0, s.last ?? 0)
+        }
+        let ps = stats(pp), ts = stats(tg)
+        if json {
+            var parts: [String] = []
+            if p > 0 { parts.append("\"pp\":{\"n\":\(p),\"tok_s\":\(round2(ps.median)),\"min\":\(round2(ps.min)),\"max\":\(round2(ps.max)),\"reps\":\(r)}") }
+            if n > 0 { parts.append("\"tg\":{\"n\":\(n),\"tok_s\":\(round2(ts.median)),\"min\":\(round2(ts.min)),\"max\":\(round2(ts.max)),\"reps\":\(r)}") }
+            parts.append("\"threads\":\(t)")
+            print("{" + parts.joined(separator: ",") + "}")
+        } else {
+            print("test        t/s (median)   min .. max      threads \(t), \(r) reps")
+            if p > 0 { print(String(format: "pp%-8d %10.2f   %8.2f .. %-8.2f", p, ps.median, ps.min, ps.max)) }
+            if n > 0 { print(String(format: "tg%-8d %10.2f   %8.2f .. %-8.2f", n, ts.median, ts.min, ts.max)) }
+        }
+    }
+
+    private func round2(_ x: Double) -> Double { (x * 100).rounded() / 100 }
+}
