@@ -1,1 +1,0 @@
-// Placeholder until the tokenizer lands (issue 3).
