@@ -5,9 +5,10 @@ GEMMA := .build/release/gemma
 
 .PHONY: run build model test fixtures clean
 
-# Fetch the default model (once) and run the main job on it.
+PROMPT ?= The history of the printing press
+# Fetch the default model (once) and run the main job on it: a raw completion streamed to the terminal.
 run: build model
-	$(GEMMA) info
+	$(GEMMA) generate -n 96 "$(PROMPT)"
 
 # Release build of the library and the gemma tool.
 build:

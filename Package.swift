@@ -8,7 +8,7 @@ let package = Package(
     name: "swift-gemma",
     platforms: [.macOS(.v15)],
     products: [
-        .library(name: "Gemma", targets: ["GemmaFormats", "GemmaKernels", "GemmaTokenizer", "GemmaModel"]),
+        .library(name: "Gemma", targets: ["GemmaFormats", "GemmaKernels", "GemmaTokenizer", "GemmaModel", "GemmaGenerate"]),
         .executable(name: "gemma", targets: ["gemma"]),
     ],
     dependencies: [
@@ -23,6 +23,8 @@ let package = Package(
         .target(name: "GemmaTokenizer", dependencies: ["GemmaFormats"]),
         // Gemma3Config, weight binding by name, the text transformer and its KV cache.
         .target(name: "GemmaModel", dependencies: ["GemmaFormats", "GemmaKernels"]),
+        // Sampling, the generation loop with its stop conditions, perplexity.
+        .target(name: "GemmaGenerate", dependencies: ["GemmaModel", "GemmaTokenizer"]),
         // The command-line tool: thin subcommands over the library.
         .executableTarget(
             name: "gemma",
@@ -30,6 +32,7 @@ let package = Package(
                 "GemmaFormats",
                 "GemmaTokenizer",
                 "GemmaModel",
+                "GemmaGenerate",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -37,6 +40,7 @@ let package = Package(
         .testTarget(name: "GemmaTokenizerTests", dependencies: ["GemmaTokenizer", "GemmaFormats"]),
         .testTarget(name: "GemmaKernelsTests", dependencies: ["GemmaKernels", "GemmaFormats"]),
         .testTarget(name: "GemmaModelTests", dependencies: ["GemmaModel", "GemmaKernels", "GemmaFormats"]),
+        .testTarget(name: "GemmaGenerateTests", dependencies: ["GemmaGenerate", "GemmaModel", "GemmaTokenizer"]),
     ],
     swiftLanguageModes: [.v6]
 )

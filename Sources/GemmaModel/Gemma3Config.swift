@@ -97,10 +97,6 @@ public struct Gemma3Config: Sendable, Equatable {
     }
 }
 
-extension Float {
-    init(bf16Bits: UInt16) { self.init(bitPattern: UInt32(bf16Bits) << 16) }
-}
-
 // MARK: - Known sizes
 
 extension Gemma3Config {

@@ -49,11 +49,12 @@ public final class Gemma3Model: Sendable {
         ropeKindOfLayer = ofLayer
     }
 
-    /// Fresh per-sequence state with a KV cache for `capacity` positions.
-    public func makeState(capacity: Int, maxBatch: Int = 64) -> Gemma3State {
-        Gemma3State(config: config, cache: FullKVCache(layers: config.numHiddenLayers,
-                                                         kvDim: config.numKeyValueHeads * config.headDim,
-                                                         capacity: min(capacity, config.maxPositionEmbeddings)),
+    /// Fresh per-sequence state with a KV cache for up to `capacity` positions (the model's context at most).
+    /// Local layers keep a ring of their window unless `ringLocalLayers` is false.
+    public func makeState(capacity: Int, maxBatch: Int = 64, kvStorage: KVStorage = .f16,
+                          ringLocalLayers: Bool = true) -> Gemma3State {
+        Gemma3State(config: config,
+                    cache: KVCache(config: config, capacity: capacity, storage: kvStorage, ringLocalLayers: ringLocalLayers),
                     maxBatch: maxBatch, workers: pool.threads, ropeKinds: ropeInvFreq.count)
     }
 
@@ -75,8 +76,9 @@ public final class Gemma3Model: Sendable {
             throw .input("token id \(bad) is outside the vocabulary of \(config.vocabSize)")
         }
         guard s.cache.count + tokens.count <= s.cache.capacity else {
-            throw .input("\(s.cache.count + tokens.count) positions exceed the KV cache capacity of \(s.cache.capacity) (context \(config.maxPositionEmbeddings))")
+            throw .input("context overflow: \(s.cache.count) cached + \(tokens.count) new tokens = \(s.cache.count + tokens.count) positions, but the cache holds \(s.cache.capacity) (model context \(config.maxPositionEmbeddings))")
         }
+        s.cache.reserve(s.cache.count + tokens.count)
         let wanted: [Int] = switch logits {
         case .none: []
         case .last: [tokens.count - 1]
@@ -94,6 +96,21 @@ public final class Gemma3Model: Sendable {
             if !rows.isEmpty { emitLogits(rows: rows, chunkStart: start, state: s, body) }
             start += n
         }
+    }
+
+    /// Makes the state hold `tokens`: keeps the longest prefix its cache can reuse (cutting back to a snapshot when
+    /// rings have moved on), processes only the rest, and reports logits for the last token. With `snapshot`, the
+    /// rings are saved at the end so that a later prompt sharing all of `tokens` can come back to this point.
+    /// Returns how many tokens were reused.
+    @discardableResult
+    public func prefill(_ tokens: [Int], state s: Gemma3State, snapshot: Bool = false,
+                        _ body: (Int, UnsafeBufferPointer<Float>) -> Void = { _, _ in }) throws(ModelError) -> Int {
+        guard !tokens.isEmpty else { throw .input("nothing to prefill") }
+        let reused = s.cache.reusablePrefix(of: tokens)
+        s.cache.truncate(to: reused)
+        try forward(Array(tokens[reused...]), state: s, logits: .last) { i, logits in body(reused + i, logits) }
+        if snapshot { s.cache.snapshot() }
+        return reused
     }
 
     // MARK: - One chunk
@@ -138,16 +155,21 @@ public final class Gemma3Model: Sendable {
                     rmsNorm(q, weight: w.qNorm, offset: off, eps: eps, count: d, into: q)
                     applyRoPE(q, half: half, cos: cosT, sin: sinT)
                 }
-                let key = s.cache.key(layer: l, position: p0 + t), value = s.cache.value(layer: l, position: p0 + t)
                 for hd in 0..<c.numKeyValueHeads {
                     let k = s.k + t * kvDim + hd * d
                     rmsNorm(k, weight: w.kNorm, offset: off, eps: eps, count: d, into: k)
                     applyRoPE(k, half: half, cos: cosT, sin: sinT)
                 }
-                key.update(from: s.k + t * kvDim, count: kvDim)
-                value.update(from: s.v + t * kvDim, count: kvDim)
             }
+            // This chunk's keys and values are used at the cache's precision, read from the chunk buffers, and
+            // stored only after attention: a ring of exactly the window then never loses a key a query needs.
+            let layerKV = s.cache.layers[l]
+            layerKV.storage.round(s.k, n * kvDim)
+            layerKV.storage.round(s.v, n * kvDim)
             attend(layer: l, tokens: n, firstPosition: p0, state: s)
+            for t in max(0, layerKV.isRing ? n - layerKV.slots : 0)..<n {
+                layerKV.write(position: p0 + t, key: s.k + t * kvDim, value: s.v + t * kvDim)
+            }
             w.o.multiply(s.attn, xStride: qDim, batch: n, into: s.xb, yStride: h, pool: pool, scratch: s.matmul)
             for t in 0..<n {
                 let a = s.xb + t * h
@@ -166,8 +188,7 @@ public final class Gemma3Model: Sendable {
                 addInPlace(s.x + t * h, m, h)
             }
         }
-        s.cache.count = p0 + n
-        s.chunkStartPosition = p0
+        s.cache.tokens.append(contentsOf: tokens)
     }
 
     /// NeoX-style rotation of one head: pairs (i, i + half).
@@ -180,31 +201,78 @@ public final class Gemma3Model: Sendable {
         }
     }
 
-    /// Causal attention of the chunk's queries over the cache, one (token, head) pair at a time; never builds a
-    /// T x T matrix. Local layers see keys k with p - k < window (the current token included).
+    /// Causal attention of the chunk's queries: keys before the chunk come from the cache, the chunk's own from its
+    /// buffers. Local layers see keys k with p - k < window (the current token included). Work is split over
+    /// (token, key range) jobs with per-job softmax partials merged afterwards, so that a single decoded token still
+    /// uses every core at long context; no T x T matrix is ever built.
     private func attend(layer l: Int, tokens n: Int, firstPosition p0: Int, state s: Gemma3State) {
-        let c = config, d = c.headDim, heads = c.numAttentionHeads
+        let c = config, d = c.headDim, heads = c.numAttentionHeads, kvDim = c.numKeyValueHeads * d
         let group = heads / c.numKeyValueHeads, qDim = heads * d, scale = c.queryScale
         let window: Int? = if case let .local(w) = attention[l].kind { w } else { nil }
-        let cache = s.cache
-        pool.parallelFor(n * heads) { worker, range in
-            let scores = s.scores + worker * s.cache.capacity
-            for pair in range {
-                let t = pair / heads, hd = pair % heads, kvh = hd / group
-                let p = p0 + t
+        let layerKV = s.cache.layers[l]
+        let longest = window.map { min($0, p0 + n) } ?? (p0 + n)
+        let parts = n < pool.threads && longest >= 256 ? pool.threads : 1
+        pool.parallelFor(n * parts) { worker, range in
+            let scores = s.scores + worker * s.scoresStride, kbuf = s.kvScratch + worker * kvDim
+            for job in range {
+                let t = job / parts, part = job % parts, p = p0 + t
                 let first = window.map { max(0, p - $0 + 1) } ?? 0
-                let q = s.q + t * qDim + hd * d
-                for k in first...p {
-                    scores[k - first] = dot(q, cache.key(layer: l, position: k) + kvh * d, d) * scale
+                let total = p - first + 1
+                let lo = first + total * part / parts, hi = first + total * (part + 1) / parts
+                let m = s.partials + job * s.partialStride  // heads maxima, heads sums, heads x d outputs
+                let out = m + 2 * heads
+                out.update(repeating: 0, count: heads * d)
+                guard lo < hi else {
+                    for h in 0..<heads { m[h] = -.infinity; m[heads + h] = 0 }
+                    continue
                 }
-                let count = p - first + 1
-                softmaxInPlace(scores, count)
-                let out = s.attn + t * qDim + hd * d
-                out.update(repeating: 0, count: d)
-                for k in first...p {
-                    let v = cache.value(layer: l, position: k) + kvh * d, wgt = scores[k - first]
-                    for i in 0..<d { out[i] += wgt * v[i] }
+                let count = hi - lo
+                for k in lo..<hi {
+                    let kp = k >= p0 ? UnsafePointer(s.k + (k - p0) * kvDim) : layerKV.key(k, scratch: kbuf)
+                    for h in 0..<heads {
+                        scores[h * s.scoresHeadStride + k - lo] = dot(s.q + t * qDim + h * d, kp + (h / group) * d, d) * scale
+                    }
                 }
+                for h in 0..<heads {
+                    let row = scores + h * s.scoresHeadStride
+                    var mx = -Float.infinity
+                    for i in 0..<count { mx = max(mx, row[i]) }
+                    var sum: Float = 0
+                    for i in 0..<count {
+                        let e = expf(row[i] - mx)
+                        row[i] = e
+                        sum += e
+                    }
+                    m[h] = mx
+                    m[heads + h] = sum
+                }
+                for k in lo..<hi {
+                    let vp = k >= p0 ? UnsafePointer(s.v + (k - p0) * kvDim) : layerKV.value(k, scratch: kbuf)
+                    for h in 0..<heads {
+                        let wgt = scores[h * s.scoresHeadStride + k - lo], v = vp + (h / group) * d, o = out + h * d
+                        for i in 0..<d { o[i] += wgt * v[i] }
+                    }
+                }
+            }
+        }
+        // Merge the partials of each token: out = sum_j e^(m_j - M) out_j / sum_j e^(m_j - M) sum_j.
+        for t in 0..<n {
+            for h in 0..<heads {
+                var mx = -Float.infinity
+                for part in 0..<parts { mx = max(mx, s.partials[(t * parts + part) * s.partialStride + h]) }
+                var denom: Float = 0
+                let dst = s.attn + t * qDim + h * d
+                dst.update(repeating: 0, count: d)
+                for part in 0..<parts {
+                    let m = s.partials + (t * parts + part) * s.partialStride
+                    guard m[heads + h] > 0 else { continue }
+                    let f = expf(m[h] - mx)
+                    denom += f * m[heads + h]
+                    let o = m + 2 * heads + h * d
+                    for i in 0..<d { dst[i] += f * o[i] }
+                }
+                let inv = 1 / denom
+                for i in 0..<d { dst[i] *= inv }
             }
         }
     }
@@ -227,13 +295,16 @@ public final class Gemma3Model: Sendable {
     }
 }
 
-/// Per-sequence state: the KV cache and every activation buffer, allocated once (the forward pass allocates nothing).
+/// Per-sequence state: the KV cache and every activation buffer, allocated once (the forward pass allocates nothing
+/// except when a full-length cache layer grows).
 public final class Gemma3State {
     public let cache: KVCache
     public let maxBatch: Int
     let logitGroup: Int
-    var chunkStartPosition = 0
-    let x, xb, q, k, v, attn, gate, up, scores, logits: UnsafeMutablePointer<Float>
+    let x, xb, q, k, v, attn, gate, up, logits: UnsafeMutablePointer<Float>
+    /// Attention scratch: per worker, heads rows of scores over up to `capacity` keys, and one converted K/V row.
+    let scores, kvScratch, partials: UnsafeMutablePointer<Float>
+    let scoresHeadStride, scoresStride, partialStride: Int
     let ropeCos, ropeSin: [UnsafeMutablePointer<Float>]
     let matmul: MatmulScratch
     private var owned: [UnsafeMutablePointer<Float>] = []
@@ -242,7 +313,7 @@ public final class Gemma3State {
         self.cache = cache
         self.maxBatch = max(1, maxBatch)
         logitGroup = min(self.maxBatch, 8)
-        let b = self.maxBatch, h = c.hiddenSize, qd = c.numAttentionHeads * c.headDim
+        let b = self.maxBatch, h = c.hiddenSize, heads = c.numAttentionHeads, qd = heads * c.headDim
         let kvd = c.numKeyValueHeads * c.headDim, f = c.intermediateSize
         var owned: [UnsafeMutablePointer<Float>] = []
         func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
@@ -253,7 +324,12 @@ public final class Gemma3State {
         }
         x = alloc(b * h); xb = alloc(b * max(h, qd)); q = alloc(b * qd); k = alloc(b * kvd); v = alloc(b * kvd)
         attn = alloc(b * qd); gate = alloc(b * f); up = alloc(b * f)
-        scores = alloc(workers * cache.capacity)
+        scoresHeadStride = cache.capacity
+        scoresStride = heads * cache.capacity
+        scores = alloc(workers * scoresStride)
+        kvScratch = alloc(workers * kvd)
+        partialStride = 2 * heads + qd
+        partials = alloc(max(b, workers) * workers * partialStride)
         logits = alloc(logitGroup * c.vocabSize)
         ropeCos = (0..<ropeKinds).map { _ in alloc(b * c.headDim / 2) }
         ropeSin = (0..<ropeKinds).map { _ in alloc(b * c.headDim / 2) }

@@ -6,10 +6,15 @@ import GemmaModel
 import Testing
 
 @Suite(.serialized) struct ReferenceLogitsTests {
+    /// The model issue's tolerance, for the exact path (f32 KV).
     static let logitTolerance: Float = 0.02
+    /// f16 KV rounds keys and values to 11 significant bits; measured 0.0193 worst case here (top-1 unchanged).
+    static let f16KVLogitTolerance: Float = 0.03
     static let nearTie: Float = 0.05
 
-    @Test func topLogitsMatchTheReferenceOver1024Positions() throws {
+    /// f32 is the exact path; f16 is the default KV storage. Both prefill in chunks of 64 through rings of 512.
+    @Test(arguments: [KVStorage.f32, .f16])
+    func topLogitsMatchTheReferenceOver1024Positions(kv: KVStorage) throws {
         guard let path = TestPaths.requireModel() else { return }
         let model = try Gemma3Model(path: path)
         let golden = try TestPaths.json("reference-topk.json") as! [String: Any]
@@ -18,7 +23,9 @@ import Testing
         let top = (golden["top"] as! [[[NSNumber]]]).map { $0.map { (id: $0[0].intValue, logit: $0[1].floatValue) } }
         #expect(ids.count == 1024 && top.count == 1024)
 
-        let state = model.makeState(capacity: ids.count, maxBatch: 64)
+        let state = model.makeState(capacity: ids.count, maxBatch: 64, kvStorage: kv)
+        let rings = state.cache.layers.filter { $0.isRing }.count
+        #expect(rings == 15)
         var worst: Float = 0, worstAt = 0, top1Agree = 0, ties = 0, lseWorst = 0.0
         var klTop = 0.0
         try model.forward(ids, state: state, logits: .all) { p, logits in
@@ -45,7 +52,7 @@ import Testing
                 klTop += pr * ((Double(want) - lse[p]) - (Double(logits[id]) - myLse))
             }
         }
-        print("logits: top-1 agrees at \(top1Agree)/1024 positions (\(ties) near ties); max |logit - reference| over the top-32 = \(worst) at position \(worstAt); max |lse diff| = \(lseWorst); top-32 partial KL mean = \(klTop / 1024)")
-        #expect(worst <= Self.logitTolerance)
+        print("logits (KV \(kv)): top-1 agrees at \(top1Agree)/1024 positions (\(ties) near ties); max |logit - reference| over the top-32 = \(worst) at position \(worstAt); max |lse diff| = \(lseWorst); top-32 partial KL mean = \(klTop / 1024)")
+        #expect(worst <= (kv == .f32 ? Self.logitTolerance : Self.f16KVLogitTolerance))
     }
 }

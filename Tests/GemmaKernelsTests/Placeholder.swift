@@ -1,1 +1,0 @@
-// Placeholder until kernel tests land.

@@ -1,0 +1,74 @@
+// Vector kernels against scalar twins, over sizes that hit every tail (1, 7, 8, 9, 15, 16, 17, 31..33, 4095).
+import Foundation
+import GemmaKernels
+import Testing
+
+struct Rng: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func floats(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in Float.random(in: -scale...scale, using: &self) } }
+}
+
+@Suite struct VectorTests {
+    static let sizes = [1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 640, 4095]
+    /// Relative tolerance of an f32 dot product against an f64 one, for these sizes and inputs.
+    static let dotTolerance: Float = 1e-5
+
+    @Test(arguments: sizes) func dotMatchesScalarTwin(n: Int) {
+        var r = Rng(state: UInt64(n))
+        let a = r.floats(n), b = r.floats(n)
+        let fast = dot(a, b, n), exact = dotScalar(a, b, n)
+        let norm = zip(a, b).reduce(Float(0)) { $0 + abs($1.0 * $1.1) }
+        #expect(abs(fast - exact) <= Self.dotTolerance * max(norm, 1e-6))
+    }
+
+    @Test(arguments: [1, 7, 256, 640]) func rmsNormMatchesDefinition(n: Int) {
+        var r = Rng(state: 99)
+        let x = r.floats(n, scale: 30), w = r.floats(n)
+        var out = [Float](repeating: 0, count: n)
+        rmsNorm(x, weight: w, offset: 1, eps: 1e-6, count: n, into: &out)
+        let ms = x.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(n)
+        let inv = 1 / (ms + 1e-6).squareRoot()
+        for i in 0..<n {
+            let want = Double(x[i]) * inv * (1 + Double(w[i]))
+            #expect(abs(Double(out[i]) - want) <= 1e-5 * max(1, abs(want)))
+        }
+    }
+
+    @Test func geluTanhMatchesPyTorchFormula() {
+        for x in stride(from: Float(-8), through: 8, by: 0.25) {
+            let d = Double(x)
+            let want = 0.5 * d * (1 + tanh((2 / Double.pi).squareRoot() * (d + 0.044715 * d * d * d)))
+            #expect(abs(Double(geluTanh(x)) - want) <= 1e-6 * max(1, abs(want)))
+        }
+    }
+
+    @Test(arguments: [1, 5, 512]) func softmaxSumsToOneAndKeepsOrder(n: Int) {
+        var r = Rng(state: 5)
+        var x = r.floats(n, scale: 20)
+        let original = x
+        softmaxInPlace(&x, n)
+        #expect(abs(x.reduce(0, +) - 1) < 1e-5)
+        let m = original.max()!
+        let denom = original.reduce(0.0) { $0 + exp(Double($1 - m)) }
+        for i in 0..<n { #expect(abs(Double(x[i]) - exp(Double(original[i] - m)) / denom) < 1e-6) }
+    }
+
+    @Test func workerPoolCoversEveryIndexOnce() {
+        let pool = WorkerPool(threads: 2)
+        for count in [0, 1, 2, 3, 17, 1000] {
+            var hits = [Int](repeating: 0, count: count)
+            hits.withUnsafeMutableBufferPointer { h in
+                let base = h.baseAddress
+                pool.parallelFor(count) { _, range in for i in range { base![i] += 1 } }
+            }
+            #expect(hits.allSatisfy { $0 == 1 })
+        }
+    }
+}

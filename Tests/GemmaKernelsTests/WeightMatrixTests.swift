@@ -1,0 +1,43 @@
+// Weight products in every format the model uses, against dequantize-the-whole-matrix then multiply in f64.
+import Foundation
+import GemmaFormats
+import GemmaKernels
+import Testing
+
+@Suite struct WeightMatrixTests {
+    static let relativeTolerance = 1e-5
+
+    @Test(arguments: [TensorType.f32, .f16, .bf16, .q4_0, .q5_0, .q8_0, .q4_K, .q6_K])
+    func batchProductMatchesReference(type: TensorType) throws {
+        let cols = type.blockSize == 256 ? 512 : 96, rows = 37, batch = 5
+        var r = Rng(state: UInt64(type.rawValue) + 1)
+        let w = r.floats(rows * cols)
+        var bytes = [UInt8](repeating: 0, count: rows * type.rowBytes(cols)!)
+        try bytes.withUnsafeMutableBytes { dst in
+            for row in 0..<rows {
+                try w.withUnsafeBufferPointer { src in
+                    try type.quantize(src.baseAddress! + row * cols, count: cols, into: dst.baseAddress! + row * type.rowBytes(cols)!)
+                }
+            }
+        }
+        var deq = [Float](repeating: 0, count: rows * cols)
+        try bytes.withUnsafeBytes { try type.dequantize($0.baseAddress!, count: rows * cols, into: &deq) }
+        let x = r.floats(batch * cols)
+        var y = [Float](repeating: .nan, count: batch * rows)
+        bytes.withUnsafeBytes { raw in
+            let m = WeightMatrix(type: type, rows: rows, cols: cols, base: raw.baseAddress!)
+            m.multiply(x, xStride: cols, batch: batch, into: &y, yStride: rows, pool: WorkerPool(threads: 2),
+                       scratch: MatmulScratch(workers: 2, maxCols: cols))
+        }
+        for t in 0..<batch {
+            for row in 0..<rows {
+                var want = 0.0, norm = 0.0
+                for c in 0..<cols {
+                    want += Double(deq[row * cols + c]) * Double(x[t * cols + c])
+                    norm += abs(Double(deq[row * cols + c]) * Double(x[t * cols + c]))
+                }
+                #expect(abs(Double(y[t * rows + row]) - want) <= Self.relativeTolerance * max(norm, 1e-9))
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+// The report's KV design on the real model (f32 KV, so equality is exact): rings of exactly the window give the
+// same logits as a full cache; chunking does not change results; a prefix is reused after the rings wrapped
+// (through a snapshot) with logits equal to a cold run; overflowing the context is a clear error.
+import Foundation
+import GemmaModel
+import Testing
+
+@Suite(.serialized) struct KVCacheTests {
+    static func ids() throws -> [Int] {
+        let golden = try TestPaths.json("reference-topk.json") as! [String: Any]
+        return (golden["input_ids"] as! [NSNumber]).map(\.intValue)
+    }
+
+    /// Logits at the given positions (indices into `tokens`), as arrays.
+    static func logits(_ model: Gemma3Model, _ state: Gemma3State, _ tokens: [Int], at: [Int]) throws -> [[Float]] {
+        var out: [[Float]] = []
+        try model.forward(tokens, state: state, logits: .at(at)) { _, l in out.append(Array(l)) }
+        return out
+    }
+
+    @Test func ringsGiveTheSameLogitsAsAFullCacheWhateverTheChunking() throws {
+        guard let path = TestPaths.requireModel() else { return }
+        let model = try Gemma3Model(path: path)
+        let ids = Array(try Self.ids().prefix(700))
+        let probe = [0, 511, 512, 513, 699]
+        let full = model.makeState(capacity: 700, maxBatch: 128, kvStorage: .f32, ringLocalLayers: false)
+        let fullHasRings = full.cache.layers.contains { $0.isRing }
+        #expect(!fullHasRings)
+        let want = try Self.logits(model, full, ids, at: probe)
+        for batch in [1, 7, 64, 512] {
+            let ring = model.makeState(capacity: 700, maxBatch: batch, kvStorage: .f32)
+            let ringSlots = ring.cache.layers.filter { $0.isRing }.map(\.slots)
+            #expect(ringSlots == [Int](repeating: 512, count: 15))
+            // Decode-sized calls for batch 1 exercise the split-key attention path.
+            var got: [[Float]] = []
+            if batch == 1 {
+                for (i, t) in ids.enumerated() {
+                    try model.forward([t], state: ring, logits: probe.contains(i) ? .last : .none) { _, l in got.append(Array(l)) }
+                }
+            } else {
+                got = try Self.logits(model, ring, ids, at: probe)
+            }
+            let diff = zip(got, want).map { zip($0, $1).map { abs($0 - $1) }.max() ?? 0 }.max() ?? .infinity
+            print("ring vs full cache, batch \(batch): max |logit difference| \(diff)")
+            // Chunked prefill is bit-identical; single-token steps split the keys over workers and merge the
+            // partial softmaxes, which changes the order of summation only.
+            #expect(got.count == want.count)
+            #expect(batch == 1 ? diff < 1e-3 : diff == 0, "batch \(batch): max difference \(diff)")
+        }
+    }
+
+    @Test func prefixIsReusedAfterTheRingsWrapped() throws {
+        guard let path = TestPaths.requireModel() else { return }
+        let model = try Gemma3Model(path: path)
+        let ids = try Self.ids()
+        let a = Array(ids[0..<600]), b = Array(ids[600..<700]), c = Array(ids[700..<760])
+        let s = model.makeState(capacity: 1024, kvStorage: .f32)
+        #expect(try model.prefill(a, state: s, snapshot: true) == 0)
+        try model.forward(b, state: s, logits: .none)
+        #expect(s.cache.count == 700 && !s.cache.canTruncate(to: 650) && s.cache.canTruncate(to: 600))
+        var warm: [Float] = []
+        let reused = try model.prefill(a + c, state: s) { _, l in warm = Array(l) }
+        #expect(reused == 600)
+        #expect(s.cache.count == 660)
+        let cold = model.makeState(capacity: 1024, kvStorage: .f32)
+        var want: [Float] = []
+        try model.forward(a + c, state: cold) { _, l in want = Array(l) }
+        #expect(warm == want)
+        // Continuing a prompt (a chat's next turn) reuses everything without a snapshot.
+        #expect(try model.prefill(a + c + [236761, 108], state: s) == 660)
+    }
+
+    @Test func overflowIsAClearError() throws {
+        guard let path = TestPaths.requireModel() else { return }
+        let model = try Gemma3Model(path: path)
+        let s = model.makeState(capacity: 8)
+        try model.forward([2, 818, 3823, 8864, 37423], state: s, logits: .none)
+        func overflowError() -> ModelError? {
+            do { try model.forward([1, 2, 3, 4], state: s, logits: .none); return nil } catch { return error }
+        }
+        let message = overflowError().map { "\($0)" } ?? "overflow accepted"
+        #expect(message.contains("context overflow: 5 cached + 4 new tokens = 9 positions, but the cache holds 8"))
+        #expect(s.cache.count == 5)  // nothing was written
+    }
+
+    @Test func cacheSizesFollowTheReportsDesign() throws {
+        guard let path = TestPaths.requireModel() else { return }
+        let model = try Gemma3Model(path: path)
+        let s = model.makeState(capacity: 32_768)
+        s.cache.reserve(32_768)
+        // 3 global layers x 32768 x (K,V) x 256 x 2 bytes + 15 local rings x 512 x 2 x 256 x 2 bytes.
+        #expect(s.cache.bytes == 3 * 32_768 * 1024 + 15 * 512 * 1024)
+        #expect(s.cache.bytes <= 111 * 1024 * 1024)  // llama.cpp's sliding-window cache at -c 32768
+    }
+}
