@@ -1,7 +1,17 @@
 // A weight matrix in its stored format (memory-mapped, never dequantized whole) and the products the model needs:
-// Y[t] = W · X[t] for a batch of activation rows. Each weight row is dequantized once into per-worker scratch
-// and reused for every activation row of the batch.
+// Y[t] = W · X[t] for a batch of activation rows, choosing the kernel by batch size and precision:
+//  - batches of `gemmMinimumBatch` rows or more: the f32 panel GEMM (exact f32; each panel dequantized once);
+//  - smaller batches (decode) in `.fast` precision: integer row kernels over int16-quantized activations;
+//  - otherwise: each weight row dequantized once into scratch, then f32 dots (exact f32).
 import GemmaFormats
+
+/// How activations meet quantized weights in small-batch products.
+public enum Precision: String, Sendable, CaseIterable {
+    /// Activations quantized to int16 per 32 elements for the integer kernels (relative error ~1e-5 per block).
+    case fast
+    /// f32 activations and dequantized f32 weights everywhere.
+    case exact
+}
 
 public struct WeightMatrix: @unchecked Sendable {  // points into a read-only mapping that the model keeps alive
     public let type: TensorType
@@ -11,6 +21,8 @@ public struct WeightMatrix: @unchecked Sendable {  // points into a read-only ma
     public let cols: Int
     public let base: UnsafeRawPointer
     public let rowBytes: Int
+    /// Batches at least this large use the panel GEMM.
+    public static let gemmMinimumBatch = 8
 
     public init(type: TensorType, rows: Int, cols: Int, base: UnsafeRawPointer) {
         precondition(type.canDequantize && cols % type.blockSize == 0)
@@ -33,33 +45,74 @@ public struct WeightMatrix: @unchecked Sendable {  // points into a read-only ma
     }
 }
 
-/// Scratch a worker needs for matrix products: one dequantized row per worker.
-public final class MatmulScratch: @unchecked Sendable {  // each worker uses only its own row
+/// Scratch for matrix products: per worker a dequantized row and a GEMM panel; shared quantized activations.
+public final class MatmulScratch: @unchecked Sendable {  // each worker uses only its own row and panel
     let rows: UnsafeMutablePointer<Float>
+    let panels: UnsafeMutablePointer<Float>
     let stride: Int
-    public init(workers: Int, maxCols: Int) {
-        stride = (maxCols + 15) / 16 * 16
+    public let activations: QuantizedActivations
+
+    public init(workers: Int, maxCols: Int, maxBatch: Int = 1) {
+        stride = (maxCols + 31) / 32 * 32
         rows = .allocate(capacity: workers * stride)
+        panels = .allocate(capacity: workers * 32 * stride)
+        activations = QuantizedActivations(maxRows: max(1, maxBatch), maxCols: stride)
     }
-    deinit { rows.deallocate() }
+
+    deinit {
+        rows.deallocate()
+        panels.deallocate()
+    }
+
     func row(_ w: Int) -> UnsafeMutablePointer<Float> { rows + w * stride }
+    func panel(_ w: Int) -> UnsafeMutablePointer<Float> { panels + w * 32 * stride }
 }
 
 extension WeightMatrix {
     /// `y[t][rowRange] = W[rowRange] · x[t]` for `t < batch`; x rows are `xStride` floats apart, y rows `yStride`.
-    /// Rows of W are split across the pool's workers.
+    /// Rows of W are split across the pool's workers. With `allowGemm` false, batches never take the GEMM, so that
+    /// each activation row gets the same arithmetic whatever else is in the batch (decoding several sequences).
     public func multiply(_ x: UnsafePointer<Float>, xStride: Int, batch: Int,
                          into y: UnsafeMutablePointer<Float>, yStride: Int,
-                         rowRange: Range<Int>? = nil, pool: WorkerPool, scratch: MatmulScratch) {
+                         rowRange: Range<Int>? = nil, precision: Precision = .fast, allowGemm: Bool = true,
+                         pool: WorkerPool, scratch: MatmulScratch) {
         let range = rowRange ?? 0..<rows
+        guard batch > 0, !range.isEmpty else { return }
+        let cols = cols
+        if allowGemm, batch >= Self.gemmMinimumBatch, range.lowerBound % 32 == 0 {
+            // Whole 32-row panels by GEMM, a tail of fewer than 32 rows by dequantized-row dots.
+            let panels = (range.lowerBound / 32)..<(range.lowerBound / 32 + range.count / 32)
+            pool.parallelFor(panels.count) { w, slice in
+                gemmPanels((panels.lowerBound + slice.lowerBound)..<(panels.lowerBound + slice.upperBound), x, xStride: xStride,
+                           tokens: batch, into: y, yStride: yStride, panel: scratch.panel(w), row: scratch.row(w))
+            }
+            let tail = (panels.upperBound * 32)..<range.upperBound
+            if !tail.isEmpty { multiplyByRows(x, xStride: xStride, batch: batch, into: y, yStride: yStride, range: tail, pool: pool, scratch: scratch) }
+            return
+        }
+        if precision == .fast, type.hasIntegerRowKernel, batch <= scratch.activations.maxRows {
+            let a = scratch.activations
+            a.quantize(x, stride: xStride, rows: batch, cols: cols)
+            pool.parallelFor(range.count, minimumPerWorker: 16) { _, slice in
+                for r in slice.lowerBound + range.lowerBound..<slice.upperBound + range.lowerBound {
+                    let row = base + r * rowBytes
+                    for t in 0..<batch { y[t * yStride + r] = dotRow(type, row, cols: cols, a, t) }
+                }
+            }
+            return
+        }
+        multiplyByRows(x, xStride: xStride, batch: batch, into: y, yStride: yStride, range: range, pool: pool, scratch: scratch)
+    }
+
+    /// Each weight row dequantized once into worker scratch, then an f32 dot per activation row.
+    private func multiplyByRows(_ x: UnsafePointer<Float>, xStride: Int, batch: Int, into y: UnsafeMutablePointer<Float>,
+                                yStride: Int, range: Range<Int>, pool: WorkerPool, scratch: MatmulScratch) {
         let cols = cols
         pool.parallelFor(range.count, minimumPerWorker: 16) { w, slice in
             let buf = scratch.row(w)
             for r in slice.lowerBound + range.lowerBound..<slice.upperBound + range.lowerBound {
                 dequantizeRow(r, into: buf)
-                for t in 0..<batch {
-                    y[t * yStride + r] = dot(buf, x + t * xStride, cols)
-                }
+                for t in 0..<batch { y[t * yStride + r] = dot(buf, x + t * xStride, cols) }
             }
         }
     }

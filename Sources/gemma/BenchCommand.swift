@@ -14,6 +14,8 @@ struct Bench: ParsableCommand {
     @Option(name: .short, help: "Threads (default: all cores).") var t = ProcessInfo.processInfo.activeProcessorCount
     @Option(name: .short, help: "Repetitions.") var r = 5
     @Flag(help: "Print one JSON object.") var json = false
+    @Flag(help: .hidden) var noHead = false
+    @Flag(help: "Exact f32 products everywhere (no int16 activations).") var exact = false
 
     func validate() throws {
         guard p >= 0, n >= 0, p + n > 0 else { throw ValidationError("-p and -n must be >= 0 and not both 0") }
@@ -21,7 +23,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        let m = try Gemma3Model(path: model.resolve(), threads: t)
+        let m = try Gemma3Model(path: model.resolve(), threads: t, precision: exact ? .exact : .fast)
         var seed: UInt64 = 42
         func nextID() -> Int {  // deterministic ids in the ordinary-text range
             seed = seed &* 6364136223846793005 &+ 1442695040888963407
@@ -43,7 +45,7 @@ struct Bench: ParsableCommand {
                 var token = prompt[0]
                 let start = DispatchTime.now().uptimeNanoseconds
                 for _ in 0..<n {
-                    try m.forward([token], state: s, logits: .last) { _, logits in
+                    try m.forward([token], state: s, logits: noHead ? .none : .last) { _, logits in
                         token = logits.indices.max { logits[$0] < logits[$1] } ?? 0
                     }
                 }
@@ -52,6 +54,7 @@ struct Bench: ParsableCommand {
             }
         }
         func stats(_ xs: [Double]) -> (median: Double, min: Double, max: Double) {
+            guard !xs.isEmpty else { return (0, 0, 0) }
             let s = xs.sorted()
             return (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2, s.first ?? 0, s.last ?? 0)
         }

@@ -1,0 +1,60 @@
+// Activations quantized to int16 per 32 elements with an f32 scale, for the integer row kernels. The machine's
+// integer dot instructions reachable from Swift (vpmaddwd / vpdpwssd) multiply int16 pairs anyway, so 16-bit
+// activations cost no more than 8-bit ones (llama.cpp's choice) and carry 256x less rounding error:
+// |x - d*q| <= d/2 with d = max|x| / 32767 per block.
+
+/// Rows of activations quantized per 32 elements: `q` (int16), `scales` (f32), `sums` (sum of q per block) and
+/// `scaledSums` (scale * sum, for formats with a min term such as Q4_K).
+public final class QuantizedActivations: @unchecked Sendable {  // written before a product, read-only during it
+    public let maxRows: Int
+    public let maxCols: Int
+    let q: UnsafeMutablePointer<Int16>
+    let scales, scaledSums: UnsafeMutablePointer<Float>
+    let sums: UnsafeMutablePointer<Int32>
+    public private(set) var cols = 0
+
+    public init(maxRows: Int, maxCols: Int) {
+        self.maxRows = max(1, maxRows)
+        self.maxCols = (maxCols + 31) / 32 * 32
+        q = .allocate(capacity: self.maxRows * self.maxCols)
+        let blocks = self.maxRows * self.maxCols / 32
+        scales = .allocate(capacity: blocks)
+        scaledSums = .allocate(capacity: blocks)
+        sums = .allocate(capacity: blocks)
+    }
+
+    deinit {
+        q.deallocate()
+        scales.deallocate()
+        scaledSums.deallocate()
+        sums.deallocate()
+    }
+
+    /// Quantizes `rows` rows of `cols` floats (`cols % 32 == 0`), `stride` floats apart. Rounds half away from zero.
+    public func quantize(_ x: UnsafePointer<Float>, stride: Int, rows: Int, cols: Int) {
+        precondition(rows <= maxRows && cols <= maxCols && cols % 32 == 0)
+        self.cols = cols
+        for r in 0..<rows {
+            let src = x + r * stride, dst = q + r * cols, rowBlock = r * cols / 32
+            for b in 0..<cols / 32 {
+                var amax: Float = 0
+                for i in 0..<32 { amax = max(amax, abs(src[32 * b + i])) }
+                let d = amax / 32767, id: Float = d == 0 ? 0 : 1 / d
+                var s: Int32 = 0
+                for i in 0..<32 {
+                    let v = Int16((src[32 * b + i] * id).rounded(.toNearestOrAwayFromZero))
+                    dst[32 * b + i] = v
+                    s &+= Int32(v)
+                }
+                scales[rowBlock + b] = d
+                sums[rowBlock + b] = s
+                scaledSums[rowBlock + b] = d * Float(s)
+            }
+        }
+    }
+
+    @inline(__always) func row(_ r: Int) -> (q: UnsafePointer<Int16>, d: UnsafePointer<Float>, s: UnsafePointer<Int32>, ds: UnsafePointer<Float>) {
+        let b = r * cols / 32
+        return (UnsafePointer(q + r * cols), UnsafePointer(scales + b), UnsafePointer(sums + b), UnsafePointer(scaledSums + b))
+    }
+}

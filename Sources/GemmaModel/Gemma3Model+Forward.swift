@@ -1,0 +1,245 @@
+// One forward step over rows of tokens from one or several sequences: the layer recipe, attention over each
+// sequence's cache, and the tied output head for the rows whose logits are needed.
+import Foundation
+import GemmaKernels
+
+extension Gemma3Model {
+    /// Runs every segment's tokens through the model and appends them to its cache. Rows of a segment are
+    /// contiguous; the caller has checked capacities and sizes.
+    func forwardRows(_ segments: [Segment], workspace w: Workspace) {
+        let c = config, h = c.hiddenSize, d = c.headDim
+        let qDim = c.numAttentionHeads * d, kvDim = c.numKeyValueHeads * d, f = c.intermediateSize
+        let eps = c.rmsNormEps, off = weights.normOffset
+        var n = 0
+        for (i, seg) in segments.enumerated() {
+            w.segmentStartRow[i] = n
+            w.segmentFirstPosition[i] = seg.cache.count
+            for (t, _) in seg.tokens.enumerated() {
+                w.rowPosition[n + t] = seg.cache.count + t
+                w.rowSegment[n + t] = i
+            }
+            n += seg.tokens.count
+        }
+
+        // Rows of prompt-sized segments take the GEMM; rows of decode-sized segments always take the row kernels, so
+        // that a sequence's arithmetic does not depend on what it is batched with.
+        var runs: [(rows: Range<Int>, gemm: Bool)] = []
+        for (i, seg) in segments.enumerated() {
+            let r0 = w.segmentStartRow[i], big = seg.tokens.count >= WeightMatrix.gemmMinimumBatch
+            if let last = runs.last, last.gemm == big, !big { runs[runs.count - 1].rows = last.rows.lowerBound..<(r0 + seg.tokens.count) }
+            else { runs.append((r0..<(r0 + seg.tokens.count), big)) }
+        }
+
+        // x: (n, hidden) = embedding rows * sqrt(hidden)
+        let scale = c.embeddingMultiplier
+        var row = 0
+        for seg in segments {
+            for id in seg.tokens {
+                let xr = w.x + row * h
+                weights.embedding.dequantizeRow(id, into: xr)
+                for i in 0..<h { xr[i] *= scale }
+                row += 1
+            }
+        }
+        // RoPE angles of each row's position, per distinct (base, scale), in f64.
+        let half = d / 2
+        for (kind, inv) in ropeInvFreq.enumerated() {
+            for r in 0..<n {
+                let pos = Double(w.rowPosition[r])
+                for i in 0..<half {
+                    let theta = pos * inv[i]
+                    w.ropeCos[kind][r * half + i] = Float(cos(theta))
+                    w.ropeSin[kind][r * half + i] = Float(sin(theta))
+                }
+            }
+        }
+
+        for (l, lw) in weights.layers.enumerated() {
+            // Attention block.
+            for r in 0..<n { rmsNorm(w.x + r * h, weight: lw.inputNorm, offset: off, eps: eps, count: h, into: w.xb + r * h) }
+            product(lw.q, runs, w.xb, h, w.q, qDim, w)
+            product(lw.k, runs, w.xb, h, w.k, kvDim, w)
+            product(lw.v, runs, w.xb, h, w.v, kvDim, w)
+            let kind = ropeKindOfLayer[l]
+            for r in 0..<n {
+                let cosR = w.ropeCos[kind] + r * half, sinR = w.ropeSin[kind] + r * half
+                for hd in 0..<c.numAttentionHeads {
+                    let q = w.q + r * qDim + hd * d
+                    rmsNorm(q, weight: lw.qNorm, offset: off, eps: eps, count: d, into: q)
+                    applyRoPE(q, half: half, cos: cosR, sin: sinR)
+                }
+                for hd in 0..<c.numKeyValueHeads {
+                    let k = w.k + r * kvDim + hd * d
+                    rmsNorm(k, weight: lw.kNorm, offset: off, eps: eps, count: d, into: k)
+                    applyRoPE(k, half: half, cos: cosR, sin: sinR)
+                }
+            }
+            // The step's keys and values are used at their cache's precision, read from the step's buffers, and
+            // stored only after attention: a ring of exactly the window then never loses a key a query needs.
+            for (i, seg) in segments.enumerated() {
+                let storage = seg.cache.layers[l].storage, r0 = w.segmentStartRow[i]
+                storage.round(w.k + r0 * kvDim, seg.tokens.count * kvDim)
+                storage.round(w.v + r0 * kvDim, seg.tokens.count * kvDim)
+            }
+            attend(layer: l, rows: n, segments: segments, workspace: w)
+            for (i, seg) in segments.enumerated() {
+                let layerKV = seg.cache.layers[l], r0 = w.segmentStartRow[i], p0 = w.segmentFirstPosition[i]
+                let count = seg.tokens.count
+                for t in max(0, layerKV.isRing ? count - layerKV.slots : 0)..<count {
+                    layerKV.write(position: p0 + t, key: w.k + (r0 + t) * kvDim, value: w.v + (r0 + t) * kvDim)
+                }
+            }
+            product(lw.o, runs, w.attn, qDim, w.xb, h, w)
+            for r in 0..<n {
+                let a = w.xb + r * h
+                rmsNorm(a, weight: lw.postAttentionNorm, offset: off, eps: eps, count: h, into: a)
+                addInPlace(w.x + r * h, a, h)
+            }
+            // Feed-forward block: down(gelu_tanh(gate(x)) * up(x)).
+            for r in 0..<n { rmsNorm(w.x + r * h, weight: lw.preFeedforwardNorm, offset: off, eps: eps, count: h, into: w.xb + r * h) }
+            product(lw.gate, runs, w.xb, h, w.gate, f, w)
+            product(lw.up, runs, w.xb, h, w.up, f, w)
+            gegluInPlace(w.gate, w.up, n * f)
+            product(lw.down, runs, w.gate, f, w.xb, h, w)
+            for r in 0..<n {
+                let m = w.xb + r * h
+                rmsNorm(m, weight: lw.postFeedforwardNorm, offset: off, eps: eps, count: h, into: m)
+                addInPlace(w.x + r * h, m, h)
+            }
+        }
+        for seg in segments { seg.cache.tokens.append(contentsOf: seg.tokens) }
+    }
+
+    /// `y = W x` for every run of rows, each with its kernel policy.
+    @inline(__always)
+    private func product(_ m: WeightMatrix, _ runs: [(rows: Range<Int>, gemm: Bool)], _ x: UnsafeMutablePointer<Float>, _ xStride: Int,
+                         _ y: UnsafeMutablePointer<Float>, _ yStride: Int, _ w: Workspace) {
+        for run in runs {
+            m.multiply(x + run.rows.lowerBound * xStride, xStride: xStride, batch: run.rows.count,
+                       into: y + run.rows.lowerBound * yStride, yStride: yStride, precision: precision, allowGemm: run.gemm,
+                       pool: pool, scratch: w.matmul)
+        }
+    }
+
+    /// NeoX-style rotation of one head: pairs (i, i + half).
+    @inline(__always)
+    private func applyRoPE(_ x: UnsafeMutablePointer<Float>, half: Int, cos c: UnsafePointer<Float>, sin sn: UnsafePointer<Float>) {
+        for i in 0..<half {
+            let x1 = x[i], x2 = x[i + half]
+            x[i] = x1 * c[i] - x2 * sn[i]
+            x[i + half] = x2 * c[i] + x1 * sn[i]
+        }
+    }
+
+    /// Keys per attention job: a row's keys are split at multiples of this absolute position, so the arithmetic
+    /// of a row depends only on its position, never on the thread count or on the other rows of the step.
+    static let attentionKeyGroup = 512
+
+    /// Causal attention of each row's queries: keys before the step come from the row's sequence cache, the step's
+    /// own from its buffers. Local layers see keys k with p - k < window (the current token included). Each row's
+    /// keys are cut into groups at multiples of `attentionKeyGroup`; (row, group) jobs run in parallel and their
+    /// softmax partials merge in group order, so one decoded token at long context still uses every core, and no
+    /// T x T matrix is ever built.
+    private func attend(layer l: Int, rows n: Int, segments: [Segment], workspace w: Workspace) {
+        let c = config, d = c.headDim, heads = c.numAttentionHeads, kvDim = c.numKeyValueHeads * d
+        let group = heads / c.numKeyValueHeads, qDim = heads * d, scale = c.queryScale, G = Self.attentionKeyGroup
+        let window: Int? = if case let .local(win) = attention[l].kind { win } else { nil }
+        // Jobs: for each row, its key groups in order.
+        var jobs = 0
+        for r in 0..<n {
+            let p = w.rowPosition[r], first = window.map { max(0, p - $0 + 1) } ?? 0
+            w.rowFirstJob[r] = jobs
+            jobs += p / G - first / G + 1
+        }
+        w.rowFirstJob[n] = jobs
+        let caches = segments.map { $0.cache.layers[l] }
+        caches.withUnsafeBufferPointer { caches in
+            pool.parallelFor(jobs) { worker, range in
+                let scores = w.scores + worker * w.scoresStride, kbuf = w.kvScratch + worker * kvDim
+                var r = 0
+                for job in range {
+                    while w.rowFirstJob[r + 1] <= job { r += 1 }
+                    let p = w.rowPosition[r]
+                    let seg = w.rowSegment[r], p0 = w.segmentFirstPosition[seg], r0 = w.segmentStartRow[seg]
+                    let layerKV = caches[seg]
+                    let first = window.map { max(0, p - $0 + 1) } ?? 0
+                    let g = first / G + (job - w.rowFirstJob[r])
+                    let lo = max(first, g * G), hi = min(p + 1, (g + 1) * G)
+                    let m = w.partials + job * w.partialStride  // heads maxima, heads sums, heads x d outputs
+                    let out = m + 2 * heads
+                    out.update(repeating: 0, count: heads * d)
+                    let count = hi - lo
+                    for k in lo..<hi {
+                        let kp = k >= p0 ? UnsafePointer(w.k + (r0 + k - p0) * kvDim) : layerKV.key(k, scratch: kbuf)
+                        for hd in 0..<heads {
+                            scores[hd * G + k - lo] = dot(w.q + r * qDim + hd * d, kp + (hd / group) * d, d) * scale
+                        }
+                    }
+                    for hd in 0..<heads {
+                        let sRow = scores + hd * G
+                        var mx = -Float.infinity
+                        for i in 0..<count { mx = max(mx, sRow[i]) }
+                        var sum: Float = 0
+                        for i in 0..<count {
+                            let e = expf(sRow[i] - mx)
+                            sRow[i] = e
+                            sum += e
+                        }
+                        m[hd] = mx
+                        m[heads + hd] = sum
+                    }
+                    for k in lo..<hi {
+                        let vp = k >= p0 ? UnsafePointer(w.v + (r0 + k - p0) * kvDim) : layerKV.value(k, scratch: kbuf)
+                        for hd in 0..<heads {
+                            let wgt = scores[hd * G + k - lo], v = vp + (hd / group) * d, o = out + hd * d
+                            for i in 0..<d { o[i] += wgt * v[i] }
+                        }
+                    }
+                }
+            }
+        }
+        // Merge each row's groups in order: out = sum_j e^(m_j - M) out_j / sum_j e^(m_j - M) sum_j.
+        for r in 0..<n {
+            let firstJob = w.rowFirstJob[r], lastJob = w.rowFirstJob[r + 1]
+            for hd in 0..<heads {
+                let dst = w.attn + r * qDim + hd * d
+                if lastJob - firstJob == 1 {
+                    let m = w.partials + firstJob * w.partialStride, inv = 1 / m[heads + hd], o = m + 2 * heads + hd * d
+                    for i in 0..<d { dst[i] = o[i] * inv }
+                    continue
+                }
+                var mx = -Float.infinity
+                for job in firstJob..<lastJob { mx = max(mx, w.partials[job * w.partialStride + hd]) }
+                var denom: Float = 0
+                dst.update(repeating: 0, count: d)
+                for job in firstJob..<lastJob {
+                    let m = w.partials + job * w.partialStride
+                    let f = expf(m[hd] - mx)
+                    denom += f * m[heads + hd]
+                    let o = m + 2 * heads + hd * d
+                    for i in 0..<d { dst[i] += f * o[i] }
+                }
+                let inv = 1 / denom
+                for i in 0..<d { dst[i] *= inv }
+            }
+        }
+    }
+
+    /// Final norm and the tied output head for the given rows of the last step, in groups. With `allowGemm` false
+    /// each row gets the row kernel whatever the group size (rows of decoded sequences stepped together).
+    func emitLogits(rows: [Int], workspace w: Workspace, allowGemm: Bool = true, _ body: (Int, UnsafeBufferPointer<Float>) -> Void) {
+        let h = config.hiddenSize, v = config.vocabSize
+        var i = 0
+        while i < rows.count {
+            let g = min(w.logitGroup, rows.count - i)
+            for j in 0..<g {
+                rmsNorm(w.x + rows[i + j] * h, weight: weights.finalNorm, offset: weights.normOffset, eps: config.rmsNormEps,
+                        count: h, into: w.xb + j * h)
+            }
+            weights.embedding.multiply(w.xb, xStride: h, batch: g, into: w.logits, yStride: v, precision: precision,
+                                       allowGemm: allowGemm, pool: pool, scratch: w.matmul)
+            for j in 0..<g { body(rows[i + j], UnsafeBufferPointer(start: w.logits + j * v, count: v)) }
+            i += g
+        }
+    }
+}

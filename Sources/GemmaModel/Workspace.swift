@@ -1,0 +1,53 @@
+// Activation buffers for forward steps, allocated once: the forward pass itself allocates nothing (a full-length
+// cache layer may grow when a sequence outgrows it).
+import GemmaKernels
+
+/// Buffers for up to `maxRows` token rows (of one or several sequences) over contexts of up to `maxContext`.
+public final class Workspace {
+    public let maxRows: Int
+    public let maxContext: Int
+    let logitGroup: Int
+    let x, xb, q, k, v, attn, gate, up, logits: UnsafeMutablePointer<Float>
+    /// Per row: its position, its segment, and the position of its segment's first row.
+    let rowPosition, rowSegment, segmentStartRow, segmentFirstPosition, rowFirstJob: UnsafeMutablePointer<Int>
+    /// Attention scratch: per worker, one row of scores per head over a key group, and a converted K/V row;
+    /// per (row, key group) job, softmax partials.
+    let scores, kvScratch, partials: UnsafeMutablePointer<Float>
+    let scoresHeadStride, scoresStride, partialStride: Int
+    let ropeCos, ropeSin: [UnsafeMutablePointer<Float>]
+    let matmul: MatmulScratch
+    private var owned: [UnsafeMutableRawPointer] = []
+
+    init(config c: Gemma3Config, maxRows: Int, maxContext: Int, workers: Int, ropeKinds: Int) {
+        self.maxRows = max(1, maxRows)
+        self.maxContext = max(1, maxContext)
+        logitGroup = min(self.maxRows, 8)
+        let b = self.maxRows, h = c.hiddenSize, heads = c.numAttentionHeads, qd = heads * c.headDim
+        let kvd = c.numKeyValueHeads * c.headDim, f = c.intermediateSize
+        var owned: [UnsafeMutableRawPointer] = []
+        func alloc<T: Numeric>(_ n: Int, _: T.Type = Float.self) -> UnsafeMutablePointer<T> {
+            let p = UnsafeMutablePointer<T>.allocate(capacity: max(n, 1))
+            p.initialize(repeating: 0, count: max(n, 1))
+            owned.append(UnsafeMutableRawPointer(p))
+            return p
+        }
+        x = alloc(b * h); xb = alloc(b * max(h, qd)); q = alloc(b * qd); k = alloc(b * kvd); v = alloc(b * kvd)
+        attn = alloc(b * qd); gate = alloc(b * f); up = alloc(b * f)
+        rowPosition = alloc(b, Int.self); rowSegment = alloc(b, Int.self)
+        segmentStartRow = alloc(b, Int.self); segmentFirstPosition = alloc(b, Int.self); rowFirstJob = alloc(b + 1, Int.self)
+        let group = Gemma3Model.attentionKeyGroup
+        scoresHeadStride = group
+        scoresStride = heads * group
+        scores = alloc(workers * scoresStride)
+        kvScratch = alloc(workers * kvd)
+        partialStride = 2 * heads + qd
+        partials = alloc(b * (self.maxContext / group + 2) * partialStride)
+        logits = alloc(logitGroup * c.vocabSize)
+        ropeCos = (0..<ropeKinds).map { _ in alloc(b * c.headDim / 2) }
+        ropeSin = (0..<ropeKinds).map { _ in alloc(b * c.headDim / 2) }
+        matmul = MatmulScratch(workers: workers, maxCols: max(h, f, qd), maxBatch: b)
+        self.owned = owned
+    }
+
+    deinit { for p in owned { p.deallocate() } }
+}
