@@ -31,3 +31,4 @@ swift build --build-tests "${SWIFT_FLAGS[@]}"
 swift test --skip-build "${SWIFT_FLAGS[@]}" --filter GGUFFuzzTests
 swift test --skip-build "${SWIFT_FLAGS[@]}" --skip GGUFFuzzTests
 scripts/cli-tests.sh
+scripts/chat-tty-test.sh

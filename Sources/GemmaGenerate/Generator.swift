@@ -1,19 +1,107 @@
-// The generation loop: prefill the prompt, then sample and decode one token at a time until a stop token or the
-// token limit. Reports each token as it is chosen; timings are measured around prefill and decode.
+// The generation loop: prefill the prompt (reusing what the state's KV cache already holds), then sample and decode
+// one token at a time until a stop token, a stop string, the token limit, the context's end or cancellation.
+// Each step reports the token (with optional log-probabilities) and the text it makes safe to show; the loop ends
+// with statistics. Timings are measured around prefill and decode.
 import Dispatch
 import GemmaModel
+import GemmaTokenizer
 
 /// Why generation ended.
 public enum StopReason: String, Sendable, Equatable {
     /// A stop token (`<eos>` or `<end_of_turn>`) was generated.
     case stopToken = "stop"
-    /// The token limit was reached.
+    /// A stop string appeared in the text (it is not part of the output).
+    case stopString = "stop_string"
+    /// The token limit (or the end of the state's context) was reached.
     case length
     /// The caller asked to stop.
     case cancelled
 }
 
-/// The outcome of one generation.
+/// What to generate and when to stop.
+public struct GenerationParameters: Sendable, Equatable {
+    public var sampling: SamplingParameters
+    /// Tokens to generate at most (a stop token counts as one).
+    public var maxTokens: Int
+    /// Generation ends when the text contains one of these; the stop string is never part of the output, even when
+    /// it spans several tokens.
+    public var stopStrings: [String]
+    /// Keep going past `<eos>` and `<end_of_turn>`.
+    public var ignoreStopTokens: Bool
+    /// When set, each token event carries its log-probability and this many most likely alternatives (at
+    /// temperature 1, before any sampling filter: the model's own distribution).
+    public var topLogprobs: Int?
+
+    public init(sampling: SamplingParameters = SamplingParameters(), maxTokens: Int = 256, stopStrings: [String] = [],
+                ignoreStopTokens: Bool = false, topLogprobs: Int? = nil) {
+        self.sampling = sampling
+        self.maxTokens = maxTokens
+        self.stopStrings = stopStrings
+        self.ignoreStopTokens = ignoreStopTokens
+        self.topLogprobs = topLogprobs
+    }
+}
+
+/// A token and its log-probability.
+public struct TokenLogprob: Sendable, Equatable {
+    public var id: Int
+    public var logprob: Float
+}
+
+/// One generated token.
+public struct GeneratedToken: Sendable, Equatable {
+    public var id: Int
+    /// Natural-log probability of `id` under the model (only with `GenerationParameters.topLogprobs`).
+    public var logprob: Float?
+    /// The most likely tokens at this step, best first (only with `GenerationParameters.topLogprobs`).
+    public var topLogprobs: [TokenLogprob]
+}
+
+/// What a generation reports, in order: `.prefill` progress for long prompts; for each step a `.token` and then
+/// (when any is ready) a `.text`; at the end, any held-back text and `.finished`.
+public enum GenerationEvent: Sendable, Equatable {
+    /// Prefill progress of a long prompt: `done` of `total` new prompt tokens processed (sent between chunks).
+    case prefill(done: Int, total: Int)
+    case token(GeneratedToken)
+    /// Text safe to show: whole UTF-8 characters, never part of a stop string.
+    case text(String)
+    case finished(GenerationStats)
+}
+
+/// Counts and timings of one generation.
+public struct GenerationStats: Sendable, Equatable {
+    /// Tokens in the prompt.
+    public var promptTokens: Int
+    /// Prompt tokens whose keys and values were already in the cache (a chat turn reuses the conversation so far).
+    public var reusedPromptTokens: Int
+    /// Prompt tokens run through the model now.
+    public var prefilledTokens: Int { promptTokens - reusedPromptTokens }
+    /// Tokens generated, a final stop token included.
+    public var generatedTokens: Int
+    public var promptNanoseconds: UInt64
+    public var generateNanoseconds: UInt64
+    public var stopReason: StopReason
+    /// The stop string that ended generation, if one did.
+    public var stopString: String?
+
+    /// Prefill speed over the tokens actually processed.
+    public var promptTokensPerSecond: Double { Double(prefilledTokens) / max(Double(promptNanoseconds) / 1e9, 1e-9) }
+    /// Decode speed.
+    public var generatedTokensPerSecond: Double {
+        Double(generatedTokens) / max(Double(generateNanoseconds) / 1e9, 1e-9)
+    }
+}
+
+/// The full outcome of `Generator.run`.
+public struct GenerationOutcome: Sendable {
+    public var stats: GenerationStats
+    /// Every sampled token, a final stop token included.
+    public var tokens: [Int]
+    /// The text shown (stop string and what follows it excluded).
+    public var text: String
+}
+
+/// The outcome of one `generate(prompt:maxTokens:sampling:...)`.
 public struct GenerationResult: Sendable {
     public var promptTokens: [Int]
     public var tokens: [Int]
@@ -28,6 +116,8 @@ public struct Generator: Sendable {
     public let model: Gemma3Model
     /// Token ids that end generation (Gemma 3: `<eos>` 1 and `<end_of_turn>` 106).
     public var stopTokens: Set<Int>
+    /// Prompts longer than this are prefilled in chunks of this size, with progress reported between chunks.
+    public var prefillChunk = 256
 
     public init(model: Gemma3Model) {
         self.model = model
@@ -44,22 +134,110 @@ public struct Generator: Sendable {
             throw .input("prompt (\(prompt.count) tokens) + max tokens (\(maxTokens)) = \(capacity) exceeds the model's context of \(model.config.maxPositionEmbeddings)")
         }
         let state = model.makeState(capacity: capacity)
-        var sampler = Sampler(sampling)
+        let parameters = GenerationParameters(sampling: sampling, maxTokens: maxTokens, ignoreStopTokens: ignoreStopTokens)
+        var stop = false
+        let outcome = try run(prompt: prompt, state: state, parameters: parameters, tokenizer: nil,
+                              isCancelled: { stop }) { event in
+            if case let .token(t) = event, !onToken(t.id) { stop = true }
+        }
+        return GenerationResult(promptTokens: prompt, tokens: outcome.tokens, stopReason: outcome.stats.stopReason,
+                                promptNanoseconds: outcome.stats.promptNanoseconds,
+                                generateNanoseconds: outcome.stats.generateNanoseconds, kvCacheBytes: state.cache.bytes)
+    }
+
+    /// The generation loop over a caller-owned state: the prompt is prefilled after the longest prefix the state's
+    /// cache can reuse, then tokens are sampled until a stop condition.
+    ///
+    /// - Parameters:
+    ///   - prompt: Token ids, BOS first.
+    ///   - state: Holds the KV cache; after the call it holds the prompt and every generated token but the last.
+    ///   - parameters: Sampling, limits, stop strings, log-probabilities.
+    ///   - tokenizer: Turns tokens into `.text` events and enables stop strings; nil emits tokens only.
+    ///   - snapshot: Save the cache's rings after the prompt, so that a later prompt that shares the prompt but not
+    ///     the reply (a chat turn whose reply was re-encoded) can come back to this point without a full prefill.
+    ///   - isCancelled: Polled before each model step; true ends generation with `.cancelled` within one step.
+    ///   - emit: Receives the events, in order, on the calling thread.
+    /// - Returns: The statistics (also emitted as `.finished`), every sampled token, and the text shown.
+    /// - Throws: `ModelError.input` for an empty prompt, a bad token id or a prompt longer than the state's context.
+    public func run(prompt: [Int], state: Gemma3State, parameters: GenerationParameters, tokenizer: Tokenizer?,
+                    snapshot: Bool = false, isCancelled: () -> Bool = { false },
+                    emit: (GenerationEvent) -> Void) throws(ModelError) -> GenerationOutcome {
+        guard !prompt.isEmpty else { throw .input("the prompt is empty (at least BOS is needed)") }
+        let capacity = state.cache.capacity
+        guard prompt.count < capacity else {
+            throw .input("the prompt has \(prompt.count) tokens but the context holds \(capacity) (one more is needed to generate)")
+        }
+        var sampler = Sampler(parameters.sampling)
+        if parameters.sampling.hasPenalties { sampler.accept(prompt) }
         var next = 0
+        var nextLogprobs: (Float, [TokenLogprob])? = nil
+        let wantLogprobs = parameters.topLogprobs.map { max(0, $0) }
+        func choose(_ logits: UnsafeBufferPointer<Float>) {
+            next = sampler.sample(logits)
+            if let n = wantLogprobs { nextLogprobs = Sampler.logprobs(logits, chosen: next, top: n) }
+        }
+
+        // Prefill: keep the reusable prefix, run the rest in chunks, snapshot the rings if asked.
         let t0 = DispatchTime.now().uptimeNanoseconds
-        try model.forward(prompt, state: state, logits: .last) { _, logits in next = sampler.sample(logits) }
+        let reused = state.cache.reusablePrefix(of: prompt)
+        state.cache.truncate(to: reused)
+        var done = reused
+        var reason: StopReason? = nil
+        while done < prompt.count {
+            if isCancelled() { reason = .cancelled; break }
+            let end = min(prompt.count, done + prefillChunk)
+            try model.forward(Array(prompt[done..<end]), state: state, logits: end == prompt.count ? .last : .none) { _, l in choose(l) }
+            done = end
+            if prompt.count - reused > prefillChunk { emit(.prefill(done: done - reused, total: prompt.count - reused)) }
+        }
+        if snapshot && reason == nil { state.cache.snapshot() }
         let t1 = DispatchTime.now().uptimeNanoseconds
+
+        var detokenizer = tokenizer.map { StreamingDetokenizer(tokenizer: $0) }
+        var stops = StopStringMatcher(tokenizer == nil ? [] : parameters.stopStrings)
         var tokens: [Int] = []
-        var reason = StopReason.length
-        while tokens.count < maxTokens {
+        var text = ""
+        var matched: String? = nil
+        func show(_ s: String) {
+            guard !s.isEmpty else { return }
+            text += s
+            emit(.text(s))
+        }
+        let limit = min(max(parameters.maxTokens, 0), capacity - prompt.count)
+        if reason == nil && limit == 0 { reason = .length }
+        while reason == nil {
             tokens.append(next)
-            if !onToken(next) { reason = .cancelled; break }
-            if !ignoreStopTokens && stopTokens.contains(next) { reason = .stopToken; break }
-            if tokens.count == maxTokens { break }
-            try model.forward([next], state: state, logits: .last) { _, logits in next = sampler.sample(logits) }
+            emit(.token(GeneratedToken(id: next, logprob: nextLogprobs?.0, topLogprobs: nextLogprobs?.1 ?? [])))
+            if isCancelled() { reason = .cancelled; break }
+            if !parameters.ignoreStopTokens && stopTokens.contains(next) { reason = .stopToken; break }
+            if detokenizer != nil, let piece = try? detokenizer!.append(TokenID(next)) {
+                switch stops.append(piece) {
+                case let .text(s): show(s)
+                case let .stop(before, m):
+                    show(before)
+                    matched = m
+                    reason = .stopString
+                }
+                if reason != nil { break }
+            }
+            if tokens.count >= limit { reason = .length; break }
+            if isCancelled() { reason = .cancelled; break }
+            try model.forward([next], state: state, logits: .last) { _, l in choose(l) }
+        }
+        if reason != .stopString && reason != .cancelled, detokenizer != nil {
+            switch stops.append(detokenizer!.finish()) {
+            case let .text(s): show(s + stops.flush())
+            case let .stop(before, m):
+                show(before)
+                matched = m
+                reason = .stopString
+            }
         }
         let t2 = DispatchTime.now().uptimeNanoseconds
-        return GenerationResult(promptTokens: prompt, tokens: tokens, stopReason: reason, promptNanoseconds: t1 - t0,
-                                generateNanoseconds: t2 - t1, kvCacheBytes: state.cache.bytes)
+        let stats = GenerationStats(promptTokens: prompt.count, reusedPromptTokens: reused, generatedTokens: tokens.count,
+                                    promptNanoseconds: t1 - t0, generateNanoseconds: t2 - t1,
+                                    stopReason: reason ?? .length, stopString: matched)
+        emit(.finished(stats))
+        return GenerationOutcome(stats: stats, tokens: tokens, text: text)
     }
 }

@@ -1,72 +1,194 @@
-// `gemma generate`: raw completion (BOS added, no chat template) of a prompt, streamed to stdout.
+// `gemma generate`: raw completion (BOS added, no chat template) of a prompt, streamed to stdout. Also the sampling
+// flags shared by generate, run and chat (llama.cpp's names and defaults) and the progress lines they print.
 import ArgumentParser
 import Foundation
 import GemmaGenerate
 import GemmaModel
 import GemmaTokenizer
 
+/// llama.cpp-style sampling flags and defaults.
+struct SamplingOptions: ParsableArguments {
+    @Option(name: [.customLong("temp"), .customLong("temperature")], help: "Temperature; 0 is greedy.")
+    var temp: Float = 0.8
+    @Option(name: .customLong("top-k"), help: "Keep the K most likely tokens (0 = all).") var topK = 40
+    @Option(name: .customLong("top-p"), help: "Keep the most likely tokens up to this probability mass (1 = all).")
+    var topP: Float = 0.95
+    @Option(name: .customLong("min-p"), help: "Drop tokens below this fraction of the top token's probability (0 = off).")
+    var minP: Float = 0.05
+    @Option(name: .customLong("repeat-penalty"), help: "Penalty for tokens in the last N (1 = off).")
+    var repeatPenalty: Float = 1
+    @Option(name: .customLong("repeat-last-n"), help: "Tokens the penalties look back over (0 = off, -1 = all).")
+    var repeatLastN = 64
+    @Option(name: .customLong("presence-penalty"), help: "Subtracted once from tokens present in the last N (0 = off).")
+    var presencePenalty: Float = 0
+    @Option(name: .customLong("frequency-penalty"), help: "Subtracted per occurrence in the last N (0 = off).")
+    var frequencyPenalty: Float = 0
+    @Option(name: [.customShort("l"), .customLong("logit-bias")],
+            help: "Bias a token's logit: ID+BIAS or ID-BIAS (llama.cpp's form), or ID=-inf to ban it. Repeatable.")
+    var logitBias: [String] = []
+    @Option(help: "Seed of the sampling stream (-1 = random).") var seed: Int64 = -1
+    @Option(help: "Stop when the text contains this string (\\n and \\t escapes understood). Repeatable.")
+    var stop: [String] = []
+
+    func validate() throws {
+        guard temp >= 0, temp.isFinite else { throw ValidationError("--temp must be >= 0") }
+        guard topK >= 0 else { throw ValidationError("--top-k must be >= 0") }
+        guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
+        guard minP >= 0, minP <= 1 else { throw ValidationError("--min-p must be in [0, 1]") }
+        guard repeatPenalty > 0 else { throw ValidationError("--repeat-penalty must be > 0") }
+        guard repeatLastN >= -1 else { throw ValidationError("--repeat-last-n must be >= -1") }
+        _ = try biases()
+    }
+
+    /// The seed actually used (a random one when -1).
+    var resolvedSeed: UInt64 { seed < 0 ? UInt64.random(in: 0...UInt64.max) : UInt64(seed) }
+
+    func parameters(seed: UInt64) throws -> SamplingParameters {
+        SamplingParameters(temperature: temp, topK: topK, topP: topP, minP: minP, repeatPenalty: repeatPenalty,
+                           repeatLastN: repeatLastN, presencePenalty: presencePenalty,
+                           frequencyPenalty: frequencyPenalty, logitBias: try biases(), seed: seed)
+    }
+
+    /// Stop strings with \n, \t, \r and \\ unescaped.
+    var stopStrings: [String] {
+        stop.map { s in
+            var out = "", escaped = false
+            for c in s {
+                if escaped {
+                    switch c {
+                    case "n": out.append("\n")
+                    case "t": out.append("\t")
+                    case "r": out.append("\r")
+                    default: out.append(c)
+                    }
+                    escaped = false
+                } else if c == "\\" {
+                    escaped = true
+                } else {
+                    out.append(c)
+                }
+            }
+            if escaped { out.append("\\") }
+            return out
+        }
+    }
+
+    private func biases() throws -> [Int: Float] {
+        var out: [Int: Float] = [:]
+        for item in logitBias {
+            let digits = item.prefix { $0.isNumber }
+            var rest = item.dropFirst(digits.count)
+            if rest.first == "=" { rest = rest.dropFirst() }
+            guard let id = Int(digits), !rest.isEmpty else {
+                throw ValidationError("--logit-bias \(item): expected ID+BIAS, ID-BIAS or ID=BIAS")
+            }
+            let value: Float? = rest == "-inf" ? -.infinity : rest == "+inf" || rest == "inf" ? .infinity : Float(rest)
+            guard let value else { throw ValidationError("--logit-bias \(item): \(rest) is not a number") }
+            out[id] = value
+        }
+        return out
+    }
+}
+
+/// Progress lines on stderr, only when it is a terminal.
+enum Progress {
+    static let enabled = isatty(2) != 0
+
+    static func loading(_ path: String) { if enabled { writeErr("loading \((path as NSString).lastPathComponent) ...") } }
+
+    static func loaded(seconds: Double) { if enabled { writeErr(String(format: "\r\u{1B}[Kloaded in %.1f s\n", seconds)) } }
+
+    static func prefill(_ done: Int, _ total: Int) {
+        guard enabled else { return }
+        writeErr(done < total ? "\r\u{1B}[Kprefill \(done)/\(total) tokens" : "\r\u{1B}[K")
+    }
+
+    /// Loads the model with a progress line.
+    static func load(_ path: String, threads: Int) throws -> LoadedModel {
+        loading(path)
+        let t0 = Date()
+        let loaded = try LoadedModel(path: path, threads: threads)
+        self.loaded(seconds: Date().timeIntervalSince(t0))
+        return loaded
+    }
+}
+
+/// One line of statistics: prompt tokens reused and prefilled, generation speed, why it stopped.
+func statsLine(_ s: GenerationStats) -> String {
+    String(format: "[prompt %d tokens: %d reused, %d prefilled in %.0f ms (%.1f tok/s) | %d generated at %.1f tok/s | stop: %@]",
+           s.promptTokens, s.reusedPromptTokens, s.prefilledTokens, Double(s.promptNanoseconds) / 1e6,
+           s.promptTokensPerSecond, s.generatedTokens, s.generatedTokensPerSecond,
+           s.stopReason.rawValue + (s.stopString.map { " \(jsonString($0))" } ?? ""))
+}
+
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Complete a prompt (raw completion: BOS added, no chat template), streaming the text.",
-        discussion: "The prompt comes from PROMPT, from --file F, or from stdin when PROMPT is -. Generation stops at <eos> (1) or <end_of_turn> (106) unless --ignore-eos is given, or after --max-tokens.")
+        discussion: "The prompt comes from PROMPT, from --file F, or from stdin when PROMPT is -. Generation stops at <eos> (1) or <end_of_turn> (106) unless --ignore-eos is given, at a --stop string, or after --max-tokens.")
 
     @OptionGroup var model: ModelOption
     @Argument(help: "The prompt text, or - to read it from stdin.") var prompt: String?
     @Option(help: "Read the prompt from this file.") var file: String?
+    @Option(help: "The prompt as comma-separated token ids, BOS included (instead of text).") var ids: String?
     @Option(name: [.customShort("n"), .long], help: "Maximum tokens to generate.") var maxTokens = 128
-    @Option(help: "Sampling temperature; 0 means greedy.") var temperature: Float = 0.8
-    @Option(help: "Seed of the sampling stream (default: random).") var seed: UInt64?
+    @OptionGroup(title: "Sampling") var sampling: SamplingOptions
     @Flag(help: "Do not stop at <eos> or <end_of_turn>.") var ignoreEos = false
     @Option(name: .short, help: "Threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Print one JSON object instead of streaming text.") var json = false
 
     func validate() throws {
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be >= 0") }
-        guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be >= 0") }
         guard threads >= 1 else { throw ValidationError("--threads must be >= 1") }
     }
 
     func run() throws {
-        let text = try readPrompt(argument: prompt, file: file)
-        let loaded = try LoadedModel(path: model.resolve(), threads: threads)
-        let ids = loaded.tokenizer.encode(text, addSpecial: true, parseSpecial: true).map(Int.init)
-        let sampling = SamplingParameters(temperature: temperature, seed: seed ?? UInt64.random(in: 0...UInt64.max))
-        var detok = StreamingDetokenizer(tokenizer: loaded.tokenizer)
+        let text = self.ids == nil ? try readPrompt(argument: prompt, file: file) : ""
+        let loaded = try Progress.load(model.resolve(), threads: threads)
+        let ids = try self.ids.map { list in
+            try list.split(separator: ",").map { item in
+                guard let id = Int(item.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--ids: \(item) is not a token id") }
+                return id
+            }
+        } ?? loaded.tokenizer.encode(text, addSpecial: true, parseSpecial: true).map(Int.init)
+        let seed = sampling.resolvedSeed
+        let parameters = GenerationParameters(sampling: try sampling.parameters(seed: seed), maxTokens: maxTokens,
+                                              stopStrings: sampling.stopStrings, ignoreStopTokens: ignoreEos)
         let generator = Generator(model: loaded.model)
-        let stops = generator.stopTokens
-        var out = ""
-        let result: GenerationResult
+        guard ids.count + maxTokens <= loaded.model.config.maxPositionEmbeddings else {
+            throw ExitCodeError(message: "prompt (\(ids.count) tokens) + max tokens (\(maxTokens)) exceeds the model's context of \(loaded.model.config.maxPositionEmbeddings)")
+        }
+        let state = loaded.model.makeState(capacity: ids.count + maxTokens + 1)
+        let outcome: GenerationOutcome
         do {
-            result = try generator.generate(prompt: ids, maxTokens: maxTokens, sampling: sampling, ignoreStopTokens: ignoreEos) { id in
-                if !ignoreEos && stops.contains(id) { return true }  // the stop token is not text
-                let piece = (try? detok.append(TokenID(id))) ?? ""
-                if json { out += piece } else { writeOut(piece) }
-                return true
+            outcome = try generator.run(prompt: ids, state: state, parameters: parameters, tokenizer: loaded.tokenizer) { event in
+                switch event {
+                case let .prefill(done, total): Progress.prefill(done, total)
+                case let .text(piece): if !json { writeOut(piece) }
+                case .token, .finished: break
+                }
             }
         } catch {
             throw ExitCodeError(message: "\(error)")
         }
-        let tail = detok.finish()
+        let stats = outcome.stats
         if json {
-            out += tail
             let fields: [String] = [
-                "\"prompt_tokens\":[\(result.promptTokens.map(String.init).joined(separator: ","))]",
-                "\"tokens\":[\(result.tokens.map(String.init).joined(separator: ","))]",
-                "\"text\":\(jsonString(out))",
-                "\"prompt_ms\":\(ms(result.promptNanoseconds))",
-                "\"generate_ms\":\(ms(result.generateNanoseconds))",
-                "\"stop_reason\":\"\(result.stopReason.rawValue)\"",
-                "\"seed\":\(sampling.seed)",
-                "\"kv_cache_bytes\":\(result.kvCacheBytes)",
+                "\"prompt_tokens\":[\(ids.map(String.init).joined(separator: ","))]",
+                "\"tokens\":[\(outcome.tokens.map(String.init).joined(separator: ","))]",
+                "\"text\":\(jsonString(outcome.text))",
+                "\"prompt_ms\":\(ms(stats.promptNanoseconds))",
+                "\"generate_ms\":\(ms(stats.generateNanoseconds))",
+                "\"stop_reason\":\"\(stats.stopReason.rawValue)\"",
+                "\"seed\":\(seed)",
+                "\"kv_cache_bytes\":\(state.cache.bytes)",
                 "\"peak_rss_bytes\":\(peakRSSBytes())",
             ]
             print("{" + fields.joined(separator: ",") + "}")
         } else {
-            writeOut(tail + "\n")
-            let tps = Double(result.tokens.count) / max(Double(result.generateNanoseconds) / 1e9, 1e-9)
+            writeOut("\n")
             writeErr(String(format: "[%d prompt tokens in %.0f ms, %d generated at %.1f tok/s, stop: %@]\n",
-                            result.promptTokens.count, ms(result.promptNanoseconds), result.tokens.count, tps,
-                            result.stopReason.rawValue))
+                            stats.promptTokens, ms(stats.promptNanoseconds), stats.generatedTokens,
+                            stats.generatedTokensPerSecond, stats.stopReason.rawValue))
         }
     }
 

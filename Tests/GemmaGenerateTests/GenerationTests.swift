@@ -1,4 +1,4 @@
-// The generation loop and perplexity on the real model.
+// The generation loop on the real model: stop tokens, limits, refusal of bad prompts, seeded reproducibility.
 import Foundation
 import GemmaGenerate
 import GemmaModel
@@ -36,8 +36,24 @@ import Testing
     @Test func seededSamplingIsReproducible() throws {
         guard let path = TestPaths.requireModel() else { return }
         let g = Generator(model: try Gemma3Model(path: path))
-        let a = try g.generate(prompt: Self.foxPrompt, maxTokens: 12, sampling: SamplingParameters(temperature: 1, seed: 99))
-        let b = try g.generate(prompt: Self.foxPrompt, maxTokens: 12, sampling: SamplingParameters(temperature: 1, seed: 99))
+        let p = SamplingParameters(temperature: 1, seed: 99)
+        let a = try g.generate(prompt: Self.foxPrompt, maxTokens: 12, sampling: p)
+        let b = try g.generate(prompt: Self.foxPrompt, maxTokens: 12, sampling: p)
         #expect(a.tokens == b.tokens)
+    }
+
+    @Test func aStateIsReusedAcrossCalls() throws {
+        guard let path = TestPaths.requireModel() else { return }
+        let model = try Gemma3Model(path: path)
+        let g = Generator(model: model)
+        let state = model.makeState(capacity: 64)
+        let p = GenerationParameters(sampling: .greedy, maxTokens: 3, ignoreStopTokens: true)
+        let first = try g.run(prompt: Self.foxPrompt, state: state, parameters: p, tokenizer: nil) { _ in }
+        #expect(first.tokens == Array(Self.foxGreedy.prefix(3)))
+        // Continuing from the same state reuses every cached position.
+        let longer = Self.foxPrompt + first.tokens
+        let second = try g.run(prompt: longer, state: state, parameters: p, tokenizer: nil) { _ in }
+        #expect(second.stats.reusedPromptTokens == longer.count - 1)
+        #expect(second.tokens == Array(Self.foxGreedy[3..<6]))
     }
 }

@@ -1,0 +1,120 @@
+// The Swift-concurrency face of the engine: a model and its tokenizer loaded once, shared freely, and generation as
+// an AsyncThrowingStream of events. Each generation runs on its own thread (model steps are long, blocking CPU work
+// that must not occupy the cooperative pool) with its own KV cache; cancelling the consuming task, or dropping the
+// stream, ends generation within one model step.
+import Foundation
+import GemmaModel
+import GemmaTokenizer
+import Synchronization
+
+/// A Gemma 3 model with its tokenizer, loaded once. Immutable and `Sendable`: share one instance between tasks;
+/// every generation gets its own KV cache.
+///
+/// ```swift
+/// let model = try LanguageModel(path: "gemma-3-270m-q4_k_m.gguf")
+/// var parameters = GenerationParameters(maxTokens: 64, stopStrings: ["\n\n"])
+/// parameters.sampling.seed = 42
+/// for try await event in model.generate("The capital of France is", parameters) {
+///     switch event {
+///     case let .text(piece): print(piece, terminator: "")
+///     case let .finished(stats): print("\n\(stats.generatedTokens) tokens, \(stats.stopReason)")
+///     case .token: break
+///     }
+/// }
+/// ```
+public final class LanguageModel: Sendable {
+    public let model: Gemma3Model
+    public let tokenizer: Tokenizer
+    /// The loop's settings (stop tokens); copied by each generation.
+    public let generator: Generator
+
+    /// Loads a GGUF file: weights (memory-mapped) and tokenizer.
+    ///
+    /// - Parameters:
+    ///   - path: The GGUF model file.
+    ///   - threads: Worker threads for the model's matrix products.
+    /// - Throws: `ModelError` for a bad file or config, `TokenizerError` for a bad vocabulary.
+    public convenience init(path: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
+        let model = try Gemma3Model(path: path, threads: threads)
+        try self.init(model: model, tokenizer: Tokenizer(vocabulary: Vocabulary(gguf: model.file.metadata)))
+    }
+
+    /// Wraps an already loaded model and tokenizer.
+    public init(model: Gemma3Model, tokenizer: Tokenizer) {
+        self.model = model
+        self.tokenizer = tokenizer
+        generator = Generator(model: model)
+    }
+
+    /// The model's context length in tokens.
+    public var contextLength: Int { model.config.maxPositionEmbeddings }
+
+    /// Token ids of a raw prompt: BOS, then the text with control tokens such as `<start_of_turn>` recognised.
+    public func encode(_ prompt: String) -> [Int] {
+        tokenizer.encode(prompt, addSpecial: true, parseSpecial: true).map(Int.init)
+    }
+
+    /// Raw completion of `prompt` (BOS added, no chat template).
+    ///
+    /// - Parameters:
+    ///   - prompt: The text to continue; control tokens written as text (`<start_of_turn>`) are recognised.
+    ///   - parameters: Sampling, limits, stop strings, log-probabilities.
+    /// - Returns: A stream of `.token`, `.text` and finally `.finished` events. Cancelling the consuming task (or
+    ///   abandoning the stream) stops generation within one model step.
+    public func generate(_ prompt: String, _ parameters: GenerationParameters = GenerationParameters())
+        -> AsyncThrowingStream<GenerationEvent, any Error> {
+        generate(tokens: encode(prompt), parameters)
+    }
+
+    /// Completion of token ids (BOS first).
+    public func generate(tokens: [Int], _ parameters: GenerationParameters = GenerationParameters())
+        -> AsyncThrowingStream<GenerationEvent, any Error> {
+        let capacity = min(contextLength, tokens.count + max(parameters.maxTokens, 0) + 1)
+        return Self.stream { isCancelled, emit in
+            let state = self.model.makeState(capacity: capacity)
+            _ = try self.generator.run(prompt: tokens, state: state, parameters: parameters, tokenizer: self.tokenizer,
+                                       isCancelled: isCancelled, emit: emit)
+        }
+    }
+
+    /// One reply to a conversation in the Gemma 3 chat format (see `ChatTemplate`). For several turns over one KV
+    /// cache, use `ChatSession`.
+    public func generate(messages: [ChatMessage], _ parameters: GenerationParameters = GenerationParameters())
+        -> AsyncThrowingStream<GenerationEvent, any Error> {
+        generate(tokens: ChatTemplate.tokens(messages, tokenizer: tokenizer), parameters)
+    }
+
+    /// A conversation over this model that keeps its KV cache between turns.
+    public func makeChatSession(system: String? = nil, contextLength: Int? = nil,
+                                overflow: ChatSession.OverflowPolicy = .dropOldestTurns) -> ChatSession {
+        ChatSession(model: self, system: system, contextLength: contextLength ?? min(self.contextLength, 8192),
+                    overflow: overflow)
+    }
+
+    /// Runs `work` on a new thread, feeding its events into a stream; the stream's termination raises the flag
+    /// that `work` polls.
+    static func stream(_ work: @escaping @Sendable (_ isCancelled: () -> Bool, _ emit: (GenerationEvent) -> Void) throws -> Void)
+        -> AsyncThrowingStream<GenerationEvent, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<GenerationEvent, any Error>.makeStream()
+        let flag = CancelFlag()
+        continuation.onTermination = { _ in flag.raise() }
+        let thread = Thread {
+            do {
+                try work({ flag.isRaised }, { continuation.yield($0) })
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+        return stream
+    }
+}
+
+/// A one-way flag shared between a stream's consumer and its producer thread.
+final class CancelFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func raise() { value.store(true, ordering: .relaxed) }
+    var isRaised: Bool { value.load(ordering: .relaxed) }
+}
