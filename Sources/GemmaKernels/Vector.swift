@@ -44,11 +44,33 @@ public func rmsNorm(_ x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, o
     for i in 0..<n { out[i] = x[i] * scale * (offset + w[i]) }
 }
 
-/// GELU with the tanh approximation (`gelu_pytorch_tanh`): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
-@inlinable
+/// e^x for x in [-87.3, 88] (clamped outside), relative error about 1e-7: Cody-Waite reduction x = k·ln2 + r,
+/// a degree-6 Taylor polynomial for e^r (|r| <= ln2/2, truncation < 1.3e-7), and 2^k built in the exponent bits.
+/// Branch-free, so loops over it vectorize (libm's expf is a call per element).
+@inlinable @inline(__always)
+public func expFast(_ x: Float) -> Float {
+    let x = min(max(x, -87.3), 88.0)
+    let t = x * 1.442_695_04 + 12_582_912  // adding 1.5·2^23 rounds to an integer in the low mantissa bits
+    let k = t - 12_582_912
+    let ki = Int32(bitPattern: t.bitPattern) &- 0x4B40_0000
+    let r = x - k * 0.693_145_75 - k * 1.428_606_8e-6
+    var p: Float = 1.0 / 720
+    p = p * r + 1.0 / 120
+    p = p * r + 1.0 / 24
+    p = p * r + 1.0 / 6
+    p = p * r + 0.5
+    p = p * r + 1
+    p = p * r + 1
+    return p * Float(bitPattern: UInt32(bitPattern: (ki &+ 127) << 23))
+}
+
+/// GELU with the tanh approximation (`gelu_pytorch_tanh`): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))),
+/// with tanh(u) = 1 - 2 / (e^(2u) + 1) on `expFast` (absolute error of tanh about 1e-7).
+@inlinable @inline(__always)
 public func geluTanh(_ x: Float) -> Float {
     let c: Float = 0.797_884_560_802_865_4  // sqrt(2/pi)
-    return 0.5 * x * (1 + tanhf(c * (x + 0.044715 * x * x * x)))
+    let u = c * (x + 0.044715 * x * x * x)
+    return 0.5 * x * (2 - 2 / (expFast(2 * u) + 1))
 }
 
 /// In place: `a[i] = gelu_tanh(a[i]) * b[i]` (GeGLU).
@@ -69,12 +91,9 @@ public func addInPlace(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Floa
 public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
     var m = -Float.infinity
     for i in 0..<n { m = max(m, x[i]) }
+    for i in 0..<n { x[i] = expFast(x[i] - m) }
     var s: Float = 0
-    for i in 0..<n {
-        let e = expf(x[i] - m)
-        x[i] = e
-        s += e
-    }
+    for i in 0..<n { s += x[i] }
     let inv = 1 / s
     for i in 0..<n { x[i] *= inv }
     return s

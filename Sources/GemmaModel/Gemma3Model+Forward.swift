@@ -179,12 +179,9 @@ extension Gemma3Model {
                         let sRow = scores + hd * G
                         var mx = -Float.infinity
                         for i in 0..<count { mx = max(mx, sRow[i]) }
+                        for i in 0..<count { sRow[i] = expFast(sRow[i] - mx) }
                         var sum: Float = 0
-                        for i in 0..<count {
-                            let e = expf(sRow[i] - mx)
-                            sRow[i] = e
-                            sum += e
-                        }
+                        for i in 0..<count { sum += sRow[i] }
                         m[hd] = mx
                         m[heads + hd] = sum
                     }

@@ -35,7 +35,7 @@ public final class Gemma3Model: Sendable {
         self.config = config
         self.precision = precision
         weights = try Gemma3Weights(gguf: file, config: config)
-        pool = WorkerPool(threads: max(1, threads))
+        pool = WorkerPool.shared(threads: threads)
         attention = config.layers
         var kinds: [[Double]] = [], keys: [String] = [], ofLayer: [Int] = []
         for a in attention {

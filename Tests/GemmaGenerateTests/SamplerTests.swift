@@ -137,8 +137,9 @@ func chiSquareBound(_ dof: Int) -> Double {
         print("llama defaults over 5000 logits: \(kept) kept, chi2 \(String(format: "%.1f", r.chi2)) (\(r.dof) dof, bound \(String(format: "%.1f", chiSquareBound(r.dof)))), \(r.outside) outside")
     }
 
-    @Test func aStepOverTheFullVocabularyIsCheap() {
-        // 262144 logits (Gemma 3's vocabulary), llama.cpp's defaults plus penalties: well under a decode step.
+    /// A measurement, not a timing assertion (CI never asserts speed): each sampler configuration must still pick a
+    /// token in the vocabulary over 262144 logits (Gemma 3's vocabulary); the cost per step is printed.
+    @Test func aStepOverTheFullVocabularyPicksAValidToken() {
         var g = SeededGenerator(seed: 1)
         let logits: [Float] = (0..<262_144).map { _ in Float(g.unit() * 20 - 10) }
         for p in [SamplingParameters(seed: 1), SamplingParameters(topK: 0, seed: 1),
@@ -147,10 +148,11 @@ func chiSquareBound(_ dof: Int) -> Double {
             s.accept(0..<64)
             let steps = 50
             let clock = ContinuousClock()
-            let t = clock.measure { logits.withUnsafeBufferPointer { b in for _ in 0..<steps { _ = s.sample(b) } } }
+            var picked: [Int] = []
+            let t = clock.measure { logits.withUnsafeBufferPointer { b in for _ in 0..<steps { picked.append(s.sample(b)) } } }
             let ms = Double(t.components.attoseconds) / 1e15 / Double(steps) + Double(t.components.seconds) * 1000 / Double(steps)
             print("sampler step over 262144 logits, top-k \(p.topK), penalties \(p.hasPenalties): \(String(format: "%.2f", ms)) ms")
-            #expect(ms < 30)  // generous: the machine is shared; typical 0.2-1 ms with top-k, a few ms without
+            #expect(picked.allSatisfy { (0..<262_144).contains($0) })
         }
     }
 

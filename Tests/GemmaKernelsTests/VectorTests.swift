@@ -72,3 +72,22 @@ struct Rng: RandomNumberGenerator {
         }
     }
 }
+
+@Suite struct ExpTests {
+    /// Relative error of `expFast` against libm over the range softmax and GELU use.
+    static let tolerance = 3e-7
+
+    @Test func expFastMatchesLibm() {
+        var worst = 0.0
+        var x: Float = -87
+        while x <= 88 {
+            let want = Foundation.exp(Double(x))
+            worst = max(worst, abs(Double(expFast(x)) - want) / want)
+            x += 0.0137
+        }
+        #expect(worst < Self.tolerance, "worst relative error \(worst)")
+        #expect(expFast(0) == 1)
+        #expect(expFast(-1000) >= 0 && expFast(-1000) < 1e-37)
+        #expect(expFast(1000).isFinite)
+    }
+}
