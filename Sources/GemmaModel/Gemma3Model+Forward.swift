@@ -134,68 +134,58 @@ extension Gemma3Model {
     /// Keys per attention job: a row's keys are split at multiples of this absolute position, so the arithmetic
     /// of a row depends only on its position, never on the thread count or on the other rows of the step.
     static let attentionKeyGroup = 512
+    /// Query rows of a prompt-sized segment that share each key group's packed keys.
+    static let attentionRowBlock = 16
 
     /// Causal attention of each row's queries: keys before the step come from the row's sequence cache, the step's
     /// own from its buffers. Local layers see keys k with p - k < window (the current token included). Each row's
-    /// keys are cut into groups at multiples of `attentionKeyGroup`; (row, group) jobs run in parallel and their
-    /// softmax partials merge in group order, so one decoded token at long context still uses every core, and no
-    /// T x T matrix is ever built.
+    /// keys are cut into groups at multiples of `attentionKeyGroup`, whose softmax partials merge in group order.
+    /// Rows of decode-sized segments are one job per (row, group), scored by dot products; rows of prompt-sized
+    /// segments go in blocks of `attentionRowBlock` per group, with the group's keys packed once into 32-key panels
+    /// and scored by the GEMM micro-kernel. Jobs run on every core; no T x T matrix is ever built.
     private func attend(layer l: Int, rows n: Int, segments: [Segment], workspace w: Workspace) {
-        let c = config, d = c.headDim, heads = c.numAttentionHeads, kvDim = c.numKeyValueHeads * d
-        let group = heads / c.numKeyValueHeads, qDim = heads * d, scale = c.queryScale, G = Self.attentionKeyGroup
+        let c = config, d = c.headDim, heads = c.numAttentionHeads, G = Self.attentionKeyGroup
         let window: Int? = if case let .local(win) = attention[l].kind { win } else { nil }
-        // Jobs: for each row, its key groups in order.
-        var jobs = 0
+        @inline(__always) func firstKey(_ r: Int) -> Int { window.map { max(0, w.rowPosition[r] - $0 + 1) } ?? 0 }
+        // Partial slots: row r owns one per key group it touches, in order.
+        var slots = 0
         for r in 0..<n {
-            let p = w.rowPosition[r], first = window.map { max(0, p - $0 + 1) } ?? 0
-            w.rowFirstJob[r] = jobs
-            jobs += p / G - first / G + 1
+            w.rowFirstJob[r] = slots
+            slots += w.rowPosition[r] / G - firstKey(r) / G + 1
         }
-        w.rowFirstJob[n] = jobs
+        w.rowFirstJob[n] = slots
+        // Work items: (first row, rows, group).
+        var items = 0
+        for (i, seg) in segments.enumerated() {
+            let r0 = w.segmentStartRow[i], count = seg.tokens.count
+            let block = count >= WeightMatrix.gemmMinimumBatch ? Self.attentionRowBlock : 1
+            var rb = r0
+            while rb < r0 + count {
+                let re = min(rb + block, r0 + count)
+                for g in firstKey(rb) / G...(w.rowPosition[re - 1] / G) {
+                    w.itemRow[items] = rb
+                    w.itemRows[items] = re - rb
+                    w.itemGroup[items] = g
+                    items += 1
+                }
+                rb = re
+            }
+        }
         let caches = segments.map { $0.cache.layers[l] }
         caches.withUnsafeBufferPointer { caches in
-            pool.parallelFor(jobs) { worker, range in
-                let scores = w.scores + worker * w.scoresStride, kbuf = w.kvScratch + worker * kvDim
-                var r = 0
-                for job in range {
-                    while w.rowFirstJob[r + 1] <= job { r += 1 }
-                    let p = w.rowPosition[r]
-                    let seg = w.rowSegment[r], p0 = w.segmentFirstPosition[seg], r0 = w.segmentStartRow[seg]
-                    let layerKV = caches[seg]
-                    let first = window.map { max(0, p - $0 + 1) } ?? 0
-                    let g = first / G + (job - w.rowFirstJob[r])
-                    let lo = max(first, g * G), hi = min(p + 1, (g + 1) * G)
-                    let m = w.partials + job * w.partialStride  // heads maxima, heads sums, heads x d outputs
-                    let out = m + 2 * heads
-                    out.update(repeating: 0, count: heads * d)
-                    let count = hi - lo
-                    for k in lo..<hi {
-                        let kp = k >= p0 ? UnsafePointer(w.k + (r0 + k - p0) * kvDim) : layerKV.key(k, scratch: kbuf)
-                        for hd in 0..<heads {
-                            scores[hd * G + k - lo] = dot(w.q + r * qDim + hd * d, kp + (hd / group) * d, d) * scale
-                        }
-                    }
-                    for hd in 0..<heads {
-                        let sRow = scores + hd * G
-                        var mx = -Float.infinity
-                        for i in 0..<count { mx = max(mx, sRow[i]) }
-                        for i in 0..<count { sRow[i] = expFast(sRow[i] - mx) }
-                        var sum: Float = 0
-                        for i in 0..<count { sum += sRow[i] }
-                        m[hd] = mx
-                        m[heads + hd] = sum
-                    }
-                    for k in lo..<hi {
-                        let vp = k >= p0 ? UnsafePointer(w.v + (r0 + k - p0) * kvDim) : layerKV.value(k, scratch: kbuf)
-                        for hd in 0..<heads {
-                            let wgt = scores[hd * G + k - lo], v = vp + (hd / group) * d, o = out + hd * d
-                            for i in 0..<d { o[i] += wgt * v[i] }
-                        }
+            pool.parallelFor(items) { worker, range in
+                for item in range {
+                    if w.itemRows[item] == 1 {
+                        attendRow(w.itemRow[item], group: w.itemGroup[item], caches: caches, firstKey: firstKey(w.itemRow[item]), worker: worker, w)
+                    } else {
+                        attendBlock(w.itemRow[item], rows: w.itemRows[item], group: w.itemGroup[item], caches: caches,
+                                    window: window, worker: worker, w)
                     }
                 }
             }
         }
         // Merge each row's groups in order: out = sum_j e^(m_j - M) out_j / sum_j e^(m_j - M) sum_j.
+        let qDim = heads * d
         for r in 0..<n {
             let firstJob = w.rowFirstJob[r], lastJob = w.rowFirstJob[r + 1]
             for hd in 0..<heads {
@@ -211,13 +201,122 @@ extension Gemma3Model {
                 dst.update(repeating: 0, count: d)
                 for job in firstJob..<lastJob {
                     let m = w.partials + job * w.partialStride
-                    let f = expf(m[hd] - mx)
+                    let f = expFast(m[hd] - mx)
                     denom += f * m[heads + hd]
                     let o = m + 2 * heads + hd * d
                     for i in 0..<d { dst[i] += f * o[i] }
                 }
                 let inv = 1 / denom
                 for i in 0..<d { dst[i] *= inv }
+            }
+        }
+    }
+
+    /// One row's softmax partial over key group `g` (dot products; decode rows).
+    @inline(__always)
+    private func attendRow(_ r: Int, group g: Int, caches: UnsafeBufferPointer<LayerKV>, firstKey first: Int, worker: Int, _ w: Workspace) {
+        let c = config, d = c.headDim, heads = c.numAttentionHeads, kvDim = c.numKeyValueHeads * d
+        let group = heads / c.numKeyValueHeads, qDim = heads * d, scale = c.queryScale, G = Self.attentionKeyGroup
+        let scores = w.scores + worker * w.scoresStride, kbuf = w.kvScratch + worker * kvDim
+        let p = w.rowPosition[r], seg = w.rowSegment[r], p0 = w.segmentFirstPosition[seg], r0 = w.segmentStartRow[seg]
+        let layerKV = caches[seg]
+        let lo = max(first, g * G), hi = min(p + 1, (g + 1) * G)
+        let m = w.partials + (w.rowFirstJob[r] + g - first / G) * w.partialStride  // maxima, sums, outputs
+        let out = m + 2 * heads
+        out.update(repeating: 0, count: heads * d)
+        let count = hi - lo
+        for k in lo..<hi {
+            let kp = k >= p0 ? UnsafePointer(w.k + (r0 + k - p0) * kvDim) : layerKV.key(k, scratch: kbuf)
+            for hd in 0..<heads {
+                scores[hd * G + k - lo] = dot(w.q + r * qDim + hd * d, kp + (hd / group) * d, d) * scale
+            }
+        }
+        for hd in 0..<heads {
+            let sRow = scores + hd * G
+            var mx = -Float.infinity
+            for i in 0..<count { mx = max(mx, sRow[i]) }
+            for i in 0..<count { sRow[i] = expFast(sRow[i] - mx) }
+            var sum: Float = 0
+            for i in 0..<count { sum += sRow[i] }
+            m[hd] = mx
+            m[heads + hd] = sum
+        }
+        for k in lo..<hi {
+            let vp = k >= p0 ? UnsafePointer(w.v + (r0 + k - p0) * kvDim) : layerKV.value(k, scratch: kbuf)
+            for hd in 0..<heads {
+                let wgt = scores[hd * G + k - lo], v = vp + (hd / group) * d, o = out + hd * d
+                for i in 0..<d { o[i] += wgt * v[i] }
+            }
+        }
+    }
+
+    /// Softmax partials over key group `g` for `rows` consecutive rows of one prompt segment: the group's keys are
+    /// packed once per KV head into 32-key panels and scored against every query of the block by the GEMM
+    /// micro-kernel; each row then keeps only its own causal (and window) range of the group.
+    private func attendBlock(_ ra: Int, rows rc: Int, group g: Int, caches: UnsafeBufferPointer<LayerKV>, window: Int?,
+                             worker: Int, _ w: Workspace) {
+        let c = config, d = c.headDim, heads = c.numAttentionHeads, kvDim = c.numKeyValueHeads * d
+        let group = heads / c.numKeyValueHeads, qDim = heads * d, scale = c.queryScale, G = Self.attentionKeyGroup
+        let scores = w.scores + worker * w.scoresStride, kbuf = w.kvScratch + worker * kvDim
+        let panel = w.keyPanels + worker * 32 * d
+        let seg = w.rowSegment[ra], p0 = w.segmentFirstPosition[seg], r0 = w.segmentStartRow[seg]
+        let layerKV = caches[seg]
+        @inline(__always) func firstKey(_ r: Int) -> Int { window.map { max(0, w.rowPosition[r] - $0 + 1) } ?? 0 }
+        let lo = max(g * G, firstKey(ra)), hi = min((g + 1) * G, w.rowPosition[ra + rc - 1] + 1)
+        let panels = (hi - lo + 31) / 32
+        let rowStride = heads * G  // scores[(t * heads + h) * G + key - lo]
+        for kvh in 0..<c.numKeyValueHeads {
+            for pi in 0..<panels {
+                for i in 0..<32 {
+                    let k = lo + 32 * pi + i
+                    if k < hi {
+                        let kp = k >= p0 ? UnsafePointer(w.k + (r0 + k - p0) * kvDim) : layerKV.key(k, scratch: kbuf)
+                        for j in 0..<d { panel[j * 32 + i] = kp[kvh * d + j] }
+                    } else {
+                        for j in 0..<d { panel[j * 32 + i] = 0 }
+                    }
+                }
+                for h in kvh * group..<(kvh + 1) * group {
+                    var t = 0
+                    while t < rc {
+                        gemmMicro32x6(panel, w.q + (ra + t) * qDim + h * d, qDim, d,
+                                      scores + (t * heads + h) * G + 32 * pi, rowStride, min(6, rc - t))
+                        t += 6
+                    }
+                }
+            }
+        }
+        // Each row's own range of this group: scale, softmax statistics, and the partial's slot.
+        for t in 0..<rc {
+            let r = ra + t, p = w.rowPosition[r], first = firstKey(r)
+            guard g >= first / G, g <= p / G else { continue }
+            let rlo = max(lo, first), rhi = min(hi, p + 1)
+            let m = w.partials + (w.rowFirstJob[r] + g - first / G) * w.partialStride
+            (m + 2 * heads).update(repeating: 0, count: heads * d)
+            for h in 0..<heads {
+                let sRow = scores + (t * heads + h) * G - lo
+                var mx = -Float.infinity
+                for k in rlo..<rhi {
+                    sRow[k] *= scale
+                    mx = max(mx, sRow[k])
+                }
+                for k in rlo..<rhi { sRow[k] = expFast(sRow[k] - mx) }
+                var sum: Float = 0
+                for k in rlo..<rhi { sum += sRow[k] }
+                m[h] = mx
+                m[heads + h] = sum
+            }
+        }
+        for k in lo..<hi {
+            let vp = k >= p0 ? UnsafePointer(w.v + (r0 + k - p0) * kvDim) : layerKV.value(k, scratch: kbuf)
+            for t in 0..<rc {
+                let r = ra + t, p = w.rowPosition[r], first = firstKey(r)
+                guard k >= first, k <= p else { continue }
+                let out = w.partials + (w.rowFirstJob[r] + g - first / G) * w.partialStride + 2 * heads
+                for h in 0..<heads {
+                    let wgt = scores[(t * heads + h) * G + k - lo], v = vp + (h / group) * d, o = out + h * d
+                    for i in 0..<d { o[i] += wgt * v[i] }
+                }
             }
         }
     }

@@ -10,8 +10,12 @@ public final class Workspace {
     let x, xb, q, k, v, attn, gate, up, logits: UnsafeMutablePointer<Float>
     /// Per row: its position, its segment, and the position of its segment's first row.
     let rowPosition, rowSegment, segmentStartRow, segmentFirstPosition, rowFirstJob: UnsafeMutablePointer<Int>
-    /// Attention scratch: per worker, one row of scores per head over a key group, and a converted K/V row;
-    /// per (row, key group) job, softmax partials.
+    /// Attention work items: first row, rows, key group.
+    let itemRow, itemRows, itemGroup: UnsafeMutablePointer<Int>
+    /// Per worker: 32 keys packed dimension-major for the block attention's micro-kernel.
+    let keyPanels: UnsafeMutablePointer<Float>
+    /// Attention scratch: per worker, scores of a block of rows x heads over a key group, and a converted K/V row;
+    /// per (row, key group), softmax partials.
     let scores, kvScratch, partials: UnsafeMutablePointer<Float>
     let scoresHeadStride, scoresStride, partialStride: Int
     let ropeCos, ropeSin: [UnsafeMutablePointer<Float>]
@@ -35,13 +39,16 @@ public final class Workspace {
         attn = alloc(b * qd); gate = alloc(b * f); up = alloc(b * f)
         rowPosition = alloc(b, Int.self); rowSegment = alloc(b, Int.self)
         segmentStartRow = alloc(b, Int.self); segmentFirstPosition = alloc(b, Int.self); rowFirstJob = alloc(b + 1, Int.self)
-        let group = Gemma3Model.attentionKeyGroup
+        let group = Gemma3Model.attentionKeyGroup, groupsPerRow = self.maxContext / group + 2
+        itemRow = alloc(b * groupsPerRow, Int.self); itemRows = alloc(b * groupsPerRow, Int.self)
+        itemGroup = alloc(b * groupsPerRow, Int.self)
         scoresHeadStride = group
-        scoresStride = heads * group
+        scoresStride = Gemma3Model.attentionRowBlock * heads * group
         scores = alloc(workers * scoresStride)
         kvScratch = alloc(workers * kvd)
+        keyPanels = alloc(workers * 32 * c.headDim)
         partialStride = 2 * heads + qd
-        partials = alloc(b * (self.maxContext / group + 2) * partialStride)
+        partials = alloc(b * groupsPerRow * partialStride)
         logits = alloc(logitGroup * c.vocabSize)
         ropeCos = (0..<ropeKinds).map { _ in alloc(b * c.headDim / 2) }
         ropeSin = (0..<ropeKinds).map { _ in alloc(b * c.headDim / 2) }
