@@ -9,10 +9,12 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Gemma", targets: ["GemmaFormats", "GemmaKernels", "GemmaTokenizer", "GemmaModel", "GemmaGenerate"]),
+        .library(name: "GemmaServer", targets: ["GemmaServer"]),
         .executable(name: "gemma", targets: ["gemma"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // Memory-mapped files, GGUF reader/writer, tensor types and block layouts. Knows nothing of Gemma.
@@ -25,6 +27,16 @@ let package = Package(
         .target(name: "GemmaModel", dependencies: ["GemmaFormats", "GemmaKernels"]),
         // Sampling, the generation loop with its stop conditions, perplexity.
         .target(name: "GemmaGenerate", dependencies: ["GemmaModel", "GemmaTokenizer"]),
+        // OpenAI-compatible HTTP server: routes, request/response types, server-sent events, batching scheduler.
+        .target(
+            name: "GemmaServer",
+            dependencies: [
+                "GemmaGenerate",
+                "GemmaModel",
+                "GemmaTokenizer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
         // The command-line tool: thin subcommands over the library.
         .executableTarget(
             name: "gemma",
@@ -33,7 +45,9 @@ let package = Package(
                 "GemmaTokenizer",
                 "GemmaModel",
                 "GemmaGenerate",
+                "GemmaServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
         .testTarget(name: "GemmaFormatsTests", dependencies: ["GemmaFormats"]),
@@ -41,6 +55,10 @@ let package = Package(
         .testTarget(name: "GemmaKernelsTests", dependencies: ["GemmaKernels", "GemmaFormats"]),
         .testTarget(name: "GemmaModelTests", dependencies: ["GemmaModel", "GemmaKernels", "GemmaFormats"]),
         .testTarget(name: "GemmaGenerateTests", dependencies: ["GemmaGenerate", "GemmaModel", "GemmaTokenizer"]),
+        .testTarget(
+            name: "GemmaServerTests",
+            dependencies: ["GemmaServer", "GemmaGenerate", .product(name: "Hummingbird", package: "hummingbird")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

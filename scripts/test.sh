@@ -32,3 +32,4 @@ swift test --skip-build "${SWIFT_FLAGS[@]}" --filter GGUFFuzzTests
 swift test --skip-build "${SWIFT_FLAGS[@]}" --skip GGUFFuzzTests
 scripts/cli-tests.sh
 scripts/chat-tty-test.sh
+scripts/server-tests.sh .build/release/gemma

@@ -1,0 +1,246 @@
+// Parsing and validating OpenAI request bodies (POST /v1/chat/completions and /v1/completions) into prompt tokens
+// and generation parameters. Every field is checked for its JSON type and range and a bad one is refused with a
+// 400 that names it (`param`), as OpenAI does. Sampling knobs OpenAI lacks (top_k, min_p, repeat_penalty) are taken
+// under llama.cpp's server names; anything unset keeps llama.cpp's defaults.
+import GemmaGenerate
+import GemmaTokenizer
+
+/// A validated generation request.
+public struct GenerationRequest: Sendable {
+    public var model: String?
+    public var tokens: [Int]
+    public var parameters: GenerationParameters
+    public var stream: Bool
+    /// stream_options.include_usage: a last chunk with the token counts.
+    public var includeUsage: Bool
+    /// Whether to report log-probabilities (and `parameters.topLogprobs` alternatives).
+    public var logprobs: Bool
+}
+
+/// Typed access to the fields of a request object, throwing OpenAI-style 400s.
+struct RequestFields {
+    let object: JSONValue
+
+    init(_ body: JSONValue) throws(APIError) {
+        guard case .object = body else { throw .invalid("The request body must be a JSON object, not \(body.typeName).") }
+        object = body
+    }
+
+    /// A present, non-null value.
+    func value(_ key: String) -> JSONValue? {
+        guard let v = object[key], v != .null else { return nil }
+        return v
+    }
+
+    func bool(_ key: String) throws(APIError) -> Bool? {
+        guard let v = value(key) else { return nil }
+        guard case let .bool(b) = v else { throw .invalid("'\(key)' must be a boolean, got \(v.typeName).", param: key) }
+        return b
+    }
+
+    func number(_ key: String, _ range: ClosedRange<Double>) throws(APIError) -> Double? {
+        guard let v = value(key) else { return nil }
+        guard case let .number(x) = v else { throw .invalid("'\(key)' must be a number, got \(v.typeName).", param: key) }
+        guard range.contains(x) else {
+            throw .invalid("'\(key)' is \(x); it must be between \(range.lowerBound) and \(range.upperBound).", param: key)
+        }
+        return x
+    }
+
+    func int(_ key: String, _ range: ClosedRange<Int>) throws(APIError) -> Int? {
+        guard let v = value(key) else { return nil }
+        guard case let .number(x) = v, x == x.rounded(), abs(x) < 9.0e15 else {
+            throw .invalid("'\(key)' must be an integer, got \(v == .null ? "null" : v.typeName == "number" ? "a fraction" : v.typeName).", param: key)
+        }
+        let i = Int(x)
+        guard range.contains(i) else {
+            throw .invalid("'\(key)' is \(i); it must be between \(range.lowerBound) and \(range.upperBound).", param: key)
+        }
+        return i
+    }
+
+    func string(_ key: String) throws(APIError) -> String? {
+        guard let v = value(key) else { return nil }
+        guard case let .string(s) = v else { throw .invalid("'\(key)' must be a string, got \(v.typeName).", param: key) }
+        return s
+    }
+}
+
+/// What the parser needs from the loaded model.
+struct PromptContext {
+    let tokenizer: Tokenizer
+    let contextLength: Int
+    let vocabSize: Int
+}
+
+enum RequestParser {
+    /// POST /v1/chat/completions.
+    static func chat(_ body: JSONValue, _ ctx: PromptContext) throws(APIError) -> GenerationRequest {
+        let f = try RequestFields(body)
+        guard let messagesValue = f.value("messages") else { throw .invalid("'messages' is required.", param: "messages") }
+        guard case let .array(items) = messagesValue else {
+            throw .invalid("'messages' must be an array, got \(messagesValue.typeName).", param: "messages")
+        }
+        guard !items.isEmpty else { throw .invalid("'messages' must contain at least one message.", param: "messages") }
+        var messages: [ChatMessage] = []
+        for (i, item) in items.enumerated() {
+            let param = "messages[\(i)]"
+            guard case .object = item else { throw .invalid("\(param) must be an object, got \(item.typeName).", param: param) }
+            guard case let .string(roleName)? = item["role"] else {
+                throw .invalid("\(param).role is required and must be a string.", param: "\(param).role")
+            }
+            let role: ChatMessage.Role
+            switch roleName {
+            case "system", "developer": role = .system
+            case "user": role = .user
+            case "assistant", "model": role = .model
+            default:
+                throw .invalid("\(param).role '\(roleName)' is not supported (system, developer, user, assistant).",
+                               param: "\(param).role")
+            }
+            messages.append(ChatMessage(role, try content(item["content"], param: "\(param).content", optional: role == .model)))
+        }
+        guard messages.contains(where: { $0.role == .user || $0.role == .system }) else {
+            throw .invalid("'messages' needs a user or system message.", param: "messages")
+        }
+        let tokens = ChatTemplate.tokens(messages, tokenizer: ctx.tokenizer)
+        var request = try common(f, tokens: tokens, ctx)
+        if let lp = try f.bool("logprobs") { request.logprobs = lp }
+        if let top = try f.int("top_logprobs", 0...20) {
+            guard request.logprobs else { throw .invalid("'top_logprobs' requires 'logprobs' to be true.", param: "top_logprobs") }
+            request.parameters.topLogprobs = top
+        } else if request.logprobs {
+            request.parameters.topLogprobs = 0
+        }
+        return request
+    }
+
+    /// POST /v1/completions.
+    static func completion(_ body: JSONValue, _ ctx: PromptContext) throws(APIError) -> GenerationRequest {
+        let f = try RequestFields(body)
+        guard let prompt = f.value("prompt") else { throw .invalid("'prompt' is required.", param: "prompt") }
+        let tokens: [Int]
+        switch prompt {
+        case let .string(s):
+            tokens = ctx.tokenizer.encode(s, addSpecial: true, parseSpecial: true).map(Int.init)
+        case let .array(items):
+            if items.count == 1, case let .string(s) = items[0] {
+                tokens = ctx.tokenizer.encode(s, addSpecial: true, parseSpecial: true).map(Int.init)
+            } else if !items.isEmpty, items.allSatisfy({ if case .number = $0 { true } else { false } }) {
+                var ids: [Int] = []
+                for item in items {
+                    guard case let .number(x) = item, x == x.rounded(), x >= 0, x < Double(ctx.vocabSize) else {
+                        throw .invalid("'prompt' token ids must be integers in 0..<\(ctx.vocabSize).", param: "prompt")
+                    }
+                    ids.append(Int(x))
+                }
+                tokens = ids
+            } else if items.count > 1 {
+                throw .invalid("Only one prompt per request is supported ('prompt' has \(items.count)).", param: "prompt")
+            } else {
+                throw .invalid("'prompt' must be a string, an array of one string, or an array of token ids.", param: "prompt")
+            }
+        default:
+            throw .invalid("'prompt' must be a string or an array, got \(prompt.typeName).", param: "prompt")
+        }
+        if try f.bool("echo") == true { throw .invalid("'echo' is not supported.", param: "echo") }
+        if f.value("suffix") != nil { throw .invalid("'suffix' is not supported.", param: "suffix") }
+        var request = try common(f, tokens: tokens, ctx)
+        if let n = try f.int("logprobs", 0...20) {
+            request.logprobs = true
+            request.parameters.topLogprobs = n
+        }
+        return request
+    }
+
+    /// Text of a message's content: a string, or an array of text parts.
+    static func content(_ v: JSONValue?, param: String, optional: Bool) throws(APIError) -> String {
+        switch v {
+        case let .string(s)?: return s
+        case let .array(parts)?:
+            var text = ""
+            for (j, part) in parts.enumerated() {
+                guard case let .string(type)? = part["type"] else {
+                    throw .invalid("\(param)[\(j)] must be an object with a 'type'.", param: "\(param)[\(j)]")
+                }
+                guard type == "text", case let .string(t)? = part["text"] else {
+                    throw .invalid("\(param)[\(j)]: only parts of type 'text' with a string 'text' are supported, got '\(type)'.",
+                                   param: "\(param)[\(j)]")
+                }
+                text += t
+            }
+            return text
+        case nil, .null?:
+            if optional { return "" }
+            throw .invalid("\(param) is required.", param: param)
+        case let other?:
+            throw .invalid("\(param) must be a string or an array of parts, got \(other.typeName).", param: param)
+        }
+    }
+
+    /// Fields both endpoints share.
+    static func common(_ f: RequestFields, tokens: [Int], _ ctx: PromptContext) throws(APIError) -> GenerationRequest {
+        var model: String? = nil
+        if f.value("model") != nil { model = try f.string("model") }
+        if let n = try f.int("n", 1...Int.max), n != 1 { throw .invalid("Only n = 1 is supported.", param: "n") }
+        var p = GenerationParameters()
+        var s = SamplingParameters()
+        s.temperature = 1
+        if let t = try f.number("temperature", 0...2) { s.temperature = Float(t) }
+        if let x = try f.number("top_p", 0...1) { s.topP = x == 0 ? Float.leastNonzeroMagnitude : Float(x) }
+        if let k = try f.int("top_k", 0...Int(Int32.max)) { s.topK = k }
+        if let x = try f.number("min_p", 0...1) { s.minP = Float(x) }
+        if let x = try f.number("presence_penalty", -2...2) { s.presencePenalty = Float(x) }
+        if let x = try f.number("frequency_penalty", -2...2) { s.frequencyPenalty = Float(x) }
+        if let x = try f.number("repeat_penalty", 0.000001...100) { s.repeatPenalty = Float(x) }
+        if let seed = try f.int("seed", Int.min...Int.max) { s.seed = UInt64(bitPattern: Int64(seed)) }
+        else { s.seed = UInt64.random(in: 0...UInt64.max) }
+        if let bias = f.value("logit_bias") {
+            guard case let .object(pairs) = bias else {
+                throw .invalid("'logit_bias' must be an object mapping token ids to numbers.", param: "logit_bias")
+            }
+            for (key, value) in pairs {
+                guard let id = Int(key), id >= 0, id < ctx.vocabSize else {
+                    throw .invalid("'logit_bias' key '\(key)' is not a token id in 0..<\(ctx.vocabSize).", param: "logit_bias")
+                }
+                guard case let .number(b) = value, (-100...100).contains(b) else {
+                    throw .invalid("'logit_bias' values must be numbers between -100 and 100.", param: "logit_bias")
+                }
+                s.logitBias[id] = b == -100 ? -.infinity : Float(b)
+            }
+        }
+        p.sampling = s
+        let legacyMax = try f.int("max_tokens", 1...Int(Int32.max))
+        let maxTokens = try f.int("max_completion_tokens", 1...Int(Int32.max)) ?? legacyMax
+        p.maxTokens = maxTokens ?? ctx.contextLength
+        if let stop = f.value("stop") {
+            switch stop {
+            case let .string(x): p.stopStrings = x.isEmpty ? [] : [x]
+            case let .array(items):
+                guard items.count <= 16 else { throw .invalid("'stop' may hold at most 16 strings.", param: "stop") }
+                for item in items {
+                    guard case let .string(x) = item else { throw .invalid("'stop' must be a string or an array of strings.", param: "stop") }
+                    if !x.isEmpty { p.stopStrings.append(x) }
+                }
+            default: throw .invalid("'stop' must be a string or an array of strings, got \(stop.typeName).", param: "stop")
+            }
+        }
+        let stream = try f.bool("stream") ?? false
+        var includeUsage = false
+        if let options = f.value("stream_options") {
+            guard case .object = options else { throw .invalid("'stream_options' must be an object.", param: "stream_options") }
+            if let u = options["include_usage"], u != .null {
+                guard case let .bool(b) = u else {
+                    throw .invalid("'stream_options.include_usage' must be a boolean.", param: "stream_options.include_usage")
+                }
+                includeUsage = b
+            }
+        }
+        guard tokens.count < ctx.contextLength else {
+            throw .invalid("This model's context is \(ctx.contextLength) tokens, but the prompt has \(tokens.count) (at least one more is needed to generate). Shorten the prompt.",
+                           param: "messages", code: "context_length_exceeded")
+        }
+        return GenerationRequest(model: model, tokens: tokens, parameters: p, stream: stream, includeUsage: includeUsage,
+                                 logprobs: false)
+    }
+}

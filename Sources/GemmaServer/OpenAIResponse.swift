@@ -1,0 +1,104 @@
+// OpenAI response bodies: chat.completion, chat.completion.chunk, text_completion (whole and streamed), usage and
+// log-probabilities, built as JSONValue. Field order follows OpenAI's documentation.
+import GemmaGenerate
+import GemmaTokenizer
+
+/// Builds the response objects of one request.
+struct ResponseBuilder {
+    enum Kind { case chat, completion }
+
+    let kind: Kind
+    let id: String
+    let created: Int
+    let model: String
+    let tokenizer: Tokenizer
+    let logprobs: Bool
+    let topLogprobs: Int
+
+    var object: String { kind == .chat ? "chat.completion" : "text_completion" }
+    var chunkObject: String { kind == .chat ? "chat.completion.chunk" : "text_completion" }
+
+    static func usage(_ s: JobSummary) -> JSONValue {
+        let completion = s.generatedTokens - (s.reason == .stopToken ? 1 : 0)
+        return ["prompt_tokens": .int(s.promptTokens), "completion_tokens": .int(completion),
+                "total_tokens": .int(s.promptTokens + completion),
+                "prompt_tokens_details": ["cached_tokens": .int(s.reusedPromptTokens)]]
+    }
+
+    func piece(_ id: Int) -> String { (try? tokenizer.decode([TokenID(id)])) ?? "" }
+
+    func bytes(_ s: String) -> JSONValue { .array(s.utf8.map { .int(Int($0)) }) }
+
+    /// Chat log-probabilities of some tokens: {"content": [{token, logprob, bytes, top_logprobs}]}.
+    func chatLogprobs(_ tokens: [TokenInfo]) -> JSONValue {
+        .object([("content", .array(tokens.map { t in
+            let text = piece(t.id)
+            return ["token": .string(text), "logprob": .float(max(t.logprob ?? -9999, -9999)), "bytes": bytes(text),
+                    "top_logprobs": .array(t.topLogprobs.prefix(topLogprobs).map { alt in
+                        let a = piece(alt.id)
+                        return ["token": .string(a), "logprob": .float(max(alt.logprob, -9999)), "bytes": bytes(a)]
+                    })]
+        })), ("refusal", .null)])
+    }
+
+    /// Legacy completion log-probabilities: tokens, token_logprobs, top_logprobs, text_offset.
+    func completionLogprobs(_ tokens: [TokenInfo], offset: Int) -> JSONValue {
+        var offsets: [JSONValue] = []
+        var at = offset
+        for t in tokens {
+            offsets.append(.int(at))
+            at += piece(t.id).utf8.count
+        }
+        return ["tokens": .array(tokens.map { .string(piece($0.id)) }),
+                "token_logprobs": .array(tokens.map { .float(max($0.logprob ?? -9999, -9999)) }),
+                "top_logprobs": .array(tokens.map { t in
+                    var seen = Set<String>()
+                    var pairs: [(String, JSONValue)] = []
+                    for alt in t.topLogprobs.prefix(topLogprobs) where seen.insert(piece(alt.id)).inserted {
+                        pairs.append((piece(alt.id), .float(max(alt.logprob, -9999))))
+                    }
+                    return .object(pairs)
+                }),
+                "text_offset": .array(offsets)]
+    }
+
+    func logprobsValue(_ tokens: [TokenInfo], offset: Int) -> JSONValue {
+        guard logprobs else { return .null }
+        return kind == .chat ? chatLogprobs(tokens) : completionLogprobs(tokens, offset: offset)
+    }
+
+    /// The whole answer (stream: false).
+    func full(text: String, tokens: [TokenInfo], summary: JobSummary) -> JSONValue {
+        let choice: JSONValue = kind == .chat
+            ? ["index": 0, "message": ["role": "assistant", "content": .string(text), "refusal": .null],
+               "logprobs": logprobsValue(tokens, offset: 0), "finish_reason": .string(summary.finishReason)]
+            : ["text": .string(text), "index": 0, "logprobs": logprobsValue(tokens, offset: 0),
+               "finish_reason": .string(summary.finishReason)]
+        return ["id": .string(id), "object": .string(object), "created": .int(created), "model": .string(model),
+                "choices": [choice], "usage": Self.usage(summary), "system_fingerprint": "swift-gemma"]
+    }
+
+    /// One streamed chunk: text (with its tokens' log-probabilities), or the final one with a finish reason.
+    func chunk(text: String?, role: Bool = false, tokens: [TokenInfo] = [], offset: Int = 0, finish: String? = nil) -> JSONValue {
+        let choice: JSONValue
+        if kind == .chat {
+            var delta: [(String, JSONValue)] = []
+            if role { delta.append(("role", "assistant")) }
+            if let text { delta.append(("content", .string(text))) }
+            choice = ["index": 0, "delta": .object(delta), "logprobs": tokens.isEmpty ? .null : logprobsValue(tokens, offset: offset),
+                      "finish_reason": finish.map { .string($0) } ?? .null]
+        } else {
+            choice = ["text": .string(text ?? ""), "index": 0,
+                      "logprobs": tokens.isEmpty ? .null : logprobsValue(tokens, offset: offset),
+                      "finish_reason": finish.map { .string($0) } ?? .null]
+        }
+        return ["id": .string(id), "object": .string(chunkObject), "created": .int(created), "model": .string(model),
+                "system_fingerprint": "swift-gemma", "choices": [choice]]
+    }
+
+    /// The usage chunk of stream_options.include_usage: no choices.
+    func usageChunk(_ summary: JobSummary) -> JSONValue {
+        ["id": .string(id), "object": .string(chunkObject), "created": .int(created), "model": .string(model),
+         "system_fingerprint": "swift-gemma", "choices": [], "usage": Self.usage(summary)]
+    }
+}

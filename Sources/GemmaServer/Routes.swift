@@ -1,0 +1,185 @@
+// The routes: OpenAI's /v1/chat/completions, /v1/completions and /v1/models, plus /health, /metrics, /tokenize and
+// /detokenize (llama.cpp's server names). Handlers parse and validate, submit to the scheduler and stream its
+// events; a client that disconnects (inbound side closed) cancels its job, which frees the slot before the next step.
+import Foundation
+import GemmaGenerate
+import GemmaTokenizer
+import Hummingbird
+
+struct Routes: Sendable {
+    let state: ServerState
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/health") { _, _ -> Response in
+            guard state.engine != nil else { throw APIError.loading }
+            return json(["status": "ok"])
+        }
+        router.get("/metrics") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: state.metrics.render())))
+        }
+        router.get("/v1/models") { _, _ -> Response in
+            let e = try state.requireEngine()
+            return json(["object": "list", "data": [model(e)]])
+        }
+        router.get("/v1/models/{id}") { _, context -> Response in
+            let e = try state.requireEngine()
+            let id = context.parameters.get("id") ?? ""
+            guard id == e.modelName else {
+                throw APIError(.notFound, "The model '\(id)' does not exist.", type: "not_found_error", param: "model", code: "model_not_found")
+            }
+            return json(model(e))
+        }
+        router.post("/v1/chat/completions") { request, context -> Response in
+            try await generate(request, context, kind: .chat)
+        }
+        router.post("/v1/completions") { request, context -> Response in
+            try await generate(request, context, kind: .completion)
+        }
+        router.post("/tokenize") { request, _ -> Response in
+            var request = request
+            let e = try state.requireEngine()
+            let f = try RequestFields(try await readJSON(&request))
+            guard let content = try f.string("content") else { throw APIError.invalid("'content' (a string) is required.", param: "content") }
+            let ids = e.tokenizer.encode(content, addSpecial: try f.bool("add_special") ?? false,
+                                         parseSpecial: try f.bool("parse_special") ?? true)
+            if try f.bool("with_pieces") == true {
+                return json(["tokens": .array(ids.map { id in
+                    ["id": .int(Int(id)), "piece": .string((try? e.tokenizer.decode([id])) ?? "")]
+                })])
+            }
+            return json(["tokens": .array(ids.map { .int(Int($0)) })])
+        }
+        router.post("/detokenize") { request, _ -> Response in
+            var request = request
+            let e = try state.requireEngine()
+            let f = try RequestFields(try await readJSON(&request))
+            guard case let .array(items)? = f.value("tokens") else {
+                throw APIError.invalid("'tokens' (an array of token ids) is required.", param: "tokens")
+            }
+            let vocab = e.tokenizer.vocabulary.count
+            var ids: [TokenID] = []
+            for item in items {
+                guard case let .number(x) = item, x == x.rounded(), x >= 0, x < Double(vocab) else {
+                    throw APIError.invalid("'tokens' must hold integer token ids in 0..<\(vocab).", param: "tokens")
+                }
+                ids.append(TokenID(x))
+            }
+            let text = (try? e.tokenizer.decode(ids)) ?? ""
+            return json(["content": .string(text)])
+        }
+    }
+
+    func model(_ e: Engine) -> JSONValue {
+        ["id": .string(e.modelName), "object": "model", "created": .int(e.created), "owned_by": "swift-gemma",
+         "meta": ["n_ctx": .int(e.scheduler.configuration.contextLength), "n_parallel": .int(e.scheduler.configuration.parallel)]]
+    }
+
+    func json(_ v: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(string: v.serialized + "\n")))
+    }
+
+    /// The body as JSON: 413 past the size limit, 400 when it is not JSON.
+    func readJSON(_ request: inout Request) async throws -> JSONValue {
+        let buffer = try await request.collectBody(upTo: state.configuration.maxBodyBytes)
+        let bytes = Array(buffer.readableBytesView)
+        guard !bytes.isEmpty else { throw APIError.invalid("The request body is empty; a JSON object is expected.") }
+        do {
+            return try JSONValue.parse(bytes)
+        } catch {
+            throw APIError.invalid("The request body is not valid JSON: \(error).", code: "invalid_json")
+        }
+    }
+
+    func generate(_ request: Request, _ context: BasicRequestContext, kind: ResponseBuilder.Kind) async throws -> Response {
+        let started = ContinuousClock.now
+        var request = request
+        let engine = try state.requireEngine()
+        let body = try await readJSON(&request)
+        let parsed = kind == .chat ? try RequestParser.chat(body, engine.promptContext)
+                                   : try RequestParser.completion(body, engine.promptContext)
+        let (job, events) = try engine.scheduler.submit(tokens: parsed.tokens, parameters: parsed.parameters)
+        let builder = ResponseBuilder(
+            kind: kind, id: (kind == .chat ? "chatcmpl-" : "cmpl-") + String(state.nextRequestID()),
+            created: Int(Date().timeIntervalSince1970), model: parsed.model ?? engine.modelName, tokenizer: engine.tokenizer,
+            logprobs: parsed.logprobs, topLogprobs: parsed.parameters.topLogprobs ?? 0)
+        let endpoint = kind == .chat ? "chat" : "completions"
+        let metrics = state.metrics
+        let inbound = request.body
+
+        if !parsed.stream {
+            let outcome = try await inbound.consumeWithInboundCloseHandler { _ in
+                await collect(events)
+            } onInboundClosed: {
+                job.cancel()
+            }
+            job.cancel()
+            metrics.observeRequest(endpoint: endpoint, .now - started)
+            // Watching for the client's disconnect consumed the connection's inbound side: say it closes.
+            var response: Response
+            switch outcome {
+            case let .success(text, tokens, summary): response = json(builder.full(text: text, tokens: tokens, summary: summary))
+            case let .failure(error): response = error.response
+            case .cancelled: response = APIError(.serviceUnavailable, "The request was cancelled.", type: "server_error").response
+            }
+            response.headers[.connection] = "close"
+            return response
+        }
+
+        let includeUsage = parsed.includeUsage
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .connection: "close"],
+            body: ResponseBody { writer in
+                defer { job.cancel() }
+                try await inbound.consumeWithInboundCloseHandler { _ in
+                    var offset = 0
+                    try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: kind == .chat ? "" : nil, role: kind == .chat))))
+                    for await event in events {
+                        switch event {
+                        case let .token(token, text):
+                            if text.isEmpty && !parsed.logprobs { continue }
+                            try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: text, tokens: [token], offset: offset))))
+                            offset += text.utf8.count
+                        case let .finished(summary):
+                            if !summary.text.isEmpty {
+                                try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: summary.text))))
+                            }
+                            var tail = SSE.event(builder.chunk(text: nil, finish: summary.finishReason))
+                            if includeUsage { tail += SSE.event(builder.usageChunk(summary)) }
+                            try await writer.write(ByteBuffer(string: tail + SSE.done))
+                        case let .failed(error):
+                            try await writer.write(ByteBuffer(string: SSE.event(error.json) + SSE.done))
+                        }
+                    }
+                } onInboundClosed: {
+                    job.cancel()
+                }
+                metrics.observeRequest(endpoint: endpoint + "_stream", .now - started)
+                try await writer.finish(nil)
+            }
+        )
+    }
+
+    enum Outcome: Sendable {
+        case success(String, [TokenInfo], JobSummary)
+        case failure(APIError)
+        case cancelled
+    }
+
+    func collect(_ events: AsyncStream<JobEvent>) async -> Outcome {
+        var text = ""
+        var tokens: [TokenInfo] = []
+        for await event in events {
+            switch event {
+            case let .token(t, piece):
+                text += piece
+                tokens.append(t)
+            case let .finished(summary): return .success(text + summary.text, tokens, summary)
+            case let .failed(error): return .failure(error)
+            }
+        }
+        return .cancelled
+    }
+}

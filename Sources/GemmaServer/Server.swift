@@ -1,0 +1,128 @@
+// The HTTP server: configuration, the loaded engine (model + tokenizer + scheduler, absent while loading), and the
+// Hummingbird application that serves it. Graceful shutdown on SIGTERM / SIGINT comes from swift-service-lifecycle
+// (Application.runService): the listener closes, requests in flight finish, then the model thread stops.
+import Foundation
+import GemmaGenerate
+import GemmaModel
+import GemmaTokenizer
+import Hummingbird
+import Synchronization
+
+/// How to serve.
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// Required as `Authorization: Bearer KEY` on every route but /health and /metrics, when set.
+    public var apiKey: String? = nil
+    /// Largest request body accepted (bytes); larger ones get 413.
+    public var maxBodyBytes = 1 << 20
+    public var scheduler = SchedulerConfiguration()
+
+    public init(host: String = "127.0.0.1", port: Int = 8080, apiKey: String? = nil, maxBodyBytes: Int = 1 << 20,
+                scheduler: SchedulerConfiguration = SchedulerConfiguration()) {
+        self.host = host
+        self.port = port
+        self.apiKey = apiKey
+        self.maxBodyBytes = maxBodyBytes
+        self.scheduler = scheduler
+    }
+}
+
+/// A loaded model ready to serve.
+public final class Engine: Sendable {
+    public let scheduler: Scheduler
+    public let modelName: String
+    public let created: Int
+
+    public init(scheduler: Scheduler, modelName: String) {
+        self.scheduler = scheduler
+        self.modelName = modelName
+        created = Int(Date().timeIntervalSince1970)
+    }
+
+    var tokenizer: Tokenizer { scheduler.tokenizer }
+    var promptContext: PromptContext {
+        PromptContext(tokenizer: scheduler.tokenizer, contextLength: scheduler.configuration.contextLength,
+                      vocabSize: scheduler.model.config.vocabSize)
+    }
+}
+
+/// What the routes share: metrics, and the engine once it is loaded.
+public final class ServerState: Sendable {
+    public let metrics: Metrics
+    public let configuration: ServerConfiguration
+    private let loaded = Mutex<Engine?>(nil)
+    private let requestIDs = Atomic<Int>(0)
+
+    public init(configuration: ServerConfiguration, metrics: Metrics = Metrics()) {
+        self.configuration = configuration
+        self.metrics = metrics
+    }
+
+    /// Makes the server ready: /health turns 200 and the generation routes open.
+    public func setEngine(_ engine: Engine) {
+        loaded.withLock { $0 = engine }
+        metrics.setReady(true)
+    }
+
+    public var engine: Engine? { loaded.withLock { $0 } }
+
+    /// The engine, or 503 while the model loads.
+    func requireEngine() throws(APIError) -> Engine {
+        guard let e = engine else { throw APIError.loading }
+        return e
+    }
+
+    func nextRequestID() -> Int { requestIDs.add(1, ordering: .relaxed).newValue }
+}
+
+/// Builds and runs the server.
+public enum GemmaServer {
+    /// The Hummingbird application over `state`. `onRunning` receives the bound port (useful with port 0).
+    public static func makeApplication(state: ServerState,
+                                       onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let router = Router()
+        router.middlewares.add(ErrorMiddleware<BasicRequestContext>(metrics: state.metrics))
+        if let key = state.configuration.apiKey { router.middlewares.add(APIKeyMiddleware<BasicRequestContext>(key: key)) }
+        Routes(state: state).register(on: router)
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(state.configuration.host, port: state.configuration.port),
+                                 serverName: "swift-gemma"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? -1) }
+        )
+    }
+
+    /// Serves until SIGTERM or SIGINT. The model is loaded by `load` on its own thread while the server already
+    /// answers (/health says 503 until it is ready).
+    public static func run(configuration: ServerConfiguration, modelName: String,
+                           log: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("gemma serve: " + $0 + "\n").utf8)) },
+                           load: @escaping @Sendable () throws -> (Gemma3Model, Tokenizer),
+                           onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let state = ServerState(configuration: configuration)
+        let schedulerBox = Mutex<Scheduler?>(nil)
+        let loadFailed = Mutex<(any Error)?>(nil)
+        let loader = Thread {
+            do {
+                let (model, tokenizer) = try load()
+                let scheduler = Scheduler(model: model, tokenizer: tokenizer, configuration: configuration.scheduler,
+                                          metrics: state.metrics, log: log)
+                scheduler.start()
+                schedulerBox.withLock { $0 = scheduler }
+                state.setEngine(Engine(scheduler: scheduler, modelName: modelName))
+                log("model loaded: \(modelName), \(scheduler.configuration.parallel) slots of \(scheduler.configuration.contextLength) tokens")
+            } catch {
+                log("cannot load the model: \(error)")
+                loadFailed.withLock { $0 = error }
+                kill(getpid(), SIGTERM)
+            }
+        }
+        loader.stackSize = 8 << 20
+        loader.start()
+        let app = makeApplication(state: state, onRunning: onRunning)
+        try await app.runService()
+        log("stopping the model thread")
+        schedulerBox.withLock { $0 }?.shutdown()
+        if let error = loadFailed.withLock({ $0 }) { throw error }
+    }
+}

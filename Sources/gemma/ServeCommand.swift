@@ -1,0 +1,72 @@
+// `gemma serve`: the OpenAI-compatible HTTP server with continuous batching (GemmaServer). Loads the model in the
+// background (GET /health answers 503 until then) and stops gracefully on SIGTERM / SIGINT.
+import ArgumentParser
+import Foundation
+import GemmaFormats
+import GemmaModel
+import GemmaServer
+import GemmaTokenizer
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the model over an OpenAI-compatible HTTP API with continuous batching.",
+        discussion: """
+        Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, GET /metrics,
+        POST /tokenize, POST /detokenize. Up to --parallel requests are decoded together in one forward step;
+        up to --queue more wait for a slot, beyond that requests get 429.
+        """
+    )
+
+    @OptionGroup var modelOption: ModelOption
+
+    @Option(help: "Address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on (0 picks a free one).")
+    var port = 8080
+
+    @Option(help: "Sequences decoded together (slots).")
+    var parallel = 4
+
+    @Option(name: [.customLong("ctx"), .customShort("c")], help: "Context of each slot, in tokens.")
+    var ctx = 4096
+
+    @Option(help: "Requests that may wait for a slot.")
+    var queue = 64
+
+    @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' (default: $GEMMA_API_KEY, else none).")
+    var apiKey: String?
+
+    @Option(name: .customLong("max-body"), help: "Largest request body, in bytes.")
+    var maxBody = 1 << 20
+
+    @Option(name: [.customShort("t"), .long], help: "Worker threads for the model.")
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws {
+        guard parallel >= 1 && parallel <= 64 else { throw ValidationError("--parallel must be between 1 and 64") }
+        guard ctx >= 16 else { throw ValidationError("--ctx must be at least 16") }
+        guard queue >= 0 else { throw ValidationError("--queue must be at least 0") }
+        guard port >= 0 && port <= 65535 else { throw ValidationError("--port must be between 0 and 65535") }
+        guard maxBody >= 1024 else { throw ValidationError("--max-body must be at least 1024") }
+    }
+
+    func run() async throws {
+        let path = try modelOption.resolve()
+        let key = apiKey ?? ProcessInfo.processInfo.environment["GEMMA_API_KEY"]
+        let config = ServerConfiguration(
+            host: host, port: port, apiKey: key?.isEmpty == true ? nil : key, maxBodyBytes: maxBody,
+            scheduler: SchedulerConfiguration(parallel: parallel, contextLength: ctx, queueLimit: queue))
+        let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        let threads = self.threads
+        try await GemmaServer.run(configuration: config, modelName: name, load: {
+            let file = try GGUFFile(path: path)
+            let model = try Gemma3Model(file: file, config: try Gemma3Config(gguf: file), threads: threads)
+            return (model, try Tokenizer(vocabulary: Vocabulary(gguf: file.metadata)))
+        }, onRunning: { port in
+            FileHandle.standardOutput.write(Data("gemma serve: listening on http://\(config.host):\(port) (model \(name), \(config.scheduler.parallel) slots)\n".utf8))
+        })
+        print("gemma serve: stopped")
+    }
+}

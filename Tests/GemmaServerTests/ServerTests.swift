@@ -1,0 +1,190 @@
+// The server end to end, in process on 127.0.0.1: OpenAI-shaped answers (whole and streamed), batched greedy
+// outputs equal to sequential ones, errors with their statuses, metrics; plus the JSON parser on its own.
+import Foundation
+import GemmaServer
+import Testing
+
+@Suite struct JSONParserTests {
+    @Test(arguments: ["{}", "[]", "null", "true", "-0.5e3", #"{"a":[1,2,{"b":"\u00e9\ud83d\ude00"}]}"#, " [ 1 , 2 ] "])
+    func acceptsValidJSON(_ text: String) throws {
+        _ = try JSONValue.parse(Array(text.utf8))
+    }
+
+    @Test(arguments: ["", "{", "[1,]", "{\"a\":}", "01", "1.", "tru", "\"\\x\"", "\"\u{01}\"", "{\"a\" 1}", "[1] 2",
+                      "\"\\ud800\"", String(repeating: "[", count: 100) + String(repeating: "]", count: 100)])
+    func refusesInvalidJSON(_ text: String) {
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(Array(text.utf8)) }
+    }
+
+    @Test func serializesAndKeepsTypes() throws {
+        let v = try JSONValue.parse(Array(#"{"n":1,"b":true,"f":1.5,"s":"a\"\n","z":null}"#.utf8))
+        #expect(v["n"] == .number(1))
+        #expect(v["b"] == .bool(true))
+        #expect(v.serialized == #"{"n":1,"b":true,"f":1.5,"s":"a\"\n","z":null}"#)
+    }
+}
+
+@Suite(.serialized) struct ServerTests {
+    @Test func chatCompletionHasOpenAIShape() async throws {
+        guard let server = await TestServer.shared.value else { return }
+        let r = try await send(server, "POST", "/v1/chat/completions", body: chatBody("Name a color.", maxTokens: 8))
+        #expect(r.status == 200, "\(r.text)")
+        let json = try #require(r.json)
+        #expect(json["object"] as? String == "chat.completion")
+        let choice = try #require((json["choices"] as? [[String: Any]])?.first)
+        let message = try #require(choice["message"] as? [String: Any])
+        #expect(message["role"] as? String == "assistant")
+        #expect(!((message["content"] as? String) ?? "").isEmpty)
+        #expect(["stop", "length"].contains(choice["finish_reason"] as? String))
+        let usage = try #require(json["usage"] as? [String: Any])
+        #expect((usage["completion_tokens"] as? Int ?? 0) <= 8)
+    }
+
+    @Test func streamEndsWithDoneAndMatchesTheWholeAnswer() async throws {
+        guard let server = await TestServer.shared.value else { return }
+        let whole = try await send(server, "POST", "/v1/chat/completions", body: chatBody("Say hello.", maxTokens: 10))
+        let streamed = try await send(server, "POST", "/v1/chat/completions",
+                                      body: chatBody("Say hello.", maxTokens: 10, stream: true, extra: #","stream_options":{"include_usage":true}"#))
+        #expect(streamed.status == 200)
+        let events = streamed.text.components(separatedBy: "\n\n").filter { !$0.isEmpty }
+        #expect(events.last == "data: [DONE]")
+        var text = ""
+        var sawUsage = false
+        for e in events.dropLast() {
+            let obj = try #require(try JSONSerialization.jsonObject(with: Data(e.dropFirst(6).utf8)) as? [String: Any])
+            #expect(obj["object"] as? String == "chat.completion.chunk")
+            if obj["usage"] is [String: Any] { sawUsage = true }
+            for c in obj["choices"] as? [[String: Any]] ?? [] {
+                text += ((c["delta"] as? [String: Any])?["content"] as? String) ?? ""
+            }
+        }
+        #expect(sawUsage)
+        let wholeText = (((whole.json?["choices"] as? [[String: Any]])?.first?["message"]) as? [String: Any])?["content"] as? String
+        #expect(text == wholeText)
+    }
+
+    @Test func batchedGreedyOutputsEqualSequentialOnes() async throws {
+        guard let server = await TestServer.shared.value else { return }
+        let prompts = ["Count to five.", "Name a fruit.", "What is 2+2?", "Write a word that rhymes with cat.",
+                       "Name a planet.", "Say something kind."]
+        func content(_ r: HTTPResult) -> String? {
+            ((r.json?["choices"] as? [[String: Any]])?.first?["text"] as? String)
+        }
+        var sequential: [String?] = []
+        for p in prompts {
+            let r = try await send(server, "POST", "/v1/completions", body: #"{"prompt":"\#(p)","max_tokens":12,"temperature":0}"#)
+            sequential.append(content(r))
+        }
+        let concurrent = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+            for (i, p) in prompts.enumerated() {
+                group.addTask {
+                    let r = try await send(server, "POST", "/v1/completions", body: #"{"prompt":"\#(p)","max_tokens":12,"temperature":0}"#)
+                    return (i, content(r))
+                }
+            }
+            var out = [String?](repeating: nil, count: prompts.count)
+            for try await (i, s) in group { out[i] = s }
+            return out
+        }
+        #expect(sequential.allSatisfy { $0 != nil })
+        #expect(concurrent == sequential)
+        let metrics = try await send(server, "GET", "/metrics").text
+        #expect(metrics.contains("gemma_decode_rows_total"))
+    }
+
+    @Test(arguments: [
+        ("POST", "/v1/chat/completions", "{not json", 400),
+        ("POST", "/v1/chat/completions", "[1,2]", 400),
+        ("POST", "/v1/chat/completions", #"{"messages":"hi"}"#, 400),
+        ("POST", "/v1/chat/completions", #"{"messages":[]}"#, 400),
+        ("POST", "/v1/chat/completions", #"{"messages":[{"role":"robot","content":"x"}]}"#, 400),
+        ("POST", "/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#, 400),
+        ("POST", "/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"max_tokens":0}"#, 400),
+        ("POST", "/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"max_tokens":1.5}"#, 400),
+        ("POST", "/v1/completions", #"{"prompt":5}"#, 400),
+        ("POST", "/v1/completions", #"{"prompt":[999999999]}"#, 400),
+        ("GET", "/v1/nothing", nil, 404),
+    ] as [(String, String, String?, Int)])
+    func badRequestsGetOpenAIErrors(_ method: String, _ path: String, _ body: String?, _ status: Int) async throws {
+        guard let server = await TestServer.shared.value else { return }
+        let r = try await send(server, method, path, body: body)
+        #expect(r.status == status, "\(r.text)")
+        let error = try #require(r.json?["error"] as? [String: Any])
+        #expect(error["message"] is String)
+        #expect(error["type"] is String)
+    }
+
+    @Test func promptLongerThanTheContextIs400() async throws {
+        guard let server = await TestServer.shared.value else { return }
+        let long = String(repeating: "word ", count: 600)
+        let r = try await send(server, "POST", "/v1/completions", body: #"{"prompt":"\#(long)","max_tokens":4}"#)
+        #expect(r.status == 400)
+        #expect((r.json?["error"] as? [String: Any])?["code"] as? String == "context_length_exceeded")
+    }
+
+    @Test func apiKeyIsRequiredExceptForHealthAndMetrics() async throws {
+        guard let server = await TestServer.shared.value else { return }
+        #expect(try await send(server, "GET", "/v1/models", key: nil).status == 401)
+        #expect(try await send(server, "GET", "/v1/models", key: "wrong").status == 401)
+        #expect(try await send(server, "GET", "/v1/models").status == 200)
+        #expect(try await send(server, "GET", "/health", key: nil).status == 200)
+        #expect(try await send(server, "GET", "/metrics", key: nil).status == 200)
+    }
+
+    @Test func tokenizeAndDetokenizeRoundTrip() async throws {
+        guard let server = await TestServer.shared.value else { return }
+        let t = try await send(server, "POST", "/tokenize", body: #"{"content":"Hello world"}"#)
+        let tokens = try #require(t.json?["tokens"] as? [Int])
+        #expect(!tokens.isEmpty)
+        let d = try await send(server, "POST", "/detokenize", body: #"{"tokens":\#(tokens)}"#)
+        #expect(d.json?["content"] as? String == "Hello world")
+    }
+
+    @Test func oversizedBodyIs413() async throws {
+        guard let server = await TestServer.shared.value else { return }
+        let big = String(repeating: "a", count: 100 << 10)
+        let r = try await send(server, "POST", "/v1/completions", body: #"{"prompt":"\#(big)"}"#)
+        #expect(r.status == 413)
+    }
+}
+
+@Suite(.serialized) struct PrefixReuseTests {
+    /// A shared prefix of more than one prefill block is reused, and the answer is the one a cold slot gives, even
+    /// when sampling (any difference in the logits would show).
+    @Test func reusedPrefixGivesTheColdAnswer() async throws {
+        guard let server = await TestServer.shared.value else { return }
+        let prefix = String(repeating: "The quick brown fox jumps over the lazy dog. ", count: 12)
+        func ask(_ q: String) async throws -> (String?, Int?) {
+            let r = try await send(server, "POST", "/v1/completions",
+                                   body: #"{"prompt":"\#(prefix)\#(q)","max_tokens":10,"temperature":0.9,"seed":3}"#)
+            let text = (r.json?["choices"] as? [[String: Any]])?.first?["text"] as? String
+            let cached = ((r.json?["usage"] as? [String: Any])?["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int
+            return (text, cached)
+        }
+        let cold = try await ask("Question one:")
+        _ = try await ask("Question two:")
+        let warm = try await ask("Question one:")
+        #expect(cold.0 != nil)
+        #expect(warm.0 == cold.0)
+        #expect((warm.1 ?? 0) >= 64, "cached tokens: \(String(describing: warm.1))")
+    }
+}
+
+@Suite(.serialized) struct QueueTests {
+    /// With one slot and no queue, a second request while the first runs is refused with 429 in OpenAI's shape, and
+    /// the first still completes.
+    @Test func fullQueueAnswers429() async throws {
+        guard let lm = TestModel.loaded else { return }
+        let server = await TestServer.start(lm, apiKey: nil, parallel: 1, queue: 0)
+        let long = Task {
+            try await send(server, "POST", "/v1/completions", body: #"{"prompt":"Once","max_tokens":48,"temperature":0,"logit_bias":{"1":-100,"106":-100}}"#, key: nil)
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let refused = try await send(server, "POST", "/v1/completions", body: #"{"prompt":"Hi","max_tokens":2}"#, key: nil)
+        #expect(refused.status == 429, "\(refused.text)")
+        #expect((refused.json?["error"] as? [String: Any])?["code"] as? String == "queue_full")
+        let first = try await long.value
+        #expect(first.status == 200)
+        #expect(((first.json?["usage"] as? [String: Any])?["completion_tokens"] as? Int) == 48)
+    }
+}

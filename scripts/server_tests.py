@@ -1,0 +1,413 @@
+#!/usr/bin/env python3
+"""End-to-end checks of `gemma serve` on 127.0.0.1, driven by the official `openai` Python client (unchanged apart
+from base_url and api_key) and by raw HTTP for what a client library would refuse to send.
+
+Checks: the openai client (chat whole and streamed, completions, models, logprobs); a table of malformed requests
+with the status each got; a load test of 16 concurrent clients x 8 greedy requests whose outputs must equal the
+same requests sent one at a time; a client that disconnects mid-stream freeing its slot within one decode step
+(from /metrics); aggregate generation throughput with 4 streams vs 1 (reported, not asserted); the server staying
+up throughout; a clean exit on SIGTERM. Prints one line per check and closes with "server: N passed, N failed".
+
+Usage: server_tests.py --binary .build/release/gemma [--model M]     (starts and stops its own server)
+       server_tests.py --url http://127.0.0.1:PORT --api-key K       (an already running server; no SIGTERM check)
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+API_KEY = "sk-test-swift-gemma"
+results = []
+LOG_PATH = None  # the server's log, when this script started the server
+
+
+def check(name, ok, detail=""):
+    results.append(ok)
+    print(f"{'PASS' if ok else 'FAIL'}  {name}{('  -- ' + detail) if detail else ''}", flush=True)
+    return ok
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, host, port, key):
+        self.host, self.port, self.key = host, port, key
+
+    @property
+    def base(self):
+        return f"http://{self.host}:{self.port}"
+
+    def raw(self, method, path, body=None, key="default", headers=None, timeout=120):
+        """Sends a request with `body` as bytes/str exactly as given; returns (status, parsed json or text)."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        h = dict(headers or {})
+        if key == "default":
+            key = self.key
+        if key:
+            h["Authorization"] = f"Bearer {key}"
+        if body is not None:
+            h.setdefault("Content-Type", "application/json")
+            if isinstance(body, str):
+                body = body.encode()
+        try:
+            conn.request(method, path, body=body, headers=h)
+            r = conn.getresponse()
+            data = r.read()
+        finally:
+            conn.close()
+        try:
+            return r.status, json.loads(data)
+        except Exception:
+            return r.status, data.decode(errors="replace")
+
+    def metrics(self):
+        _, text = self.raw("GET", "/metrics", key=None)
+        values = {}
+        for line in text.splitlines():
+            m = re.match(r"^([a-z_]+)(\{[^}]*\})?\s+([-0-9.e+]+)$", line)
+            if m:
+                values[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+        return values
+
+
+def start_server(binary, model, port, parallel, ctx, extra=()):
+    cmd = [binary, "serve", "--host", "127.0.0.1", "--port", str(port), "--parallel", str(parallel),
+           "--ctx", str(ctx), "--api-key", API_KEY, *extra]
+    if model:
+        cmd += ["--model", model]
+    global LOG_PATH
+    LOG_PATH = f"/tmp/gemma-serve-{port}.log"
+    log = open(LOG_PATH, "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    s = Server("127.0.0.1", port, API_KEY)
+    deadline = time.time() + 180
+    saw_loading = False
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}; see /tmp/gemma-serve-{port}.log")
+        try:
+            status, _ = s.raw("GET", "/health", key=None, timeout=5)
+            if status == 503:
+                saw_loading = True
+            if status == 200:
+                return proc, s, saw_loading
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("server did not become healthy in 180 s")
+
+
+def openai_checks(s):
+    from openai import OpenAI
+    client = OpenAI(base_url=s.base + "/v1", api_key=s.key, max_retries=0, timeout=120)
+    models = client.models.list()
+    ids = [m.id for m in models.data]
+    check("openai: models.list", len(ids) == 1, f"models {ids}")
+    model = ids[0] if ids else "gemma"
+
+    r = client.chat.completions.create(model=model, messages=[{"role": "system", "content": "Answer briefly."},
+                                                              {"role": "user", "content": "Name a primary color."}],
+                                       max_tokens=12, temperature=0)
+    whole = r.choices[0].message.content
+    check("openai: chat.completions (stream=false)",
+          bool(whole) and r.choices[0].finish_reason in ("stop", "length") and r.usage.completion_tokens <= 12
+          and r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens,
+          f"{whole!r}, finish {r.choices[0].finish_reason}, usage {r.usage.prompt_tokens}+{r.usage.completion_tokens}")
+
+    stream = client.chat.completions.create(model=model, messages=[{"role": "system", "content": "Answer briefly."},
+                                                                   {"role": "user", "content": "Name a primary color."}],
+                                            max_tokens=12, temperature=0, stream=True,
+                                            stream_options={"include_usage": True})
+    pieces, finish, usage, n = [], None, None, 0
+    for chunk in stream:
+        n += 1
+        if chunk.usage:
+            usage = chunk.usage
+        for c in chunk.choices:
+            if c.delta.content:
+                pieces.append(c.delta.content)
+            if c.finish_reason:
+                finish = c.finish_reason
+    check("openai: chat.completions (stream=true)", "".join(pieces) == whole and finish in ("stop", "length")
+          and usage is not None, f"{n} chunks, text equal to stream=false: {''.join(pieces) == whole}, finish {finish}")
+
+    r = client.completions.create(model=model, prompt="The capital of France is", max_tokens=8, temperature=0)
+    ctext = r.choices[0].text
+    check("openai: completions (stream=false)", bool(ctext) and r.object == "text_completion",
+          f"{ctext!r}, finish {r.choices[0].finish_reason}")
+    st = client.completions.create(model=model, prompt="The capital of France is", max_tokens=8, temperature=0,
+                                   stream=True)
+    stext = "".join(c.choices[0].text for c in st if c.choices)
+    check("openai: completions (stream=true)", stext == ctext, f"{stext!r}")
+
+    r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Say yes."}], max_tokens=4,
+                                       temperature=0, logprobs=True, top_logprobs=3)
+    lp = r.choices[0].logprobs
+    ok = lp is not None and len(lp.content) >= 1 and all(len(t.top_logprobs) == 3 and t.logprob <= 0 for t in lp.content)
+    # Greedy: the chosen token is the most likely one.
+    ok = ok and all(abs(t.logprob - t.top_logprobs[0].logprob) < 1e-4 for t in lp.content)
+    check("openai: chat logprobs + top_logprobs", ok, f"{len(lp.content) if lp else 0} tokens")
+
+    r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Write a long story."}],
+                                       max_tokens=40, temperature=0.9, seed=7, stop=["\n", "."])
+    r2 = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Write a long story."}],
+                                        max_tokens=40, temperature=0.9, seed=7, stop=["\n", "."])
+    t = r.choices[0].message.content
+    check("openai: seed reproducible, stop strings honoured",
+          t == r2.choices[0].message.content and "\n" not in t and "." not in t,
+          f"{t!r}, finish {r.choices[0].finish_reason}")
+
+    r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Tell me about cats."}],
+                                       max_completion_tokens=5, temperature=0.7, top_p=0.9, presence_penalty=0.5,
+                                       frequency_penalty=0.5)
+    check("openai: max_completion_tokens / length / penalties", r.choices[0].finish_reason == "length"
+          and r.usage.completion_tokens == 5, f"finish {r.choices[0].finish_reason}, {r.usage.completion_tokens} tokens")
+
+    try:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}], max_tokens=-1)
+        check("openai: bad value raises BadRequestError", False)
+    except Exception as e:
+        check("openai: bad value raises BadRequestError", type(e).__name__ == "BadRequestError", type(e).__name__)
+
+
+def error_table(s, ctx):
+    chat = "/v1/chat/completions"
+    msg = '"messages":[{"role":"user","content":"hi"}]'
+    long_prompt = json.dumps({"prompt": "hello " * (ctx + 50), "max_tokens": 4})
+    cases = [
+        ("malformed JSON", "POST", chat, "{not json", "default", {400}),
+        ("empty body", "POST", chat, "", "default", {400}),
+        ("body is an array", "POST", chat, "[1,2]", "default", {400}),
+        ("body is a string", "POST", chat, '"hello"', "default", {400}),
+        ("missing messages", "POST", chat, "{}", "default", {400}),
+        ("messages not an array", "POST", chat, '{"messages":"hi"}', "default", {400}),
+        ("messages empty", "POST", chat, '{"messages":[]}', "default", {400}),
+        ("unknown role", "POST", chat, '{"messages":[{"role":"robot","content":"x"}]}', "default", {400}),
+        ("user message without content", "POST", chat, '{"messages":[{"role":"user"}]}', "default", {400}),
+        ("content is a number", "POST", chat, '{"messages":[{"role":"user","content":5}]}', "default", {400}),
+        ("image content part", "POST", chat, '{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}', "default", {400}),
+        ("temperature is a string", "POST", chat, '{%s,"temperature":"hot"}' % msg, "default", {400}),
+        ("temperature out of range", "POST", chat, '{%s,"temperature":5}' % msg, "default", {400}),
+        ("max_tokens 0", "POST", chat, '{%s,"max_tokens":0}' % msg, "default", {400}),
+        ("max_tokens negative", "POST", chat, '{%s,"max_tokens":-5}' % msg, "default", {400}),
+        ("max_tokens fractional", "POST", chat, '{%s,"max_tokens":1.5}' % msg, "default", {400}),
+        ("max_tokens is a string", "POST", chat, '{%s,"max_tokens":"10"}' % msg, "default", {400}),
+        ("top_p out of range", "POST", chat, '{%s,"top_p":1.5}' % msg, "default", {400}),
+        ("stream is a string", "POST", chat, '{%s,"stream":"yes"}' % msg, "default", {400}),
+        ("n = 2", "POST", chat, '{%s,"n":2}' % msg, "default", {400}),
+        ("stop is a number", "POST", chat, '{%s,"stop":5}' % msg, "default", {400}),
+        ("presence_penalty out of range", "POST", chat, '{%s,"presence_penalty":3}' % msg, "default", {400}),
+        ("logprobs is a string", "POST", chat, '{%s,"logprobs":"true"}' % msg, "default", {400}),
+        ("top_logprobs 50", "POST", chat, '{%s,"logprobs":true,"top_logprobs":50}' % msg, "default", {400}),
+        ("seed is a string", "POST", chat, '{%s,"seed":"x"}' % msg, "default", {400}),
+        ("logit_bias key not a token", "POST", chat, '{%s,"logit_bias":{"abc":1}}' % msg, "default", {400}),
+        ("invalid UTF-8 in a string", "POST", chat, b'{"messages":[{"role":"user","content":"\xff\xfe"}]}', "default", {400}),
+        ("JSON nested 1000 deep", "POST", chat, "[" * 1000 + "]" * 1000, "default", {400}),
+        ("completions: prompt is a number", "POST", "/v1/completions", '{"prompt":5}', "default", {400}),
+        ("completions: token id out of range", "POST", "/v1/completions", '{"prompt":[999999999]}', "default", {400}),
+        ("completions: missing prompt", "POST", "/v1/completions", '{"max_tokens":3}', "default", {400}),
+        ("completions: prompt longer than the context", "POST", "/v1/completions", long_prompt, "default", {400}),
+        ("body larger than the limit (2 MiB)", "POST", chat, '{"x":"' + "a" * (2 << 20) + '"}', "default", {413}),
+        ("missing API key", "POST", chat, '{%s}' % msg, None, {401}),
+        ("wrong API key", "GET", "/v1/models", None, "wrong-key", {401}),
+        ("unknown route", "GET", "/v1/unknown", None, "default", {404}),
+        ("unknown POST route", "POST", "/v2/chat", "{}", "default", {404}),
+        ("GET on a POST route", "GET", chat, None, "default", {404, 405}),
+        ("detokenize: negative id", "POST", "/detokenize", '{"tokens":[-1]}', "default", {400}),
+        ("tokenize: content is a number", "POST", "/tokenize", '{"content":5}', "default", {400}),
+    ]
+    print(f"{'#':>3}  {'request':<46} {'expected':<9} {'got':<4} error.type / code")
+    bad = 0
+    for i, (name, method, path, body, key, expected) in enumerate(cases, 1):
+        try:
+            status, data = s.raw(method, path, body, key=key)
+        except Exception as e:
+            status, data = -1, str(e)
+        shaped = isinstance(data, dict) and isinstance(data.get("error"), dict) and "message" in data["error"]
+        err = data.get("error", {}) if isinstance(data, dict) else {}
+        ok = status in expected and shaped
+        bad += not ok
+        print(f"{i:>3}  {name:<46} {'/'.join(map(str, sorted(expected))):<9} {status:<4} "
+              f"{err.get('type', '-')} / {err.get('code', '-')}{'' if ok else '   <-- MISMATCH'}")
+    # A request line that is not HTTP at all: the server answers 400 or closes, and stays up.
+    try:
+        with socket.create_connection((s.host, s.port), timeout=10) as sock:
+            sock.sendall(b"GARBAGE \x00\x01\x02 NOT-HTTP\r\n\r\n")
+            reply = sock.recv(100)
+        garbage = reply[:12].decode(errors="replace") or "(closed)"
+    except OSError as e:
+        garbage = f"(closed: {type(e).__name__})"
+    print(f"{len(cases) + 1:>3}  {'not HTTP at all':<46} {'400/close':<9} {garbage}")
+    check(f"malformed requests: {len(cases) + 1} cases, statuses as expected in OpenAI's error shape", bad == 0,
+          f"{bad} mismatches")
+    status, _ = s.raw("GET", "/health", key=None)
+    check("server still healthy after the malformed requests", status == 200)
+
+
+PROMPTS = [f"{a} {b}" for a in ("Name a", "Describe a", "List one", "Spell a")
+           for b in ("fruit.", "color.", "planet.", "city.", "animal.", "tree.", "river.", "metal.")]
+
+
+def greedy_request(s, prompt):
+    status, data = s.raw("POST", "/v1/chat/completions", json.dumps({
+        "model": "gemma", "messages": [{"role": "user", "content": prompt}], "max_tokens": 8, "temperature": 0}))
+    if status != 200:
+        raise RuntimeError(f"status {status}: {data}")
+    return data["choices"][0]["message"]["content"]
+
+
+def load_test(s):
+    baseline = {p: greedy_request(s, p) for p in PROMPTS}
+    clients, per_client = 16, 8
+    outcomes, errors = {}, []
+
+    def client(i):
+        for j in range(per_client):
+            p = PROMPTS[(i * per_client + j * 5) % len(PROMPTS)]
+            try:
+                outcomes[(i, j)] = (p, greedy_request(s, p))
+            except Exception as e:
+                errors.append(f"client {i} request {j}: {e}")
+
+    t0 = time.time()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.time() - t0
+    check(f"load: {clients} concurrent clients x {per_client} requests all succeed",
+          not errors and len(outcomes) == clients * per_client, f"{len(outcomes)} ok in {elapsed:.1f} s; {errors[:2]}")
+    mismatched = [(p, out, baseline[p]) for p, out in outcomes.values() if out != baseline[p]]
+    check("load: greedy outputs equal the same requests sent one at a time", not mismatched,
+          f"{len(outcomes) - len(mismatched)}/{len(outcomes)} equal{'; e.g. ' + repr(mismatched[0]) if mismatched else ''}")
+    m = s.metrics()
+    rows, steps = m.get("gemma_decode_rows_total", 0), m.get("gemma_decode_steps_total", 1)
+    print(f"      mean batch over all decode steps so far: {rows / max(steps, 1):.2f} sequences per step")
+
+
+def disconnect_test(s):
+    before = s.metrics()
+    body = json.dumps({"model": "gemma", "prompt": "Once upon a time", "max_tokens": 400, "temperature": 0,
+                       "stream": True, "logit_bias": {"1": -100, "106": -100}})
+    sock = socket.create_connection((s.host, s.port), timeout=30)
+    req = (f"POST /v1/completions HTTP/1.1\r\nHost: {s.host}\r\nAuthorization: Bearer {s.key}\r\n"
+           f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}")
+    sock.sendall(req.encode())
+    got = b""
+    while got.count(b"data: ") < 4:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    busy_during = s.metrics().get("gemma_slots_busy", -1)
+    sock.close()
+    t0 = time.time()
+    freed = None
+    while time.time() - t0 < 10:
+        m = s.metrics()
+        if m.get("gemma_requests_cancelled_total", 0) > before.get("gemma_requests_cancelled_total", 0) \
+                and m.get("gemma_slots_busy", 1) == 0:
+            freed = m
+            break
+        time.sleep(0.01)
+    ok = freed is not None and freed.get("gemma_cancel_to_free_steps_last", 99) <= 1
+    if LOG_PATH:
+        time.sleep(0.2)
+        for line in open(LOG_PATH, errors="replace"):
+            if "client gone" in line:
+                print("      server log: " + line.strip())
+    check("disconnect mid-stream frees the slot within one decode step", ok,
+          f"slots busy while streaming {busy_during:.0f}, after close 0 within {time.time() - t0:.3f} s, "
+          f"decode steps from disconnect to free: {freed.get('gemma_cancel_to_free_steps_last') if freed else '?'}")
+
+
+def throughput(s, streams, tokens=48):
+    body = {"model": "gemma", "max_tokens": tokens, "temperature": 0, "logit_bias": {"1": -100, "106": -100}}
+    counts = []
+
+    def one(i):
+        status, data = s.raw("POST", "/v1/completions", json.dumps({**body, "prompt": f"Story number {i}: once"}))
+        counts.append(data["usage"]["completion_tokens"] if status == 200 else 0)
+
+    before = s.metrics()
+    t0 = time.time()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = sum(counts) / (time.time() - t0)
+    after = s.metrics()
+    rows = after["gemma_decode_rows_total"] - before["gemma_decode_rows_total"]
+    steps = after["gemma_decode_steps_total"] - before["gemma_decode_steps_total"]
+    secs = after["gemma_decode_step_seconds_sum"] - before["gemma_decode_step_seconds_sum"]
+    print(f"      {streams} stream(s): {wall:.1f} tok/s end to end; decode steps: {steps:.0f}, "
+          f"{rows / max(steps, 1):.2f} rows/step, {1000 * secs / max(steps, 1):.1f} ms/step, "
+          f"{rows / max(secs, 1e-9):.1f} tok/s in decode steps", flush=True)
+    return wall
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary")
+    ap.add_argument("--model")
+    ap.add_argument("--url")
+    ap.add_argument("--api-key", default=API_KEY)
+    ap.add_argument("--ctx", type=int, default=1024)
+    args = ap.parse_args()
+
+    proc = None
+    try:
+        if args.url:
+            m = re.match(r"http://([^:/]+):(\d+)", args.url)
+            s = Server(m.group(1), int(m.group(2)), args.api_key)
+        else:
+            proc, s, saw_loading = start_server(args.binary, args.model, free_port(), 4, args.ctx)
+            check("server starts; /health 503 while loading, then 200", True,
+                  f"saw 503 while loading: {saw_loading}")
+        openai_checks(s)
+        error_table(s, args.ctx)
+        load_test(s)
+        disconnect_test(s)
+        single = throughput(s, 1)
+        single = max(single, throughput(s, 1))
+        four = throughput(s, 4)
+        four = max(four, throughput(s, 4))
+        check(f"throughput: 4 streams {four:.1f} tok/s vs 1 stream {single:.1f} tok/s = {four / single:.2f}x "
+              "(reported; target >= 2.5x)", True)
+        status, _ = s.raw("GET", "/health", key=None)
+        check("server stayed up throughout", status == 200 and (proc is None or proc.poll() is None))
+        if proc:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                code = proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = "timeout"
+            check("SIGTERM: graceful shutdown, exit code 0", code == 0, f"exit {code}")
+            proc = None
+    except Exception as e:
+        check("unexpected exception", False, repr(e))
+    finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+    passed, failed = sum(results), len(results) - sum(results)
+    print(f"server: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
