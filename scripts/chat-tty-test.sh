@@ -114,8 +114,10 @@ $reply1"; fi
 wait_for 7 '^>( |$)' 10
 send "/exit"
 t=0; while [ "$(tmux display -p -t "$S" '#{pane_dead}')" != 1 ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
+# tmux marks the pane dead a moment before it records the exit status (or signal): wait for one of them.
+t=0; while [ -z "$(tmux display -p -t "$S" '#{pane_dead_status}#{pane_dead_signal}')" ] && [ $t -lt 50 ]; do sleep 0.1; t=$((t + 1)); done
 if [ "$(tmux display -p -t "$S" '#{pane_dead} #{pane_dead_status}')" = "1 0" ]; then ok "/exit quits with status 0"
-else bad "/exit quits with status 0" "$(tmux display -p -t "$S" '#{pane_dead} #{pane_dead_status}')"; fi
+else bad "/exit quits with status 0" "$(tmux display -p -t "$S" 'dead #{pane_dead} status #{pane_dead_status} signal #{pane_dead_signal}')"; fi
 
 # Non-interactive: `gemma run` is one chat turn (the same greedy reply as the chat's first turn); seeded sampling
 # repeats across processes; a stop string spanning tokens is honoured and never printed.

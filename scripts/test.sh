@@ -30,6 +30,9 @@ swift build --build-tests "${SWIFT_FLAGS[@]}"
 # The GGUF fuzzer measures peak RSS, so it runs in a process of its own.
 swift test --skip-build "${SWIFT_FLAGS[@]}" --filter GGUFFuzzTests
 swift test --skip-build "${SWIFT_FLAGS[@]}" --skip GGUFFuzzTests
-scripts/cli-tests.sh
-scripts/chat-tty-test.sh
-scripts/server-tests.sh .build/release/gemma
+# End-to-end checks of the release binary: every script runs, and any failure fails the suite at the end.
+status=0
+scripts/cli-tests.sh || status=1
+scripts/chat-tty-test.sh || status=1
+scripts/server-tests.sh .build/release/gemma || status=1
+exit $status
