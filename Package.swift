@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 // swift-gemma: a Gemma 3 inference engine for Linux CPUs.
-// CPU-specific code generation (-target-cpu native) is passed by the Makefile, never by unsafeFlags here,
-// so that this package stays usable as a dependency.
+// CPU-specific code generation (-target-cpu native) is passed by the Makefile and scripts, never by unsafe build
+// settings here, so that this package stays usable as a dependency.
 import PackageDescription
 
 let package = Package(
