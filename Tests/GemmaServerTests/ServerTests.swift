@@ -179,7 +179,12 @@ import Testing
         let long = Task {
             try await send(server, "POST", "/v1/completions", body: #"{"prompt":"Once","max_tokens":48,"temperature":0,"logit_bias":{"1":-100,"106":-100}}"#, key: nil)
         }
-        try await Task.sleep(for: .milliseconds(300))
+        // Wait until the first request holds the slot (a fixed sleep is not enough on a loaded machine).
+        for _ in 0..<600 {
+            let metrics = try await send(server, "GET", "/metrics", key: nil)
+            if metrics.text.split(separator: "\n").contains(where: { $0.hasPrefix("gemma_slots_busy ") && $0.hasSuffix(" 1") }) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
         let refused = try await send(server, "POST", "/v1/completions", body: #"{"prompt":"Hi","max_tokens":2}"#, key: nil)
         #expect(refused.status == 429, "\(refused.text)")
         #expect((refused.json?["error"] as? [String: Any])?["code"] as? String == "queue_full")
