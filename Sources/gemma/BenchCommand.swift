@@ -15,11 +15,13 @@ struct Bench: ParsableCommand {
     @Option(name: .short, help: "Repetitions.") var r = 5
     @Flag(help: "Print one JSON object.") var json = false
     @Flag(help: .hidden) var noHead = false
+    @Option(help: "Sequences decoded together in the tg test (continuous batching, as `gemma serve --parallel`); tok/s counts all of them.")
+    var batch = 1
     @Flag(help: "Exact f32 products everywhere (no int16 activations).") var exact = false
 
     func validate() throws {
         guard p >= 0, n >= 0, p + n > 0 else { throw ValidationError("-p and -n must be >= 0 and not both 0") }
-        guard t >= 1, r >= 1 else { throw ValidationError("-t and -r must be at least 1") }
+        guard t >= 1, r >= 1, batch >= 1 else { throw ValidationError("-t, -r and --batch must be at least 1") }
     }
 
     func run() throws {
@@ -40,7 +42,7 @@ struct Bench: ParsableCommand {
                 let secs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                 if rep >= 0 { pp.append(Double(p) / secs) }
             }
-            if n > 0 {
+            if n > 0 && batch == 1 {
                 let s = m.makeState(capacity: n + 1, maxBatch: 1)
                 var token = prompt[0]
                 let start = DispatchTime.now().uptimeNanoseconds
@@ -51,6 +53,19 @@ struct Bench: ParsableCommand {
                 }
                 let secs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                 if rep >= 0 { tg.append(Double(n) / secs) }
+            } else if n > 0 {
+                // `batch` sequences, each started from its own token, stepped together as the server's scheduler does.
+                let w = m.makeWorkspace(maxRows: batch, maxContext: n + 1)
+                let states = (0..<batch).map { _ in m.makeState(capacity: n + 1, maxBatch: 1) }
+                var tokens = (0..<batch).map { prompt[$0 % prompt.count] }
+                let start = DispatchTime.now().uptimeNanoseconds
+                for _ in 0..<n {
+                    try m.forward(batch: (0..<batch).map { (states[$0], [tokens[$0]]) }, workspace: w) { i, logits in
+                        tokens[i] = logits.indices.max { logits[$0] < logits[$1] } ?? 0
+                    }
+                }
+                let secs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                if rep >= 0 { tg.append(Double(n * batch) / secs) }
             }
         }
         func stats(_ xs: [Double]) -> (median: Double, min: Double, max: Double) {
@@ -64,6 +79,7 @@ struct Bench: ParsableCommand {
             if p > 0 { parts.append("\"pp\":{\"n\":\(p),\"tok_s\":\(round2(ps.median)),\"min\":\(round2(ps.min)),\"max\":\(round2(ps.max)),\"reps\":\(r)}") }
             if n > 0 { parts.append("\"tg\":{\"n\":\(n),\"tok_s\":\(round2(ts.median)),\"min\":\(round2(ts.min)),\"max\":\(round2(ts.max)),\"reps\":\(r)}") }
             parts.append("\"threads\":\(t)")
+            if batch > 1 { parts.append("\"batch\":\(batch)") }
             print("{" + parts.joined(separator: ",") + "}")
         } else {
             print("test        t/s (median)   min .. max      threads \(t), \(r) reps")
