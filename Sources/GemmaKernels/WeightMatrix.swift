@@ -104,6 +104,50 @@ extension WeightMatrix {
         multiplyByRows(x, xStride: xStride, batch: batch, into: y, yStride: yStride, range: range, pool: pool, scratch: scratch)
     }
 
+    /// `y_i = W_i · x` for two or three matrices over the same activations (q/k/v, gate/up), as one product:
+    /// small batches quantize `x` once and split all the matrices' rows across the workers in one dispatch.
+    /// Each output gets exactly the arithmetic of `multiply` on its own.
+    public static func multiply(_ m: (WeightMatrix, WeightMatrix, WeightMatrix?), _ x: UnsafePointer<Float>, xStride: Int, batch: Int,
+                                into y: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?),
+                                yStride: (Int, Int, Int), precision: Precision = .fast, allowGemm: Bool = true,
+                                pool: WorkerPool, scratch: MatmulScratch) {
+        let cols = m.0.cols
+        let fused = precision == .fast && batch > 0 && batch <= scratch.activations.maxRows
+            && !(allowGemm && batch >= gemmMinimumBatch)
+            && m.0.type.hasIntegerRowKernel && m.1.type.hasIntegerRowKernel && (m.2.map { $0.type.hasIntegerRowKernel } ?? true)
+            && m.1.cols == cols && (m.2.map { $0.cols == cols } ?? true) && (m.2 == nil) == (y.2 == nil)
+        guard fused else {
+            m.0.multiply(x, xStride: xStride, batch: batch, into: y.0, yStride: yStride.0, precision: precision, allowGemm: allowGemm,
+                         pool: pool, scratch: scratch)
+            m.1.multiply(x, xStride: xStride, batch: batch, into: y.1, yStride: yStride.1, precision: precision, allowGemm: allowGemm,
+                         pool: pool, scratch: scratch)
+            if let m2 = m.2, let y2 = y.2 {
+                m2.multiply(x, xStride: xStride, batch: batch, into: y2, yStride: yStride.2, precision: precision, allowGemm: allowGemm,
+                            pool: pool, scratch: scratch)
+            }
+            return
+        }
+        let a = scratch.activations
+        a.quantize(x, stride: xStride, rows: batch, cols: cols)
+        let n0 = m.0.rows, n1 = m.1.rows, total = n0 + n1 + (m.2?.rows ?? 0)
+        @inline(__always) func rows(_ w: WeightMatrix, _ range: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ ys: Int) {
+            for r in range {
+                let row = w.base + r * w.rowBytes
+                for t in 0..<batch { y[t * ys + r] = dotRow(w.type, row, cols: cols, a, t) }
+            }
+        }
+        pool.parallelFor(total, minimumPerWorker: 16) { _, slice in
+            let s0 = slice.clamped(to: 0..<n0)
+            if !s0.isEmpty { rows(m.0, s0, y.0, yStride.0) }
+            let s1 = slice.clamped(to: n0..<(n0 + n1))
+            if !s1.isEmpty { rows(m.1, (s1.lowerBound - n0)..<(s1.upperBound - n0), y.1, yStride.1) }
+            if let m2 = m.2, let y2 = y.2 {
+                let s2 = slice.clamped(to: (n0 + n1)..<total)
+                if !s2.isEmpty { rows(m2, (s2.lowerBound - n0 - n1)..<(s2.upperBound - n0 - n1), y2, yStride.2) }
+            }
+        }
+    }
+
     /// Each weight row dequantized once into worker scratch, then an f32 dot per activation row.
     private func multiplyByRows(_ x: UnsafePointer<Float>, xStride: Int, batch: Int, into y: UnsafeMutablePointer<Float>,
                                 yStride: Int, range: Range<Int>, pool: WorkerPool, scratch: MatmulScratch) {

@@ -57,9 +57,12 @@ extension Gemma3Model {
         for (l, lw) in weights.layers.enumerated() {
             // Attention block.
             for r in 0..<n { rmsNorm(w.x + r * h, weight: lw.inputNorm, offset: off, eps: eps, count: h, into: w.xb + r * h) }
-            product(lw.q, runs, w.xb, h, w.q, qDim, w)
-            product(lw.k, runs, w.xb, h, w.k, kvDim, w)
-            product(lw.v, runs, w.xb, h, w.v, kvDim, w)
+            for run in runs {
+                let x = w.xb + run.rows.lowerBound * h
+                WeightMatrix.multiply((lw.q, lw.k, lw.v), x, xStride: h, batch: run.rows.count,
+                                      into: (w.q + run.rows.lowerBound * qDim, w.k + run.rows.lowerBound * kvDim, w.v + run.rows.lowerBound * kvDim),
+                                      yStride: (qDim, kvDim, kvDim), precision: precision, allowGemm: run.gemm, pool: pool, scratch: w.matmul)
+            }
             let kind = ropeKindOfLayer[l]
             for r in 0..<n {
                 let cosR = w.ropeCos[kind] + r * half, sinR = w.ropeSin[kind] + r * half
@@ -97,8 +100,11 @@ extension Gemma3Model {
             }
             // Feed-forward block: down(gelu_tanh(gate(x)) * up(x)).
             for r in 0..<n { rmsNorm(w.x + r * h, weight: lw.preFeedforwardNorm, offset: off, eps: eps, count: h, into: w.xb + r * h) }
-            product(lw.gate, runs, w.xb, h, w.gate, f, w)
-            product(lw.up, runs, w.xb, h, w.up, f, w)
+            for run in runs {
+                WeightMatrix.multiply((lw.gate, lw.up, nil), w.xb + run.rows.lowerBound * h, xStride: h, batch: run.rows.count,
+                                      into: (w.gate + run.rows.lowerBound * f, w.up + run.rows.lowerBound * f, nil),
+                                      yStride: (f, f, 0), precision: precision, allowGemm: run.gemm, pool: pool, scratch: w.matmul)
+            }
             gegluInPlace(w.gate, w.up, n * f)
             product(lw.down, runs, w.gate, f, w.xb, h, w)
             for r in 0..<n {
@@ -286,13 +292,12 @@ extension Gemma3Model {
                 }
             }
         }
-        // Each row's own range of this group: scale, softmax statistics, and the partial's slot.
+        // Each row's own range of this group: scale, softmax statistics, and the partial's slot. Probabilities
+        // outside a row's range are zeroed, so that P x V can run over the whole group as one product.
         for t in 0..<rc {
             let r = ra + t, p = w.rowPosition[r], first = firstKey(r)
-            guard g >= first / G, g <= p / G else { continue }
-            let rlo = max(lo, first), rhi = min(hi, p + 1)
-            let m = w.partials + (w.rowFirstJob[r] + g - first / G) * w.partialStride
-            (m + 2 * heads).update(repeating: 0, count: heads * d)
+            let inGroup = g >= first / G && g <= p / G
+            let rlo = inGroup ? max(lo, first) : hi, rhi = inGroup ? min(hi, p + 1) : hi
             for h in 0..<heads {
                 let sRow = scores + (t * heads + h) * G - lo
                 var mx = -Float.infinity
@@ -303,21 +308,43 @@ extension Gemma3Model {
                 for k in rlo..<rhi { sRow[k] = expFast(sRow[k] - mx) }
                 var sum: Float = 0
                 for k in rlo..<rhi { sum += sRow[k] }
-                m[h] = mx
-                m[heads + h] = sum
-            }
-        }
-        for k in lo..<hi {
-            let vp = k >= p0 ? UnsafePointer(w.v + (r0 + k - p0) * kvDim) : layerKV.value(k, scratch: kbuf)
-            for t in 0..<rc {
-                let r = ra + t, p = w.rowPosition[r], first = firstKey(r)
-                guard k >= first, k <= p else { continue }
-                let out = w.partials + (w.rowFirstJob[r] + g - first / G) * w.partialStride + 2 * heads
-                for h in 0..<heads {
-                    let wgt = scores[(t * heads + h) * G + k - lo], v = vp + (h / group) * d, o = out + h * d
-                    for i in 0..<d { o[i] += wgt * v[i] }
+                for k in lo..<rlo { sRow[k] = 0 }
+                for k in rhi..<hi { sRow[k] = 0 }
+                if inGroup {
+                    let m = w.partials + (w.rowFirstJob[r] + g - first / G) * w.partialStride
+                    m[h] = mx
+                    m[heads + h] = sum
                 }
             }
+        }
+        // P x V per KV head: the group's values packed once into 32-dimension panels (vp[dp][key][32]), multiplied
+        // by each query head's probability rows with the GEMM micro-kernel into a block-sized output.
+        let vp = w.valuePanels + worker * G * d, out = w.blockOut + worker * Self.attentionRowBlock * qDim
+        let keys = hi - lo, dPanels = d / 32
+        for kvh in 0..<c.numKeyValueHeads {
+            for k in lo..<hi {
+                let vr = (k >= p0 ? UnsafePointer(w.v + (r0 + k - p0) * kvDim) : layerKV.value(k, scratch: kbuf)) + kvh * d
+                for dp in 0..<dPanels {
+                    let dst = vp + (dp * G + (k - lo)) * 32, src = vr + dp * 32
+                    for i in 0..<32 { dst[i] = src[i] }
+                }
+            }
+            for h in kvh * group..<(kvh + 1) * group {
+                for dp in 0..<dPanels {
+                    var t = 0
+                    while t < rc {
+                        gemmMicro32x6(vp + dp * G * 32, scores + (t * heads + h) * G, heads * G, keys,
+                                      out + t * qDim + h * d + dp * 32, qDim, min(6, rc - t))
+                        t += 6
+                    }
+                }
+            }
+        }
+        for t in 0..<rc {
+            let r = ra + t, p = w.rowPosition[r], first = firstKey(r)
+            guard g >= first / G, g <= p / G else { continue }
+            let dst = w.partials + (w.rowFirstJob[r] + g - first / G) * w.partialStride + 2 * heads
+            dst.update(from: out + t * qDim, count: qDim)
         }
     }
 

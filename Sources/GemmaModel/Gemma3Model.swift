@@ -31,6 +31,10 @@ public final class Gemma3Model: Sendable {
     }
 
     public init(file: GGUFFile, config: Gemma3Config, threads: Int, precision: Precision = .fast) throws(ModelError) {
+        // The attention kernels work on 32-wide panels of the head dimension (every Gemma 3 size: 128 or 256).
+        guard config.headDim > 0, config.headDim % 32 == 0 else {
+            throw .config("head dimension \(config.headDim) is not a multiple of 32 (the attention kernels work on 32-wide panels)")
+        }
         self.file = file
         self.config = config
         self.precision = precision

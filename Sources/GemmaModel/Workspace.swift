@@ -14,6 +14,8 @@ public final class Workspace {
     let itemRow, itemRows, itemGroup: UnsafeMutablePointer<Int>
     /// Per worker: 32 keys packed dimension-major for the block attention's micro-kernel.
     let keyPanels: UnsafeMutablePointer<Float>
+    /// Per worker: a key group's values in 32-dimension panels, and a row block's attention output.
+    let valuePanels, blockOut: UnsafeMutablePointer<Float>
     /// Attention scratch: per worker, scores of a block of rows x heads over a key group, and a converted K/V row;
     /// per (row, key group), softmax partials.
     let scores, kvScratch, partials: UnsafeMutablePointer<Float>
@@ -47,6 +49,8 @@ public final class Workspace {
         scores = alloc(workers * scoresStride)
         kvScratch = alloc(workers * kvd)
         keyPanels = alloc(workers * 32 * c.headDim)
+        valuePanels = alloc(workers * group * c.headDim)
+        blockOut = alloc(workers * Gemma3Model.attentionRowBlock * qd)
         partialStride = 2 * heads + qd
         partials = alloc(b * groupsPerRow * partialStride)
         logits = alloc(logitGroup * c.vocabSize)
