@@ -1,5 +1,5 @@
 // MemoryPlan: parameter counts against the report's Table 1, the KV split of the sliding-window cache, and the
-// reproduction of the report's Table 3 (GB = 10^9 bytes, 32,768 tokens).
+// reproduction of the report's Table 3 (nominal-size weights, all-global bf16 KV, GB = 10^9 bytes, 32,768 tokens).
 import Foundation
 import GemmaFormats
 import Testing
@@ -112,20 +112,89 @@ import GemmaModel
 
     // MARK: Table 3 of the report
 
-    /// Cells that reproduce within 3% (16 of 32). The others: the 4B weights with the bf16 vision tower (+4 to +8%),
-    /// int4-b32 at Q4_0's 16-bit scale per 32 weights (+4 to +5% for 4B-27B; the report's 1B int4-b32 is 0.2 GB over
-    /// int4, which no block scale gives), and the 12B/27B "+KV" cells, whose report KV is ~2 GB above any count of
-    /// the published configs.
-    static let reproducedWithin3Percent: Set<String> = [
-        "1b bf16", "1b bf16+KV", "1b int4", "1b int4+KV", "1b sfp8", "1b sfp8+KV",
-        "4b int4+KV", "4b int4-b32+KV", "4b sfp8+KV",
-        "12b bf16", "12b int4", "12b sfp8",
-        "27b bf16", "27b bf16+KV", "27b int4", "27b sfp8",
-    ]
-
     static func key(_ c: GemmaReportTable3.Cell) -> String {
         "\(c.size.rawValue) \(c.column.rawValue)\(c.withKV ? "+KV" : "")"
     }
+
+    static func cell(_ key: String) -> GemmaReportTable3.Cell {
+        GemmaReportTable3.reproduction().first { Self.key($0) == key }!
+    }
+
+    /// The all-global bf16 KV of a size from its published config, written out: layers x 32,768 positions x K and V
+    /// x kv_heads x head_dim x 2 bytes.
+    static func configKV(_ size: Gemma3Size) -> Int {
+        let c = Gemma3Config.known(size)
+        return c.numHiddenLayers * 32_768 * 2 * c.numKeyValueHeads * c.headDim * 2
+    }
+
+    @Test func table3WeightsFollowTheNominalConvention() {
+        // Weights = nominal N x the column's bytes per weight, the vision tower (4B+) at bf16 out of N.
+        let n: [Gemma3Size: Int] = [.b1: 1_000_000_000, .b4: 4_000_000_000, .b12: 12_000_000_000, .b27: 27_000_000_000]
+        for size in GemmaReportTable3.sizes {
+            let nominal = n[size]!
+            let v = size == .b1 ? 0 : GemmaVisionTower.parameters(hiddenSize: Gemma3Config.known(size).hiddenSize)
+            #expect(GemmaReportTable3.weightBytes(size, .bf16) == 2 * nominal)  // 2.0, 8.0, 24.0, 54.0
+            #expect(GemmaReportTable3.weightBytes(size, .sfp8) == nominal + v)  // N + 0.4
+            #expect(abs(GemmaReportTable3.weightBytes(size, .int4) - (nominal / 2 + 3 * v / 2)) <= 1)  // N/2 + 0.6
+            // Int4 blocks=32 keeps the tensor count.
+            #expect(GemmaReportTable3.weightBytes(size, .int4Blocks32) == GemmaReportTable3.plan(size, .int4Blocks32).weights.total)
+            // Every nominal weight cell rounds to the report's value at its printed precision (0.1 GB).
+            for column in [GemmaReportTable3.Column.bf16, .int4, .sfp8] {
+                let ours = Double(GemmaReportTable3.weightBytes(size, column)) / 1e9
+                #expect(abs(ours - GemmaReportTable3.reported[size]![column]!.weights) < 0.05, "\(size) \(column) \(ours)")
+            }
+        }
+        // The vision tower is 0.42B of N (Table 1's "417M" plus the projector).
+        for size in [Gemma3Size.b4, .b12, .b27] {
+            let v = GemmaVisionTower.parameters(hiddenSize: Gemma3Config.known(size).hiddenSize)
+            #expect(v > 417_000_000 && v < 424_000_000)
+        }
+        // The engine-facing plan is not affected: it keeps the tensor count (27B bf16 + vision: 2 x 27.43B params).
+        let p27 = GemmaReportTable3.plan(.b27, .bf16)
+        #expect(p27.weights.total == 2 * p27.parameters.total)
+        #expect(p27.weights.total != GemmaReportTable3.weightBytes(.b27, .bf16))
+    }
+
+    /// The issue's ten cells: 27B raw, Int4, SFP8 with and without KV; 12B raw and raw+KV; 4B raw+KV and Int4+KV.
+    static let issueWithin3Percent = ["27b bf16", "27b bf16+KV", "27b int4", "27b sfp8", "12b bf16", "4b bf16+KV", "4b int4+KV"]
+    /// The three that stay out: weights match, the report's KV is ~2 GB above the all-global count of the configs.
+    static let issueKVBound = ["27b int4+KV", "27b sfp8+KV", "12b bf16+KV"]
+
+    @Test func table3IssueCells() {
+        for key in Self.issueWithin3Percent {
+            let c = Self.cell(key)
+            #expect(abs(c.relativeDifference) <= 0.03, "\(key): ours \(c.gb) GB, report \(c.reportedGB) GB")
+        }
+        for key in Self.issueKVBound {
+            let c = Self.cell(key)
+            #expect(c.withKV)
+            // The weights part matches the report's weights within 1%...
+            let reportedWeights = GemmaReportTable3.reported[c.size]![c.column]!.weights
+            #expect(abs(Double(c.weightBytes) / 1e9 / reportedWeights - 1) <= 0.01, "\(key) weights \(c.weightBytes)")
+            // ...the KV delta is exactly the all-global bf16 cache of the published config...
+            #expect(c.bytes - GemmaReportTable3.weightBytes(c.size, c.column) == Self.configKV(c.size))
+            #expect(c.kvBytes == GemmaReportTable3.plan(c.size, c.column).allGlobalKV)
+            // ...and the miss is the report's KV being ~2 GB above it (14.9 vs 12.885, 18.7 vs 16.643).
+            let gap = GemmaReportTable3.reportedKV(c.size) - Double(c.kvBytes) / 1e9
+            #expect(gap > 1.9 && gap < 2.1, "\(key) KV gap \(gap)")
+            #expect(c.relativeDifference < -0.03 && c.relativeDifference > -0.07, "\(key) \(c.relativeDifference)")
+        }
+        // The expected values (GB, to 0.01; 27B Int4+KV = 14.134 + 16.643, SFP8+KV = 27.423 + 16.643).
+        let expected: [String: Double] = [
+            "27b bf16": 54.00, "27b bf16+KV": 70.64, "27b int4": 14.13, "27b sfp8": 27.42, "12b bf16": 24.00,
+            "4b bf16+KV": 12.56, "4b int4+KV": 7.19, "27b int4+KV": 30.78, "27b sfp8+KV": 44.07, "12b bf16+KV": 36.88,
+        ]
+        for (key, gb) in expected { #expect(abs(Self.cell(key).gb - gb) < 0.005, "\(key) \(Self.cell(key).gb)") }
+    }
+
+    /// Cells of the whole table within 3% (20 of 32): every raw, Int4 and SFP8 weight cell; every "+KV" cell of
+    /// those columns for 1B and 4B, and 27B raw+KV; 4B Int4 blocks=32+KV.
+    static let reproducedWithin3Percent: Set<String> = [
+        "1b bf16", "1b bf16+KV", "1b int4", "1b int4+KV", "1b sfp8", "1b sfp8+KV",
+        "4b bf16", "4b bf16+KV", "4b int4", "4b int4+KV", "4b sfp8", "4b sfp8+KV", "4b int4-b32+KV",
+        "12b bf16", "12b int4", "12b sfp8",
+        "27b bf16", "27b bf16+KV", "27b int4", "27b sfp8",
+    ]
 
     @Test func table3CellsWithin3Percent() {
         let cells = GemmaReportTable3.reproduction()
@@ -140,13 +209,13 @@ import GemmaModel
             let d = c.relativeDifference
             switch (c.size, c.column, c.withKV) {
             case (.b12, _, true), (.b27, _, true):
-                // Our KV is the report's minus ~2 GB: (report - ours) is 1.2 to 2.6 GB in every column.
-                #expect(c.reportedGB - c.gb > 1.2 && c.reportedGB - c.gb < 2.6, "\(Self.key(c)) \(c.gb)")
+                // The report's KV is ~2 GB above ours; with the weights' own residual (int4-b32: +0.3 to +0.7 GB)
+                // (report - ours) is 1.2 to 2.1 GB.
+                #expect(c.reportedGB - c.gb > 1.2 && c.reportedGB - c.gb < 2.1, "\(Self.key(c)) \(c.gb)")
                 #expect(d < -0.03 && d > -0.10, "\(Self.key(c)) \(d)")
-            case (.b4, _, _):
-                #expect(d > 0.03 && d < 0.08, "\(Self.key(c)) \(d)")  // the bf16 vision tower, 0.85 GB
-            case (.b12, .int4Blocks32, false), (.b27, .int4Blocks32, false):
-                #expect(d > 0.03 && d < 0.06, "\(Self.key(c)) \(d)")  // 0.0625 B/param of scales vs the report's ~0.044
+            case (.b4, .int4Blocks32, false), (.b12, .int4Blocks32, false), (.b27, .int4Blocks32, false):
+                // The tensor count as Q4_0 (0.0625 B/param of scales, vision bf16) is above the report's.
+                #expect(d > 0.03 && d < 0.08, "\(Self.key(c)) \(d)")
             case (.b1, .int4Blocks32, _):
                 #expect(d < -0.03 && d > -0.25, "\(Self.key(c)) \(d)")
             default:
@@ -163,25 +232,31 @@ import GemmaModel
                 return r.withKV - r.weights
             }
             #expect(kvs.allSatisfy { abs($0 - kvs[0]) < 0.11 }, "\(size) \(kvs)")
+            #expect(abs(GemmaReportTable3.reportedKV(size) - kvs[0]) < 1e-9)
+            for c in GemmaReportTable3.reproduction() where c.size == size {
+                #expect(c.kvBytes == (c.withKV ? Self.configKV(size) : 0))
+            }
         }
-        // 1B and 4B: the report's KV is the all-global bf16 cache within 3.5% (0.87 vs 0.9, 4.56 vs 4.7).
+        // 1B and 4B: the report's KV is the all-global bf16 cache within 3.5% (0.872 vs 0.9, 4.563 vs 4.7).
         for size in [Gemma3Size.b1, .b4] {
-            let r = GemmaReportTable3.reported[size]![.bf16]!
-            let ours = Double(GemmaReportTable3.plan(size, .bf16).allGlobalKV) / 1e9
-            #expect(abs(ours / (r.withKV - r.weights) - 1) < 0.035, "\(size) \(ours)")
+            let ours = Double(GemmaReportTable3.kvBytes(size)) / 1e9
+            #expect(abs(ours / GemmaReportTable3.reportedKV(size) - 1) < 0.035, "\(size) \(ours)")
         }
+        // 12B and 27B: about 2 GB above it (12.885 vs 14.9, 16.643 vs 18.7).
+        #expect(abs(Double(GemmaReportTable3.kvBytes(.b12)) / 1e9 - 12.885) < 0.001)
+        #expect(abs(Double(GemmaReportTable3.kvBytes(.b27)) / 1e9 - 16.643) < 0.001)
         // The sliding-window cache is far below every reported KV (27B: 3.12 GB vs 18.7).
         for size in GemmaReportTable3.sizes {
-            let r = GemmaReportTable3.reported[size]![.bf16]!
-            #expect(Double(GemmaReportTable3.plan(size, .bf16).kv.total) / 1e9 < 0.3 * (r.withKV - r.weights))
+            #expect(Double(GemmaReportTable3.plan(size, .bf16).kv.total) / 1e9 < 0.3 * GemmaReportTable3.reportedKV(size))
         }
     }
 
     @Test func table3UnitIsGBNotGiB() {
-        // 1B raw: 999,885,952 params x 2 bytes = 2.00 GB (the report's 2.0) = 1.86 GiB.
-        let p = GemmaReportTable3.plan(.b1, .bf16)
-        #expect(abs(Double(p.weights.total) / 1e9 - 2.0) < 0.01)
-        #expect(abs(Double(p.weights.total) / 1_073_741_824 - 2.0) > 0.1)
+        // 1B raw: 2.00 GB (the report's 2.0) = 1.86 GiB; the tensor count (999,885,952 x 2 bytes) is also 2.00 GB.
+        let c = Self.cell("1b bf16")
+        #expect(abs(c.gb - 2.0) < 0.01)
+        #expect(abs(Double(c.bytes) / 1_073_741_824 - 2.0) > 0.1)
+        #expect(abs(Double(GemmaReportTable3.plan(.b1, .bf16).weights.total) / 1e9 - 2.0) < 0.01)
     }
 
     @Test func table3SomeCellPairsCannotBothBeWithin3Percent() {
