@@ -205,6 +205,7 @@ public struct Generator: Sendable {
         }
         let limit = min(max(parameters.maxTokens, 0), capacity - prompt.count)
         if reason == nil && limit == 0 { reason = .length }
+        var step = [0]  // reused for every decode step
         while reason == nil {
             tokens.append(next)
             emit(.token(GeneratedToken(id: next, logprob: nextLogprobs?.0, topLogprobs: nextLogprobs?.1 ?? [])))
@@ -222,7 +223,8 @@ public struct Generator: Sendable {
             }
             if tokens.count >= limit { reason = .length; break }
             if isCancelled() { reason = .cancelled; break }
-            try model.forward([next], state: state, logits: .last) { _, l in choose(l) }
+            step[0] = next
+            try model.forward(step, state: state, logits: .last) { _, l in choose(l) }
         }
         if reason != .stopString && reason != .cancelled, detokenizer != nil {
             switch stops.append(detokenizer!.finish()) {

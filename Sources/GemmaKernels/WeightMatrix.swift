@@ -82,10 +82,8 @@ extension WeightMatrix {
         if allowGemm, batch >= Self.gemmMinimumBatch, range.lowerBound % 32 == 0 {
             // Whole 32-row panels by GEMM, a tail of fewer than 32 rows by dequantized-row dots.
             let panels = (range.lowerBound / 32)..<(range.lowerBound / 32 + range.count / 32)
-            pool.parallelFor(panels.count) { w, slice in
-                gemmPanels((panels.lowerBound + slice.lowerBound)..<(panels.lowerBound + slice.upperBound), x, xStride: xStride,
-                           tokens: batch, into: y, yStride: yStride, panel: scratch.panel(w), row: scratch.row(w))
-            }
+            pool.parallelFor(panels.count, GemmJob(m: self, firstPanel: panels.lowerBound, x: x, xStride: xStride, batch: batch,
+                                                   y: y, yStride: yStride, scratch: scratch))
             let tail = (panels.upperBound * 32)..<range.upperBound
             if !tail.isEmpty { multiplyByRows(x, xStride: xStride, batch: batch, into: y, yStride: yStride, range: tail, pool: pool, scratch: scratch) }
             return
@@ -93,12 +91,9 @@ extension WeightMatrix {
         if precision == .fast, type.hasIntegerRowKernel, batch <= scratch.activations.maxRows {
             let a = scratch.activations
             a.quantize(x, stride: xStride, rows: batch, cols: cols)
-            pool.parallelFor(range.count, minimumPerWorker: 16) { _, slice in
-                for r in slice.lowerBound + range.lowerBound..<slice.upperBound + range.lowerBound {
-                    let row = base + r * rowBytes
-                    for t in 0..<batch { y[t * yStride + r] = dotRow(type, row, cols: cols, a, t) }
-                }
-            }
+            pool.parallelFor(range.count, minimumPerWorker: 16,
+                             RowKernelJob(m: (self, self, nil), y: (y, y, nil), yStride: (yStride, 0, 0), split: (range.count, range.count),
+                                          firstRow: range.lowerBound, a: a, batch: batch))
             return
         }
         multiplyByRows(x, xStride: xStride, batch: batch, into: y, yStride: yStride, range: range, pool: pool, scratch: scratch)
@@ -130,34 +125,66 @@ extension WeightMatrix {
         let a = scratch.activations
         a.quantize(x, stride: xStride, rows: batch, cols: cols)
         let n0 = m.0.rows, n1 = m.1.rows, total = n0 + n1 + (m.2?.rows ?? 0)
-        @inline(__always) func rows(_ w: WeightMatrix, _ range: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ ys: Int) {
-            for r in range {
-                let row = w.base + r * w.rowBytes
-                for t in 0..<batch { y[t * ys + r] = dotRow(w.type, row, cols: cols, a, t) }
-            }
-        }
-        pool.parallelFor(total, minimumPerWorker: 16) { _, slice in
-            let s0 = slice.clamped(to: 0..<n0)
-            if !s0.isEmpty { rows(m.0, s0, y.0, yStride.0) }
-            let s1 = slice.clamped(to: n0..<(n0 + n1))
-            if !s1.isEmpty { rows(m.1, (s1.lowerBound - n0)..<(s1.upperBound - n0), y.1, yStride.1) }
-            if let m2 = m.2, let y2 = y.2 {
-                let s2 = slice.clamped(to: (n0 + n1)..<total)
-                if !s2.isEmpty { rows(m2, (s2.lowerBound - n0 - n1)..<(s2.upperBound - n0 - n1), y2, yStride.2) }
-            }
-        }
+        pool.parallelFor(total, minimumPerWorker: 16,
+                         RowKernelJob(m: m, y: y, yStride: yStride, split: (n0, n0 + n1), firstRow: 0, a: a, batch: batch))
     }
 
     /// Each weight row dequantized once into worker scratch, then an f32 dot per activation row.
     private func multiplyByRows(_ x: UnsafePointer<Float>, xStride: Int, batch: Int, into y: UnsafeMutablePointer<Float>,
                                 yStride: Int, range: Range<Int>, pool: WorkerPool, scratch: MatmulScratch) {
-        let cols = cols
-        pool.parallelFor(range.count, minimumPerWorker: 16) { w, slice in
-            let buf = scratch.row(w)
-            for r in slice.lowerBound + range.lowerBound..<slice.upperBound + range.lowerBound {
-                dequantizeRow(r, into: buf)
-                for t in 0..<batch { y[t * yStride + r] = dot(buf, x + t * xStride, cols) }
-            }
+        pool.parallelFor(range.count, minimumPerWorker: 16,
+                         DequantizedRowJob(m: self, firstRow: range.lowerBound, x: x, xStride: xStride, batch: batch, y: y, yStride: yStride,
+                                           scratch: scratch))
+    }
+}
+
+// The products' worker jobs (structs, so that a dispatch allocates nothing).
+
+private struct GemmJob: RangeJob {
+    let m: WeightMatrix, firstPanel: Int, x: UnsafePointer<Float>, xStride: Int, batch: Int
+    let y: UnsafeMutablePointer<Float>, yStride: Int, scratch: MatmulScratch
+    func run(worker w: Int, range: Range<Int>) {
+        m.gemmPanels((firstPanel + range.lowerBound)..<(firstPanel + range.upperBound), x, xStride: xStride, tokens: batch,
+                     into: y, yStride: yStride, panel: scratch.panel(w), row: scratch.row(w))
+    }
+}
+
+/// Integer row kernels over one to three matrices whose rows are numbered one after the other: job rows below
+/// `split.0` belong to `m.0` (from its row `firstRow`), then `m.1` up to `split.1`, then `m.2`.
+private struct RowKernelJob: RangeJob {
+    let m: (WeightMatrix, WeightMatrix, WeightMatrix?)
+    let y: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?)
+    let yStride: (Int, Int, Int), split: (Int, Int), firstRow: Int
+    let a: QuantizedActivations, batch: Int
+
+    @inline(__always) private func rows(_ w: WeightMatrix, _ range: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ ys: Int) {
+        let cols = w.cols
+        for r in range {
+            let row = w.base + r * w.rowBytes
+            for t in 0..<batch { y[t * ys + r] = dotRow(w.type, row, cols: cols, a, t) }
+        }
+    }
+
+    func run(worker: Int, range slice: Range<Int>) {
+        let s0 = slice.clamped(to: 0..<split.0)
+        if !s0.isEmpty { rows(m.0, (s0.lowerBound + firstRow)..<(s0.upperBound + firstRow), y.0, yStride.0) }
+        let s1 = slice.clamped(to: split.0..<split.1)
+        if !s1.isEmpty { rows(m.1, (s1.lowerBound - split.0)..<(s1.upperBound - split.0), y.1, yStride.1) }
+        if let m2 = m.2, let y2 = y.2 {
+            let s2 = slice.clamped(to: split.1..<Int.max)
+            if !s2.isEmpty { rows(m2, (s2.lowerBound - split.1)..<(s2.upperBound - split.1), y2, yStride.2) }
+        }
+    }
+}
+
+private struct DequantizedRowJob: RangeJob {
+    let m: WeightMatrix, firstRow: Int, x: UnsafePointer<Float>, xStride: Int, batch: Int
+    let y: UnsafeMutablePointer<Float>, yStride: Int, scratch: MatmulScratch
+    func run(worker w: Int, range: Range<Int>) {
+        let buf = scratch.row(w), cols = m.cols
+        for r in (range.lowerBound + firstRow)..<(range.upperBound + firstRow) {
+            m.dequantizeRow(r, into: buf)
+            for t in 0..<batch { y[t * yStride + r] = dot(buf, x + t * xStride, cols) }
         }
     }
 }

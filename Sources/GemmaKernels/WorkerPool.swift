@@ -10,6 +10,32 @@ import Glibc
 import Darwin
 #endif
 
+/// A job for `WorkerPool.parallelFor`: `run(worker:range:)` is called once per worker with its contiguous slice.
+/// Jobs are plain structs (their fields are what a closure would capture): handing one to the workers allocates
+/// nothing, unlike a closure, whose context must be boxed to cross threads.
+public protocol RangeJob {
+    func run(worker: Int, range: Range<Int>)
+}
+
+/// Type-erased entry for the workers: the job lives on the caller's stack for the duration of the dispatch.
+private protocol JobEntry {
+    static func call(_ job: UnsafeRawPointer, worker: Int, count: Int, workers: Int)
+}
+
+private enum Entry<J: RangeJob>: JobEntry {
+    static func call(_ job: UnsafeRawPointer, worker w: Int, count: Int, workers: Int) {
+        guard w < workers else { return }
+        let lo = count * w / workers, hi = count * (w + 1) / workers
+        if lo < hi { job.assumingMemoryBound(to: J.self).pointee.run(worker: w, range: lo..<hi) }
+    }
+}
+
+/// A closure as a job (tests and cold paths; the closure context is boxed once per call).
+private struct ClosureJob: RangeJob {
+    let body: (Int, Range<Int>) -> Void
+    func run(worker: Int, range: Range<Int>) { body(worker, range) }
+}
+
 public final class WorkerPool: @unchecked Sendable {  // the job is published through the generation counter
     public let threads: Int
     /// Polls of the generation counter before a worker goes to sleep (~100 µs).
@@ -18,7 +44,10 @@ public final class WorkerPool: @unchecked Sendable {  // the job is published th
     private let generation = Atomic<Int>(0)
     private let remaining = Atomic<Int>(0)
     private let sleepers = Atomic<Int>(0)
-    private nonisolated(unsafe) var job: ((Int) -> Void)?
+    private nonisolated(unsafe) var job: UnsafeRawPointer?
+    private nonisolated(unsafe) var entry: (any JobEntry.Type)?
+    private nonisolated(unsafe) var jobCount = 0
+    private nonisolated(unsafe) var jobWorkers = 0
     private let callers = Mutex<Void>(())
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let wake: UnsafeMutablePointer<pthread_cond_t>
@@ -81,17 +110,25 @@ public final class WorkerPool: @unchecked Sendable {  // the job is published th
                 g = generation.load(ordering: .sequentiallyConsistent)
             }
             seen = g
-            job!(worker)
+            entry!.call(job!, worker: worker, count: jobCount, workers: jobWorkers)
             remaining.subtract(1, ordering: .releasing)
         }
     }
 
-    /// Runs `body(w)` for every worker `w` in `0..<threads` and returns when all are done.
-    public func run(_ body: (Int) -> Void) {
-        if threads == 1 { body(0); return }
-        callers.withLock { _ in
-            withoutActuallyEscaping(body) { b in
-                job = b
+    /// Calls `job.run(worker:range:)` for contiguous slices of `0..<count`, one per worker (fewer when `count` is
+    /// below `threads * minimumPerWorker`), and returns when all are done. Allocates nothing.
+    public func parallelFor<J: RangeJob>(_ count: Int, minimumPerWorker: Int = 1, _ job: J) {
+        let workers = max(1, min(threads, count / max(minimumPerWorker, 1)))
+        if workers == 1 {
+            if count > 0 { job.run(worker: 0, range: 0..<count) }
+            return
+        }
+        withUnsafePointer(to: job) { p in
+            callers.withLock { _ in
+                self.job = UnsafeRawPointer(p)
+                entry = Entry<J>.self
+                jobCount = count
+                jobWorkers = workers
                 remaining.store(threads - 1, ordering: .relaxed)
                 generation.add(1, ordering: .sequentiallyConsistent)
                 if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
@@ -99,29 +136,20 @@ public final class WorkerPool: @unchecked Sendable {  // the job is published th
                     pthread_cond_broadcast(wake)
                     pthread_mutex_unlock(mutex)
                 }
-                b(0)
+                Entry<J>.call(UnsafeRawPointer(p), worker: 0, count: count, workers: workers)
                 var spins = 0
                 while remaining.load(ordering: .acquiring) != 0 {
                     spins += 1
                     if spins > Self.spinLimit { sched_yield() }
                 }
-                job = nil
+                self.job = nil
+                entry = nil
             }
         }
     }
 
-    /// Calls `body(worker, range)` for contiguous slices of `0..<count`, one per worker (fewer when `count` is
-    /// below `threads * minimumPerWorker`).
+    /// `parallelFor` with a closure (boxes the closure's context once per call; hot paths use `RangeJob` structs).
     public func parallelFor(_ count: Int, minimumPerWorker: Int = 1, _ body: (Int, Range<Int>) -> Void) {
-        let workers = max(1, min(threads, count / max(minimumPerWorker, 1)))
-        if workers == 1 {
-            if count > 0 { body(0, 0..<count) }
-            return
-        }
-        run { w in
-            guard w < workers else { return }
-            let lo = count * w / workers, hi = count * (w + 1) / workers
-            if lo < hi { body(w, lo..<hi) }
-        }
+        withoutActuallyEscaping(body) { b in parallelFor(count, minimumPerWorker: minimumPerWorker, ClosureJob(body: b)) }
     }
 }

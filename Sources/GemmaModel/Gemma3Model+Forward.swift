@@ -6,7 +6,7 @@ import GemmaKernels
 extension Gemma3Model {
     /// Runs every segment's tokens through the model and appends them to its cache. Rows of a segment are
     /// contiguous; the caller has checked capacities and sizes.
-    func forwardRows(_ segments: [Segment], workspace w: Workspace) {
+    func forwardRows<S: RandomAccessCollection<Segment>>(_ segments: S, workspace w: Workspace) where S.Index == Int {
         let c = config, h = c.hiddenSize, d = c.headDim
         let qDim = c.numAttentionHeads * d, kvDim = c.numKeyValueHeads * d, f = c.intermediateSize
         let eps = c.rmsNormEps, off = weights.normOffset
@@ -23,12 +23,13 @@ extension Gemma3Model {
 
         // Rows of prompt-sized segments take the GEMM; rows of decode-sized segments always take the row kernels, so
         // that a sequence's arithmetic does not depend on what it is batched with.
-        var runs: [(rows: Range<Int>, gemm: Bool)] = []
+        var runCount = 0
         for (i, seg) in segments.enumerated() {
             let r0 = w.segmentStartRow[i], big = seg.tokens.count >= WeightMatrix.gemmMinimumBatch
-            if let last = runs.last, last.gemm == big, !big { runs[runs.count - 1].rows = last.rows.lowerBound..<(r0 + seg.tokens.count) }
-            else { runs.append((r0..<(r0 + seg.tokens.count), big)) }
+            if runCount > 0, w.runGemm[runCount - 1] == big, !big { w.runRows[runCount - 1] = w.runRows[runCount - 1].lowerBound..<(r0 + seg.tokens.count) }
+            else { w.runRows[runCount] = r0..<(r0 + seg.tokens.count); w.runGemm[runCount] = big; runCount += 1 }
         }
+        let runs = UnsafeBufferPointer(start: w.runRows, count: runCount), runGemm = w.runGemm
 
         // x: (n, hidden) = embedding rows * sqrt(hidden)
         let scale = c.embeddingMultiplier
@@ -57,11 +58,10 @@ extension Gemma3Model {
         for (l, lw) in weights.layers.enumerated() {
             // Attention block.
             for r in 0..<n { rmsNorm(w.x + r * h, weight: lw.inputNorm, offset: off, eps: eps, count: h, into: w.xb + r * h) }
-            for run in runs {
-                let x = w.xb + run.rows.lowerBound * h
-                WeightMatrix.multiply((lw.q, lw.k, lw.v), x, xStride: h, batch: run.rows.count,
-                                      into: (w.q + run.rows.lowerBound * qDim, w.k + run.rows.lowerBound * kvDim, w.v + run.rows.lowerBound * kvDim),
-                                      yStride: (qDim, kvDim, kvDim), precision: precision, allowGemm: run.gemm, pool: pool, scratch: w.matmul)
+            for (i, rows) in runs.enumerated() {
+                WeightMatrix.multiply((lw.q, lw.k, lw.v), w.xb + rows.lowerBound * h, xStride: h, batch: rows.count,
+                                      into: (w.q + rows.lowerBound * qDim, w.k + rows.lowerBound * kvDim, w.v + rows.lowerBound * kvDim),
+                                      yStride: (qDim, kvDim, kvDim), precision: precision, allowGemm: runGemm[i], pool: pool, scratch: w.matmul)
             }
             let kind = ropeKindOfLayer[l]
             for r in 0..<n {
@@ -92,7 +92,7 @@ extension Gemma3Model {
                     layerKV.write(position: p0 + t, key: w.k + (r0 + t) * kvDim, value: w.v + (r0 + t) * kvDim)
                 }
             }
-            product(lw.o, runs, w.attn, qDim, w.xb, h, w)
+            product(lw.o, runs, runGemm, w.attn, qDim, w.xb, h, w)
             for r in 0..<n {
                 let a = w.xb + r * h
                 rmsNorm(a, weight: lw.postAttentionNorm, offset: off, eps: eps, count: h, into: a)
@@ -100,13 +100,13 @@ extension Gemma3Model {
             }
             // Feed-forward block: down(gelu_tanh(gate(x)) * up(x)).
             for r in 0..<n { rmsNorm(w.x + r * h, weight: lw.preFeedforwardNorm, offset: off, eps: eps, count: h, into: w.xb + r * h) }
-            for run in runs {
-                WeightMatrix.multiply((lw.gate, lw.up, nil), w.xb + run.rows.lowerBound * h, xStride: h, batch: run.rows.count,
-                                      into: (w.gate + run.rows.lowerBound * f, w.up + run.rows.lowerBound * f, nil),
-                                      yStride: (f, f, 0), precision: precision, allowGemm: run.gemm, pool: pool, scratch: w.matmul)
+            for (i, rows) in runs.enumerated() {
+                WeightMatrix.multiply((lw.gate, lw.up, nil), w.xb + rows.lowerBound * h, xStride: h, batch: rows.count,
+                                      into: (w.gate + rows.lowerBound * f, w.up + rows.lowerBound * f, nil),
+                                      yStride: (f, f, 0), precision: precision, allowGemm: runGemm[i], pool: pool, scratch: w.matmul)
             }
             gegluInPlace(w.gate, w.up, n * f)
-            product(lw.down, runs, w.gate, f, w.xb, h, w)
+            product(lw.down, runs, runGemm, w.gate, f, w.xb, h, w)
             for r in 0..<n {
                 let m = w.xb + r * h
                 rmsNorm(m, weight: lw.postFeedforwardNorm, offset: off, eps: eps, count: h, into: m)
@@ -118,11 +118,11 @@ extension Gemma3Model {
 
     /// `y = W x` for every run of rows, each with its kernel policy.
     @inline(__always)
-    private func product(_ m: WeightMatrix, _ runs: [(rows: Range<Int>, gemm: Bool)], _ x: UnsafeMutablePointer<Float>, _ xStride: Int,
+    private func product(_ m: WeightMatrix, _ runs: UnsafeBufferPointer<Range<Int>>, _ runGemm: UnsafePointer<Bool>, _ x: UnsafeMutablePointer<Float>, _ xStride: Int,
                          _ y: UnsafeMutablePointer<Float>, _ yStride: Int, _ w: Workspace) {
-        for run in runs {
-            m.multiply(x + run.rows.lowerBound * xStride, xStride: xStride, batch: run.rows.count,
-                       into: y + run.rows.lowerBound * yStride, yStride: yStride, precision: precision, allowGemm: run.gemm,
+        for (i, rows) in runs.enumerated() {
+            m.multiply(x + rows.lowerBound * xStride, xStride: xStride, batch: rows.count,
+                       into: y + rows.lowerBound * yStride, yStride: yStride, precision: precision, allowGemm: runGemm[i],
                        pool: pool, scratch: w.matmul)
         }
     }
@@ -149,7 +149,7 @@ extension Gemma3Model {
     /// Rows of decode-sized segments are one job per (row, group), scored by dot products; rows of prompt-sized
     /// segments go in blocks of `attentionRowBlock` per group, with the group's keys packed once into 32-key panels
     /// and scored by the GEMM micro-kernel. Jobs run on every core; no T x T matrix is ever built.
-    private func attend(layer l: Int, rows n: Int, segments: [Segment], workspace w: Workspace) {
+    private func attend<S: RandomAccessCollection<Segment>>(layer l: Int, rows n: Int, segments: S, workspace w: Workspace) where S.Index == Int {
         let c = config, d = c.headDim, heads = c.numAttentionHeads, G = Self.attentionKeyGroup
         let window: Int? = if case let .local(win) = attention[l].kind { win } else { nil }
         @inline(__always) func firstKey(_ r: Int) -> Int { window.map { max(0, w.rowPosition[r] - $0 + 1) } ?? 0 }
@@ -177,19 +177,8 @@ extension Gemma3Model {
                 rb = re
             }
         }
-        let caches = segments.map { $0.cache.layers[l] }
-        caches.withUnsafeBufferPointer { caches in
-            pool.parallelFor(items) { worker, range in
-                for item in range {
-                    if w.itemRows[item] == 1 {
-                        attendRow(w.itemRow[item], group: w.itemGroup[item], caches: caches, firstKey: firstKey(w.itemRow[item]), worker: worker, w)
-                    } else {
-                        attendBlock(w.itemRow[item], rows: w.itemRows[item], group: w.itemGroup[item], caches: caches,
-                                    window: window, worker: worker, w)
-                    }
-                }
-            }
-        }
+        for (i, seg) in segments.enumerated() { w.segmentCache[i] = Unmanaged.passUnretained(seg.cache.layers[l]) }
+        pool.parallelFor(items, AttentionJob(model: self, w: w, window: window))
         // Merge each row's groups in order: out = sum_j e^(m_j - M) out_j / sum_j e^(m_j - M) sum_j.
         let qDim = heads * d
         for r in 0..<n {
@@ -218,14 +207,30 @@ extension Gemma3Model {
         }
     }
 
+    /// The attention work items of a step, split across the workers (a struct: dispatching it allocates nothing).
+    private struct AttentionJob: RangeJob {
+        let model: Gemma3Model, w: Workspace, window: Int?
+        func run(worker: Int, range: Range<Int>) {
+            for item in range {
+                let r = w.itemRow[item]
+                if w.itemRows[item] == 1 {
+                    let first = window.map { max(0, w.rowPosition[r] - $0 + 1) } ?? 0
+                    model.attendRow(r, group: w.itemGroup[item], firstKey: first, worker: worker, w)
+                } else {
+                    model.attendBlock(r, rows: w.itemRows[item], group: w.itemGroup[item], window: window, worker: worker, w)
+                }
+            }
+        }
+    }
+
     /// One row's softmax partial over key group `g` (dot products; decode rows).
     @inline(__always)
-    private func attendRow(_ r: Int, group g: Int, caches: UnsafeBufferPointer<LayerKV>, firstKey first: Int, worker: Int, _ w: Workspace) {
+    private func attendRow(_ r: Int, group g: Int, firstKey first: Int, worker: Int, _ w: Workspace) {
         let c = config, d = c.headDim, heads = c.numAttentionHeads, kvDim = c.numKeyValueHeads * d
         let group = heads / c.numKeyValueHeads, qDim = heads * d, scale = c.queryScale, G = Self.attentionKeyGroup
         let scores = w.scores + worker * w.scoresStride, kbuf = w.kvScratch + worker * kvDim
         let p = w.rowPosition[r], seg = w.rowSegment[r], p0 = w.segmentFirstPosition[seg], r0 = w.segmentStartRow[seg]
-        let layerKV = caches[seg]
+        let layerKV = w.segmentCache[seg].takeUnretainedValue()
         let lo = max(first, g * G), hi = min(p + 1, (g + 1) * G)
         let m = w.partials + (w.rowFirstJob[r] + g - first / G) * w.partialStride  // maxima, sums, outputs
         let out = m + 2 * heads
@@ -259,14 +264,14 @@ extension Gemma3Model {
     /// Softmax partials over key group `g` for `rows` consecutive rows of one prompt segment: the group's keys are
     /// packed once per KV head into 32-key panels and scored against every query of the block by the GEMM
     /// micro-kernel; each row then keeps only its own causal (and window) range of the group.
-    private func attendBlock(_ ra: Int, rows rc: Int, group g: Int, caches: UnsafeBufferPointer<LayerKV>, window: Int?,
+    private func attendBlock(_ ra: Int, rows rc: Int, group g: Int, window: Int?,
                              worker: Int, _ w: Workspace) {
         let c = config, d = c.headDim, heads = c.numAttentionHeads, kvDim = c.numKeyValueHeads * d
         let group = heads / c.numKeyValueHeads, qDim = heads * d, scale = c.queryScale, G = Self.attentionKeyGroup
         let scores = w.scores + worker * w.scoresStride, kbuf = w.kvScratch + worker * kvDim
         let panel = w.keyPanels + worker * 32 * d
         let seg = w.rowSegment[ra], p0 = w.segmentFirstPosition[seg], r0 = w.segmentStartRow[seg]
-        let layerKV = caches[seg]
+        let layerKV = w.segmentCache[seg].takeUnretainedValue()
         @inline(__always) func firstKey(_ r: Int) -> Int { window.map { max(0, w.rowPosition[r] - $0 + 1) } ?? 0 }
         let lo = max(g * G, firstKey(ra)), hi = min((g + 1) * G, w.rowPosition[ra + rc - 1] + 1)
         let panels = (hi - lo + 31) / 32
@@ -350,7 +355,7 @@ extension Gemma3Model {
 
     /// Final norm and the tied output head for the given rows of the last step, in groups. With `allowGemm` false
     /// each row gets the row kernel whatever the group size (rows of decoded sequences stepped together).
-    func emitLogits(rows: [Int], workspace w: Workspace, allowGemm: Bool = true, _ body: (Int, UnsafeBufferPointer<Float>) -> Void) {
+    func emitLogits<R: RandomAccessCollection<Int>>(rows: R, workspace w: Workspace, allowGemm: Bool = true, _ body: (Int, UnsafeBufferPointer<Float>) -> Void) where R.Index == Int {
         let h = config.hiddenSize, v = config.vocabSize
         var i = 0
         while i < rows.count {

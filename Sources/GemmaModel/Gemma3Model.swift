@@ -87,22 +87,30 @@ public final class Gemma3Model: Sendable {
                         _ body: (Int, UnsafeBufferPointer<Float>) -> Void = { _, _ in }) throws(ModelError) {
         guard !tokens.isEmpty else { return }
         try check(tokens, s.cache)
-        let wanted: [Int] = switch logits {
-        case .none: []
-        case .last: [tokens.count - 1]
-        case .all: Array(tokens.indices)
-        case let .at(list): list.filter { tokens.indices.contains($0) }.sorted()
-        }
         let w = s.workspace
-        var next = wanted.startIndex
         var start = 0
-        while start < tokens.count {
-            let n = min(w.maxRows, tokens.count - start)
-            forwardRows([Segment(cache: s.cache, tokens: tokens[start..<start + n])], workspace: w)
-            var rows: [Int] = []
-            while next < wanted.endIndex, wanted[next] < start + n { rows.append(wanted[next]); next += 1 }
-            emitLogits(rows: rows.map { $0 - start }, workspace: w) { r, logits in body(start + r, logits) }
-            start += n
+        switch logits {
+        case .none, .last:
+            // The decode path: no arrays, so that a generated token allocates nothing.
+            while start < tokens.count {
+                let n = min(w.maxRows, tokens.count - start)
+                forwardRows(CollectionOfOne(Segment(cache: s.cache, tokens: tokens[start..<start + n])), workspace: w)
+                if case .last = logits, start + n == tokens.count {
+                    emitLogits(rows: CollectionOfOne(n - 1), workspace: w) { r, logits in body(start + r, logits) }
+                }
+                start += n
+            }
+        case .all, .at:
+            let wanted: [Int] = if case let .at(list) = logits { list.filter { tokens.indices.contains($0) }.sorted() } else { Array(tokens.indices) }
+            var next = wanted.startIndex
+            while start < tokens.count {
+                let n = min(w.maxRows, tokens.count - start)
+                forwardRows(CollectionOfOne(Segment(cache: s.cache, tokens: tokens[start..<start + n])), workspace: w)
+                var rows: [Int] = []
+                while next < wanted.endIndex, wanted[next] < start + n { rows.append(wanted[next] - start); next += 1 }
+                emitLogits(rows: rows, workspace: w) { r, logits in body(start + r, logits) }
+                start += n
+            }
         }
     }
 

@@ -12,6 +12,11 @@ public final class Workspace {
     let rowPosition, rowSegment, segmentStartRow, segmentFirstPosition, rowFirstJob: UnsafeMutablePointer<Int>
     /// Attention work items: first row, rows, key group.
     let itemRow, itemRows, itemGroup: UnsafeMutablePointer<Int>
+    /// Per segment: its cache's layer being attended (unretained: the step's segments hold the caches).
+    let segmentCache: UnsafeMutablePointer<Unmanaged<LayerKV>>
+    /// Runs of consecutive rows that share a kernel policy (GEMM for prompt-sized segments, row kernels otherwise).
+    let runRows: UnsafeMutablePointer<Range<Int>>
+    let runGemm: UnsafeMutablePointer<Bool>
     /// Per worker: 32 keys packed dimension-major for the block attention's micro-kernel.
     let keyPanels: UnsafeMutablePointer<Float>
     /// Per worker: a key group's values in 32-dimension panels, and a row block's attention output.
@@ -44,6 +49,14 @@ public final class Workspace {
         let group = Gemma3Model.attentionKeyGroup, groupsPerRow = self.maxContext / group + 2
         itemRow = alloc(b * groupsPerRow, Int.self); itemRows = alloc(b * groupsPerRow, Int.self)
         itemGroup = alloc(b * groupsPerRow, Int.self)
+        segmentCache = .allocate(capacity: b)
+        owned.append(UnsafeMutableRawPointer(segmentCache))
+        runRows = .allocate(capacity: b)
+        runRows.initialize(repeating: 0..<0, count: b)
+        owned.append(UnsafeMutableRawPointer(runRows))
+        runGemm = .allocate(capacity: b)
+        runGemm.initialize(repeating: false, count: b)
+        owned.append(UnsafeMutableRawPointer(runGemm))
         scoresHeadStride = group
         scoresStride = Gemma3Model.attentionRowBlock * heads * group
         scores = alloc(workers * scoresStride)
