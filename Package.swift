@@ -50,14 +50,16 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
-        .testTarget(name: "GemmaFormatsTests", dependencies: ["GemmaFormats"]),
-        .testTarget(name: "GemmaTokenizerTests", dependencies: ["GemmaTokenizer", "GemmaFormats"]),
-        .testTarget(name: "GemmaKernelsTests", dependencies: ["GemmaKernels", "GemmaFormats"]),
-        .testTarget(name: "GemmaModelTests", dependencies: ["GemmaModel", "GemmaKernels", "GemmaFormats"]),
-        .testTarget(name: "GemmaGenerateTests", dependencies: ["GemmaGenerate", "GemmaModel", "GemmaTokenizer"]),
+        // What every test target shares: fixture and model paths, a seeded generator, top-k.
+        .target(name: "GemmaTestSupport", path: "Tests/GemmaTestSupport"),
+        .testTarget(name: "GemmaFormatsTests", dependencies: ["GemmaFormats", "GemmaTestSupport"]),
+        .testTarget(name: "GemmaTokenizerTests", dependencies: ["GemmaTokenizer", "GemmaFormats", "GemmaTestSupport"]),
+        .testTarget(name: "GemmaKernelsTests", dependencies: ["GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
+        .testTarget(name: "GemmaModelTests", dependencies: ["GemmaModel", "GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
+        .testTarget(name: "GemmaGenerateTests", dependencies: ["GemmaGenerate", "GemmaModel", "GemmaTokenizer", "GemmaTestSupport"]),
         .testTarget(
             name: "GemmaServerTests",
-            dependencies: ["GemmaServer", "GemmaGenerate", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: ["GemmaServer", "GemmaGenerate", "GemmaTestSupport", .product(name: "Hummingbird", package: "hummingbird")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -4,6 +4,7 @@
 // process of its own so that no other test's memory counts).
 import Foundation
 import GemmaFormats
+import GemmaTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -22,7 +23,7 @@ import Glibc
                                     1 << 63, .max, .max - 1, UInt64(Int.max), UInt64(Int.max) / 2 + 1, 0x7FFF_FFFF_FFFF_FFF0]
     static let nasty32: [UInt32] = [0, 1, 3, 4, 5, 9, 12, 13, 15, 29, 30, 31, 39, 42, 100, 1000, 1 << 16, 1 << 31, .max]
 
-    static func mutate(_ input: [UInt8], _ kind: Mutation, _ rng: inout SplitMix) -> [UInt8] {
+    static func mutate(_ input: [UInt8], _ kind: Mutation, _ rng: inout SplitMix64) -> [UInt8] {
         var b = input
         guard b.count >= 8 else { return b + rng.bytes(Int.random(in: 0...8, using: &rng)) }
         switch kind {
@@ -60,7 +61,7 @@ import Glibc
     @Test func randomMutationsNeverCrashHangOrBalloon() throws {
         let valid = try sampleGGUF()
         _ = try GGUFFile(bytes: valid)
-        var rng = SplitMix(seed: 0x5EED)
+        var rng = SplitMix64(seed: 0x5EED)
         var errors = 0, loads = 0, slowest = Duration.zero
         var byKind: [String: Int] = [:]
         let rssBefore = Self.peakRSSBytes()

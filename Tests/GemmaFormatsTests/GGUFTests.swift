@@ -1,5 +1,6 @@
 // GGUF reader and writer: header, every metadata type, tensor infos, alignment, round trips, typed errors.
 import Foundation
+import GemmaTestSupport
 import Testing
 import GemmaFormats
 
@@ -18,26 +19,12 @@ func sampleGGUF(alignment: UInt32? = nil) throws -> [UInt8] {
     m["nested"] = .array(.array([.int32([1, 2]), .uint8([]), .string(["x"])]))
     m["empty"] = .array(.uint64([]))
     var w = GGUFWriter(metadata: m)
-    var rng = SplitMix(seed: 7)
+    var rng = SplitMix64(seed: 7)
     try w.addTensor(name: "a.f32", type: .f32, dimensions: [5, 3], data: rng.bytes(60))
     try w.addTensor(name: "b.q8_0", type: .q8_0, dimensions: [64, 2], data: rng.bytes(2 * 2 * 34))
     try w.addTensor(name: "c.q4_K", type: .q4_K, dimensions: [256], data: rng.bytes(144))
     try w.addTensor(name: "d.f16", type: .f16, dimensions: [3, 1, 1, 2], data: rng.bytes(12))
     return w.serialized()
-}
-
-/// Deterministic bytes for tests.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8.random(in: 0...255, using: &self) } }
 }
 
 @Suite struct GGUFTests {

@@ -3,6 +3,7 @@
 // $GEMMA_DEQUANT_REF (default /tmp/swift-gemma-dequant-ref.gguf). Run in release: about 268M elements.
 import Foundation
 import GemmaFormats
+import GemmaTestSupport
 import Testing
 
 enum ModelReference {

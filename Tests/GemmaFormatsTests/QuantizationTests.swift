@@ -4,6 +4,7 @@
 // Reference data: Tests/Fixtures/generated/quant-fixtures.gguf, made by scripts/make_quant_fixtures.py.
 import Foundation
 import GemmaFormats
+import GemmaTestSupport
 import Testing
 
 enum QuantFixtures {
@@ -178,7 +179,7 @@ struct QuantizationTests {
 
     @Test("K-quant quantizers on Gaussian data vs the 32-element formats")
     func kQuantVersusLegacy() throws {
-        var rng = QuantRNG(seed: 42)
+        var rng = SplitMix64(seed: 42)
         let x = (0..<(64 * 256)).map { _ in rng.gaussian() }
         func err(_ t: TensorType) throws -> Double {
             let y = try quantized(t, x).withUnsafeBytes { try dequantized(t, $0, count: x.count) }
@@ -197,7 +198,7 @@ struct QuantizationTests {
     func extremeInputs(type: TensorType) throws {
         let specials: [Float] = [.nan, -.nan, .infinity, -.infinity, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
                                  .leastNonzeroMagnitude, 1e-38, 0, -0.0, 1, -1]
-        var rng = QuantRNG(seed: 9)
+        var rng = SplitMix64(seed: 9)
         for pattern in 0..<8 {
             // Blocks made only of specials, and blocks of ordinary values with one special in them.
             let x: [Float] = (0..<512).map { i in
@@ -267,23 +268,6 @@ struct QuantizationTests {
 
 extension Double {
     fileprivate var nonZero: Double { self == 0 ? 1 : self }
-}
-
-/// Deterministic Gaussian numbers for tests (SplitMix64 + Box-Muller).
-struct QuantRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { (Double(next() >> 11) + 0.5) / Double(1 << 53) }
-    mutating func gaussian() -> Float {
-        Float((-2 * Foundation.log(uniform())).squareRoot() * cos(2 * Double.pi * uniform()))
-    }
 }
 
 /// Baselines in the K-quant formats without any search: the values a naive fit (min/max affine for Q4_K, absmax

@@ -5,6 +5,7 @@ import Foundation
 import GemmaGenerate
 import GemmaModel
 import GemmaTokenizer
+import GemmaTestSupport
 import Testing
 
 /// The real model, loaded once for the suite.

@@ -2,6 +2,7 @@
 import Foundation
 import GemmaGenerate
 import GemmaModel
+import GemmaTestSupport
 import Testing
 
 @Suite(.serialized) struct GenerationTests {

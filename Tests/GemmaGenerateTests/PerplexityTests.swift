@@ -5,6 +5,7 @@ import GemmaFormats
 import GemmaGenerate
 import GemmaModel
 import GemmaTokenizer
+import GemmaTestSupport
 import Testing
 
 @Suite(.serialized) struct PerplexityTests {

@@ -1,19 +1,8 @@
 // Vector kernels against scalar twins, over sizes that hit every tail (1, 7, 8, 9, 15, 16, 17, 31..33, 4095).
 import Foundation
 import GemmaKernels
+import GemmaTestSupport
 import Testing
-
-struct Rng: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func floats(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in Float.random(in: -scale...scale, using: &self) } }
-}
 
 @Suite struct VectorTests {
     static let sizes = [1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 640, 4095]
@@ -21,7 +10,7 @@ struct Rng: RandomNumberGenerator {
     static let dotTolerance: Float = 1e-5
 
     @Test(arguments: sizes) func dotMatchesScalarTwin(n: Int) {
-        var r = Rng(state: UInt64(n))
+        var r = SplitMix64(seed: UInt64(n))
         let a = r.floats(n), b = r.floats(n)
         let fast = dot(a, b, n), exact = dotScalar(a, b, n)
         let norm = zip(a, b).reduce(Float(0)) { $0 + abs($1.0 * $1.1) }
@@ -29,7 +18,7 @@ struct Rng: RandomNumberGenerator {
     }
 
     @Test(arguments: [1, 7, 256, 640]) func rmsNormMatchesDefinition(n: Int) {
-        var r = Rng(state: 99)
+        var r = SplitMix64(seed: 99)
         let x = r.floats(n, scale: 30), w = r.floats(n)
         var out = [Float](repeating: 0, count: n)
         rmsNorm(x, weight: w, offset: 1, eps: 1e-6, count: n, into: &out)
@@ -50,7 +39,7 @@ struct Rng: RandomNumberGenerator {
     }
 
     @Test(arguments: [1, 5, 512]) func softmaxSumsToOneAndKeepsOrder(n: Int) {
-        var r = Rng(state: 5)
+        var r = SplitMix64(seed: 5)
         var x = r.floats(n, scale: 20)
         let original = x
         softmaxInPlace(&x, n)

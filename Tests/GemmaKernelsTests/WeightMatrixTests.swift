@@ -2,6 +2,7 @@
 import Foundation
 import GemmaFormats
 import GemmaKernels
+import GemmaTestSupport
 import Testing
 
 @Suite struct WeightMatrixTests {
@@ -10,7 +11,7 @@ import Testing
     @Test(arguments: [TensorType.f32, .f16, .bf16, .q4_0, .q5_0, .q8_0, .q4_K, .q6_K])
     func batchProductMatchesReference(type: TensorType) throws {
         let cols = type.blockSize == 256 ? 512 : 96, rows = 37, batch = 5
-        var r = Rng(state: UInt64(type.rawValue) + 1)
+        var r = SplitMix64(seed: UInt64(type.rawValue) + 1)
         let w = r.floats(rows * cols)
         var bytes = [UInt8](repeating: 0, count: rows * type.rowBytes(cols)!)
         try bytes.withUnsafeMutableBytes { dst in

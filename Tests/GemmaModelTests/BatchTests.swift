@@ -2,6 +2,7 @@
 // them, and each sequence's logits equal those of stepping it alone.
 import Foundation
 import GemmaModel
+import GemmaTestSupport
 import Testing
 
 @Suite(.serialized) struct BatchTests {

@@ -3,6 +3,7 @@
 // (through a snapshot) with logits equal to a cold run; overflowing the context is a clear error.
 import Foundation
 import GemmaModel
+import GemmaTestSupport
 import Testing
 
 @Suite(.serialized) struct KVCacheTests {

@@ -3,6 +3,7 @@
 // model issue's tolerances: the same top-1 (near ties under 0.05 excepted) and top-32 logits within 0.02.
 import Foundation
 import GemmaModel
+import GemmaTestSupport
 import Testing
 
 @Suite(.serialized) struct LongContextTests {

@@ -2,6 +2,7 @@
 // reproduction of the report's Table 3 (nominal-size weights, all-global bf16 KV, GB = 10^9 bytes, 32,768 tokens).
 import Foundation
 import GemmaFormats
+import GemmaTestSupport
 import Testing
 import GemmaModel
 

@@ -2,6 +2,7 @@
 // every generated id must match, except after a step whose reference top-1/top-2 margin is under 0.05.
 import Foundation
 import GemmaModel
+import GemmaTestSupport
 import Testing
 
 @Suite(.serialized) struct ReferenceGreedyTests {

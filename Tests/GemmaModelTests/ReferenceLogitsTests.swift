@@ -3,6 +3,7 @@
 // equals the reference's (near ties under 0.05 excepted) and each of the reference's top-32 logits is within 0.02.
 import Foundation
 import GemmaModel
+import GemmaTestSupport
 import Testing
 
 @Suite(.serialized) struct ReferenceLogitsTests {

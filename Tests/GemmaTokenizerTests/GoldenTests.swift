@@ -2,6 +2,7 @@
 // with BOS and special parsing, without BOS, and without special parsing. Needs the real model.
 import Foundation
 import GemmaTokenizer
+import GemmaTestSupport
 import Testing
 
 /// One input of the golden file, with llama.cpp's ids.
@@ -23,7 +24,7 @@ struct GoldenCase: Decodable, Sendable, CustomTestStringConvertible {
 
     static let all: [GoldenCase] = {
         struct File: Decodable { let cases: [GoldenCase] }
-        let path = Paths.fixtures + "/tokenizer-llamacpp.json"
+        let path = TestPaths.fixtures + "/tokenizer-llamacpp.json"
         guard let data = FileManager.default.contents(atPath: path),
               let file = try? JSONDecoder().decode(File.self, from: data) else { return [] }
         return file.cases

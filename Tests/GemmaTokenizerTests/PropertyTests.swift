@@ -2,6 +2,7 @@
 // plain text never yields control tokens, and streaming decode equals whole decode byte for byte.
 import Foundation
 import GemmaTokenizer
+import GemmaTestSupport
 import Testing
 
 /// Random strings mixing the scripts and shapes that break tokenizers.
@@ -14,7 +15,7 @@ enum RandomText {
 
     static func scalar(_ value: UInt32) -> Unicode.Scalar { Unicode.Scalar(value) ?? "?" }
 
-    static func string(_ rng: inout SeededGenerator, maxItems: Int = 24) -> String {
+    static func string(_ rng: inout SplitMix64, maxItems: Int = 24) -> String {
         var s = ""
         for _ in 0..<Int.random(in: 0...maxItems, using: &rng) {
             switch Int.random(in: 0..<13, using: &rng) {
@@ -71,7 +72,7 @@ struct PropertyTests {
     func roundTrip() throws {
         guard let tokenizer = RealModel.tokenizer() else { return }
         let controlIDs = Set(tokenizer.vocabulary.types.indices.filter { tokenizer.vocabulary.types[$0] == .control }.map(TokenID.init))
-        var rng = SeededGenerator(seed: 0x6765_6D6D_6133)
+        var rng = SplitMix64(seed: 0x6765_6D6D_6133)
         var checked = 0
         for _ in 0..<Self.stringCount {
             let s = RandomText.string(&rng)
@@ -95,7 +96,7 @@ struct PropertyTests {
     @Test("streaming decode == whole decode byte for byte, and never emits a broken sequence")
     func streaming() throws {
         guard let tokenizer = RealModel.tokenizer() else { return }
-        var rng = SeededGenerator(seed: 42)
+        var rng = SplitMix64(seed: 42)
         for _ in 0..<Self.stringCount {
             let s = RandomText.string(&rng)
             for renderSpecial in [false, true] {
@@ -114,7 +115,7 @@ struct PropertyTests {
     @Test("streaming text spelled entirely in byte tokens releases each character when complete")
     func streamingBytes() throws {
         guard let tokenizer = RealModel.tokenizer() else { return }
-        var rng = SeededGenerator(seed: 7)
+        var rng = SplitMix64(seed: 7)
         for _ in 0..<500 {
             let s = RandomText.string(&rng)
             let ids = s.utf8.map { tokenizer.id(forPiece: String(format: "<0x%02X>", $0))! }
@@ -128,7 +129,7 @@ struct PropertyTests {
     @Test("streaming random ids, including invalid byte sequences, equals whole decode")
     func streamingRandomIDs() throws {
         guard let tokenizer = RealModel.tokenizer() else { return }
-        var rng = SeededGenerator(seed: 99)
+        var rng = SplitMix64(seed: 99)
         let byteTokens = (0..<256).map { tokenizer.id(forPiece: String(format: "<0x%02X>", $0))! }
         for _ in 0..<2_000 {
             var ids: [TokenID] = []

@@ -1,59 +1,29 @@
-// Shared test support: fixture paths from #filePath, the real model's tokenizer (loaded once), a seeded RNG and a
-// tiny hand-made vocabulary for tests that need no model.
+// Tokenizer test support: the real model's tokenizer (loaded once) and a tiny hand-made vocabulary for tests that
+// need no model. Paths and the seeded generator come from GemmaTestSupport.
 import Foundation
 import GemmaTokenizer
 import Testing
-
-enum Paths {
-    /// The repository root, three levels above this file.
-    static let repo: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
-    static let fixtures = repo + "/Tests/Fixtures"
-
-    /// The real model, as scripts/fetch-model.sh caches it (or $GEMMA_MODEL).
-    static var model: String {
-        let env = ProcessInfo.processInfo.environment
-        if let m = env["GEMMA_MODEL"] { return m }
-        let cache = env["GEMMA_CACHE"] ?? ((env["XDG_CACHE_HOME"] ?? (NSHomeDirectory() + "/.cache")) + "/swift-gemma")
-        return cache + "/gemma-3-270m-q4_k_m.gguf"
-    }
-}
+import GemmaTestSupport
 
 /// The tokenizer of the real Gemma 3 270M GGUF, built once for all tests.
 enum RealModel {
     private static let loaded: Result<Tokenizer, TokenizerError>? = {
-        guard FileManager.default.fileExists(atPath: Paths.model) else { return nil }
-        return Result { () throws(TokenizerError) in try Tokenizer(modelPath: Paths.model) }
+        guard FileManager.default.fileExists(atPath: TestPaths.model) else { return nil }
+        return Result { () throws(TokenizerError) in try Tokenizer(modelPath: TestPaths.model) }
     }()
 
     /// The tokenizer, or nil after recording a failure that says how to get the model. Never skips silently.
     static func tokenizer() -> Tokenizer? {
         switch loaded {
         case nil:
-            Issue.record("missing model \(Paths.model): run scripts/fetch-model.sh (or make model) first")
+            Issue.record("missing model \(TestPaths.model): run scripts/fetch-model.sh (or make model) first")
             return nil
         case let .failure(error)?:
-            Issue.record("could not build the tokenizer from \(Paths.model): \(error)")
+            Issue.record("could not build the tokenizer from \(TestPaths.model): \(error)")
             return nil
         case let .success(tokenizer)?:
             return tokenizer
         }
-    }
-}
-
-/// SplitMix64: a small seeded generator so that property tests are reproducible.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
