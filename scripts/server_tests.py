@@ -367,6 +367,7 @@ def main():
     ap.add_argument("--url")
     ap.add_argument("--api-key", default=API_KEY)
     ap.add_argument("--ctx", type=int, default=1024)
+    ap.add_argument("--throughput-only", action="store_true", help="only the 1 vs 4 streams throughput measurement")
     args = ap.parse_args()
 
     proc = None
@@ -378,10 +379,11 @@ def main():
             proc, s, saw_loading = start_server(args.binary, args.model, free_port(), 4, args.ctx)
             check("server starts; /health 503 while loading, then 200", True,
                   f"saw 503 while loading: {saw_loading}")
-        openai_checks(s)
-        error_table(s, args.ctx)
-        load_test(s)
-        disconnect_test(s)
+        if not args.throughput_only:
+            openai_checks(s)
+            error_table(s, args.ctx)
+            load_test(s)
+            disconnect_test(s)
         single = throughput(s, 1)
         single = max(single, throughput(s, 1))
         four = throughput(s, 4)

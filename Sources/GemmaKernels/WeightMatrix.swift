@@ -51,21 +51,26 @@ public final class MatmulScratch: @unchecked Sendable {  // each worker uses onl
     let panels: UnsafeMutablePointer<Float>
     let stride: Int
     public let activations: QuantizedActivations
+    /// Per worker: the row kernels' unpacked weights (`rowKernelScratchBytes`, 64-byte aligned).
+    let rowKernel: UnsafeMutableRawPointer
 
     public init(workers: Int, maxCols: Int, maxBatch: Int = 1) {
         stride = (maxCols + 31) / 32 * 32
         rows = .allocate(capacity: workers * stride)
         panels = .allocate(capacity: workers * 32 * stride)
         activations = QuantizedActivations(maxRows: max(1, maxBatch), maxCols: stride)
+        rowKernel = .allocate(byteCount: workers * rowKernelScratchBytes, alignment: 64)
     }
 
     deinit {
         rows.deallocate()
         panels.deallocate()
+        rowKernel.deallocate()
     }
 
     func row(_ w: Int) -> UnsafeMutablePointer<Float> { rows + w * stride }
     func panel(_ w: Int) -> UnsafeMutablePointer<Float> { panels + w * 32 * stride }
+    func rowKernelScratch(_ w: Int) -> UnsafeMutableRawPointer { rowKernel + w * rowKernelScratchBytes }
 }
 
 extension WeightMatrix {
@@ -93,7 +98,7 @@ extension WeightMatrix {
             a.quantize(x, stride: xStride, rows: batch, cols: cols)
             pool.parallelFor(range.count, minimumPerWorker: 16,
                              RowKernelJob(m: (self, self, nil), y: (y, y, nil), yStride: (yStride, 0, 0), split: (range.count, range.count),
-                                          firstRow: range.lowerBound, a: a, batch: batch))
+                                          firstRow: range.lowerBound, a: a, batch: batch, scratch: scratch))
             return
         }
         multiplyByRows(x, xStride: xStride, batch: batch, into: y, yStride: yStride, range: range, pool: pool, scratch: scratch)
@@ -126,7 +131,7 @@ extension WeightMatrix {
         a.quantize(x, stride: xStride, rows: batch, cols: cols)
         let n0 = m.0.rows, n1 = m.1.rows, total = n0 + n1 + (m.2?.rows ?? 0)
         pool.parallelFor(total, minimumPerWorker: 16,
-                         RowKernelJob(m: m, y: y, yStride: yStride, split: (n0, n0 + n1), firstRow: 0, a: a, batch: batch))
+                         RowKernelJob(m: m, y: y, yStride: yStride, split: (n0, n0 + n1), firstRow: 0, a: a, batch: batch, scratch: scratch))
     }
 
     /// Each weight row dequantized once into worker scratch, then an f32 dot per activation row.
@@ -155,24 +160,22 @@ private struct RowKernelJob: RangeJob {
     let m: (WeightMatrix, WeightMatrix, WeightMatrix?)
     let y: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?)
     let yStride: (Int, Int, Int), split: (Int, Int), firstRow: Int
-    let a: QuantizedActivations, batch: Int
+    let a: QuantizedActivations, batch: Int, scratch: MatmulScratch
 
-    @inline(__always) private func rows(_ w: WeightMatrix, _ range: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ ys: Int) {
-        let cols = w.cols
-        for r in range {
-            let row = w.base + r * w.rowBytes
-            for t in 0..<batch { y[t * ys + r] = dotRow(w.type, row, cols: cols, a, t) }
-        }
+    @inline(__always) private func rows(_ w: WeightMatrix, _ range: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ ys: Int, _ buf: UnsafeMutableRawPointer) {
+        dotRowsMany(w.type, w.base + range.lowerBound * w.rowBytes, rowBytes: w.rowBytes, count: range.count, cols: w.cols, a,
+                    batch: batch, into: y + range.lowerBound, yStride: ys, buf)
     }
 
     func run(worker: Int, range slice: Range<Int>) {
+        let buf = scratch.rowKernelScratch(worker)
         let s0 = slice.clamped(to: 0..<split.0)
-        if !s0.isEmpty { rows(m.0, (s0.lowerBound + firstRow)..<(s0.upperBound + firstRow), y.0, yStride.0) }
+        if !s0.isEmpty { rows(m.0, (s0.lowerBound + firstRow)..<(s0.upperBound + firstRow), y.0, yStride.0, buf) }
         let s1 = slice.clamped(to: split.0..<split.1)
-        if !s1.isEmpty { rows(m.1, (s1.lowerBound - split.0)..<(s1.upperBound - split.0), y.1, yStride.1) }
+        if !s1.isEmpty { rows(m.1, (s1.lowerBound - split.0)..<(s1.upperBound - split.0), y.1, yStride.1, buf) }
         if let m2 = m.2, let y2 = y.2 {
             let s2 = slice.clamped(to: split.1..<Int.max)
-            if !s2.isEmpty { rows(m2, (s2.lowerBound - split.1)..<(s2.upperBound - split.1), y2, yStride.2) }
+            if !s2.isEmpty { rows(m2, (s2.lowerBound - split.1)..<(s2.upperBound - split.1), y2, yStride.2, buf) }
         }
     }
 }

@@ -42,3 +42,43 @@ import Testing
         }
     }
 }
+
+/// Decoding several sequences together must give each exactly what it gets alone: the row kernels compute groups
+/// of 4, 2 and 1 activation rows, and every group size must agree bit for bit with the one-row path.
+@Suite struct RowKernelBatchTests {
+    @Test(arguments: [TensorType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K], [256, 640, 2560, 4096])
+    func everyBatchSizeGivesEachRowItsAloneResult(type: TensorType, cols: Int) throws {
+        guard cols % type.blockSize == 0 else { return }
+        let rows = 21, batch = 11
+        var r = SplitMix64(seed: UInt64(type.rawValue) * 7 + UInt64(cols))
+        let w = r.floats(rows * cols)
+        var bytes = [UInt8](repeating: 0, count: rows * type.rowBytes(cols)!)
+        try bytes.withUnsafeMutableBytes { dst in
+            for row in 0..<rows {
+                try w.withUnsafeBufferPointer { src in
+                    try type.quantize(src.baseAddress! + row * cols, count: cols, into: dst.baseAddress! + row * type.rowBytes(cols)!)
+                }
+            }
+        }
+        let x = r.floats(batch * cols, scale: 3)
+        let pool = WorkerPool(threads: 2)
+        bytes.withUnsafeBytes { raw in
+            let m = WeightMatrix(type: type, rows: rows, cols: cols, base: raw.baseAddress!)
+            var alone = [Float](repeating: .nan, count: batch * rows)
+            let one = MatmulScratch(workers: 2, maxCols: cols, maxBatch: 1)
+            for t in 0..<batch {
+                x.withUnsafeBufferPointer { xs in
+                    m.multiply(xs.baseAddress! + t * cols, xStride: cols, batch: 1, into: &alone[t * rows], yStride: rows, allowGemm: false,
+                               pool: pool, scratch: one)
+                }
+            }
+            for n in [2, 3, 4, 5, 7, 8, 11] {
+                var together = [Float](repeating: .nan, count: n * rows)
+                m.multiply(x, xStride: cols, batch: n, into: &together, yStride: rows, allowGemm: false, pool: pool,
+                           scratch: MatmulScratch(workers: 2, maxCols: cols, maxBatch: n))
+                let differing = (0..<n * rows).filter { together[$0].bitPattern != alone[$0].bitPattern }.count
+                #expect(differing == 0, "\(type) cols \(cols) batch \(n): \(differing) of \(n * rows) results differ from the row alone")
+            }
+        }
+    }
+}
