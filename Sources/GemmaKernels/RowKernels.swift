@@ -15,14 +15,17 @@ import GemmaFormats
 // rows are computed with it: batched decoding == decoding alone, bit for bit (checked: 0 mismatches in 8280).
 // Ranges: |w| <= 127 (Q8_0; Q6_K 4096) times |x| <= 32767, two products per lane: below 2^31.
 //
-// Measured (klab2, 2-vCPU Zen 4 shared with another busy session, per core, thread CPU time, best of 5x200,
-// -O -target-cpu native; rows 640 wide, K formats 2048), G MAC/s:
-//            OLD 1-row   1-row   2-row   4-row
-//   Q8_0       13.0      15.4    19.6    27.1   (2048-wide rows: 4-row 30-31)
-//   Q4_0       14.0      12.4    19.4    24.0
-//   Q5_0        9.6      10.1    16.3    21.4
-//   Q4_K       10.1      17.9    29.0    36.1
-//   Q6_K        6.6      15.1    25.1    32.8
+// Measured (klab2, 2-vCPU Zen 4 shared with another busy session, per core, thread CPU time, best of 150x4096 rows,
+// MANY=1, -O -target-cpu native; rows 640 wide, K formats 2048), G MAC/s (before -> after the deferred 4-row reduction):
+//            1-row        2-row        4-row
+//   Q8_0     16.5 16.4    22.2 22.0    28.5 -> 30.6
+//   Q4_0     13.3 13.2    20.7 20.6    24.8 -> 30.0
+//   Q5_0     10.4 10.4    16.8 16.8    22.0 -> 24.3
+//   Q4_K     18.3 18.3    29.5 29.8    36.5 -> 38.6
+//   Q6_K     15.1 15.1    25.5 25.3    32.3 -> 33.8
+// With 640-wide rows a 4-row group is only 20 blocks: the fixed per-row costs (mostly results4, which LLVM scalarizes
+// into ~110 instructions) were ~18% of the time; `dotRowsMany` with batch 4 now stores the lanes and reduces them one
+// weight row later with vector halves (emit4 / finish4). Reading them back right away stalls store forwarding (-8%).
 // -Ounchecked: the same within 2% (OLD 1-row there: Q8_0 17.2, Q4_0 14.9, Q5_0 10.3, Q4_K 10.3, Q6_K 5.4).
 // Max error vs an f64 dot of the dequantized values: 9e-8 of sum |w x|.
 //
@@ -92,14 +95,16 @@ extension QuantizedActivations {
 let rowChunkBlocks = 64
 
 /// Scratch bytes `dotRows` needs (per concurrent caller): 4 KB of int16 weights, 3 x 256 B of scales/mins.
-public let rowKernelScratchBytes = rowChunkBlocks * (64 + 4 + 4 + 4 * 4)
+public let rowKernelScratchBytes = rowChunkBlocks * (64 + 4 + 4 + 4 * 4) + 2 * 80 * 4
 
 @usableFromInline struct RowScratch {
     let w: UnsafeMutablePointer<Int16>   // rowChunkBlocks * 32 unpacked weights
     let ws: UnsafeMutablePointer<Float>  // weight scale per 32
     let wm: UnsafeMutablePointer<Float>  // weight min per 32 (Q4_K)
     let comb: UnsafeMutablePointer<Float>  // 4 rows x rowChunkBlocks: ws * activation scale
+    let red: UnsafeMutablePointer<Float>  // 2 slots x 80 floats: a 4-row group's lanes and min terms, reduced one weight row later
     @inline(__always) init(_ p: UnsafeMutableRawPointer) {
+        red = (p + rowChunkBlocks * (64 + 4 + 4 + 4 * 4)).bindMemory(to: Float.self, capacity: 160)
         w = p.bindMemory(to: Int16.self, capacity: rowChunkBlocks * 32)
         let f = (p + rowChunkBlocks * 64).bindMemory(to: Float.self, capacity: rowChunkBlocks * 6)
         ws = f
@@ -855,7 +860,8 @@ func kernel1Fused(_ type: TensorType, _ row: UnsafeRawPointer, _ nb: Int, _ s: R
 /// Four rows, 32-weight formats, unpacking fused into the loop (see kernel1Fused). Same arithmetic as `kernel4`.
 @inline(__always)
 func kernel4Fused(_ type: TensorType, _ row: UnsafeRawPointer, _ nb: Int, _ s: RowScratch,
-                  _ x0: ActRow, _ x1: ActRow, _ x2: ActRow, _ x3: ActRow) -> SIMD4<Float> {
+                  _ x0: ActRow, _ x1: ActRow, _ x2: ActRow, _ x3: ActRow,
+                  _ a0: inout RowAcc, _ a1: inout RowAcc, _ a2: inout RowAcc, _ a3: inout RowAcc) {
     let z = kernelOpaqueZero
     let tbl = type == .q5_0 ? q5HighBitTable : UnsafePointer(s.w)
     @inline(__always) func unpackTo(_ g: Int, _ dst: UnsafeMutablePointer<Int16>) -> Float {
@@ -865,8 +871,7 @@ func kernel4Fused(_ type: TensorType, _ row: UnsafeRawPointer, _ nb: Int, _ s: R
         default: unpackBlockQ5_0(row, g, dst, tbl)
         }
     }
-    var a0 = RowAcc(), a1 = RowAcc(), a2 = RowAcc(), a3 = RowAcc()
-    var e0 = a0.e, o0 = a0.o, e1 = a1.e, o1 = a1.o, e2 = a2.e, o2 = a2.o, e3 = a3.e, o3 = a3.o
+        var e0 = a0.e, o0 = a0.o, e1 = a1.e, o1 = a1.o, e2 = a2.e, o2 = a2.o, e3 = a3.e, o3 = a3.o
     let w0 = s.w, w1 = s.w + 32
     let v0 = UnsafePointer(w0 + z), v1 = UnsafePointer(w1 + z)
     @inline(__always) func lanes(_ w: UnsafePointer<Int16>, _ x: ActRow, _ b: Int) -> SIMD16<Float> {
@@ -893,7 +898,34 @@ func kernel4Fused(_ type: TensorType, _ row: UnsafeRawPointer, _ nb: Int, _ s: R
         e3 = e3.addingProduct(lanes(v0, x3, b), SIMD16(repeating: d0 * x3.d[b]))
     }
     a0.e = e0; a0.o = o0; a1.e = e1; a1.o = o1; a2.e = e2; a2.o = o2; a3.e = e3; a3.o = o3
-    return results4(a0, a1, a2, a3)
+}
+
+/// A 4-row group's output: written to `y` now (`slot == nil`), or its lanes stored to `slot` for `finish4` to reduce
+/// later (one weight row later in `dotRowsMany`: by then the stores have left the store queue, so reading them back
+/// as halves doesn't stall store forwarding, and the tree stays vector code instead of LLVM's scalarized shuffles).
+@inline(__always) func emit4(_ a0: RowAcc, _ a1: RowAcc, _ a2: RowAcc, _ a3: RowAcc, _ slot: UnsafeMutablePointer<Float>?,
+                             _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+    if let p = slot {
+        UnsafeMutableRawPointer(p).storeBytes(of: a0.e + a0.o, as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(p + 16).storeBytes(of: a1.e + a1.o, as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(p + 32).storeBytes(of: a2.e + a2.o, as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(p + 48).storeBytes(of: a3.e + a3.o, as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(p + 64).storeBytes(of: SIMD4<Float>(a0.minTerm, a1.minTerm, a2.minTerm, a3.minTerm), as: SIMD4<Float>.self)
+        return
+    }
+    let r = results4(a0, a1, a2, a3)
+    y[0] = r[0]; y[yStride] = r[1]; y[2 &* yStride] = r[2]; y[3 &* yStride] = r[3]
+}
+
+/// Reduces a slot written by `emit4`: for each row, the same additions as `RowAcc.result`.
+@inline(__always) func finish4(_ p: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+    @inline(__always) func tree(_ r: UnsafePointer<Float>, _ m: Float) -> Float {
+        let h = load8(r) + load8(r + 8)           // h[i] = a[i] + a[i + 8]
+        let q = h.lowHalf + h.highHalf            // q[i] = h[i] + h[i + 4]
+        let u = q.lowHalf + q.highHalf            // (q0 + q2, q1 + q3)
+        return (u[0] + u[1]) - m
+    }
+    y[0] = tree(p, p[64]); y[yStride] = tree(p + 16, p[65]); y[2 &* yStride] = tree(p + 32, p[66]); y[3 &* yStride] = tree(p + 48, p[67])
 }
 
 /// The four rows' `result`s, with the same additions as `RowAcc.result` (same pairs, same order), vectorized across
@@ -941,6 +973,10 @@ func dotRows(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: Quanti
 @inline(never)
 func dotRowsMany(_ type: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, _ a: QuantizedActivations,
                  batch: Int, into y: UnsafeMutablePointer<Float>, yStride: Int, _ scratch: UnsafeMutableRawPointer, firstRow: Int = 0) {
+    if batch == 4 {
+        dotRowsMany4(type, rows, rowBytes: rowBytes, count: count, cols: cols, a, into: y, yStride: yStride, scratch, firstRow: firstRow)
+        return
+    }
     @inline(__always) func run(_ f: TensorType) {
         for i in 0..<count {
             dotRowsImpl(f, rows + i &* rowBytes, cols: cols, a, batch: batch, into: y + i, yStride: yStride, scratch, firstRow: firstRow)
@@ -956,9 +992,35 @@ func dotRowsMany(_ type: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, co
     }
 }
 
+/// `dotRowsMany` for four activation rows (the server's batch), in its own function so that the other batches' code
+/// is compiled as before (inlined next to them, this path cost the 1- and 2-row kernels 3-13%). Each weight row's
+/// 4 x 16 lanes are stored and reduced one weight row later (see emit4): the same additions as RowAcc.result.
+@inline(never)
+func dotRowsMany4(_ type: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, _ a: QuantizedActivations,
+                  into y: UnsafeMutablePointer<Float>, yStride: Int, _ scratch: UnsafeMutableRawPointer, firstRow: Int) {
+    let red = RowScratch(scratch).red
+    @inline(__always) func run(_ f: TensorType) {
+        for i in 0..<count {
+            dotRowsImpl(f, rows + i &* rowBytes, cols: cols, a, batch: 4, into: y + i, yStride: yStride, scratch, firstRow: firstRow,
+                        slot: red + (i & 1) &* 80)
+            if i > 0 { finish4(UnsafePointer(red + ((i &- 1) & 1) &* 80), y + (i &- 1), yStride) }
+        }
+        if count > 0 { finish4(UnsafePointer(red + ((count &- 1) & 1) &* 80), y + (count &- 1), yStride) }
+    }
+    switch type {
+    case .q8_0: run(.q8_0)
+    case .q4_0: run(.q4_0)
+    case .q5_0: run(.q5_0)
+    case .q4_K: run(.q4_K)
+    case .q6_K: run(.q6_K)
+    default: preconditionFailure("no integer row kernel for \(type)")
+    }
+}
+
 @inline(__always)
 func dotRowsImpl(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: QuantizedActivations, batch: Int,
-                 into y: UnsafeMutablePointer<Float>, yStride: Int, _ scratch: UnsafeMutableRawPointer, firstRow: Int) {
+                 into y: UnsafeMutablePointer<Float>, yStride: Int, _ scratch: UnsafeMutableRawPointer, firstRow: Int,
+                 slot: UnsafeMutablePointer<Float>? = nil) {
     let s = RowScratch(scratch), nb = cols / 32, hasMin = type == .q4_K
     // Precomputed block scales (broadcast memory operands) measured faster for Q4_K / Q6_K (+10%), slower for the
     // 32-weight formats (-15%), which compute them in the loop (vmulss + vbroadcastss).
@@ -979,13 +1041,13 @@ func dotRowsImpl(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: Qu
         // the fused 4-row loop measured 7-9% slower than unpack-then-compute.)
         var t = 0
         while t &+ 4 <= batch {
-            let r: SIMD4<Float>
+            var a0 = RowAcc(), a1 = RowAcc(), a2 = RowAcc(), a3 = RowAcc()
             switch type {
-            case .q8_0: r = kernel4Fused(.q8_0, row, nb, s, x(t), x(t &+ 1), x(t &+ 2), x(t &+ 3))
-            case .q4_0: r = kernel4Fused(.q4_0, row, nb, s, x(t), x(t &+ 1), x(t &+ 2), x(t &+ 3))
-            default: r = kernel4Fused(.q5_0, row, nb, s, x(t), x(t &+ 1), x(t &+ 2), x(t &+ 3))
+            case .q8_0: kernel4Fused(.q8_0, row, nb, s, x(t), x(t &+ 1), x(t &+ 2), x(t &+ 3), &a0, &a1, &a2, &a3)
+            case .q4_0: kernel4Fused(.q4_0, row, nb, s, x(t), x(t &+ 1), x(t &+ 2), x(t &+ 3), &a0, &a1, &a2, &a3)
+            default: kernel4Fused(.q5_0, row, nb, s, x(t), x(t &+ 1), x(t &+ 2), x(t &+ 3), &a0, &a1, &a2, &a3)
             }
-            y[t * yStride] = r[0]; y[(t &+ 1) * yStride] = r[1]; y[(t &+ 2) * yStride] = r[2]; y[(t &+ 3) * yStride] = r[3]
+            emit4(a0, a1, a2, a3, batch == 4 ? slot : nil, y + t &* yStride, yStride)
             t &+= 4
         }
         if t == batch { return }
@@ -1003,8 +1065,7 @@ func dotRowsImpl(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: Qu
             var a0 = RowAcc(), a1 = RowAcc(), a2 = RowAcc(), a3 = RowAcc()
             if pre { kernel4(s, 0, nb, hasMin, true, x(t), x(t &+ 1), x(t &+ 2), x(t &+ 3), &a0, &a1, &a2, &a3) }
             else { kernel4(s, 0, nb, false, false, x(t), x(t &+ 1), x(t &+ 2), x(t &+ 3), &a0, &a1, &a2, &a3) }
-            let r = results4(a0, a1, a2, a3)
-            y[t * yStride] = r[0]; y[(t &+ 1) * yStride] = r[1]; y[(t &+ 2) * yStride] = r[2]; y[(t &+ 3) * yStride] = r[3]
+            emit4(a0, a1, a2, a3, batch == 4 ? slot : nil, y + t &* yStride, yStride)
             t &+= 4
         }
         if t &+ 2 <= batch {
@@ -1043,8 +1104,7 @@ func dotRowsImpl(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: Qu
             b0 += n
         }
         if g == 4 {
-            let r = results4(a0, a1, a2, a3)
-            y[t * yStride] = r[0]; y[(t &+ 1) * yStride] = r[1]; y[(t &+ 2) * yStride] = r[2]; y[(t &+ 3) * yStride] = r[3]
+            emit4(a0, a1, a2, a3, batch == 4 ? slot : nil, y + t &* yStride, yStride)
         } else {
             y[t * yStride] = a0.result
             if g == 2 { y[(t &+ 1) * yStride] = a1.result }

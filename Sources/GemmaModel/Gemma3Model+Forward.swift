@@ -141,7 +141,7 @@ extension Gemma3Model {
     /// of a row depends only on its position, never on the thread count or on the other rows of the step.
     static let attentionKeyGroup = 512
     /// Query rows of a prompt-sized segment that share each key group's packed keys.
-    static let attentionRowBlock = 16
+    static let attentionRowBlock = 48
 
     /// Causal attention of each row's queries: keys before the step come from the row's sequence cache, the step's
     /// own from its buffers. Local layers see keys k with p - k < window (the current token included). Each row's
