@@ -1,7 +1,8 @@
 // A weight matrix in its stored format (memory-mapped, never dequantized whole) and the products the model needs:
 // Y[t] = W · X[t] for a batch of activation rows, choosing the kernel by batch size and precision:
 //  - batches of `gemmMinimumBatch` rows or more: the f32 panel GEMM (exact f32; each panel dequantized once);
-//  - smaller batches (decode) in `.fast` precision: integer row kernels over int16-quantized activations;
+//  - smaller batches (decode) in `.fast` precision: integer row kernels over int16-quantized activations, each
+//    weight row unpacked once for all activation rows (RowKernels.swift); q/k/v and gate/up as one product;
 //  - otherwise: each weight row dequantized once into scratch, then f32 dots (exact f32).
 import GemmaFormats
 
