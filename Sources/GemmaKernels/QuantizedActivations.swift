@@ -3,14 +3,13 @@
 // activations cost no more than 8-bit ones (llama.cpp's choice) and carry 256x less rounding error:
 // |x - d*q| <= d/2 with d = max|x| / 32767 per block.
 
-/// Rows of activations quantized per 32 elements: `q` (int16), `scales` (f32), `sums` (sum of q per block) and
-/// `scaledSums` (scale * sum, for formats with a min term such as Q4_K).
+/// Rows of activations quantized per 32 elements: `q` (int16), `scales` (f32) and `scaledSums` (scale * sum of q,
+/// for formats with a min term such as Q4_K).
 public final class QuantizedActivations: @unchecked Sendable {  // written before a product, read-only during it
     public let maxRows: Int
     public let maxCols: Int
     let q: UnsafeMutablePointer<Int16>
     let scales, scaledSums: UnsafeMutablePointer<Float>
-    let sums: UnsafeMutablePointer<Int32>
     public private(set) var cols = 0
 
     public init(maxRows: Int, maxCols: Int) {
@@ -22,14 +21,12 @@ public final class QuantizedActivations: @unchecked Sendable {  // written befor
         let blocks = self.maxRows * self.maxCols / 32
         scales = .allocate(capacity: blocks)
         scaledSums = .allocate(capacity: blocks)
-        sums = .allocate(capacity: blocks)
     }
 
     deinit {
         q.deallocate()
         scales.deallocate()
         scaledSums.deallocate()
-        sums.deallocate()
     }
 
     /// Quantizes `rows` rows of `cols` floats (`cols % 32 == 0`), `stride` floats apart. Rounds half away from zero.
@@ -49,14 +46,13 @@ public final class QuantizedActivations: @unchecked Sendable {  // written befor
                     s &+= Int32(v)
                 }
                 scales[rowBlock + b] = d
-                sums[rowBlock + b] = s
                 scaledSums[rowBlock + b] = d * Float(s)
             }
         }
     }
 
-    @inline(__always) func row(_ r: Int) -> (q: UnsafePointer<Int16>, d: UnsafePointer<Float>, s: UnsafePointer<Int32>, ds: UnsafePointer<Float>) {
+    @inline(__always) func row(_ r: Int) -> (q: UnsafePointer<Int16>, d: UnsafePointer<Float>, ds: UnsafePointer<Float>) {
         let b = r * cols / 32
-        return (UnsafePointer(q + r * cols), UnsafePointer(scales + b), UnsafePointer(sums + b), UnsafePointer(scaledSums + b))
+        return (UnsafePointer(q + r * cols), UnsafePointer(scales + b), UnsafePointer(scaledSums + b))
     }
 }

@@ -1349,11 +1349,7 @@ func dotRowsImpl(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: Qu
         var t = 0
         while t &+ 4 <= batch {
             var a0 = RowAcc(), a1 = RowAcc(), a2 = RowAcc(), a3 = RowAcc()
-            switch type {
-            case .q8_0: kernel4Fused(.q8_0, row, nb, s, x(t), x(t &+ 1), x(t &+ 2), x(t &+ 3), &a0, &a1, &a2, &a3)
-            case .q4_0: kernel4Fused(.q4_0, row, nb, s, x(t), x(t &+ 1), x(t &+ 2), x(t &+ 3), &a0, &a1, &a2, &a3)
-            default: kernel4Fused(.q5_0, row, nb, s, x(t), x(t &+ 1), x(t &+ 2), x(t &+ 3), &a0, &a1, &a2, &a3)
-            }
+            kernel4Fused(.q8_0, row, nb, s, x(t), x(t &+ 1), x(t &+ 2), x(t &+ 3), &a0, &a1, &a2, &a3)
             emit4(a0, a1, a2, a3, batch == 4 ? slot : nil, slotRow, hasMin, y + t &* yStride, yStride)
             t &+= 4
         }

@@ -36,12 +36,13 @@ public final class Workspace {
         let b = self.maxRows, h = c.hiddenSize, heads = c.numAttentionHeads, qd = heads * c.headDim
         let kvd = c.numKeyValueHeads * c.headDim, f = c.intermediateSize
         var owned: [UnsafeMutableRawPointer] = []
-        func alloc<T: Numeric>(_ n: Int, _: T.Type = Float.self) -> UnsafeMutablePointer<T> {
+        func alloc<T>(_ n: Int, filledWith value: T) -> UnsafeMutablePointer<T> {
             let p = UnsafeMutablePointer<T>.allocate(capacity: max(n, 1))
-            p.initialize(repeating: 0, count: max(n, 1))
+            p.initialize(repeating: value, count: max(n, 1))
             owned.append(UnsafeMutableRawPointer(p))
             return p
         }
+        func alloc<T: Numeric>(_ n: Int, _: T.Type = Float.self) -> UnsafeMutablePointer<T> { alloc(n, filledWith: 0) }
         x = alloc(b * h); xb = alloc(b * max(h, qd)); q = alloc(b * qd); k = alloc(b * kvd); v = alloc(b * kvd)
         attn = alloc(b * qd); gate = alloc(b * f); up = alloc(b * f)
         rowPosition = alloc(b, Int.self); rowSegment = alloc(b, Int.self)
@@ -49,14 +50,10 @@ public final class Workspace {
         let group = Gemma3Model.attentionKeyGroup, groupsPerRow = self.maxContext / group + 2
         itemRow = alloc(b * groupsPerRow, Int.self); itemRows = alloc(b * groupsPerRow, Int.self)
         itemGroup = alloc(b * groupsPerRow, Int.self)
-        segmentCache = .allocate(capacity: b)
+        segmentCache = .allocate(capacity: b)  // written before every read
         owned.append(UnsafeMutableRawPointer(segmentCache))
-        runRows = .allocate(capacity: b)
-        runRows.initialize(repeating: 0..<0, count: b)
-        owned.append(UnsafeMutableRawPointer(runRows))
-        runGemm = .allocate(capacity: b)
-        runGemm.initialize(repeating: false, count: b)
-        owned.append(UnsafeMutableRawPointer(runGemm))
+        runRows = alloc(b, filledWith: 0..<0)
+        runGemm = alloc(b, filledWith: false)
         scoresHeadStride = group
         scoresStride = Gemma3Model.attentionRowBlock * heads * group
         scores = alloc(workers * scoresStride)

@@ -5,6 +5,18 @@ import GemmaKernels
 import GemmaTestSupport
 import Testing
 
+/// `rows` x `cols` uniform random weights quantized row by row into `type`'s blocks.
+func randomMatrix(_ type: TensorType, rows: Int, cols: Int, _ r: inout SplitMix64) throws -> [UInt8] {
+    let w = r.floats(rows * cols), rowBytes = type.rowBytes(cols)!
+    var bytes = [UInt8](repeating: 0, count: rows * rowBytes)
+    try bytes.withUnsafeMutableBytes { dst in
+        try w.withUnsafeBufferPointer { src in
+            for row in 0..<rows { try type.quantize(src.baseAddress! + row * cols, count: cols, into: dst.baseAddress! + row * rowBytes) }
+        }
+    }
+    return bytes
+}
+
 @Suite struct WeightMatrixTests {
     static let relativeTolerance = 1e-5
 
@@ -12,15 +24,7 @@ import Testing
     func batchProductMatchesReference(type: TensorType) throws {
         let cols = type.blockSize == 256 ? 512 : 96, rows = 37, batch = 5
         var r = SplitMix64(seed: UInt64(type.rawValue) + 1)
-        let w = r.floats(rows * cols)
-        var bytes = [UInt8](repeating: 0, count: rows * type.rowBytes(cols)!)
-        try bytes.withUnsafeMutableBytes { dst in
-            for row in 0..<rows {
-                try w.withUnsafeBufferPointer { src in
-                    try type.quantize(src.baseAddress! + row * cols, count: cols, into: dst.baseAddress! + row * type.rowBytes(cols)!)
-                }
-            }
-        }
+        let bytes = try randomMatrix(type, rows: rows, cols: cols, &r)
         var deq = [Float](repeating: 0, count: rows * cols)
         try bytes.withUnsafeBytes { try type.dequantize($0.baseAddress!, count: rows * cols, into: &deq) }
         let x = r.floats(batch * cols)
@@ -51,15 +55,7 @@ import Testing
         guard cols % type.blockSize == 0 else { return }
         let rows = 21, batch = 11
         var r = SplitMix64(seed: UInt64(type.rawValue) * 7 + UInt64(cols))
-        let w = r.floats(rows * cols)
-        var bytes = [UInt8](repeating: 0, count: rows * type.rowBytes(cols)!)
-        try bytes.withUnsafeMutableBytes { dst in
-            for row in 0..<rows {
-                try w.withUnsafeBufferPointer { src in
-                    try type.quantize(src.baseAddress! + row * cols, count: cols, into: dst.baseAddress! + row * type.rowBytes(cols)!)
-                }
-            }
-        }
+        let bytes = try randomMatrix(type, rows: rows, cols: cols, &r)
         let x = r.floats(batch * cols, scale: 3)
         let pool = WorkerPool(threads: 2)
         bytes.withUnsafeBytes { raw in
