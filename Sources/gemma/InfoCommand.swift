@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import GemmaFormats
 import GemmaModel
+import GemmaServer
 
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a model's architecture, hyperparameters and tensors.")
@@ -121,19 +122,5 @@ struct InfoReport {
     }
 }
 
-/// A JSON string literal.
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-        default: out.unicodeScalars.append(u)
-        }
-    }
-    return out + "\""
-}
+/// A JSON string literal (the server's serializer, so the CLI and the API escape alike).
+func jsonString(_ s: String) -> String { JSONValue.string(s).serialized }
