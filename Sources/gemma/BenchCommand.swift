@@ -1,6 +1,7 @@
 // `gemma bench`: prompt processing (ppN) and generation (tgN) speed, like llama-bench: median and spread over reps.
 import ArgumentParser
 import Foundation
+import GemmaGenerate
 import GemmaModel
 
 struct Bench: ParsableCommand {
@@ -56,7 +57,7 @@ struct Bench: ParsableCommand {
                 let start = DispatchTime.now().uptimeNanoseconds
                 for _ in 0..<n {
                     try m.forward(step, state: s, logits: noHead ? .none : .last) { _, logits in
-                        token = logits.indices.max { logits[$0] < logits[$1] } ?? 0
+                        token = Sampler.argmax(logits)
                     }
                     step[0] = token
                 }
@@ -71,7 +72,7 @@ struct Bench: ParsableCommand {
                 let start = DispatchTime.now().uptimeNanoseconds
                 for _ in 0..<n {
                     try m.forward(batch: (0..<batch).map { (states[$0], [tokens[$0]]) }, workspace: w) { i, logits in
-                        tokens[i] = logits.indices.max { logits[$0] < logits[$1] } ?? 0
+                        tokens[i] = Sampler.argmax(logits)
                     }
                 }
                 let secs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

@@ -3,6 +3,7 @@
 // independently, by sorting every token); penalties and logit bias change exactly the logits they should.
 import Foundation
 import GemmaGenerate
+import GemmaTestSupport
 import Testing
 
 /// The distribution the sampler should draw from, computed the slow, obvious way (llama.cpp's order: top-k, then
@@ -63,6 +64,41 @@ func chiSquareBound(_ dof: Int) -> Double {
             var s = Sampler(.greedy)
             #expect(s.sample(p) == 1)
         }
+    }
+
+    /// The vectorized argmax and the copy-free greedy-with-bias path against the plain definitions, on vectors with
+    /// ties, -inf, NaN and lengths around the 16-lane blocks, and on a vocabulary-sized one.
+    @Test func argmaxAndBiasedGreedyMatchThePlainDefinitions() {
+        func plainArgmax(_ z: [Float]) -> Int {
+            var best = 0, bestValue = -Float.infinity
+            for i in z.indices where z[i] > bestValue { best = i; bestValue = z[i] }
+            return best
+        }
+        var rng = SplitMix64(seed: 7)
+        var checked = 0
+        for n in Array(0...70) + [255, 256, 257, 262_144] {
+            for trial in 0..<(n > 1000 ? 4 : 12) {
+                var z: [Float] = (0..<n).map { _ in Float(rng.next() % 9) - 4 }  // few distinct values: many ties
+                for i in z.indices where rng.next() % 17 == 0 { z[i] = rng.next() % 2 == 0 ? -.infinity : .nan }
+                if trial == 0 { z = z.map { _ in -.infinity } }
+                if trial == 1 && n > 0 { z[n - 1] = 100 }
+                let got = z.withUnsafeBufferPointer { Sampler.argmax($0) }
+                #expect(got == plainArgmax(z), "n \(n) trial \(trial)")
+                // Greedy with a bias on a few ids (sometimes the unbiased argmax itself) vs biasing a copy.
+                var bias: [Int: Float] = [:]
+                if n > 0 {
+                    for _ in 0..<3 { bias[Int(rng.next() % UInt64(n))] = Float(rng.next() % 7) - 3 }
+                    if trial % 3 == 0 { bias[plainArgmax(z)] = -1 }
+                    if trial % 4 == 1 { bias[Int(rng.next() % UInt64(n))] = .infinity }
+                }
+                var biased = z
+                for (id, b) in bias { biased[id] += b }
+                var s = Sampler(SamplingParameters(temperature: 0, logitBias: bias))
+                #expect(z.withUnsafeBufferPointer { s.sample($0) } == plainArgmax(biased), "biased n \(n) trial \(trial)")
+                checked += 1
+            }
+        }
+        print("argmax / biased greedy: \(checked) vectors agree with the plain definitions")
     }
 
     @Test func sameSeedSameTokensOtherSeedOtherTokens() {
