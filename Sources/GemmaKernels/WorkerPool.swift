@@ -11,7 +11,8 @@ import Glibc
 import Darwin
 #endif
 
-/// A job for `WorkerPool.parallelFor`: `run(worker:range:)` is called once per worker with its contiguous slice.
+/// A job for `WorkerPool.parallelFor`: `run(worker:range:)` is called for contiguous slices that together cover the
+/// count once, each on one worker (`worker` indexes per-worker scratch; a worker may get several slices).
 /// Jobs are plain structs (their fields are what a closure would capture): handing one to the workers allocates
 /// nothing, unlike a closure, whose context must be boxed to cross threads.
 public protocol RangeJob {
@@ -20,14 +21,18 @@ public protocol RangeJob {
 
 /// Type-erased entry for the workers: the job lives on the caller's stack for the duration of the dispatch.
 private protocol JobEntry {
-    static func call(_ job: UnsafeRawPointer, worker: Int, count: Int, workers: Int)
+    static func call(_ job: UnsafeRawPointer, worker: Int, count: Int, chunks: Int, next: borrowing Atomic<Int>)
 }
 
 private enum Entry<J: RangeJob>: JobEntry {
-    static func call(_ job: UnsafeRawPointer, worker w: Int, count: Int, workers: Int) {
-        guard w < workers else { return }
-        let lo = count * w / workers, hi = count * (w + 1) / workers
-        if lo < hi { job.assumingMemoryBound(to: J.self).pointee.run(worker: w, range: lo..<hi) }
+    /// Claims chunks of `0..<count` (contiguous, `chunks` of them) until none is left.
+    static func call(_ job: UnsafeRawPointer, worker w: Int, count: Int, chunks: Int, next: borrowing Atomic<Int>) {
+        while true {
+            let c = next.wrappingAdd(1, ordering: .relaxed).oldValue
+            guard c < chunks else { return }
+            let lo = count * c / chunks, hi = count * (c + 1) / chunks
+            if lo < hi { job.assumingMemoryBound(to: J.self).pointee.run(worker: w, range: lo..<hi) }
+        }
     }
 }
 
@@ -45,10 +50,14 @@ public final class WorkerPool: @unchecked Sendable {  // the job is published th
     private let generation = Atomic<Int>(0)
     private let remaining = Atomic<Int>(0)
     private let sleepers = Atomic<Int>(0)
+    private let nextChunk = Atomic<Int>(0)
     private nonisolated(unsafe) var job: UnsafeRawPointer?
     private nonisolated(unsafe) var entry: (any JobEntry.Type)?
     private nonisolated(unsafe) var jobCount = 0
-    private nonisolated(unsafe) var jobWorkers = 0
+    private nonisolated(unsafe) var jobChunks = 0
+    /// Chunks per worker of a job: slices claimed in turn balance uneven work (rows of different formats in one
+    /// fused product, a core the VM lends elsewhere for a while) instead of waiting for the slowest static half.
+    static let chunksPerWorker = 4
     private let callers = Mutex<Void>(())
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let wake: UnsafeMutablePointer<pthread_cond_t>
@@ -111,16 +120,17 @@ public final class WorkerPool: @unchecked Sendable {  // the job is published th
                 g = generation.load(ordering: .sequentiallyConsistent)
             }
             seen = g
-            entry!.call(job!, worker: worker, count: jobCount, workers: jobWorkers)
+            entry!.call(job!, worker: worker, count: jobCount, chunks: jobChunks, next: nextChunk)
             remaining.subtract(1, ordering: .releasing)
         }
     }
 
-    /// Calls `job.run(worker:range:)` for contiguous slices of `0..<count`, one per worker (fewer when `count` is
-    /// below `threads * minimumPerWorker`), and returns when all are done. Allocates nothing.
+    /// Calls `job.run(worker:range:)` for contiguous slices of `0..<count` (up to `chunksPerWorker` per worker, none
+    /// shorter than `minimumPerWorker` unless `count` is), which the workers claim in turn, and returns when all are
+    /// done. A worker may run several slices; which worker runs which slice varies. Allocates nothing.
     public func parallelFor<J: RangeJob>(_ count: Int, minimumPerWorker: Int = 1, _ job: J) {
-        let workers = max(1, min(threads, count / max(minimumPerWorker, 1)))
-        if workers == 1 {
+        let chunks = max(1, min(threads * Self.chunksPerWorker, count / max(minimumPerWorker, 1)))
+        if chunks == 1 || threads == 1 {
             if count > 0 { job.run(worker: 0, range: 0..<count) }
             return
         }
@@ -129,7 +139,8 @@ public final class WorkerPool: @unchecked Sendable {  // the job is published th
                 self.job = UnsafeRawPointer(p)
                 entry = Entry<J>.self
                 jobCount = count
-                jobWorkers = workers
+                jobChunks = chunks
+                nextChunk.store(0, ordering: .relaxed)
                 remaining.store(threads - 1, ordering: .relaxed)
                 generation.add(1, ordering: .sequentiallyConsistent)
                 if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
@@ -137,7 +148,7 @@ public final class WorkerPool: @unchecked Sendable {  // the job is published th
                     pthread_cond_broadcast(wake)
                     pthread_mutex_unlock(mutex)
                 }
-                Entry<J>.call(UnsafeRawPointer(p), worker: 0, count: count, workers: workers)
+                Entry<J>.call(UnsafeRawPointer(p), worker: 0, count: count, chunks: chunks, next: nextChunk)
                 var spins = 0
                 while remaining.load(ordering: .acquiring) != 0 {
                     spins += 1

@@ -50,14 +50,15 @@ import Testing
     }
 
     @Test func workerPoolCoversEveryIndexOnce() {
-        let pool = WorkerPool(threads: 2)
-        for count in [0, 1, 2, 3, 17, 1000] {
-            var hits = [Int](repeating: 0, count: count)
-            hits.withUnsafeMutableBufferPointer { h in
-                let base = h.baseAddress
-                pool.parallelFor(count) { _, range in for i in range { base![i] += 1 } }
-            }
-            #expect(hits.allSatisfy { $0 == 1 })
+        for pool in [WorkerPool(threads: 2), WorkerPool(threads: 3)] {
+            for count in [0, 1, 2, 3, 17, 31, 1000] { for minimum in [1, 4, 16] {
+                var hits = [Int](repeating: 0, count: count)
+                hits.withUnsafeMutableBufferPointer { h in
+                    let base = h.baseAddress
+                    pool.parallelFor(count, minimumPerWorker: minimum) { _, range in for i in range { base![i] += 1 } }
+                }
+                #expect(hits.allSatisfy { $0 == 1 }, "threads \(pool.threads) count \(count) minimum \(minimum)")
+            } }
         }
     }
 }
