@@ -23,11 +23,13 @@ import GemmaFormats
 //   Q5_0     10.4 -> 10.5   16.9 -> 17.0   24.4 -> 29.0
 //   Q4_K     18.3 -> 18.4   29.8 -> 29.5   38.7 -> 38.3
 //   Q6_K     15.1 -> 15.2   25.4 -> 25.3   35.4 -> 35.9
+// Q5_0 unpack without the table (q5lab, see unpackBlockQ5_0), same kind of run, 4096 rows: 1-row 10.7 -> 12.3,
+// 2-row 17.1 -> 18.7, 4-row 28.7 -> 32.1.
 // Changes of the 4-row `dotRowsMany` path (klab2 round 3), each bit-identical (per output the same f32 operations):
 //  * the deferred reduction `finish4` had been scalarized by LLVM (~35 scalar instructions per output); now each
 //    weight row's 4 outputs are reduced by two tree levels as shuffles across outputs (treeLevel1/2: one vector of
 //    4 x 4 partial sums) and every 4 weight rows `finishGroup` does the last two levels for 16 outputs at once;
-//  * `kernelOpaqueZero` / `q5HighBitTable` are read once per call (RowScratch.z / .tbl): each read of a global `let`
+//  * `kernelOpaqueZero` is read once per call (RowScratch.z): each read of a global `let`
 //    was a swift_once call plus vzeroupper per weight row;
 //  * block scales: the four products d * x_t.d[b] as one 4-lane multiply with the activation scales transposed once
 //    per call (RowScratch.xdT), stored and read back as FMA broadcast operands (2 vector ops instead of 8 per block);
@@ -48,8 +50,14 @@ import GemmaFormats
 //    (all loads before the single vector store): vpmovsxbw / vpmovzxbw + vpand / vpsrlvw and one zmm store.
 //    Loops over lanes (`o[i] = ...`), lane subscripts of SIMD values in loops, and SIMD operators on
 //    SIMD32<Int16> (&>>, &, .replacing) compile to scalar lane loops;
-//  * Q5_0's high bits come from a 4 KB table (16 * bit - 16 per byte value): written-out `(qh >> j) & 1` lanes
-//    became ~100 shuffle instructions;
+//  * Q5_0's high bits: written-out `(qh >> j) & 1` lanes became ~100 shuffle instructions, a 4 KB table (4 lookups
+//    per block) 28 instructions per block; now an AVX-512 mask register made from qh by whole-vector SIMD32<Int32>
+//    operations (two kmovw + kunpckwd) and one masked move: 13 per block (see q5ClearMask / unpackBlockQ5_0);
+//  * whole-vector SIMD operations that are builtins for concrete types (Swift 6.3 stdlib): init(repeating:),
+//    init(lowHalf:highHalf:), &+ &- &*, the comparisons .== .< ..., and SIMDMask's .& .| .^ (so a bitwise AND of
+//    two integer vectors is unsafeBitCast to SIMDMask, .&, unsafeBitCast back). Not: & | ^ << >> on SIMD types,
+//    .replacing, conversions (scalar lane loops). Vector LLVM intrinsics via @_silgen_name fail ("Cannot select":
+//    Swift declares them without memory(none), so they get a chain); the scalar-void llvm.prefetch works;
 //  * a lone pairDot16 (one row) is turned by instcombine into 64-bit multiplies (vpmuldq + vcvtqq2ps); adding an
 //    opaque zero vector keeps it vpdpwssd;
 //  * no global `var` and no class `var` reads in the hot path: under -O each costs a dynamic exclusivity check
@@ -121,15 +129,14 @@ public let rowKernelScratchBytes = rowChunkBlocks * (64 + 4 + 4 + 4 * 4) + 4 * 8
     let wm: UnsafeMutablePointer<Float>  // weight min per 32 (Q4_K)
     let comb: UnsafeMutablePointer<Float>  // 4 rows x rowChunkBlocks: ws * activation scale
     let red: UnsafeMutablePointer<Float>  // 2 streams x 2 group slots x 80 floats (see finishGroup)
-    /// Opaque zero (see kernel1) and Q5_0's high-bit table, read once per call by the entry points: each read of a
+    /// Opaque zero (see kernel1), read once per call by the entry points: each read of a
     /// global `let` is a swift_once call (with a vzeroupper), which cost ~3% per weight row in the 4-row loop.
     var z = 0
-    let xdT: UnsafeMutablePointer<Float>  // 4-row group's activation scales, transposed: block b's four at 4b (see kernel4Fused)
+    let xdT: UnsafeMutablePointer<Float>  // 4-row group's activation scales, transposed: block b's four at 4b (see kernel4FusedQ8_0)
     let cb: UnsafeMutablePointer<Float>  // 8 floats: two blocks' four block scales
     var useXdT = false
-    var tbl = UnsafePointer<Int16>(bitPattern: 64)!
-    @inline(__always) init(_ p: UnsafeMutableRawPointer, z: Int, tbl: UnsafePointer<Int16>) {
-        self.init(p); self.z = z; self.tbl = tbl
+    @inline(__always) init(_ p: UnsafeMutableRawPointer, z: Int) {
+        self.init(p); self.z = z
     }
     @inline(__always) init(_ p: UnsafeMutableRawPointer) {
         red = (p + rowChunkBlocks * (64 + 4 + 4 + 4 * 4)).bindMemory(to: Float.self, capacity: 320 + rowChunkBlocks * 4 + 16)
@@ -282,59 +289,113 @@ nonisolated(unsafe) let kernelOpaqueZeroBox: UnsafeMutablePointer<Int> = {
     }
 }
 
-/// 16 * bit - 16 for the 8 bits of a byte, per byte value: Q5_0's high bits minus the offset, 4 KB.
-/// (Written-out bit extraction lanes `(qh >> j) & 1` become a long shuffle sequence; four 16-byte table loads don't.)
-nonisolated(unsafe) let q5HighBitTable: UnsafePointer<Int16> = {
-    let t = UnsafeMutablePointer<Int16>.allocate(capacity: 256 * 8)
-    for v in 0..<256 { for k in 0..<8 { t[8 &* v + k] = Int16((v >> k) & 1) * 16 - 16 } }
-    return UnsafePointer(t)
-}()
+/// Q5_0's 32 high bits (qh at blk + 2) as lanes: lane j is -1 where bit j is clear, 0 where it is set.
+/// Written as whole-vector operations that the standard library implements with vector builtins for concrete types
+/// (SIMD32<Int32>(repeating:), init(lowHalf:highHalf:), `.==`; `.&` through SIMDMask, whose concrete `.&` is a
+/// builtin while SIMD32's `&` is a scalar lane loop; unsafeBitCast because `SIMDMask(v)` picks a generic init).
+/// LLVM recognizes "splat & (1 << lane) == 0" and makes the mask register straight from memory: two `kmovw` + one
+/// `kunpckwd`, no vector instruction. (One 32-bit load splatted instead gives vpbroadcastd + vmovd + kmovd + shr +
+/// kmovd + kunpckwd; 32 bits per lane are needed because 1 << j does not fit 16-bit lanes.)
+@inline(__always) func q5ClearMask(_ blk: UnsafeRawPointer) -> SIMD32<Int32> {
+    typealias M = SIMDMask<SIMD32<Int32>>
+    let lo = Int32(blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+    let hi = Int32(blk.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
+    let q = SIMD32<Int32>(lowHalf: SIMD16(repeating: lo), highHalf: SIMD16(repeating: hi))
+    let bits = SIMD32<Int32>(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768,
+                             1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+    let t = unsafeBitCast(unsafeBitCast(q, to: M.self) .& unsafeBitCast(bits, to: M.self), to: SIMD32<Int32>.self)
+    return (t .== SIMD32<Int32>())._storage
+}
 
-@inline(__always) func unpackBlockQ5_0(_ row: UnsafeRawPointer, _ g: Int, _ dst: UnsafeMutablePointer<Int16>, _ tbl: UnsafePointer<Int16>) -> Float {
+/// Block `g` of a Q5_0 row as int16 (q - 16) into `dst`; returns its scale.
+/// The nibbles are one written-out SIMD32 (`Int16(p[j]) & 15`, `Int16(p[j]) >> 4`: vpmovzxbw from memory, vpand,
+/// vpsrlw, vinserti64x4; the form `Int16(p[j] & 15)` compiled to 7 instructions with vpsrlvw + vpmovwb), then
+/// lane j = n[j] where the high bit is set, n[j] - 16 where it is clear: vporq (n | 0xFFF0 == n - 16 for n < 16)
+/// + one masked vmovdqu16 with the qh mask register. 13 instructions per block (was 28: 4 table lookups with
+/// index arithmetic and inserts, a 7-instruction nibble unpack, vpaddw).
+/// Measured (q5lab, 2-vCPU Zen 4 shared, per core, thread CPU time, best of 12 alternating rounds x 10 reps, 2048 rows
+/// x 20 blocks hot in L2, ~3.7 GHz): unpack 1.77 -> 1.13 ns/block (6.5 -> 4.2 cycles; Q8_0's unpack: 0.92 ns, 3.4
+/// cycles); unpack + kernel1 per 640-wide row 63.2 -> 52.5 ns. Through dotRowsMany (q5lab/prod, 4096 rows x 640,
+/// G MAC/s): 1-row 10.7 -> 12.3, 2-row 17.1 -> 18.7, 4-row 28.7 -> 32.1 (-> 29.7 in one run of three); 2048 wide:
+/// 11.9 -> 14.8, 19.1 -> 22.7, 27.4 -> 30.5; 200000 rows streamed from DRAM: 10.3 -> 11.4, 16.6 -> 18.0, 26.8 -> 30.5.
+/// Bit-identical: all 65536 16-bit patterns in both qh halves + 40960 random blocks vs a scalar reference; every
+/// dotRowsMany output (1, 2, 4 rows) equal to the table version's.
+@inline(__always) func unpackBlockQ5_0(_ row: UnsafeRawPointer, _ g: Int, _ dst: UnsafeMutablePointer<Int16>) -> Float {
     let blk = row + 22 &* g
-    let h = (blk + 2).assumingMemoryBound(to: UInt8.self)
-    let t0 = tbl + 8 * Int(h[0]), t1 = tbl + 8 * Int(h[1]), t2 = tbl + 8 * Int(h[2]), t3 = tbl + 8 * Int(h[3])
+    let cm = q5ClearMask(blk)
     let p = (blk + 6).assumingMemoryBound(to: UInt8.self)
+    let n = SIMD32<Int16>(
+            Int16(p[0]) & 15,
+            Int16(p[1]) & 15,
+            Int16(p[2]) & 15,
+            Int16(p[3]) & 15,
+            Int16(p[4]) & 15,
+            Int16(p[5]) & 15,
+            Int16(p[6]) & 15,
+            Int16(p[7]) & 15,
+            Int16(p[8]) & 15,
+            Int16(p[9]) & 15,
+            Int16(p[10]) & 15,
+            Int16(p[11]) & 15,
+            Int16(p[12]) & 15,
+            Int16(p[13]) & 15,
+            Int16(p[14]) & 15,
+            Int16(p[15]) & 15,
+            Int16(p[0]) >> 4,
+            Int16(p[1]) >> 4,
+            Int16(p[2]) >> 4,
+            Int16(p[3]) >> 4,
+            Int16(p[4]) >> 4,
+            Int16(p[5]) >> 4,
+            Int16(p[6]) >> 4,
+            Int16(p[7]) >> 4,
+            Int16(p[8]) >> 4,
+            Int16(p[9]) >> 4,
+            Int16(p[10]) >> 4,
+            Int16(p[11]) >> 4,
+            Int16(p[12]) >> 4,
+            Int16(p[13]) >> 4,
+            Int16(p[14]) >> 4,
+            Int16(p[15]) >> 4)
     store32(SIMD32<Int16>(
-            Int16(p[0] & 15) &+ t0[0],
-            Int16(p[1] & 15) &+ t0[1],
-            Int16(p[2] & 15) &+ t0[2],
-            Int16(p[3] & 15) &+ t0[3],
-            Int16(p[4] & 15) &+ t0[4],
-            Int16(p[5] & 15) &+ t0[5],
-            Int16(p[6] & 15) &+ t0[6],
-            Int16(p[7] & 15) &+ t0[7],
-            Int16(p[8] & 15) &+ t1[0],
-            Int16(p[9] & 15) &+ t1[1],
-            Int16(p[10] & 15) &+ t1[2],
-            Int16(p[11] & 15) &+ t1[3],
-            Int16(p[12] & 15) &+ t1[4],
-            Int16(p[13] & 15) &+ t1[5],
-            Int16(p[14] & 15) &+ t1[6],
-            Int16(p[15] & 15) &+ t1[7],
-            Int16(p[0] >> 4) &+ t2[0],
-            Int16(p[1] >> 4) &+ t2[1],
-            Int16(p[2] >> 4) &+ t2[2],
-            Int16(p[3] >> 4) &+ t2[3],
-            Int16(p[4] >> 4) &+ t2[4],
-            Int16(p[5] >> 4) &+ t2[5],
-            Int16(p[6] >> 4) &+ t2[6],
-            Int16(p[7] >> 4) &+ t2[7],
-            Int16(p[8] >> 4) &+ t3[0],
-            Int16(p[9] >> 4) &+ t3[1],
-            Int16(p[10] >> 4) &+ t3[2],
-            Int16(p[11] >> 4) &+ t3[3],
-            Int16(p[12] >> 4) &+ t3[4],
-            Int16(p[13] >> 4) &+ t3[5],
-            Int16(p[14] >> 4) &+ t3[6],
-            Int16(p[15] >> 4) &+ t3[7]), dst)
+            cm[0] == 0 ? n[0] : n[0] &- 16,
+            cm[1] == 0 ? n[1] : n[1] &- 16,
+            cm[2] == 0 ? n[2] : n[2] &- 16,
+            cm[3] == 0 ? n[3] : n[3] &- 16,
+            cm[4] == 0 ? n[4] : n[4] &- 16,
+            cm[5] == 0 ? n[5] : n[5] &- 16,
+            cm[6] == 0 ? n[6] : n[6] &- 16,
+            cm[7] == 0 ? n[7] : n[7] &- 16,
+            cm[8] == 0 ? n[8] : n[8] &- 16,
+            cm[9] == 0 ? n[9] : n[9] &- 16,
+            cm[10] == 0 ? n[10] : n[10] &- 16,
+            cm[11] == 0 ? n[11] : n[11] &- 16,
+            cm[12] == 0 ? n[12] : n[12] &- 16,
+            cm[13] == 0 ? n[13] : n[13] &- 16,
+            cm[14] == 0 ? n[14] : n[14] &- 16,
+            cm[15] == 0 ? n[15] : n[15] &- 16,
+            cm[16] == 0 ? n[16] : n[16] &- 16,
+            cm[17] == 0 ? n[17] : n[17] &- 16,
+            cm[18] == 0 ? n[18] : n[18] &- 16,
+            cm[19] == 0 ? n[19] : n[19] &- 16,
+            cm[20] == 0 ? n[20] : n[20] &- 16,
+            cm[21] == 0 ? n[21] : n[21] &- 16,
+            cm[22] == 0 ? n[22] : n[22] &- 16,
+            cm[23] == 0 ? n[23] : n[23] &- 16,
+            cm[24] == 0 ? n[24] : n[24] &- 16,
+            cm[25] == 0 ? n[25] : n[25] &- 16,
+            cm[26] == 0 ? n[26] : n[26] &- 16,
+            cm[27] == 0 ? n[27] : n[27] &- 16,
+            cm[28] == 0 ? n[28] : n[28] &- 16,
+            cm[29] == 0 ? n[29] : n[29] &- 16,
+            cm[30] == 0 ? n[30] : n[30] &- 16,
+            cm[31] == 0 ? n[31] : n[31] &- 16), dst)
     return kF16(blk, 0)
 }
 
 @inline(never) func unpackQ5_0(_ row: UnsafeRawPointer, _ b0: Int, _ n: Int, _ s: RowScratch, _ c: CombRows) {
-    let tbl = s.tbl
     for b in 0..<n {
-        let w = unpackBlockQ5_0(row, b0 &+ b, s.w + 32 &* b, tbl)
+        let w = unpackBlockQ5_0(row, b0 &+ b, s.w + 32 &* b)
         s.ws[b] = w
         c.put(s, b, b0 &+ b, w)
     }
@@ -853,20 +914,13 @@ func kernel4(_ s: RowScratch, _ b0: Int, _ n: Int, _ hasMin: Bool, _ pre: Bool, 
     }
 }
 
-/// One row, 32-weight formats, unpacking fused into the loop (each block is stored to the scratch and read back
+/// One row of Q8_0 (the other formats measured no faster fused), unpacking fused into the loop (each block is stored to the scratch and read back
 /// through a pointer the optimizer cannot relate to the store, so it stays a memory operand of vpdpwssd): the
 /// weight loads overlap the arithmetic. Same arithmetic as `kernel1`.
 @inline(__always)
-func kernel1Fused(_ type: TensorType, _ row: UnsafeRawPointer, _ nb: Int, _ s: RowScratch, _ x0: ActRow) -> Float {
+func kernel1FusedQ8_0(_ row: UnsafeRawPointer, _ nb: Int, _ s: RowScratch, _ x0: ActRow) -> Float {
     let z = s.z, zv = SIMD16<Int32>(repeating: Int32(truncatingIfNeeded: z))
-    let tbl = s.tbl
-    @inline(__always) func unpackTo(_ g: Int, _ dst: UnsafeMutablePointer<Int16>) -> Float {
-        switch type {
-        case .q8_0: unpackBlockQ8_0(row, g, dst)
-        case .q4_0: unpackBlockQ4_0(row, g, dst)
-        default: unpackBlockQ5_0(row, g, dst, tbl)
-        }
-    }
+    @inline(__always) func unpackTo(_ g: Int, _ dst: UnsafeMutablePointer<Int16>) -> Float { unpackBlockQ8_0(row, g, dst) }
     var a0 = RowAcc()
     var e0 = a0.e, o0 = a0.o
     var b = 0
@@ -887,20 +941,13 @@ func kernel1Fused(_ type: TensorType, _ row: UnsafeRawPointer, _ nb: Int, _ s: R
     return a0.result
 }
 
-/// Four rows, 32-weight formats, unpacking fused into the loop (see kernel1Fused). Same arithmetic as `kernel4`.
+/// Four rows of Q8_0, unpacking fused into the loop (see kernel1FusedQ8_0). Same arithmetic as `kernel4`.
 @inline(__always)
-func kernel4Fused(_ type: TensorType, _ row: UnsafeRawPointer, _ nb: Int, _ s: RowScratch,
+func kernel4FusedQ8_0(_ row: UnsafeRawPointer, _ nb: Int, _ s: RowScratch,
                   _ x0: ActRow, _ x1: ActRow, _ x2: ActRow, _ x3: ActRow,
                   _ a0: inout RowAcc, _ a1: inout RowAcc, _ a2: inout RowAcc, _ a3: inout RowAcc) {
     let z = s.z
-    let tbl = s.tbl
-    @inline(__always) func unpackTo(_ g: Int, _ dst: UnsafeMutablePointer<Int16>) -> Float {
-        switch type {
-        case .q8_0: unpackBlockQ8_0(row, g, dst)
-        case .q4_0: unpackBlockQ4_0(row, g, dst)
-        default: unpackBlockQ5_0(row, g, dst, tbl)
-        }
-    }
+    @inline(__always) func unpackTo(_ g: Int, _ dst: UnsafeMutablePointer<Int16>) -> Float { unpackBlockQ8_0(row, g, dst) }
         var e0 = a0.e, o0 = a0.o, e1 = a1.e, o1 = a1.o, e2 = a2.e, o2 = a2.o, e3 = a3.e, o3 = a3.o
     let w0 = s.w, w1 = s.w + 32
     let v0 = UnsafePointer(w0 + z), v1 = UnsafePointer(w1 + z)
@@ -962,7 +1009,7 @@ let rowPrefetchDistance = 2048
 
 /// Two Q8_0 weight rows times four activation rows (the 4-row `dotRowsMany` path): each activation block is loaded
 /// once for both weight rows (10 -> 6 vector loads per block and weight-row pair). Per output, exactly the operations
-/// of `kernel4Fused` (block scales from the transposed table, see there). Needs `s.useXdT` and nb <= rowChunkBlocks.
+/// of `kernel4FusedQ8_0` (block scales from the transposed table, see there). Needs `s.useXdT` and nb <= rowChunkBlocks.
 @inline(__always)
 func kernel4FusedPairQ8_0(_ rowA: UnsafeRawPointer, _ rowB: UnsafeRawPointer, _ nb: Int, _ s: RowScratch,
                           _ x0: ActRow, _ x1: ActRow, _ x2: ActRow, _ x3: ActRow,
@@ -1023,7 +1070,7 @@ func kernel4FusedPairQ8_0(_ rowA: UnsafeRawPointer, _ rowB: UnsafeRawPointer, _ 
 
 /// Two weight rows, unpacked one after the other (row A: blocks 0 ..< nb of the scratch, row B: nb ..< 2 nb), times
 /// four activation rows: each activation block is loaded once for both weight rows (6 instead of 10 vector loads per
-/// block and weight-row pair). Per output exactly the operations of `kernel4` / `kernel4Fused` (block scale
+/// block and weight-row pair). Per output exactly the operations of `kernel4` / `kernel4FusedQ8_0` (block scale
 /// ws * x.d as one f32 product, from the transposed activation scales; see kernel4Fused). (Fusing the unpacking
 /// into this loop interleaves the two rows' reads, which streamed 30% slower from DRAM.)
 @inline(__always)
@@ -1179,7 +1226,7 @@ extension TensorType {
 func dotRows(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: QuantizedActivations, batch: Int,
              into y: UnsafeMutablePointer<Float>, yStride: Int, _ scratch: UnsafeMutableRawPointer, firstRow: Int = 0) {
     dotRowsImpl(type, row, cols: cols, a, batch: batch, into: y, yStride: yStride,
-                RowScratch(scratch, z: kernelOpaqueZero, tbl: q5HighBitTable), firstRow: firstRow)
+                RowScratch(scratch, z: kernelOpaqueZero), firstRow: firstRow)
 }
 
 /// `dotRows` for `count` consecutive weight rows (`rowBytes` apart; outputs `y + i`, i.e. y[t * yStride + i]):
@@ -1191,7 +1238,7 @@ func dotRowsMany(_ type: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, co
         dotRowsMany4(type, rows, rowBytes: rowBytes, count: count, cols: cols, a, into: y, yStride: yStride, scratch, firstRow: firstRow)
         return
     }
-    let s = RowScratch(scratch, z: kernelOpaqueZero, tbl: q5HighBitTable)
+    let s = RowScratch(scratch, z: kernelOpaqueZero)
     @inline(__always) func run(_ f: TensorType) {
         for i in 0..<count {
             dotRowsImpl(f, rows + i &* rowBytes, cols: cols, a, batch: batch, into: y + i, yStride: yStride, s, firstRow: firstRow)
@@ -1216,9 +1263,9 @@ func dotRowsMany4(_ type: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, c
                   into y: UnsafeMutablePointer<Float>, yStride: Int, _ scratch: UnsafeMutableRawPointer, firstRow: Int) {
     // `s` is a `let` below: a captured `var` is boxed, costs exclusivity checks and kept `dotRowsImpl` from being
     // inlined and specialized per format (Q4_K 4-row -7%).
-    var s0 = RowScratch(scratch, z: kernelOpaqueZero, tbl: q5HighBitTable)
+    var s0 = RowScratch(scratch, z: kernelOpaqueZero)
     if cols / 32 <= rowChunkBlocks {
-        // Activation scales transposed for the 4-row kernels (see kernel4Fused).
+        // Activation scales transposed for the 4-row kernels (see kernel4FusedQ8_0).
         let x0 = a.actRow(firstRow, cols: cols), x1 = a.actRow(firstRow &+ 1, cols: cols)
         let x2 = a.actRow(firstRow &+ 2, cols: cols), x3 = a.actRow(firstRow &+ 3, cols: cols)
         for b in 0..<cols / 32 {
@@ -1339,7 +1386,7 @@ func dotRowsImpl(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: Qu
     if batch == 1 {
         switch type {
         // Fused only where it measured faster (Q8_0: +15%; Q4_0 -9%; Q5_0 equal).
-        case .q8_0: y[0] = kernel1Fused(.q8_0, row, nb, s, x(0)); return
+        case .q8_0: y[0] = kernel1FusedQ8_0(row, nb, s, x(0)); return
         default: break
         }
     }
@@ -1349,7 +1396,7 @@ func dotRowsImpl(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: Qu
         var t = 0
         while t &+ 4 <= batch {
             var a0 = RowAcc(), a1 = RowAcc(), a2 = RowAcc(), a3 = RowAcc()
-            kernel4Fused(.q8_0, row, nb, s, x(t), x(t &+ 1), x(t &+ 2), x(t &+ 3), &a0, &a1, &a2, &a3)
+            kernel4FusedQ8_0(row, nb, s, x(t), x(t &+ 1), x(t &+ 2), x(t &+ 3), &a0, &a1, &a2, &a3)
             emit4(a0, a1, a2, a3, batch == 4 ? slot : nil, slotRow, hasMin, y + t &* yStride, yStride)
             t &+= 4
         }

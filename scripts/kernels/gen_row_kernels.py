@@ -6,7 +6,11 @@ def simd32(exprs):
     return "SIMD32<Int16>(\n            " + ",\n            ".join(exprs) + ")"
 q8 = simd32([f"Int16(p[{i}])" for i in range(32)])
 q4 = simd32([f"Int16(p[{j}] & 15) &- 8" for j in range(16)] + [f"Int16(p[{j}] >> 4) &- 8" for j in range(16)])
-q5 = simd32([f"Int16(p[{j % 16}] & 15) &+ t{j // 8}[{j % 8}]" if j < 16 else f"Int16(p[{j % 16}] >> 4) &+ t{j // 8}[{j % 8}]" for j in range(32)])
+# Q5_0: nibbles n (written `Int16(p[j]) & 15` / `Int16(p[j]) >> 4`: vpmovzxbw + vpand + vpsrlw + vinserti64x4; the form
+# `Int16(p[j] & 15)` compiles to 7 instructions), then lane j = n[j] (high bit set) or n[j] - 16 (clear), cm from
+# q5ClearMask: LLVM turns this into vporq + a masked vmovdqu16 with the qh mask register.
+q5n = simd32([f"Int16(p[{j}]) & 15" for j in range(16)] + [f"Int16(p[{j}]) >> 4" for j in range(16)])
+q5 = simd32([f"cm[{j}] == 0 ? n[{j}] : n[{j}] &- 16" for j in range(32)])
 q4klo = simd32([f"Int16(p[{l}] & 15)" for l in range(32)])
 q4khi = simd32([f"Int16(p[{l}] >> 4)" for l in range(32)])
 def q6lane(c, t, l):
@@ -25,6 +29,6 @@ for c in range(2):
             }}""")
 q6 = "\n            ".join(q6parts)
 src = open(os.path.join(here, 'row_kernels_template.swift')).read()
-for k, v in dict(Q8=q8, Q4=q4, Q5=q5, Q4KLO=q4klo, Q4KHI=q4khi, Q6=q6).items():
+for k, v in dict(Q8=q8, Q4=q4, Q5N=q5n, Q5=q5, Q4KLO=q4klo, Q4KHI=q4khi, Q6=q6).items():
     src = src.replace("@@" + k + "@@", v)
 open(os.path.join(here, '..', '..', 'Sources', 'GemmaKernels', 'RowKernels.swift'), 'w').write(src)
