@@ -1,6 +1,8 @@
 // A weight matrix in its stored format (memory-mapped, never dequantized whole) and the products the model needs:
 // Y[t] = W · X[t] for a batch of activation rows, choosing the kernel by batch size and precision:
-//  - batches of `gemmMinimumBatch` rows or more: the f32 panel GEMM (exact f32; each panel dequantized once);
+//  - batches of `gemmMinimumBatch` rows or more: in `.fast` precision the int16 GEMM (GemmInt16.swift: activations
+//    quantized to int16 per 32 as for the row kernels, weights unpacked to int16 panels per call, vpdpwssd), otherwise
+//    the f32 panel GEMM (exact f32; each panel dequantized once);
 //  - smaller batches (decode) in `.fast` precision: integer row kernels over int16-quantized activations, each
 //    weight row unpacked once for all activation rows (RowKernels.swift); q/k/v and gate/up as one product;
 //  - otherwise: each weight row dequantized once into scratch, then f32 dots (exact f32).
@@ -54,6 +56,8 @@ public final class MatmulScratch: @unchecked Sendable {  // each worker uses onl
     public let activations: QuantizedActivations
     /// Per worker: the row kernels' unpacked weights (`rowKernelScratchBytes`, 64-byte aligned).
     let rowKernel: UnsafeMutableRawPointer
+    /// Per worker: the int16 GEMM's panels (`gemmInt16ScratchBytes`); nil when batches never reach the GEMM.
+    let gemmInt16: UnsafeMutableRawPointer?
 
     public init(workers: Int, maxCols: Int, maxBatch: Int = 1) {
         stride = (maxCols + 31) / 32 * 32
@@ -61,12 +65,14 @@ public final class MatmulScratch: @unchecked Sendable {  // each worker uses onl
         panels = .allocate(capacity: workers * 32 * stride)
         activations = QuantizedActivations(maxRows: max(1, maxBatch), maxCols: stride)
         rowKernel = .allocate(byteCount: workers * rowKernelScratchBytes, alignment: 64)
+        gemmInt16 = maxBatch >= WeightMatrix.gemmMinimumBatch ? .allocate(byteCount: workers * gemmInt16ScratchBytes, alignment: 64) : nil
     }
 
     deinit {
         rows.deallocate()
         panels.deallocate()
         rowKernel.deallocate()
+        gemmInt16?.deallocate()
     }
 
     func row(_ w: Int) -> UnsafeMutablePointer<Float> { rows + w * stride }
@@ -88,8 +94,14 @@ extension WeightMatrix {
         if allowGemm, batch >= Self.gemmMinimumBatch, range.lowerBound % 32 == 0 {
             // Whole 32-row panels by GEMM, a tail of fewer than 32 rows by dequantized-row dots.
             let panels = (range.lowerBound / 32)..<(range.lowerBound / 32 + range.count / 32)
-            pool.parallelFor(panels.count, GemmJob(m: self, firstPanel: panels.lowerBound, x: x, xStride: xStride, batch: batch,
-                                                   y: y, yStride: yStride, scratch: scratch))
+            if precision == .fast, type.hasIntegerRowKernel, let gemmScratch = scratch.gemmInt16, batch <= scratch.activations.maxRows {
+                // int16 activations and weights (GemmInt16.swift): 1.2-2x the f32 GEMM.
+                multiplyGemmInt16(x, xStride: xStride, batch: batch, panels: panels, into: y, yStride: yStride,
+                                  activations: scratch.activations, scratch: gemmScratch, pool: pool)
+            } else {
+                pool.parallelFor(panels.count, GemmJob(m: self, firstPanel: panels.lowerBound, x: x, xStride: xStride, batch: batch,
+                                                       y: y, yStride: yStride, scratch: scratch))
+            }
             let tail = (panels.upperBound * 32)..<range.upperBound
             if !tail.isEmpty { multiplyByRows(x, xStride: xStride, batch: batch, into: y, yStride: yStride, range: tail, pool: pool, scratch: scratch) }
             return
