@@ -5,13 +5,13 @@
 
 /// Workers quantize their share of the tokens (`prepare` done by the caller).
 struct QuantizeRowsJob: RangeJob {
-    let a: QuantizedActivations, x: UnsafePointer<Float>, xStride: Int, cols: Int, limit: Int32
+    let a: PanelActivations, x: UnsafePointer<Float>, xStride: Int, cols: Int, limit: Int32
     func run(worker: Int, range: Range<Int>) { a.quantizeRows(x, stride: xStride, rows: range, cols: cols, limit: limit) }
 }
 
 /// Panels `firstPanel + range` by `gemmPanelsInt16`, worker scratch `scratch + worker * scratchStride`.
 struct GemmInt16Job: RangeJob {
-    let m: WeightMatrix, firstPanel: Int, a: QuantizedActivations, tokens: Int
+    let m: WeightMatrix, firstPanel: Int, a: PanelActivations, tokens: Int
     let y: UnsafeMutablePointer<Float>, yStride: Int, scratch: UnsafeMutableRawPointer, scratchStride: Int
     func run(worker w: Int, range: Range<Int>) {
         m.gemmPanelsInt16((firstPanel + range.lowerBound)..<(firstPanel + range.upperBound), a, tokens: tokens,
@@ -25,7 +25,7 @@ struct GemmInt16Job: RangeJob {
 public let gemmInt16MinimumPanels = 8
 
 extension WeightMatrix {
-    /// The limit for `QuantizedActivations.quantize` with which `gemmPanelsInt16` is fastest for this format
+    /// The limit for `PanelActivations.quantize` with which `gemmPanelsInt16` is fastest for this format
     /// (16383 for Q6_K: one int32 conversion per block of 32 instead of two; error ~1.5x).
     public var gemmInt16ActivationLimit: Int32 { type == .q6_K ? 16383 : 32767 }
 
@@ -34,7 +34,7 @@ extension WeightMatrix {
     /// with the same limit). `scratch`: `pool.threads * gemmInt16ScratchBytes` bytes, 64-byte aligned.
     public func multiplyGemmInt16(_ x: UnsafePointer<Float>, xStride: Int, batch: Int, panels: Range<Int>,
                                   into y: UnsafeMutablePointer<Float>, yStride: Int, quantize: Bool = true,
-                                  activations a: QuantizedActivations, scratch: UnsafeMutableRawPointer, pool: WorkerPool) {
+                                  activations a: PanelActivations, scratch: UnsafeMutableRawPointer, pool: WorkerPool) {
         guard batch > 0, !panels.isEmpty else { return }
         if quantize {
             let limit = gemmInt16ActivationLimit

@@ -2,80 +2,100 @@
 // integer dot instructions reachable from Swift (vpmaddwd / vpdpwssd) multiply int16 pairs anyway, so 16-bit
 // activations cost no more than 8-bit ones (llama.cpp's choice) and carry 256x less rounding error:
 // |x - d*q| <= d/2 with d = max|x| / 32767 per block.
+//
+// Chunk-interleaved layout (see RowKernels.swift): a row is padded to a multiple of 128 elements (`paddedCols`) with
+// zero values and zero scales; each group of 4 blocks (128 elements) is stored as 4 vectors of 32 int16, vector c
+// holding elements 8c ..< 8c + 8 of blocks 4g, 4g + 1, 4g + 2, 4g + 3 in turn (`position(_:)`). Per group the
+// kernels also read the four block scales expanded to 16 lanes ([d0 x4, d1 x4, d2 x4, d3 x4], `expandedScales`).
 
-/// Rows of activations quantized per 32 elements: `q` (int16), `scales` (f32) and `scaledSums` (scale * sum of q,
-/// for formats with a min term such as Q4_K).
+/// Rows of activations quantized per 32 elements: `q` (int16, chunk-interleaved), `scales` (f32 per block),
+/// `expandedScales` (each block's scale 4 times, 16 per group of 4 blocks) and `scaledSums` (scale * sum of q per
+/// block, for formats with a min term such as Q4_K).
 public final class QuantizedActivations: @unchecked Sendable {  // written before a product, read-only during it
     public let maxRows: Int
     public let maxCols: Int
     let q: UnsafeMutablePointer<Int16>
-    let scales, scaledSums: UnsafeMutablePointer<Float>
+    let scales, scaledSums, expandedScales: UnsafeMutablePointer<Float>
     public private(set) var cols = 0
-    /// The largest |q| of the last quantization: 32767, or 16383 for the int16 GEMM's Q6_K (see GemmInt16.swift).
-    public private(set) var qMax: Int32 = 32767
+
+    /// Row width in the buffers: `cols` rounded up to a multiple of 128 (a whole number of 4-block groups).
+    @inline(__always) static func paddedCols(_ cols: Int) -> Int { (cols &+ 127) & ~127 }
+
+    /// Index of element `i` of a row in its chunk-interleaved storage.
+    @inline(__always) static func position(_ i: Int) -> Int {
+        let b = i &>> 5, e = i & 31
+        return (b &>> 2) &* 128 &+ (e &>> 3) &* 32 &+ (b & 3) &* 8 &+ (e & 7)
+    }
 
     public init(maxRows: Int, maxCols: Int) {
         self.maxRows = max(1, maxRows)
-        self.maxCols = (maxCols + 31) / 32 * 32
-        // 64-byte aligned rows (maxCols % 32 == 0): the row kernels' zmm loads of activations never split cache lines (+10%).
+        self.maxCols = Self.paddedCols(maxCols)
+        // 64-byte aligned rows (maxCols % 128 == 0): the row kernels' zmm loads never split cache lines (+10%).
         q = UnsafeMutableRawPointer.allocate(byteCount: 2 * self.maxRows * self.maxCols, alignment: 64)
             .bindMemory(to: Int16.self, capacity: self.maxRows * self.maxCols)
         let blocks = self.maxRows * self.maxCols / 32
         scales = .allocate(capacity: blocks)
         scaledSums = .allocate(capacity: blocks)
+        expandedScales = UnsafeMutableRawPointer.allocate(byteCount: 16 * blocks, alignment: 64).bindMemory(to: Float.self, capacity: 4 * blocks)
     }
 
     deinit {
         q.deallocate()
         scales.deallocate()
         scaledSums.deallocate()
+        expandedScales.deallocate()
     }
 
     /// Quantizes `rows` rows of `cols` floats (`cols % 32 == 0`), `stride` floats apart. Rounds half away from zero.
-    /// `limit`: the largest |q| (32767; 16383 lets the int16 GEMM sum a Q6_K block of 32 in int32 without overflow).
-    public func quantize(_ x: UnsafePointer<Float>, stride: Int, rows: Int, cols: Int, limit: Int32 = 32767) {
-        prepare(cols: cols, limit: limit)
-        quantizeRows(x, stride: stride, rows: 0..<rows, cols: cols, limit: limit)
-    }
-
-    /// Sets the row width and limit for `quantizeRows` (once, before the workers quantize their rows).
-    public func prepare(cols: Int, limit: Int32 = 32767) {
-        precondition(cols <= maxCols && cols % 32 == 0 && limit > 0 && limit <= 32767)
+    public func quantize(_ x: UnsafePointer<Float>, stride: Int, rows: Int, cols: Int) {
+        precondition(rows <= maxRows && cols <= maxCols && cols % 32 == 0)
         self.cols = cols
-        self.qMax = limit
-    }
-
-    /// Quantizes the rows in `rows` only (`x` points at row 0), e.g. one worker's share of a prefill batch: the same
-    /// values as `quantize`. `cols` and `limit` must be those given to `prepare`.
-    public func quantizeRows(_ x: UnsafePointer<Float>, stride: Int, rows: Range<Int>, cols: Int, limit: Int32 = 32767) {
-        precondition(rows.upperBound <= maxRows && cols <= maxCols && cols % 32 == 0)
-        let lim = Float(limit)
-        // Written so that LLVM vectorizes both loops (7.7x faster than max(abs) and Int16(rounded), whose NaN
-        // semantics and trapping conversion kept them scalar; same results bit for bit): the largest magnitude as
-        // the unsigned maximum of the sign-cleared bit patterns (same order for non-NaN floats), and the rounded
-        // value (|r| <= 32767) read from the low bits of r + 1.5 * 2^23.
-        for r in rows {
-            let src = x + r * stride, dst = q + r * cols, rowBlock = r * cols / 32
-            for b in 0..<cols / 32 {
-                let xb = src + 32 &* b, qb = dst + 32 &* b
+        let pc = Self.paddedCols(cols), nb = cols / 32
+        for r in 0..<rows {
+            let src = x + r * stride, dst = q + r * pc, rowBlock = r * pc / 32
+            for b in 0..<pc / 32 {
+                let o = dst + (b >> 2) * 128 + (b & 3) * 8
+                guard b < nb else {
+                    // Padding of the last group: zero values, zero scales.
+                    for c in 0..<4 { for k in 0..<8 { o[32 * c + k] = 0 } }
+                    scales[rowBlock + b] = 0
+                    scaledSums[rowBlock + b] = 0
+                    for k in 0..<4 { expandedScales[4 * (rowBlock + b) + k] = 0 }
+                    continue
+                }
+                // Written so that LLVM vectorizes the loops (7.7x faster than max(abs) and Int16(rounded), whose
+                // NaN semantics and trapping conversion kept them scalar; same values bit for bit): the largest
+                // magnitude as the unsigned maximum of the sign-cleared bit patterns (same order for non-NaN
+                // floats), the rounded value (|r| <= 32767) read from the low bits of r + 1.5 * 2^23.
+                let xb = src + 32 &* b
                 var bits: UInt32 = 0
                 for i in 0..<32 { bits = max(bits, xb[i].bitPattern & 0x7fff_ffff) }
-                let d = Float(bitPattern: bits) / lim, id: Float = d == 0 ? 0 : 1 / d
+                let d = Float(bitPattern: bits) / 32767, id: Float = d == 0 ? 0 : 1 / d
                 var s: Int32 = 0
-                for i in 0..<32 {
-                    let rounded = (xb[i] * id).rounded(.toNearestOrAwayFromZero)
-                    let v = Int32(bitPattern: (rounded + 12_582_912).bitPattern) &- 0x4B40_0000
-                    qb[i] = Int16(truncatingIfNeeded: v)
-                    s &+= v
+                for c in 0..<4 {
+                    for k in 0..<8 {
+                        let rounded = (xb[8 &* c &+ k] * id).rounded(.toNearestOrAwayFromZero)
+                        let v = Int32(bitPattern: (rounded + 12_582_912).bitPattern) &- 0x4B40_0000
+                        o[32 &* c &+ k] = Int16(truncatingIfNeeded: v)
+                        s &+= v
+                    }
                 }
                 scales[rowBlock + b] = d
                 scaledSums[rowBlock + b] = d * Float(s)
+                for k in 0..<4 { expandedScales[4 * (rowBlock + b) + k] = d }
             }
         }
     }
 
+    /// Row `r`'s buffers (rows as last quantized): values (chunk-interleaved, see `position`), scales, scaled sums.
     @inline(__always) func row(_ r: Int) -> (q: UnsafePointer<Int16>, d: UnsafePointer<Float>, ds: UnsafePointer<Float>) {
-        let b = r * cols / 32
-        return (UnsafePointer(q + r * cols), UnsafePointer(scales + b), UnsafePointer(scaledSums + b))
+        let pc = Self.paddedCols(cols), b = r * pc / 32
+        return (UnsafePointer(q + r * pc), UnsafePointer(scales + b), UnsafePointer(scaledSums + b))
+    }
+
+    /// Element `i` of row `r`, dequantized (scale * q), in f64.
+    public func value(_ r: Int, _ i: Int) -> Double {
+        let x = row(r)
+        return Double(x.q[Self.position(i)]) * Double(x.d[i / 32])
     }
 }

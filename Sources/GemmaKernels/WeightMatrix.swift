@@ -58,6 +58,8 @@ public final class MatmulScratch: @unchecked Sendable {  // each worker uses onl
     let rowKernel: UnsafeMutableRawPointer
     /// Per worker: the int16 GEMM's panels (`gemmInt16ScratchBytes`); nil when batches never reach the GEMM.
     let gemmInt16: UnsafeMutableRawPointer?
+    /// The int16 GEMM's activations (element order; the row kernels' are chunk-interleaved).
+    let gemmActivations: PanelActivations
 
     public init(workers: Int, maxCols: Int, maxBatch: Int = 1) {
         stride = (maxCols + 31) / 32 * 32
@@ -65,7 +67,9 @@ public final class MatmulScratch: @unchecked Sendable {  // each worker uses onl
         panels = .allocate(capacity: workers * 32 * stride)
         activations = QuantizedActivations(maxRows: max(1, maxBatch), maxCols: stride)
         rowKernel = .allocate(byteCount: workers * rowKernelScratchBytes, alignment: 64)
-        gemmInt16 = maxBatch >= WeightMatrix.gemmMinimumBatch ? .allocate(byteCount: workers * gemmInt16ScratchBytes, alignment: 64) : nil
+        let gemm = maxBatch >= WeightMatrix.gemmMinimumBatch
+        gemmInt16 = gemm ? .allocate(byteCount: workers * gemmInt16ScratchBytes, alignment: 64) : nil
+        gemmActivations = PanelActivations(maxRows: gemm ? maxBatch : 1, maxCols: gemm ? stride : 32)
     }
 
     deinit {
@@ -94,10 +98,10 @@ extension WeightMatrix {
         if allowGemm, batch >= Self.gemmMinimumBatch, range.lowerBound % 32 == 0 {
             // Whole 32-row panels by GEMM, a tail of fewer than 32 rows by dequantized-row dots.
             let panels = (range.lowerBound / 32)..<(range.lowerBound / 32 + range.count / 32)
-            if precision == .fast, type.hasIntegerRowKernel, let gemmScratch = scratch.gemmInt16, batch <= scratch.activations.maxRows {
+            if precision == .fast, type.hasIntegerRowKernel, let gemmScratch = scratch.gemmInt16, batch <= scratch.gemmActivations.maxRows {
                 // int16 activations and weights (GemmInt16.swift): 1.2-2x the f32 GEMM.
                 multiplyGemmInt16(x, xStride: xStride, batch: batch, panels: panels, into: y, yStride: yStride,
-                                  activations: scratch.activations, scratch: gemmScratch, pool: pool)
+                                  activations: scratch.gemmActivations, scratch: gemmScratch, pool: pool)
             } else {
                 pool.parallelFor(panels.count, GemmJob(m: self, firstPanel: panels.lowerBound, x: x, xStride: xStride, batch: batch,
                                                        y: y, yStride: yStride, scratch: scratch))

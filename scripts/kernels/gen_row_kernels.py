@@ -1,34 +1,80 @@
-# Generates Sources/GemmaKernels/RowKernels.swift from row_kernels_template.swift: the written-out lane expressions
-# of the unpack functions (Swift only vectorizes them well written out; see the file's header). Run: python3 scripts/kernels/gen_row_kernels.py
+# Generates Sources/GemmaKernels/RowKernels.swift from row_kernels_template.swift and
+# Sources/GemmaKernels/PanelUnpack.swift from panel_unpack_template.swift: the written-out lane expressions of the
+# unpack functions (Swift only vectorizes them well written out; see RowKernels.swift's header).
+# Run: python3 scripts/kernels/gen_row_kernels.py   (env OUT=dir writes both files into dir instead, e.g. a lab)
+# Row kernels, chunk-interleaved layout: a group of 4 blocks of 32 (128 elements) is 4 vectors of 32 int16; vector c
+# holds elements 8c ..< 8c + 8 of block 0, then of block 1, 2, 3 (lane 8m + k = block m, element 8c + k).
+# Panel unpack (for the prompt GEMM): blocks in element order.
 import os
 here = os.path.dirname(os.path.abspath(__file__))
+out = os.environ.get('OUT', os.path.join(here, '..', '..', 'Sources', 'GemmaKernels'))
 def simd32(exprs):
     return "SIMD32<Int16>(\n            " + ",\n            ".join(exprs) + ")"
-q8 = simd32([f"Int16(p[{i}])" for i in range(32)])
-q4 = simd32([f"Int16(p[{j}] & 15) &- 8" for j in range(16)] + [f"Int16(p[{j}] >> 4) &- 8" for j in range(16)])
-# Q5_0: nibbles n (written `Int16(p[j]) & 15` / `Int16(p[j]) >> 4`: vpmovzxbw + vpand + vpsrlw + vinserti64x4; the form
-# `Int16(p[j] & 15)` compiles to 7 instructions), then lane j = n[j] (high bit set) or n[j] - 16 (clear), cm from
-# q5ClearMask: LLVM turns this into vporq + a masked vmovdqu16 with the qh mask register.
+def chunks(lane, dst="w"):
+    # A group's four vectors built directly, lane(c, m, k) = element 8c + k of block m: four zmm stores.
+    return "\n    ".join(f"store32({simd32([lane(c, m, k) for m in range(4) for k in range(8)])}, {dst} + {32 * c})" for c in range(4))
+
+# Shared: Q5_0 in element order. Nibbles n (written `Int16(p[j]) & 15` / `Int16(p[j]) >> 4`: vpmovzxbw + vpand + vpsrlw +
+# vinserti64x4; the form `Int16(p[j] & 15)` compiles to 7 instructions), then lane j = n[j] (high bit set) or n[j] - 16
+# (clear), cm from q5ClearMask: vporq + a masked vmovdqu16 with the qh mask register.
 q5n = simd32([f"Int16(p[{j}]) & 15" for j in range(16)] + [f"Int16(p[{j}]) >> 4" for j in range(16)])
 q5 = simd32([f"cm[{j}] == 0 ? n[{j}] : n[{j}] &- 16" for j in range(32)])
-q4klo = simd32([f"Int16(p[{l}] & 15)" for l in range(32)])
-q4khi = simd32([f"Int16(p[{l}] >> 4)" for l in range(32)])
-def q6lane(c, t, l):
+
+# Row kernels (chunk-interleaved).
+# Q5_0: the group's 4 blocks (b0 ... b3) one after the other, each in element order, stored by storeBlock.
+def q5block(m):
+    nm = simd32([f"Int16(p{m}[{j}]) & 15" for j in range(16)] + [f"Int16(p{m}[{j}]) >> 4" for j in range(16)])
+    vm = simd32([f"cm{m}[{j}] == 0 ? n{m}[{j}] : n{m}[{j}] &- 16" for j in range(32)])
+    return (f"let cm{m} = q5ClearMask(b{m}), p{m} = (b{m} + 6).assumingMemoryBound(to: UInt8.self)\n        "
+            f"let n{m} = {nm}\n        let v{m} = {vm}\n        let d{m} = kF16(b{m}, 0)")
+q5group = "\n        ".join(q5block(m) for m in range(4)) + "\n        storeGroup(v0, v1, v2, v3, w)"
+# Q8_0 / Q4_0: the group's vectors gathered from the 4 blocks' bytes (p0 ... p3).
+q8g = chunks(lambda c, m, k: f"Int16(p{m}[{8 * c + k}])")
+q4g = chunks(lambda c, m, k: f"Int16(p{m}[{8 * (c % 2) + k}] {'& 15' if c < 2 else '>> 4'}) &- 8")
+# Q4_K: group G's 4 sub-blocks in element order (v0 ... v3), transposed by storeGroup.
+q4kt = "\n            ".join(f"let v{m} = " + simd32([f"Int16(q[{32 * (m // 2) + l}] {'& 15' if m % 2 == 0 else '>> 4'})" for l in range(32)]) for m in range(4))
+# Q6_K: group c of a super-block = sub-blocks (c, t), t = 0..3, in element order, transposed by storeGroup.
+def q6lane_ns(c, t, l):
     qlo = 64 * c + 32 * (t & 1) + l
     qho = 128 + 32 * c + l
     lo = f"Int16(p[{qlo}]) & 15" if t < 2 else f"Int16(p[{qlo}]) >> 4"
     hi = f"(Int16(p[{qho}]) >> {2 * t}) & 3" if t < 3 else f"Int16(p[{qho}]) >> 6"
-    return f"(({lo}) | ({hi}) << 4 &- 32) &* s{l // 16}"
-q6parts = []
+    return f"({lo}) | ({hi}) << 4 &- 32"
+q6t = []
+for c in range(2):
+    lets = [f"let v{t} = " + simd32([q6lane_ns(c, t, l) for l in range(32)]) for t in range(4)]
+    # scales in the chunk layout: vectors 0, 1 (elements 0 ..< 16 of each block) take scale 2t, vectors 2, 3 scale 2t + 1
+    lets += [f"let sc{h} = " + simd32([f"Int16(Int8(bitPattern: p[{192 + 8 * c + 2 * m + h}]))" for m in range(4) for k in range(8)]) for h in range(2)]
+    body = "\n            ".join(lets)
+    q6t.append(f"""do {{
+            {body}
+            storeGroupScaled(v0, v1, v2, v3, sc0, sc1, s.w + 128 &* (2 &* sb &+ {c}))
+        }}""")
+q6t = "\n        ".join(q6t)
+
+# Panel unpack (element order).
+q8 = simd32([f"Int16(p[{i}])" for i in range(32)])
+q4 = simd32([f"Int16(p[{j}] & 15) &- 8" for j in range(16)] + [f"Int16(p[{j}] >> 4) &- 8" for j in range(16)])
+q4klo = simd32([f"Int16(p[{l}] & 15)" for l in range(32)])
+q4khi = simd32([f"Int16(p[{l}] >> 4)" for l in range(32)])
+def q6lane(c, t, l):
+    return f"({q6lane_ns(c, t, l)}) &* s{l // 16}"
+q6 = []
 for c in range(2):
     for t in range(4):
         g = 8 * c + 2 * t
-        q6parts.append(f"""do {{
-                let s0 = Int16(Int8(bitPattern: p[{192 + g}])), s1 = Int16(Int8(bitPattern: p[{193 + g}]))
-                store32({simd32([q6lane(c, t, l) for l in range(32)])}, s.w + 32 &* (8 &* sb &+ {4 * c + t}))
-            }}""")
-q6 = "\n            ".join(q6parts)
-src = open(os.path.join(here, 'row_kernels_template.swift')).read()
-for k, v in dict(Q8=q8, Q4=q4, Q5N=q5n, Q5=q5, Q4KLO=q4klo, Q4KHI=q4khi, Q6=q6).items():
-    src = src.replace("@@" + k + "@@", v)
-open(os.path.join(here, '..', '..', 'Sources', 'GemmaKernels', 'RowKernels.swift'), 'w').write(src)
+        q6.append(f"""do {{
+            let s0 = Int16(Int8(bitPattern: p[{192 + g}])), s1 = Int16(Int8(bitPattern: p[{193 + g}]))
+            store32({simd32([q6lane(c, t, l) for l in range(32)])}, s.w + 32 &* (8 &* sb &+ {4 * c + t}))
+        }}""")
+q6 = "\n        ".join(q6)
+
+def generate(template, target, subs):
+    src = open(os.path.join(here, template)).read()
+    for k, v in subs.items():
+        src = src.replace("@@" + k + "@@", v)
+    assert "@@" not in src, template
+    open(os.path.join(out, target), 'w').write(src)
+generate('row_kernels_template.swift', 'RowKernels.swift',
+         dict(MUL32=simd32([f'a[{i}] &* b[{i}]' for i in range(32)]), Q8G=q8g, Q4G=q4g, Q5GROUP=q5group, Q6T=q6t, Q4KT=q4kt))
+generate('panel_unpack_template.swift', 'PanelUnpack.swift', dict(Q8=q8, Q4=q4, Q5N=q5n, Q5=q5, Q4KLO=q4klo, Q4KHI=q4khi, Q6=q6))

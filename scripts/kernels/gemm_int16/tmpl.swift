@@ -67,7 +67,7 @@ import GemmaFormats
 //  * the 32 x 6 tile (12 int32 + 12 f32 accumulators, 2 weight vectors, 2 scale vectors) fits the 32 zmm with no
 //    spill as long as the conversion code appears once in the loop body: `steps(0, 8); conv(); steps(8, 16); conv()`
 //    (two conversions per block for Q6_K) spilled 9 f32 accumulators; a loop over half blocks does not;
-//  * quantization: the scalar QuantizedActivations.quantize (3 ns per element) was 15-20% of this GEMM; vectorized
+//  * quantization: the scalar PanelActivations.quantize (3 ns per element) was 15-20% of this GEMM; vectorized
 //    in the lab (integer max of |x| bit patterns, rounding by trunc(v + copysign(pred(0.5), v)), 1.5 * 2^23 magic
 //    number: 0.33 ns, bit-identical) and meanwhile in the product the same way; the lab adds `limit` (qMax) and
 //    `prepare` / `quantizeRows` (workers quantize their share of the tokens);
@@ -91,7 +91,7 @@ public let gemmInt16MaxPanels = 32
 public let gemmInt16ScratchBytes = gemmInt16MaxPanels * gemmI16UC * (2048 + 2 * 128)  // int16 panels + weight scales + negated mins
     + gemmI16KC * 16 * 6 * 64 + gemmI16KC * 16 * 4     // broadcast activations + token scales
     + 32 * gemmI16UC * 64                               // one panel's rows, row-major (before the transpose)
-    + rowKernelScratchBytes + 256
+    + 2 * gemmI16UC * 4 + 64                            // one row's scales and mins (panelUnpack)
 
 /// Quantized activations from a first token on (int16 rows `cols` apart, per block scale and scale * sum).
 struct GemmI16Acts { let q: UnsafePointer<Int16>, d: UnsafePointer<Float>, ds: UnsafePointer<Float> }
@@ -152,21 +152,19 @@ func gemmI16Tile(_ w: UnsafeRawPointer, _ ws: UnsafePointer<Float>, _ nwm: Unsaf
 }
 
 /// Unpacks blocks b0 ..< b0 + n (n <= gemmI16UC) of panels p0 ..< p0 + g (32 rows each) into the pair-interleaved int16
-/// layout: panel pi, block b at 2048 * gemmI16Blk(b, pi, g, kc) bytes. Each row is unpacked by the row kernels' unpack
+/// layout: panel pi, block b at 2048 * gemmI16Blk(b, pi, g, kc) bytes. Each row is unpacked by `panelUnpack` (PanelUnpack.swift)
 /// into `tmp` (row i at i * 64 * gemmI16UC bytes), then each block's two 16 x 16 word squares are transposed.
 @inline(never)
 func gemmI16Unpack(_ m: WeightMatrix, _ p0: Int, _ g: Int, _ b0: Int, _ n: Int, _ pw: UnsafeMutableRawPointer,
-                   _ pws: UnsafeMutablePointer<Float>, _ pwm: UnsafeMutablePointer<Float>, _ rs0: RowScratch,
+                   _ pws: UnsafeMutablePointer<Float>, _ pwm: UnsafeMutablePointer<Float>, _ rs0: PanelUnpackTarget,
                    _ tmp: UnsafeMutableRawPointer, _ kc: Int, _ hasMin: Bool) {
     var rs = rs0
-    let dummy = ActRow(q: UnsafePointer(rs.w), d: UnsafePointer(rs.ws), ds: UnsafePointer(rs.ws))
-    let comb = CombRows(k: 0, dummy, dummy, dummy, dummy)
     let U = gemmI16UC
     for pi in 0..<g {
         for i in 0..<32 {
             let row = m.base + (32 &* (p0 &+ pi) &+ i) &* m.rowBytes
             rs.w = (tmp + 64 &* U &* i).assumingMemoryBound(to: Int16.self)
-            unpack(m.type, row, b0, n, rs, comb)
+            panelUnpack(m.type, row, b0, n, rs)
             for b in 0..<n {
                 let blk = gemmI16Blk(b, pi, g, kc)
                 pws[32 &* blk &+ i] = rs.ws[b]
@@ -213,9 +211,9 @@ func gemmI16Driver(_ m: WeightMatrix, _ panels: Range<Int>, _ a: GemmI16Acts, _ 
     let sc = (bc + gemmI16KC * 6144).bindMemory(to: Float.self, capacity: gemmI16KC * 16)
     let tmp = UnsafeMutableRawPointer(sc + gemmI16KC * 16)
     let rsBase = tmp + 32 * U * 64
-    let rsAligned = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: rsBase) + 63) & ~63)!
+    let rsScales = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: rsBase) + 63) & ~63)!.bindMemory(to: Float.self, capacity: 2 * U)
+    let rs = PanelUnpackTarget(w: tmp.assumingMemoryBound(to: Int16.self), ws: rsScales, wm: rsScales + U)
     let z = kernelOpaqueZero
-    let rs = RowScratch(rsAligned, z: z)
     let q = a.q, d = a.d, ds = a.ds
     let zi = Int32(truncatingIfNeeded: z)
     var p0 = panels.lowerBound
@@ -274,7 +272,7 @@ extension WeightMatrix {
     /// tokens' activations quantized (`a.quantize(x, stride:, rows: tokens, cols: cols)`, done once per product and shared
     /// by the workers). `scratch`: `gemmInt16ScratchBytes` bytes per worker, 64-byte aligned.
     /// Formats: `type.hasIntegerRowKernel` (Q8_0, Q4_0, Q5_0, Q4_K, Q6_K).
-    public func gemmPanelsInt16(_ panels: Range<Int>, _ a: QuantizedActivations, tokens: Int,
+    public func gemmPanelsInt16(_ panels: Range<Int>, _ a: PanelActivations, tokens: Int,
                                 into y: UnsafeMutablePointer<Float>, yStride: Int, scratch: UnsafeMutableRawPointer,
                                 tokenBlock: Int = gemmInt16TokenBlock, passBlocks: Int = gemmInt16PassBlocks,
                                 passPanels: Int = gemmInt16MaxPanels) {
@@ -284,7 +282,7 @@ extension WeightMatrix {
 
     /// The same for the tokens in `tokenRange` only (y rows `tokenRange` written): workers may split tokens instead of
     /// panels (each then unpacks all of its panels' weights, but broadcasts each activation pair for more rows).
-    public func gemmPanelsInt16(_ panels: Range<Int>, _ a: QuantizedActivations, tokenRange: Range<Int>,
+    public func gemmPanelsInt16(_ panels: Range<Int>, _ a: PanelActivations, tokenRange: Range<Int>,
                                 into y: UnsafeMutablePointer<Float>, yStride: Int, scratch: UnsafeMutableRawPointer,
                                 tokenBlock: Int = gemmInt16TokenBlock, passBlocks: Int = gemmInt16PassBlocks,
                                 passPanels: Int = gemmInt16MaxPanels) {
