@@ -17,6 +17,22 @@ func randomMatrix(_ type: TensorType, rows: Int, cols: Int, _ r: inout SplitMix6
     return bytes
 }
 
+/// The largest |y - W x| / sum |w x| over a batch, against an f64 product of the dequantized weights `deq`.
+func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: Int, batch: Int) -> Double {
+    var worst = 0.0
+    for t in 0..<batch {
+        for row in 0..<rows {
+            var want = 0.0, norm = 0.0
+            for c in 0..<cols {
+                want += Double(deq[row * cols + c]) * Double(x[t * cols + c])
+                norm += abs(Double(deq[row * cols + c]) * Double(x[t * cols + c]))
+            }
+            worst = max(worst, abs(Double(y[t * rows + row]) - want) / max(norm, 1e-9))
+        }
+    }
+    return worst
+}
+
 @Suite struct WeightMatrixTests {
     static let relativeTolerance = 1e-5
 
@@ -34,16 +50,7 @@ func randomMatrix(_ type: TensorType, rows: Int, cols: Int, _ r: inout SplitMix6
             m.multiply(x, xStride: cols, batch: batch, into: &y, yStride: rows, pool: WorkerPool(threads: 2),
                        scratch: MatmulScratch(workers: 2, maxCols: cols))
         }
-        for t in 0..<batch {
-            for row in 0..<rows {
-                var want = 0.0, norm = 0.0
-                for c in 0..<cols {
-                    want += Double(deq[row * cols + c]) * Double(x[t * cols + c])
-                    norm += abs(Double(deq[row * cols + c]) * Double(x[t * cols + c]))
-                }
-                #expect(abs(Double(y[t * rows + row]) - want) <= Self.relativeTolerance * max(norm, 1e-9))
-            }
-        }
+        #expect(relativeError(y, deq, x, rows: rows, cols: cols, batch: batch) <= Self.relativeTolerance)
     }
 }
 
@@ -68,16 +75,7 @@ func randomMatrix(_ type: TensorType, rows: Int, cols: Int, _ r: inout SplitMix6
                         m.multiply(x, xStride: cols, batch: batch, into: &y, yStride: rows, precision: precision, pool: WorkerPool(threads: threads),
                                    scratch: MatmulScratch(workers: threads, maxCols: cols, maxBatch: batch))
                     }
-                    for t in 0..<batch {
-                        for row in 0..<rows {
-                            var want = 0.0, norm = 0.0
-                            for c in 0..<cols {
-                                want += Double(deq[row * cols + c]) * Double(x[t * cols + c])
-                                norm += abs(Double(deq[row * cols + c]) * Double(x[t * cols + c]))
-                            }
-                            worst[precision] = max(worst[precision] ?? 0, abs(Double(y[t * rows + row]) - want) / max(norm, 1e-9))
-                        }
-                    }
+                    worst[precision] = max(worst[precision] ?? 0, relativeError(y, deq, x, rows: rows, cols: cols, batch: batch))
                 }
             }
         }
