@@ -1,6 +1,11 @@
 // Activation buffers for forward steps, allocated once: the forward pass itself allocates nothing (a full-length
 // cache layer may grow when a sequence outgrows it).
 import GemmaKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Buffers for up to `maxRows` token rows (of one or several sequences) over contexts of up to `maxContext`.
 public final class Workspace {
@@ -36,13 +41,15 @@ public final class Workspace {
         let b = self.maxRows, h = c.hiddenSize, heads = c.numAttentionHeads, qd = heads * c.headDim
         let kvd = c.numKeyValueHeads * c.headDim, f = c.intermediateSize
         var owned: [UnsafeMutableRawPointer] = []
-        func alloc<T>(_ n: Int, filledWith value: T) -> UnsafeMutablePointer<T> {
-            let p = UnsafeMutablePointer<T>.allocate(capacity: max(n, 1))
-            p.initialize(repeating: value, count: max(n, 1))
-            owned.append(UnsafeMutableRawPointer(p))
-            return p
+        // Zeroed by calloc, which leaves fresh pages untouched: rows and logit rows a step never uses (a 64-row
+        // prompt workspace decoding one token; 7 of the 8 logit rows) stay out of the resident set, where
+        // `initialize(repeating: 0)` made all of it resident at load (~9 MB for `gemma generate`). Every element type
+        // here (numbers, Bool, Range<Int>) has the all-zero bit pattern as its zero value.
+        func alloc<T>(_ n: Int, _: T.Type = Float.self) -> UnsafeMutablePointer<T> {
+            let p = calloc(max(n, 1), MemoryLayout<T>.stride)!
+            owned.append(p)
+            return p.bindMemory(to: T.self, capacity: max(n, 1))
         }
-        func alloc<T: Numeric>(_ n: Int, _: T.Type = Float.self) -> UnsafeMutablePointer<T> { alloc(n, filledWith: 0) }
         x = alloc(b * h); xb = alloc(b * max(h, qd)); q = alloc(b * qd); k = alloc(b * kvd); v = alloc(b * kvd)
         attn = alloc(b * qd); gate = alloc(b * f); up = alloc(b * f)
         rowPosition = alloc(b, Int.self); rowSegment = alloc(b, Int.self)
@@ -50,10 +57,9 @@ public final class Workspace {
         let group = Gemma3Model.attentionKeyGroup, groupsPerRow = self.maxContext / group + 2
         itemRow = alloc(b * groupsPerRow, Int.self); itemRows = alloc(b * groupsPerRow, Int.self)
         itemGroup = alloc(b * groupsPerRow, Int.self)
-        segmentCache = .allocate(capacity: b)  // written before every read
-        owned.append(UnsafeMutableRawPointer(segmentCache))
-        runRows = alloc(b, filledWith: 0..<0)
-        runGemm = alloc(b, filledWith: false)
+        segmentCache = alloc(b, Unmanaged<LayerKV>.self)  // written before every read
+        runRows = alloc(b, Range<Int>.self)
+        runGemm = alloc(b, Bool.self)
         scoresHeadStride = group
         scoresStride = Gemma3Model.attentionRowBlock * heads * group
         scores = alloc(workers * scoresStride)
@@ -70,5 +76,5 @@ public final class Workspace {
         self.owned = owned
     }
 
-    deinit { for p in owned { p.deallocate() } }
+    deinit { for p in owned { free(p) } }
 }
