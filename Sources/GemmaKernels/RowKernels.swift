@@ -1728,7 +1728,9 @@ func dotRowsMany(_ type: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, co
     }
     let s = RowScratch(scratch, z: kernelOpaqueZero)
     @inline(__always) func run(_ f: TensorType) {
-        for i in 0..<count {
+        // One activation row (decode): several weight rows per unpacking pass (dotRowsMany1), the rest one by one.
+        let done = batch == 1 ? dotRowsMany1(f, rows, rowBytes: rowBytes, count: count, cols: cols, a, into: y, s, firstRow: firstRow) : 0
+        for i in done..<count {
             dotRowsImpl(f, rows + i &* rowBytes, cols: cols, a, batch: batch, into: y + i, yStride: yStride, s, firstRow: firstRow)
         }
     }
@@ -1740,6 +1742,57 @@ func dotRowsMany(_ type: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, co
     case .q6_K: run(.q6_K)
     default: preconditionFailure("no integer row kernel for \(type)")
     }
+}
+
+/// `dotRowsMany` for one activation row, `k` weight rows per pass (4 when they fit the scratch, else 2): the rows
+/// are contiguous whole groups (32-weight formats with `cols % 128 == 0`, the K formats always), so one unpacking
+/// call reads them as one long row, and the `k` rows' dot products run interleaved (independent accumulator chains).
+/// Per output exactly the operations of `kernel1` (bit-identical to `dotRowsImpl` with batch 1). Short rows of the
+/// decode step (Q5_0 q/k/gate/up, 640 weights: 5 groups) otherwise paid an unpacking call, a loop setup and a
+/// 20-cycle reduction chain each. Returns the number of rows done (a multiple of `k`; 0 where it does not apply:
+/// Q8_0, which has its fused kernel, or partial groups).
+@inline(never)
+func dotRowsMany1(_ f: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, _ a: QuantizedActivations,
+                  into y: UnsafeMutablePointer<Float>, _ s: RowScratch, firstRow: Int) -> Int {
+    let nb = cols / 32, ng = nb &>> 2, hasMin = f == .q4_K
+    guard f != .q8_0, nb & 3 == 0, 2 &* ng <= rowChunkGroups else { return 0 }
+    let k = 4 &* ng <= rowChunkGroups ? 4 : 2
+    let x0 = a.actRow(firstRow, cols: cols)
+    var i = 0
+    while i &+ k <= count {
+        unpack(f, rows + i &* rowBytes, 0, k &* ng, k &* nb, s)
+        let w = UnsafePointer(s.w + s.z)
+        var e0 = SIMD16<Float>(), e1 = SIMD16<Float>(), e2 = SIMD16<Float>(), e3 = SIMD16<Float>()
+        if k == 4 {
+            for g in 0..<ng {
+                groupStep(&e0, w + 128 &* g, load16(s.ws + 16 &* g), x0, g)
+                groupStep(&e1, w + 128 &* (ng &+ g), load16(s.ws + 16 &* (ng &+ g)), x0, g)
+                groupStep(&e2, w + 128 &* (2 &* ng &+ g), load16(s.ws + 16 &* (2 &* ng &+ g)), x0, g)
+                groupStep(&e3, w + 128 &* (3 &* ng &+ g), load16(s.ws + 16 &* (3 &* ng &+ g)), x0, g)
+            }
+        } else {
+            for g in 0..<ng {
+                groupStep(&e0, w + 128 &* g, load16(s.ws + 16 &* g), x0, g)
+                groupStep(&e1, w + 128 &* (ng &+ g), load16(s.ws + 16 &* (ng &+ g)), x0, g)
+            }
+        }
+        var a0 = RowAcc(), a1 = RowAcc(), a2 = RowAcc(), a3 = RowAcc()
+        a0.e = e0; a1.e = e1; a2.e = e2; a3.e = e3
+        if hasMin {
+            // Row r's mins start at block 4 ng r of the scratch; its activations at block 0.
+            var sr = s
+            minStep(&a0.m, sr, 0, nb, x0)
+            sr.wm = s.wm + nb; minStep(&a1.m, sr, 0, nb, x0)
+            if k == 4 {
+                sr.wm = s.wm + 2 &* nb; minStep(&a2.m, sr, 0, nb, x0)
+                sr.wm = s.wm + 3 &* nb; minStep(&a3.m, sr, 0, nb, x0)
+            }
+        }
+        y[i] = a0.result; y[i &+ 1] = a1.result
+        if k == 4 { y[i &+ 2] = a2.result; y[i &+ 3] = a3.result }
+        i &+= k
+    }
+    return i
 }
 
 /// `dotRowsMany` for four activation rows (the server's batch), in its own function so that the other batches' code

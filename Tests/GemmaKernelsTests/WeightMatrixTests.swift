@@ -87,9 +87,10 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
 }
 
 /// Decoding several sequences together must give each exactly what it gets alone: the row kernels compute groups
-/// of 4, 2 and 1 activation rows, and every group size must agree bit for bit with the one-row path.
+/// of 4, 2 and 1 activation rows, and every group size must agree bit for bit with the one-row path (which takes
+/// 4 or 2 weight rows per pass where they are whole groups: cols 256 ... 2048 here).
 @Suite struct RowKernelBatchTests {
-    @Test(arguments: [TensorType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K], [256, 640, 2560, 4096])
+    @Test(arguments: [TensorType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K], [256, 640, 1024, 2048, 2560, 4096])
     func everyBatchSizeGivesEachRowItsAloneResult(type: TensorType, cols: Int) throws {
         guard cols % type.blockSize == 0 else { return }
         let rows = 21, batch = 11
