@@ -593,6 +593,7 @@ nonisolated(unsafe) let kernelOpaqueZeroBox: UnsafeMutablePointer<Int> = {
     for g in 0..<ng {
         let (b0, b1, b2, b3) = groupBlocks(row, g0 &+ g, nb, 22, s.zeroBlock)
         let w = s.w + 128 &* g
+        llvmPrefetch(b0 + rowPrefetchDistance, 0, 3, 1); llvmPrefetch(b0 + (rowPrefetchDistance + 64), 0, 3, 1)
         // The 4 blocks in element order (mask from qh, see q5ClearMask), then one 4 x 4 transpose of 16-byte pieces
         // (storeGroup). Written out by the generator: four calls of an @inline(__always) block function were left
         // as calls by the optimizer. In the model (one core, gemma bench -t 1), vs 16-byte stores per block
