@@ -19,6 +19,20 @@ struct GemmInt16Job: RangeJob {
     }
 }
 
+/// All of `panels` for the tokens of 6-token tiles `range`, worker scratch `scratch + worker * scratchStride`.
+struct GemmInt16TokenJob: RangeJob {
+    let m: WeightMatrix, panels: Range<Int>, a: PanelActivations, tokens: Int
+    let y: UnsafeMutablePointer<Float>, yStride: Int, scratch: UnsafeMutableRawPointer, scratchStride: Int
+    func run(worker w: Int, range: Range<Int>) {
+        m.gemmPanelsInt16(panels, a, tokenRange: (6 * range.lowerBound)..<min(tokens, 6 * range.upperBound),
+                          into: y, yStride: yStride, scratch: scratch + w * scratchStride)
+    }
+}
+
+/// Tokens from which a product is split across workers by tokens rather than panels (see multiplyGemmInt16; below
+/// it, unpacking the weights twice costs more than the broadcasts saved: 10-20% slower per core at 64 tokens).
+public let gemmInt16TokenSplitMinimum = 96
+
 /// Panels per dispatched slice at least: each slice broadcasts every activation pair once per 4-block pass for all of
 /// its panels (measured per core, Q5_0 640->1024 at 512 tokens: 85.2 G MAC/s with passes of 32 panels, 83.8 with 16,
 /// 78.3 with 8); the pool's default 4 slices per worker would leave 1-8 panels per slice on this model's shapes.
@@ -40,6 +54,18 @@ extension WeightMatrix {
             let limit = gemmInt16ActivationLimit
             a.prepare(cols: cols, limit: limit)
             pool.parallelFor(batch, minimumPerWorker: 32, QuantizeRowsJob(a: a, x: x, xStride: xStride, cols: cols, limit: limit))
+        }
+        // Many tokens: each worker takes all the panels for its share of the tokens (whole 6-token tiles), so each
+        // activation pair is broadcast once per pass for all the panels instead of each worker's half; both workers
+        // unpack all the weights instead, which is cheap at this many tokens. Bit-identical to the panel split (each
+        // output gets the same operations). pp512 (gemma bench, A/B interleaved): 991-1036 -> 1082-1109 tok/s.
+        let threads = pool.threads
+        if threads > 1, batch >= gemmInt16TokenSplitMinimum {
+            let tiles = (batch + 5) / 6
+            pool.parallelFor(tiles, minimumPerWorker: (tiles + threads - 1) / threads,
+                             GemmInt16TokenJob(m: self, panels: panels, a: a, tokens: batch, y: y, yStride: yStride,
+                                               scratch: scratch, scratchStride: gemmInt16ScratchBytes))
+            return
         }
         // One slice per worker (no stealing), unless that is below gemmInt16MinimumPanels.
         let perWorker = max(gemmInt16MinimumPanels, (panels.count + pool.threads - 1) / pool.threads)

@@ -84,6 +84,29 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
         #expect(worst[.fast]! < 2e-5)
         #expect(worst[.exact]! < 1e-6)
     }
+
+    /// From `gemmInt16TokenSplitMinimum` tokens two workers split a product by tokens instead of panels: every output
+    /// must be bit for bit what one worker computes (tokens not a multiple of the 6-token tile, a tail of rows).
+    @Test(arguments: [TensorType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K])
+    func tokenSplitIsBitIdenticalToOneWorker(type: TensorType) throws {
+        var r = SplitMix64(seed: 991 &+ UInt64(type.rawValue))
+        let cols = type.blockSize == 256 ? 512 : 160, rows = 70, batch = gemmInt16TokenSplitMinimum + 5
+        let bytes = try randomMatrix(type, rows: rows, cols: cols, &r)
+        let x = r.floats(batch * cols, scale: 3)
+        var y: [[Float]] = []
+        for threads in [1, 2] {
+            var out = [Float](repeating: .nan, count: batch * rows)
+            bytes.withUnsafeBytes { raw in
+                let m = WeightMatrix(type: type, rows: rows, cols: cols, base: raw.baseAddress!)
+                m.multiply(x, xStride: cols, batch: batch, into: &out, yStride: rows, precision: .fast, pool: WorkerPool(threads: threads),
+                           scratch: MatmulScratch(workers: threads, maxCols: cols, maxBatch: batch))
+            }
+            y.append(out)
+        }
+        let differing = (0..<batch * rows).filter { y[0][$0].bitPattern != y[1][$0].bitPattern }.count
+        #expect(differing == 0, "\(type): \(differing) of \(batch * rows) outputs differ between 1 and 2 workers")
+        #expect(y[1].allSatisfy { $0.isFinite })
+    }
 }
 
 /// Decoding several sequences together must give each exactly what it gets alone: the row kernels compute groups
