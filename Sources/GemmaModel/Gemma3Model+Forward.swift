@@ -169,10 +169,15 @@ extension Gemma3Model {
             while rb < r0 + count {
                 let re = min(rb + block, r0 + count)
                 for g in firstKey(rb) / G...(w.rowPosition[re - 1] / G) {
-                    w.itemRow[items] = rb
-                    w.itemRows[items] = re - rb
-                    w.itemGroup[items] = g
-                    items += 1
+                    // Single rows (decode): one item per chunk of query heads, so that both workers share a step's
+                    // attention (each head's arithmetic is the same whichever item computes it).
+                    for chunk in 0..<(block == 1 ? w.headChunks : 1) {
+                        w.itemRow[items] = rb
+                        w.itemRows[items] = re - rb
+                        w.itemGroup[items] = g
+                        w.itemHeadChunk[items] = chunk
+                        items += 1
+                    }
                 }
                 rb = re
             }
@@ -215,7 +220,9 @@ extension Gemma3Model {
                 let r = w.itemRow[item]
                 if w.itemRows[item] == 1 {
                     let first = window.map { max(0, w.rowPosition[r] - $0 + 1) } ?? 0
-                    model.attendRow(r, group: w.itemGroup[item], firstKey: first, worker: worker, w)
+                    let heads = model.config.numAttentionHeads, chunk = w.itemHeadChunk[item]
+                    model.attendRow(r, group: w.itemGroup[item], firstKey: first,
+                                    heads: (chunk * heads / w.headChunks)..<((chunk + 1) * heads / w.headChunks), worker: worker, w)
                 } else {
                     model.attendBlock(r, rows: w.itemRows[item], group: w.itemGroup[item], window: window, worker: worker, w)
                 }
@@ -225,7 +232,7 @@ extension Gemma3Model {
 
     /// One row's softmax partial over key group `g` (dot products; decode rows).
     @inline(__always)
-    private func attendRow(_ r: Int, group g: Int, firstKey first: Int, worker: Int, _ w: Workspace) {
+    private func attendRow(_ r: Int, group g: Int, firstKey first: Int, heads hs: Range<Int>, worker: Int, _ w: Workspace) {
         let c = config, d = c.headDim, heads = c.numAttentionHeads, kvDim = c.numKeyValueHeads * d
         let group = heads / c.numKeyValueHeads, qDim = heads * d, scale = c.queryScale, G = Self.attentionKeyGroup
         let scores = w.scores + worker * w.scoresStride, kbuf = w.kvScratch + worker * kvDim
@@ -234,15 +241,15 @@ extension Gemma3Model {
         let lo = max(first, g * G), hi = min(p + 1, (g + 1) * G)
         let m = w.partials + (w.rowFirstJob[r] + g - first / G) * w.partialStride  // maxima, sums, outputs
         let out = m + 2 * heads
-        out.update(repeating: 0, count: heads * d)
+        (out + hs.lowerBound * d).update(repeating: 0, count: hs.count * d)
         let count = hi - lo
         for k in lo..<hi {
             let kp = k >= p0 ? UnsafePointer(w.k + (r0 + k - p0) * kvDim) : layerKV.key(k, scratch: kbuf)
-            for hd in 0..<heads {
+            for hd in hs {
                 scores[hd * G + k - lo] = dot(w.q + r * qDim + hd * d, kp + (hd / group) * d, d) * scale
             }
         }
-        for hd in 0..<heads {
+        for hd in hs {
             let sRow = scores + hd * G
             var mx = -Float.infinity
             for i in 0..<count { mx = max(mx, sRow[i]) }
@@ -254,7 +261,7 @@ extension Gemma3Model {
         }
         for k in lo..<hi {
             let vp = k >= p0 ? UnsafePointer(w.v + (r0 + k - p0) * kvDim) : layerKV.value(k, scratch: kbuf)
-            for hd in 0..<heads {
+            for hd in hs {
                 let wgt = scores[hd * G + k - lo], v = vp + (hd / group) * d, o = out + hd * d
                 for i in 0..<d { o[i] += wgt * v[i] }
             }

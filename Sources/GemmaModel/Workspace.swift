@@ -15,8 +15,10 @@ public final class Workspace {
     let x, xb, q, k, v, attn, gate, up, logits: UnsafeMutablePointer<Float>
     /// Per row: its position, its segment, and the position of its segment's first row.
     let rowPosition, rowSegment, segmentStartRow, segmentFirstPosition, rowFirstJob: UnsafeMutablePointer<Int>
-    /// Attention work items: first row, rows, key group.
-    let itemRow, itemRows, itemGroup: UnsafeMutablePointer<Int>
+    /// Attention work items: first row, rows, key group, and for single-row items the chunk of query heads (a
+    /// decode row's attention over one key group is split by heads across the workers: `headChunks` items).
+    let itemRow, itemRows, itemGroup, itemHeadChunk: UnsafeMutablePointer<Int>
+    let headChunks: Int
     /// Per segment: its cache's layer being attended (unretained: the step's segments hold the caches).
     let segmentCache: UnsafeMutablePointer<Unmanaged<LayerKV>>
     /// Runs of consecutive rows that share a kernel policy (GEMM for prompt-sized segments, row kernels otherwise).
@@ -55,8 +57,10 @@ public final class Workspace {
         rowPosition = alloc(b, Int.self); rowSegment = alloc(b, Int.self)
         segmentStartRow = alloc(b, Int.self); segmentFirstPosition = alloc(b, Int.self); rowFirstJob = alloc(b + 1, Int.self)
         let group = Gemma3Model.attentionKeyGroup, groupsPerRow = self.maxContext / group + 2
-        itemRow = alloc(b * groupsPerRow, Int.self); itemRows = alloc(b * groupsPerRow, Int.self)
-        itemGroup = alloc(b * groupsPerRow, Int.self)
+        headChunks = max(1, min(heads, workers))
+        let itemCount = b * groupsPerRow * headChunks
+        itemRow = alloc(itemCount, Int.self); itemRows = alloc(itemCount, Int.self)
+        itemGroup = alloc(itemCount, Int.self); itemHeadChunk = alloc(itemCount, Int.self)
         segmentCache = alloc(b, Unmanaged<LayerKV>.self)  // written before every read
         runRows = alloc(b, Range<Int>.self)
         runGemm = alloc(b, Bool.self)
