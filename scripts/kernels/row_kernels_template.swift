@@ -59,7 +59,8 @@ import GemmaFormats
 //    SIMD32<Int16> (&>>, &, .replacing) compile to scalar lane loops;
 //  * Q5_0's high bits: written-out `(qh >> j) & 1` lanes became ~100 shuffle instructions, a 4 KB table (4 lookups
 //    per block) 28 instructions per block; now an AVX-512 mask register made from qh by whole-vector SIMD32<Int32>
-//    operations (two kmovw + kunpckwd) and one masked move: 13 per block (q5lab; see q5ClearMask / unpackBlockQ5_0);
+//    operations (two kmovw + kunpckwd) and one masked move (q5lab; see q5ClearMask); Q5_0 now masks signed bytes
+//    (vmovdqu8, 32 lanes) and sign-extends after an in-lane 8-byte interleave (see unpackQ5_0);
 //  * whole-vector SIMD operations that are builtins for concrete types (Swift 6.3 stdlib): init(repeating:),
 //    init(lowHalf:highHalf:), &+ &- &*, the comparisons .== .< ..., and SIMDMask's .& .| .^ (so a bitwise AND of
 //    two integer vectors is unsafeBitCast to SIMDMask, .&, unsafeBitCast back). Not: & | ^ << >> on SIMD types,
@@ -274,11 +275,15 @@ nonisolated(unsafe) let kernelOpaqueZeroBox: UnsafeMutablePointer<Int> = {
     return (t .== SIMD32<Int32>())._storage
 }
 
-// Q5_0 blocks are unpacked in element order and stored chunk-interleaved (storeGroup): nibbles as one written-out
-// SIMD32 (`Int16(p[j]) & 15`, `Int16(p[j]) >> 4`: vpmovzxbw from memory, vpand, vpsrlw, vinserti64x4), then lane j =
-// n[j] where the high bit is set, n[j] - 16 where it is clear: vporq + one masked vmovdqu16 with the qh mask register
-// (q5ClearMask): 13 instructions per block where a 4 KB table of high bits took 28 (q5lab: 1.77 -> 1.13 ns per block;
-// bit-identical over all 65536 16-bit patterns of each qh half).
+// Q5_0 groups are unpacked at the byte level (q5lab 2): the 128 values as signed bytes (nibble | 0xF0 = n - 16 where
+// the high bit is clear, the nibble where it is set: vpand / vgf2p8affineqb, vpor and one masked vmovdqu8 per 32
+// bytes with the qh mask register from q5ClearMask), in four 32-byte vectors of two blocks each (blocks 0 and 2,
+// 1 and 3; low / high nibbles); the chunk layout is then an in-lane interleave of 8-byte pieces (vpunpcklqdq /
+// vpunpckhqdq) and one vpmovsxbw per chunk vector; the 4 f16 scales are gathered in a general register (vmovq,
+// vcvtph2ps, vpermps). 32 vector (5 stores) + 12 mask instructions per group, 68 in all, where the int16 unpacking
+// (see q5ClearMask) plus storeGroup's 4 x 4 transpose of 16-byte pieces and vpinsrw scales took 56 + 9, 79 in all
+// (q5lab: 6.6 -> 4.2-4.4 ns per group; a 4 x 4 transpose of 8-byte pieces with two vpermt2q on 64-byte vectors +
+// vextracti64x4: 4.8; whole-group loop without the per-group partial test: 4.4-4.5, not faster).
 
 /// Groups g0 ..< g0 + ng of a 32-weight-format row of `nb` blocks into the scratch (from its group 0).
 @inline(never) func unpackQ8_0(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ nb: Int, _ s: RowScratch) {
@@ -300,10 +305,8 @@ nonisolated(unsafe) let kernelOpaqueZeroBox: UnsafeMutablePointer<Int> = {
         let (b0, b1, b2, b3) = groupBlocks(row, g0 &+ g, nb, 22, s.zeroBlock)
         let w = s.w + 128 &* g
         llvmPrefetch(b0 + rowPrefetchDistance, 0, 3, 1); llvmPrefetch(b0 + (rowPrefetchDistance + 64), 0, 3, 1)
-        // The 4 blocks in element order (mask from qh, see q5ClearMask), then one 4 x 4 transpose of 16-byte pieces
-        // (storeGroup). Written out by the generator: four calls of an @inline(__always) block function were left
-        // as calls by the optimizer. In the model (one core, gemma bench -t 1), vs 16-byte stores per block
-        // (storeBlock, which the table version measured fastest): tg 36-41 -> 43-46 tok/s, 4 rows 112-123 -> 127-134.
+        // Byte-level unpacking (see above; written out by the generator: four calls of an @inline(__always) block
+        // function were left as calls by the optimizer).
         @@Q5GROUP@@
         store16(expand4(d0, d1, d2, d3), s.ws + 16 &* g)
     }
