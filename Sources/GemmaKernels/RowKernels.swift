@@ -1670,6 +1670,8 @@ func kernel1FusedQ8_0(_ row: UnsafeRawPointer, _ nb: Int, _ s: RowScratch, _ x0:
     let w = s.w, v = UnsafePointer(s.w + z)
     for g in 0..<ng {
         let (b0, b1, b2, b3) = groupBlocks(row, g, nb, 34, s.zeroBlock)
+        let pf = b0 + rowPrefetchDistance
+        llvmPrefetch(pf, 0, 3, 1); llvmPrefetch(pf + 64, 0, 3, 1); llvmPrefetch(pf + 128, 0, 3, 1)
         groupStep(&e0, v, unpackGroupQ8_0(b0, b1, b2, b3, w), x0, g)
     }
     var a0 = RowAcc()
