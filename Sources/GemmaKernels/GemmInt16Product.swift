@@ -74,3 +74,43 @@ extension WeightMatrix {
                                       scratch: scratch, scratchStride: gemmInt16ScratchBytes))
     }
 }
+
+extension WeightMatrix {
+    /// q/k/v or gate/up (matrices over the same activations) as one int16 GEMM product split by tokens: the
+    /// activations quantized once, each worker computing all the matrices for its share of the tokens in one
+    /// dispatch (instead of one quantization and one dispatch, with its wait for the slower worker, per matrix).
+    /// Each output gets the operations of `multiplyGemmInt16`. Returns false, doing nothing, where that does not
+    /// apply (one worker, fewer than `gemmInt16TokenSplitMinimum` tokens, rows not whole panels, formats needing
+    /// different activation limits, no int16 scratch).
+    static func multiplyGemmInt16TokenSplit(_ m: (WeightMatrix, WeightMatrix, WeightMatrix?), _ x: UnsafePointer<Float>, xStride: Int,
+                                            batch: Int, into y: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?),
+                                            yStride: (Int, Int, Int), pool: WorkerPool, scratch: MatmulScratch) -> Bool {
+        let threads = pool.threads, cols = m.0.cols, limit = m.0.gemmInt16ActivationLimit
+        guard threads > 1, batch >= gemmInt16TokenSplitMinimum, let gemmScratch = scratch.gemmInt16,
+              batch <= scratch.gemmActivations.maxRows, (m.2 == nil) == (y.2 == nil) else { return false }
+        for w in [m.0, m.1, m.2].compactMap({ $0 }) {
+            guard w.type.hasIntegerRowKernel, w.cols == cols, w.rows % 32 == 0, w.gemmInt16ActivationLimit == limit else { return false }
+        }
+        let a = scratch.gemmActivations
+        a.prepare(cols: cols, limit: limit)
+        pool.parallelFor(batch, minimumPerWorker: 32, QuantizeRowsJob(a: a, x: x, xStride: xStride, cols: cols, limit: limit))
+        let tiles = (batch + 5) / 6
+        pool.parallelFor(tiles, minimumPerWorker: (tiles + threads - 1) / threads,
+                         GemmInt16FusedTokenJob(m: m, y: y, yStride: yStride, a: a, tokens: batch, scratch: gemmScratch,
+                                                scratchStride: gemmInt16ScratchBytes))
+        return true
+    }
+}
+
+/// All panels of two or three matrices for the tokens of 6-token tiles `range` (see multiplyGemmInt16TokenSplit).
+struct GemmInt16FusedTokenJob: RangeJob {
+    let m: (WeightMatrix, WeightMatrix, WeightMatrix?)
+    let y: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?)
+    let yStride: (Int, Int, Int), a: PanelActivations, tokens: Int, scratch: UnsafeMutableRawPointer, scratchStride: Int
+    func run(worker w: Int, range: Range<Int>) {
+        let t = (6 * range.lowerBound)..<min(tokens, 6 * range.upperBound), s = scratch + w * scratchStride
+        m.0.gemmPanelsInt16(0..<(m.0.rows / 32), a, tokenRange: t, into: y.0, yStride: yStride.0, scratch: s)
+        m.1.gemmPanelsInt16(0..<(m.1.rows / 32), a, tokenRange: t, into: y.1, yStride: yStride.1, scratch: s)
+        if let m2 = m.2, let y2 = y.2 { m2.gemmPanelsInt16(0..<(m2.rows / 32), a, tokenRange: t, into: y2, yStride: yStride.2, scratch: s) }
+    }
+}

@@ -133,6 +133,10 @@ extension WeightMatrix {
             && !(allowGemm && batch >= gemmMinimumBatch)
             && m.0.type.hasIntegerRowKernel && m.1.type.hasIntegerRowKernel && (m.2.map { $0.type.hasIntegerRowKernel } ?? true)
             && m.1.cols == cols && (m.2.map { $0.cols == cols } ?? true) && (m.2 == nil) == (y.2 == nil)
+        if !fused, precision == .fast, allowGemm, batch >= gemmMinimumBatch,
+           multiplyGemmInt16TokenSplit(m, x, xStride: xStride, batch: batch, into: y, yStride: yStride, pool: pool, scratch: scratch) {
+            return
+        }
         guard fused else {
             m.0.multiply(x, xStride: xStride, batch: batch, into: y.0, yStride: yStride.0, precision: precision, allowGemm: allowGemm,
                          pool: pool, scratch: scratch)

@@ -85,6 +85,36 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
         #expect(worst[.exact]! < 1e-6)
     }
 
+    /// q/k/v as one token-split product (activations quantized once, one dispatch) must give each matrix exactly
+    /// what its own product gives on one worker.
+    @Test func fusedTokenSplitProductIsBitIdenticalToSeparateProducts() throws {
+        var r = SplitMix64(seed: 4242)
+        let cols = 160, rows = [96, 64, 32], batch = gemmInt16TokenSplitMinimum + 7
+        let types: [TensorType] = [.q5_0, .q4_0, .q8_0]
+        let bytes = try (0..<3).map { try randomMatrix(types[$0], rows: rows[$0], cols: cols, &r) }
+        let x = r.floats(batch * cols, scale: 3)
+        var f0 = [Float](repeating: .nan, count: batch * rows[0]), f1 = [Float](repeating: .nan, count: batch * rows[1])
+        var f2 = [Float](repeating: .nan, count: batch * rows[2])
+        var alone = [f0, f1, f2]
+        let pool2 = WorkerPool(threads: 2), pool1 = WorkerPool(threads: 1)
+        bytes[0].withUnsafeBytes { b0 in bytes[1].withUnsafeBytes { b1 in bytes[2].withUnsafeBytes { b2 in
+            let m = [b0, b1, b2].enumerated().map { WeightMatrix(type: types[$0.offset], rows: rows[$0.offset], cols: cols, base: $0.element.baseAddress!) }
+            f0.withUnsafeMutableBufferPointer { y0 in f1.withUnsafeMutableBufferPointer { y1 in f2.withUnsafeMutableBufferPointer { y2 in
+                WeightMatrix.multiply((m[0], m[1], m[2]), x, xStride: cols, batch: batch, into: (y0.baseAddress!, y1.baseAddress!, y2.baseAddress!),
+                                      yStride: (rows[0], rows[1], rows[2]), pool: pool2, scratch: MatmulScratch(workers: 2, maxCols: cols, maxBatch: batch))
+            } } }
+            for i in 0..<3 {
+                m[i].multiply(x, xStride: cols, batch: batch, into: &alone[i], yStride: rows[i], pool: pool1,
+                              scratch: MatmulScratch(workers: 1, maxCols: cols, maxBatch: batch))
+            }
+        } } }
+        let fused = [f0, f1, f2]
+        for i in 0..<3 {
+            let differing = (0..<fused[i].count).filter { fused[i][$0].bitPattern != alone[i][$0].bitPattern }.count
+            #expect(differing == 0, "matrix \(i) (\(types[i])): \(differing) of \(fused[i].count) outputs differ")
+        }
+    }
+
     /// From `gemmInt16TokenSplitMinimum` tokens two workers split a product by tokens instead of panels: every output
     /// must be bit for bit what one worker computes (tokens not a multiple of the 6-token tile, a tail of rows).
     @Test(arguments: [TensorType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K])
