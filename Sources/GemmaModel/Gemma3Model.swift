@@ -12,6 +12,8 @@ public final class Gemma3Model: Sendable {
     public let config: Gemma3Config
     public let weights: Gemma3Weights
     public let file: GGUFFile
+    /// The weights' copy on huge pages, if any (the matrices point into it).
+    let weightCopy: HugePageCopy?
     public let pool: WorkerPool
     /// How small-batch (decode) products treat activations: `.fast` (int16-quantized, default) or `.exact` (f32).
     public let precision: Precision
@@ -22,15 +24,19 @@ public final class Gemma3Model: Sendable {
 
     /// Loads a GGUF model: parses and maps the file, reads the config, binds every weight.
     public convenience init(path: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                            embeddingScale: EmbeddingScale = .exact, precision: Precision = .fast) throws(ModelError) {
+                            embeddingScale: EmbeddingScale = .exact, precision: Precision = .fast,
+                            placement: WeightPlacement = .auto) throws(ModelError) {
         let file: GGUFFile
         do { file = try GGUFFile(path: path) } catch { throw .format(error) }
         var config = try Gemma3Config(gguf: file)
         config.embeddingScale = embeddingScale
-        try self.init(file: file, config: config, threads: threads, precision: precision)
+        try self.init(file: file, config: config, threads: threads, precision: precision, placement: placement)
     }
 
-    public init(file: GGUFFile, config: Gemma3Config, threads: Int, precision: Precision = .fast) throws(ModelError) {
+    /// `placement`: where the weights live (`.auto`: a copy on transparent huge pages when the kernel offers them and
+    /// the weights take at most half the memory, see `WeightPlacement`).
+    public init(file: GGUFFile, config: Gemma3Config, threads: Int, precision: Precision = .fast,
+                placement: WeightPlacement = .auto) throws(ModelError) {
         // The attention kernels work on 32-wide panels of the head dimension (every Gemma 3 size: 128 or 256).
         guard config.headDim > 0, config.headDim % 32 == 0 else {
             throw .config("head dimension \(config.headDim) is not a multiple of 32 (the attention kernels work on 32-wide panels)")
@@ -38,7 +44,14 @@ public final class Gemma3Model: Sendable {
         self.file = file
         self.config = config
         self.precision = precision
-        weights = try Gemma3Weights(gguf: file, config: config)
+        let data = UnsafeRawBufferPointer(rebasing: file.storage.buffer[file.dataOffset...])
+        let copy: Bool = switch placement {
+        case .mapped: false
+        case .hugePages: true
+        case .auto: HugePageCopy.available && data.count <= HugePageCopy.physicalMemory / 2
+        }
+        weightCopy = copy ? HugePageCopy(of: data, releasingSource: true) : nil
+        weights = try Gemma3Weights(gguf: file, config: config, copy: weightCopy)
         pool = WorkerPool.shared(threads: threads)
         attention = config.layers
         var kinds: [[Double]] = [], keys: [String] = [], ofLayer: [Int] = []

@@ -65,7 +65,15 @@ public struct Gemma3Weights: Sendable {
     public let normOffset: Float
 
     /// Binds the weights of `file` (GGUF names), checking every shape against `config`.
-    public init(gguf file: GGUFFile, config c: Gemma3Config) throws(ModelError) {
+    /// With `copy` (a copy of the file's tensor data section, see `HugePageCopy`), the matrices point into the copy.
+    public init(gguf file: GGUFFile, config c: Gemma3Config, copy: HugePageCopy? = nil) throws(ModelError) {
+        let dataStart = file.storage.base + file.dataOffset
+        // A tensor's bytes: in the copy when there is one (reading the file's pages again would map them back in,
+        // with the kernel's fault-around: ~7 MB for the 270M's norm vectors).
+        func bytes(_ t: GGUFTensorInfo) -> UnsafeRawPointer {
+            let inFile = file.data(for: t).baseAddress!
+            return copy.map { $0.base + (inFile - dataStart) } ?? inFile
+        }
         func info(_ n: WeightName) throws(ModelError) -> GGUFTensorInfo {
             guard let t = file.tensor(named: n.gguf) else { throw .missingWeight(n.gguf) }
             return t
@@ -74,7 +82,7 @@ public struct Gemma3Weights: Sendable {
             let t = try info(n)
             guard t.dimensions == [cols, rows] else { throw .weightShape(name: n.gguf, expected: [cols, rows], found: t.dimensions) }
             guard t.type.canDequantize else { throw .unsupportedWeightType(name: n.gguf, type: t.type) }
-            return WeightMatrix(type: t.type, rows: rows, cols: cols, base: file.data(for: t).baseAddress!)
+            return WeightMatrix(type: t.type, rows: rows, cols: cols, base: bytes(t))
         }
         func vector(_ n: WeightName, count: Int) throws(ModelError) -> [Float] {
             let t = try info(n)
@@ -83,7 +91,7 @@ public struct Gemma3Weights: Sendable {
             var out = [Float](repeating: 0, count: count)
             do {
                 try out.withUnsafeMutableBufferPointer { (p) throws(FormatError) in
-                    try t.type.dequantize(file.data(for: t).baseAddress!, count: count, into: p.baseAddress!)
+                    try t.type.dequantize(bytes(t), count: count, into: p.baseAddress!)
                 }
             } catch { throw .format(error) }
             return out

@@ -1,6 +1,7 @@
 // `gemma bench`: prompt processing (ppN) and generation (tgN) speed, like llama-bench: median and spread over reps.
 import ArgumentParser
 import Foundation
+import GemmaFormats
 import GemmaGenerate
 import GemmaModel
 
@@ -29,7 +30,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        let m = try Gemma3Model(path: model.resolve(), threads: t, precision: exact ? .exact : .fast)
+        let m = try Gemma3Model(path: model.resolve(), threads: t, precision: exact ? .exact : .fast, placement: model.placement)
         var seed: UInt64 = 42
         func nextID() -> Int {  // deterministic ids in the ordinary-text range
             seed = seed &* 6364136223846793005 &+ 1442695040888963407

@@ -2,6 +2,7 @@
 // new turn is prefilled). Replies stream; Ctrl-C stops a reply and returns to the prompt; /reset, /stats, /exit.
 import ArgumentParser
 import Foundation
+import GemmaFormats
 import GemmaGenerate
 import Synchronization
 
@@ -31,7 +32,7 @@ struct Chat: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let loaded = try Progress.load(model.resolve(), threads: threads)
+        let loaded = try Progress.load(model.resolve(), threads: threads, placement: model.placement)
         let lm = LanguageModel(model: loaded.model, tokenizer: loaded.tokenizer)
         let session = lm.makeChatSession(system: system, contextLength: ctxSize)
         let seed = sampling.resolvedSeed

@@ -2,6 +2,7 @@
 // flags shared by generate, run and chat (llama.cpp's names and defaults) and the progress lines they print.
 import ArgumentParser
 import Foundation
+import GemmaFormats
 import GemmaGenerate
 import GemmaModel
 import GemmaTokenizer
@@ -104,10 +105,10 @@ enum Progress {
     }
 
     /// Loads the model with a progress line.
-    static func load(_ path: String, threads: Int) throws -> LoadedModel {
+    static func load(_ path: String, threads: Int, placement: WeightPlacement = .auto) throws -> LoadedModel {
         loading(path)
         let t0 = Date()
-        let loaded = try LoadedModel(path: path, threads: threads)
+        let loaded = try LoadedModel(path: path, threads: threads, placement: placement)
         self.loaded(seconds: Date().timeIntervalSince(t0))
         return loaded
     }
@@ -143,7 +144,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let text = self.ids == nil ? try readPrompt(argument: prompt, file: file) : ""
-        let loaded = try Progress.load(model.resolve(), threads: threads)
+        let loaded = try Progress.load(model.resolve(), threads: threads, placement: model.placement)
         let ids = try self.ids.map { list in
             try list.split(separator: ",").map { item in
                 guard let id = Int(item.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--ids: \(item) is not a token id") }

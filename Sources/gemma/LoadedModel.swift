@@ -9,11 +9,11 @@ struct LoadedModel {
     let model: Gemma3Model
     let tokenizer: Tokenizer
 
-    init(path: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
+    init(path: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount, placement: WeightPlacement = .auto) throws {
         do {
             let file = try GGUFFile(path: path)
             let config = try Gemma3Config(gguf: file)
-            model = try Gemma3Model(file: file, config: config, threads: threads)
+            model = try Gemma3Model(file: file, config: config, threads: threads, placement: placement)
             tokenizer = try Tokenizer(vocabulary: Vocabulary(gguf: file.metadata))
         } catch {
             throw ExitCodeError(message: "\(path): \(error)")

@@ -3,6 +3,7 @@
 // produced, so 1024 x 262144 positions (1 GB) never sit in memory.
 import ArgumentParser
 import Foundation
+import GemmaFormats
 import GemmaModel
 
 struct DumpLogits: ParsableCommand {
@@ -32,7 +33,7 @@ struct DumpLogits: ParsableCommand {
         let ids = try Self.readIDs(idsFile)
         guard !ids.isEmpty else { throw ExitCodeError(message: "\(idsFile): no token ids") }
         let m = try Gemma3Model(path: model.resolve(), threads: threads, embeddingScale: .exact,
-                                precision: exact ? .exact : .fast)
+                                precision: exact ? .exact : .fast, placement: model.placement)
         let vocab = m.config.vocabSize
         if let bad = ids.first(where: { $0 < 0 || $0 >= vocab }) {
             throw ExitCodeError(message: "\(idsFile): token id \(bad) is outside the vocabulary (0..<\(vocab))")

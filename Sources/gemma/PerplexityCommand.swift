@@ -1,6 +1,7 @@
 // `gemma perplexity`: perplexity of a text file by llama-perplexity's method.
 import ArgumentParser
 import Foundation
+import GemmaFormats
 import GemmaGenerate
 
 struct PerplexityCommand: ParsableCommand {
@@ -19,7 +20,7 @@ struct PerplexityCommand: ParsableCommand {
         guard let data = FileManager.default.contents(atPath: file) else { throw ExitCodeError(message: "cannot read \(file)") }
         var text = String(decoding: data, as: UTF8.self)
         if text.hasSuffix("\n") { text.removeLast() }
-        let loaded = try LoadedModel(path: model.resolve(), threads: threads)
+        let loaded = try LoadedModel(path: model.resolve(), threads: threads, placement: model.placement)
         let ids = loaded.tokenizer.encode(text, addSpecial: true, parseSpecial: false).map(Int.init)
         let start = Date()
         let r: PerplexityResult

@@ -2,6 +2,7 @@
 // through the library's async API.
 import ArgumentParser
 import Foundation
+import GemmaFormats
 import GemmaGenerate
 
 struct Run: AsyncParsableCommand {
@@ -25,7 +26,7 @@ struct Run: AsyncParsableCommand {
 
     func run() async throws {
         let text = try readPrompt(argument: prompt, file: file)
-        let loaded = try Progress.load(model.resolve(), threads: threads)
+        let loaded = try Progress.load(model.resolve(), threads: threads, placement: model.placement)
         let lm = LanguageModel(model: loaded.model, tokenizer: loaded.tokenizer)
         var messages: [ChatMessage] = system.map { [.system($0)] } ?? []
         messages.append(.user(text))

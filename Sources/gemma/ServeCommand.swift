@@ -62,7 +62,7 @@ struct Serve: AsyncParsableCommand {
         let threads = self.threads
         try await GemmaServer.run(configuration: config, modelName: name, load: {
             let file = try GGUFFile(path: path)
-            let model = try Gemma3Model(file: file, config: try Gemma3Config(gguf: file), threads: threads)
+            let model = try Gemma3Model(file: file, config: try Gemma3Config(gguf: file), threads: threads, placement: modelOption.placement)
             return (model, try Tokenizer(vocabulary: Vocabulary(gguf: file.metadata)))
         }, onRunning: { port in
             FileHandle.standardOutput.write(Data("gemma serve: listening on http://\(config.host):\(port) (model \(name), \(config.scheduler.parallel) slots)\n".utf8))

@@ -1,6 +1,7 @@
 // Several sequences stepped together (continuous batching): each weight matrix is read once per step for all of
 // them, and each sequence's logits equal those of stepping it alone.
 import Foundation
+import GemmaFormats
 import GemmaModel
 import GemmaTestSupport
 import Testing
@@ -46,5 +47,25 @@ import Testing
         // A sequence may not appear twice in one step, and the rows must fit.
         #expect(throws: ModelError.self) { try model.forward(batch: [(states[0], [1]), (states[0], [2])], workspace: workspace) { _, _ in } }
         #expect(throws: ModelError.self) { try model.forward(batch: [(states[1], [Int](repeating: 5, count: 40))], workspace: workspace) { _, _ in } }
+    }
+
+    /// The weights copied onto huge pages (the default where the kernel offers them) and read in place from the file
+    /// mapping (`--mmap`) give the same logits, bit for bit, prompt and decode.
+    @Test func weightPlacementsGiveIdenticalLogits() throws {
+        guard let path = TestPaths.requireModel() else { return }
+        var logits: [[Float]] = []
+        for placement in [WeightPlacement.mapped, .hugePages] {
+            let model = try Gemma3Model(path: path, placement: placement)
+            let file = model.file.storage.buffer, head = UnsafeRawPointer(model.weights.embedding.base)
+            let inFile = head >= file.baseAddress! && head < file.baseAddress! + file.count
+            #expect(inFile == (placement == .mapped), "\(placement): output head in the file mapping: \(inFile)")
+            let s = model.makeState(capacity: 64)
+            var out: [Float] = [], next = 0
+            try model.forward([2, 818, 3823, 8864, 37423, 236764, 1010, 603, 496, 1914], state: s) { _, l in next = topK(l, 1)[0].id; out += l }
+            for _ in 0..<3 { try model.forward([next], state: s) { _, l in next = topK(l, 1)[0].id; out += l } }
+            logits.append(out)
+        }
+        #expect(logits[0].count == logits[1].count)
+        #expect(zip(logits[0], logits[1]).allSatisfy { $0.bitPattern == $1.bitPattern })
     }
 }
