@@ -57,26 +57,61 @@ q5group = "\n        ".join(
 # Q8_0 / Q4_0: the group's vectors gathered from the 4 blocks' bytes (p0 ... p3).
 q8g = chunks(lambda c, m, k: f"Int16(p{m}[{8 * c + k}])")
 q4g = chunks(lambda c, m, k: f"Int16(p{m}[{8 * (c % 2) + k}] {'& 15' if c < 2 else '>> 4'}) &- 8")
-# Q4_K: group G's 4 sub-blocks in element order (v0 ... v3), transposed by storeGroup.
-q4kt = "\n            ".join(f"let v{m} = " + simd32([f"Int16(q[{32 * (m // 2) + l}] {'& 15' if m % 2 == 0 else '>> 4'})" for l in range(32)]) for m in range(4))
-# Q6_K: group c of a super-block = sub-blocks (c, t), t = 0..3, in element order, transposed by storeGroup.
+# Q4_K / Q6_K at the byte level (qk byte unpack), as Q5_0: a group's values as bytes in 32-byte vectors holding two
+# sub-blocks' 16-byte halves (one per 128-bit lane: sub-blocks 0 and 2 in `a{h}`, 1 and 3 in `b{h}`, elements
+# 16h ..< 16h + 16); chunk vector 2h + i = the in-lane interleave SIMD4<UInt64>(a[i], b[i], a[i + 2], b[i + 2])
+# (vpunpcklqdq / vpunpckhqdq), then one vpmovzxbw / vpmovsxbw per chunk vector (no 4 x 4 transpose of int16 pieces).
+def chunk4(h, i, t):
+    return f"let c{2 * h + i} = unsafeBitCast(SIMD4<UInt64>(a{h}[{i}], b{h}[{i}], a{h}[{i + 2}], b{h}[{i + 2}]), to: SIMD32<{t}>.self)"
+def widen(v):
+    return simd32([f"Int16({v}[{j}])" for j in range(32)])
+# Q4_K: sub-blocks 0, 1 = low / high nibbles of q[0 ..< 32], 2, 3 = of q[32 ..< 64]; a{h} = [q[16h ..< +16] | q[32 + 16h
+# ..< +16]] (vmovdqu + vinserti128) & 15, b{h} the same >> 4 (vgf2p8affineqb): 20 instructions per group (4 loads,
+# 4 stores), where storeGroup's version took 29 (12 of them 16-byte-piece shuffles).
+def q4kb_lane(m, e):
+    return f"q[{32 * (m // 2) + e}] {'& 15' if m % 2 == 0 else '>> 4'}"
+q4kb = []
+for h in range(2):
+    for x, (m0, m1) in (("a", (0, 2)), ("b", (1, 3))):
+        q4kb.append(f"let {x}{h} = unsafeBitCast({simd32t([q4kb_lane(m0, 16 * h + i) for i in range(16)] + [q4kb_lane(m1, 16 * h + i) for i in range(16)], 'UInt8')}, to: SIMD4<UInt64>.self)")
+q4kb += [chunk4(h, i, "UInt8") for h in range(2) for i in range(2)]
+q4kb += [f"store32({widen(f'c{c}')}, w + {32 * c})" for c in range(4)]
+q4kb = "\n            ".join(q4kb)
+# Q6_K: sub-block t of group c in element order as bytes v{t} (uniform byte operations per vector: vpand /
+# vgf2p8affineqb / vpternlogq), the 128-bit lanes paired (vinserti128 / vperm2i128) into a{h}, b{h}, minus 32 *after*
+# the pairing (a whole-vector &-: it keeps LLVM from merging the two shuffle levels into 4-source shuffles per chunk,
+# vpermt2q chains: 1.07x instead of 1.34x), in-lane interleave, vpmovsxbw, times the per-16 scales (vpmullw). Scales:
+# the group's 8 int8 scales as one vpmovsxbw from memory, + opaque zero (else LLVM rebuilds each scale vector from
+# masked byte loads: 4 instructions instead of 1.5), 2 vpermw.
 def q6lane_ns(c, t, l):
     qlo = 64 * c + 32 * (t & 1) + l
     qho = 128 + 32 * c + l
     lo = f"Int16(p[{qlo}]) & 15" if t < 2 else f"Int16(p[{qlo}]) >> 4"
     hi = f"(Int16(p[{qho}]) >> {2 * t}) & 3" if t < 3 else f"Int16(p[{qho}]) >> 6"
     return f"({lo}) | ({hi}) << 4 &- 32"
-q6t = []
+def q6byte(c, t, l):
+    qlo = 64 * c + 32 * (t & 1) + l
+    qho = 128 + 32 * c + l
+    lo = f"p[{qlo}] & 15" if t < 2 else f"p[{qlo}] >> 4"
+    hi = f"((p[{qho}] >> {2 * t}) & 3)" if t < 3 else f"(p[{qho}] >> 6)"
+    return f"({lo}) | {hi} << 4"
+q6b = []
 for c in range(2):
-    lets = [f"let v{t} = " + simd32([q6lane_ns(c, t, l) for l in range(32)]) for t in range(4)]
-    # scales in the chunk layout: vectors 0, 1 (elements 0 ..< 16 of each block) take scale 2t, vectors 2, 3 scale 2t + 1
-    lets += [f"let sc{h} = " + simd32([f"Int16(Int8(bitPattern: p[{192 + 8 * c + 2 * m + h}]))" for m in range(4) for k in range(8)]) for h in range(2)]
+    lets = [f"let v{t} = unsafeBitCast({simd32t([q6byte(c, t, l) for l in range(32)], 'UInt8')}, to: SIMD4<UInt64>.self)" for t in range(4)]
+    for h in range(2):
+        for x, (m0, m1) in (("a", (0, 2)), ("b", (1, 3))):
+            lets.append(f"let {x}{h} = unsafeBitCast(unsafeBitCast(SIMD4<UInt64>(v{m0}[{2 * h}], v{m0}[{2 * h + 1}], v{m1}[{2 * h}], v{m1}[{2 * h + 1}]), to: SIMD32<UInt8>.self) &- SIMD32<UInt8>(repeating: 32), to: SIMD4<UInt64>.self)")
+    lets += [chunk4(h, i, "Int8") for h in range(2) for i in range(2)]
+    # Scales in the chunk layout: vectors 0, 1 (elements 0 ..< 16 of each sub-block) take scale 2t, vectors 2, 3 2t + 1.
+    lets.append("let sv = " + f"SIMD8<Int16>({', '.join(f'Int16(Int8(bitPattern: p[{192 + 8 * c + i}]))' for i in range(8))}) &+ zs")
+    lets += [f"let sc{h} = " + simd32([f"sv[{2 * m + h}]" for m in range(4) for k in range(8)]) for h in range(2)]
+    lets += [f"let w{c} = s.w + 128 &* (2 &* sb &+ {c})"]
+    lets += [f"store32(mul32({widen(f'c{j}')}, sc{j // 2}), w{c} + {32 * j})" for j in range(4)]
     body = "\n            ".join(lets)
-    q6t.append(f"""do {{
+    q6b.append(f"""do {{
             {body}
-            storeGroupScaled(v0, v1, v2, v3, sc0, sc1, s.w + 128 &* (2 &* sb &+ {c}))
         }}""")
-q6t = "\n        ".join(q6t)
+q6b = "let zs = SIMD8<Int16>(repeating: Int16(truncatingIfNeeded: s.z))\n        " + "\n        ".join(q6b)
 
 # Panel unpack (element order).
 q8 = simd32([f"Int16(p[{i}])" for i in range(32)])
@@ -102,5 +137,5 @@ def generate(template, target, subs):
     assert "@@" not in src, template
     open(os.path.join(out, target), 'w').write(src)
 generate('row_kernels_template.swift', 'RowKernels.swift',
-         dict(MUL32=simd32([f'a[{i}] &* b[{i}]' for i in range(32)]), Q8G=q8g, Q4G=q4g, Q5GROUP=q5group, Q6T=q6t, Q4KT=q4kt))
+         dict(MUL32=simd32([f'a[{i}] &* b[{i}]' for i in range(32)]), Q8G=q8g, Q4G=q4g, Q5GROUP=q5group, Q6B=q6b, Q4KB=q4kb))
 generate('panel_unpack_template.swift', 'PanelUnpack.swift', dict(Q8=q8, Q4=q4, Q5N=q5n, Q5=q5, Q4KLO=q4klo, Q4KHI=q4khi, Q6=q6))
