@@ -9,7 +9,6 @@ extension Gemma3Model {
     func forwardRows<S: RandomAccessCollection<Segment>>(_ segments: S, workspace w: Workspace) where S.Index == Int {
         let c = config, h = c.hiddenSize, d = c.headDim
         let qDim = c.numAttentionHeads * d, kvDim = c.numKeyValueHeads * d, f = c.intermediateSize
-        let eps = c.rmsNormEps, off = weights.normOffset
         var n = 0
         for (i, seg) in segments.enumerated() {
             w.segmentStartRow[i] = n
@@ -42,41 +41,23 @@ extension Gemma3Model {
                 row += 1
             }
         }
-        // RoPE angles of each row's position, per distinct (base, scale), in f64.
-        let half = d / 2
-        for (kind, inv) in ropeInvFreq.enumerated() {
-            for r in 0..<n {
-                let pos = Double(w.rowPosition[r])
-                for i in 0..<half {
-                    let theta = pos * inv[i]
-                    w.ropeCos[kind][r * half + i] = Float(cos(theta))
-                    w.ropeSin[kind][r * half + i] = Float(sin(theta))
-                }
-            }
-        }
 
+        // The per-row elementwise stages (norms, RoPE, residual adds, GeGLU) are split by rows across the workers for
+        // prompt-sized steps (serial, they left the other core idle: ~5% of a 512-token prefill); decode rows stay on
+        // the caller (fewer than 2 x 16 rows is one slice). Each row gets the same operations either way.
+        @inline(__always) func rows(_ stage: RowStage, _ l: Int) {
+            pool.parallelFor(n, minimumPerWorker: 16, RowStageJob(model: self, w: w, layer: l, stage: stage))
+        }
+        rows(.ropeAngles, 0)
         for (l, lw) in weights.layers.enumerated() {
             // Attention block.
-            for r in 0..<n { rmsNorm(w.x + r * h, weight: lw.inputNorm, offset: off, eps: eps, count: h, into: w.xb + r * h) }
+            rows(.attentionIn, l)
             for (i, rows) in runs.enumerated() {
                 WeightMatrix.multiply((lw.q, lw.k, lw.v), w.xb + rows.lowerBound * h, xStride: h, batch: rows.count,
                                       into: (w.q + rows.lowerBound * qDim, w.k + rows.lowerBound * kvDim, w.v + rows.lowerBound * kvDim),
                                       yStride: (qDim, kvDim, kvDim), precision: precision, allowGemm: runGemm[i], pool: pool, scratch: w.matmul)
             }
-            let kind = ropeKindOfLayer[l]
-            for r in 0..<n {
-                let cosR = w.ropeCos[kind] + r * half, sinR = w.ropeSin[kind] + r * half
-                for hd in 0..<c.numAttentionHeads {
-                    let q = w.q + r * qDim + hd * d
-                    rmsNorm(q, weight: lw.qNorm, offset: off, eps: eps, count: d, into: q)
-                    applyRoPE(q, half: half, cos: cosR, sin: sinR)
-                }
-                for hd in 0..<c.numKeyValueHeads {
-                    let k = w.k + r * kvDim + hd * d
-                    rmsNorm(k, weight: lw.kNorm, offset: off, eps: eps, count: d, into: k)
-                    applyRoPE(k, half: half, cos: cosR, sin: sinR)
-                }
-            }
+            rows(.queryKeyNormRoPE, l)
             // The step's keys and values are used at their cache's precision, read from the step's buffers, and
             // stored only after attention: a ring of exactly the window then never loses a key a query needs.
             for (i, seg) in segments.enumerated() {
@@ -93,27 +74,80 @@ extension Gemma3Model {
                 }
             }
             product(lw.o, runs, runGemm, w.attn, qDim, w.xb, h, w)
-            for r in 0..<n {
-                let a = w.xb + r * h
-                rmsNorm(a, weight: lw.postAttentionNorm, offset: off, eps: eps, count: h, into: a)
-                addInPlace(w.x + r * h, a, h)
-            }
-            // Feed-forward block: down(gelu_tanh(gate(x)) * up(x)).
-            for r in 0..<n { rmsNorm(w.x + r * h, weight: lw.preFeedforwardNorm, offset: off, eps: eps, count: h, into: w.xb + r * h) }
+            // Post-attention norm and residual, then the feed-forward block: down(gelu_tanh(gate(x)) * up(x)).
+            rows(.attentionOutFeedForwardIn, l)
             for (i, rows) in runs.enumerated() {
                 WeightMatrix.multiply((lw.gate, lw.up, nil), w.xb + rows.lowerBound * h, xStride: h, batch: rows.count,
                                       into: (w.gate + rows.lowerBound * f, w.up + rows.lowerBound * f, nil),
                                       yStride: (f, f, 0), precision: precision, allowGemm: runGemm[i], pool: pool, scratch: w.matmul)
             }
-            gegluInPlace(w.gate, w.up, n * f)
+            rows(.geglu, l)
             product(lw.down, runs, runGemm, w.gate, f, w.xb, h, w)
-            for r in 0..<n {
+            rows(.feedForwardOut, l)
+        }
+        for seg in segments { seg.cache.tokens.append(contentsOf: seg.tokens) }
+    }
+
+    /// The per-row elementwise stages of a layer (see forwardRows).
+    enum RowStage { case ropeAngles, attentionIn, queryKeyNormRoPE, attentionOutFeedForwardIn, geglu, feedForwardOut }
+
+    /// Rows `range` of one stage of layer `l`.
+    fileprivate func rowStage(_ stage: RowStage, layer l: Int, rows range: Range<Int>, _ w: Workspace) {
+        let c = config, h = c.hiddenSize, d = c.headDim, half = d / 2
+        let qDim = c.numAttentionHeads * d, kvDim = c.numKeyValueHeads * d, f = c.intermediateSize
+        let eps = c.rmsNormEps, off = weights.normOffset, lw = weights.layers[l]
+        switch stage {
+        case .ropeAngles:
+            // RoPE angles of each row's position, per distinct (base, scale), in f64 (layer-independent).
+            for (kind, inv) in ropeInvFreq.enumerated() {
+                for r in range {
+                    let pos = Double(w.rowPosition[r])
+                    for i in 0..<half {
+                        let theta = pos * inv[i]
+                        w.ropeCos[kind][r * half + i] = Float(cos(theta))
+                        w.ropeSin[kind][r * half + i] = Float(sin(theta))
+                    }
+                }
+            }
+        case .attentionIn:
+            for r in range { rmsNorm(w.x + r * h, weight: lw.inputNorm, offset: off, eps: eps, count: h, into: w.xb + r * h) }
+        case .queryKeyNormRoPE:
+            let kind = ropeKindOfLayer[l]
+            for r in range {
+                let cosR = w.ropeCos[kind] + r * half, sinR = w.ropeSin[kind] + r * half
+                for hd in 0..<c.numAttentionHeads {
+                    let q = w.q + r * qDim + hd * d
+                    rmsNorm(q, weight: lw.qNorm, offset: off, eps: eps, count: d, into: q)
+                    applyRoPE(q, half: half, cos: cosR, sin: sinR)
+                }
+                for hd in 0..<c.numKeyValueHeads {
+                    let k = w.k + r * kvDim + hd * d
+                    rmsNorm(k, weight: lw.kNorm, offset: off, eps: eps, count: d, into: k)
+                    applyRoPE(k, half: half, cos: cosR, sin: sinR)
+                }
+            }
+        case .attentionOutFeedForwardIn:
+            for r in range {
+                let a = w.xb + r * h
+                rmsNorm(a, weight: lw.postAttentionNorm, offset: off, eps: eps, count: h, into: a)
+                addInPlace(w.x + r * h, a, h)
+                rmsNorm(w.x + r * h, weight: lw.preFeedforwardNorm, offset: off, eps: eps, count: h, into: a)
+            }
+        case .geglu:
+            gegluInPlace(w.gate + range.lowerBound * f, w.up + range.lowerBound * f, range.count * f)
+        case .feedForwardOut:
+            for r in range {
                 let m = w.xb + r * h
                 rmsNorm(m, weight: lw.postFeedforwardNorm, offset: off, eps: eps, count: h, into: m)
                 addInPlace(w.x + r * h, m, h)
             }
         }
-        for seg in segments { seg.cache.tokens.append(contentsOf: seg.tokens) }
+    }
+
+    /// A row stage split across the workers (a struct: dispatching it allocates nothing).
+    fileprivate struct RowStageJob: RangeJob {
+        let model: Gemma3Model, w: Workspace, layer: Int, stage: RowStage
+        func run(worker: Int, range: Range<Int>) { model.rowStage(stage, layer: layer, rows: range, w) }
     }
 
     /// `y = W x` for every run of rows, each with its kernel policy.
@@ -150,7 +184,7 @@ extension Gemma3Model {
     /// segments go in blocks of `attentionRowBlock` per group, with the group's keys packed once into 32-key panels
     /// and scored by the GEMM micro-kernel. Jobs run on every core; no T x T matrix is ever built.
     private func attend<S: RandomAccessCollection<Segment>>(layer l: Int, rows n: Int, segments: S, workspace w: Workspace) where S.Index == Int {
-        let c = config, d = c.headDim, heads = c.numAttentionHeads, G = Self.attentionKeyGroup
+        let G = Self.attentionKeyGroup
         let window: Int? = if case let .local(win) = attention[l].kind { win } else { nil }
         @inline(__always) func firstKey(_ r: Int) -> Int { window.map { max(0, w.rowPosition[r] - $0 + 1) } ?? 0 }
         // Partial slots: row r owns one per key group it touches, in order.
@@ -184,9 +218,14 @@ extension Gemma3Model {
         }
         for (i, seg) in segments.enumerated() { w.segmentCache[i] = Unmanaged.passUnretained(seg.cache.layers[l]) }
         pool.parallelFor(items, AttentionJob(model: self, w: w, window: window))
-        // Merge each row's groups in order: out = sum_j e^(m_j - M) out_j / sum_j e^(m_j - M) sum_j.
-        let qDim = heads * d
-        for r in 0..<n {
+        // Merge each row's groups in order (rows split across the workers for prompt-sized steps).
+        pool.parallelFor(n, minimumPerWorker: 16, AttentionMergeJob(model: self, w: w))
+    }
+
+    /// Rows `range`: out = sum_j e^(m_j - M) out_j / sum_j e^(m_j - M) sum_j over each row's key groups j, in order.
+    fileprivate func mergeAttention(rows range: Range<Int>, _ w: Workspace) {
+        let heads = config.numAttentionHeads, d = config.headDim, qDim = heads * d
+        for r in range {
             let firstJob = w.rowFirstJob[r], lastJob = w.rowFirstJob[r + 1]
             for hd in 0..<heads {
                 let dst = w.attn + r * qDim + hd * d
@@ -210,6 +249,11 @@ extension Gemma3Model {
                 for i in 0..<d { dst[i] *= inv }
             }
         }
+    }
+
+    fileprivate struct AttentionMergeJob: RangeJob {
+        let model: Gemma3Model, w: Workspace
+        func run(worker: Int, range: Range<Int>) { model.mergeAttention(rows: range, w) }
     }
 
     /// The attention work items of a step, split across the workers (a struct: dispatching it allocates nothing).
