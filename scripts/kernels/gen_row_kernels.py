@@ -83,18 +83,17 @@ q4kb = "\n            ".join(q4kb)
 # vpermt2q chains: 1.07x instead of 1.34x), in-lane interleave, vpmovsxbw, times the per-16 scales (vpmullw). Scales:
 # the group's 8 int8 scales as one vpmovsxbw from memory, + opaque zero (else LLVM rebuilds each scale vector from
 # masked byte loads: 4 instructions instead of 1.5), 2 vpermw.
+def q6parts(c, t, l, byte):
+    # Element l of sub-block t of group c: its low 4 bits from ql (low or high nibble), its high 2 bits from qh.
+    qlo, qho = 64 * c + 32 * (t & 1) + l, 128 + 32 * c + l
+    ql, qh = (f"p[{qlo}]", f"p[{qho}]") if byte else (f"Int16(p[{qlo}])", f"Int16(p[{qho}])")
+    return (f"{ql} & 15" if t < 2 else f"{ql} >> 4"), (f"({qh} >> {2 * t}) & 3" if t < 3 else f"{qh} >> 6")
 def q6lane_ns(c, t, l):
-    qlo = 64 * c + 32 * (t & 1) + l
-    qho = 128 + 32 * c + l
-    lo = f"Int16(p[{qlo}]) & 15" if t < 2 else f"Int16(p[{qlo}]) >> 4"
-    hi = f"(Int16(p[{qho}]) >> {2 * t}) & 3" if t < 3 else f"Int16(p[{qho}]) >> 6"
+    lo, hi = q6parts(c, t, l, False)
     return f"({lo}) | ({hi}) << 4 &- 32"
 def q6byte(c, t, l):
-    qlo = 64 * c + 32 * (t & 1) + l
-    qho = 128 + 32 * c + l
-    lo = f"p[{qlo}] & 15" if t < 2 else f"p[{qlo}] >> 4"
-    hi = f"((p[{qho}] >> {2 * t}) & 3)" if t < 3 else f"(p[{qho}] >> 6)"
-    return f"({lo}) | {hi} << 4"
+    lo, hi = q6parts(c, t, l, True)
+    return f"({lo}) | ({hi}) << 4"
 q6b = []
 for c in range(2):
     lets = [f"let v{t} = unsafeBitCast({simd32t([q6byte(c, t, l) for l in range(32)], 'UInt8')}, to: SIMD4<UInt64>.self)" for t in range(4)]
