@@ -55,7 +55,16 @@ q5group = "\n        ".join(
        "let hv = unsafeBitCast(SIMD2<UInt64>(h, 0), to: SIMD8<Float16>.self)",
        "let d0 = Float(hv[0]), d1 = Float(hv[1]), d2 = Float(hv[2]), d3 = Float(hv[3])"])
 # Q8_0 / Q4_0: the group's vectors gathered from the 4 blocks' bytes (p0 ... p3).
-q8g = chunks(lambda c, m, k: f"Int16(p{m}[{8 * c + k}])")
+# Q8_0 (as Q5_0's byte level): 16-byte halves of blocks 0 and 2, 1 and 3 paired in 128-bit lanes (a vmovdqu +
+# vinserti128 each), the chunk layout by an in-lane interleave of 8-byte pieces, one vpmovsxbw per vector.
+def q8half(ma, mb, h):
+    return simd32t([f"p{ma}[{16 * h + j}]" for j in range(16)] + [f"p{mb}[{16 * h + j}]" for j in range(16)], "Int8")
+q8g = "\n    ".join(
+    [f"let {n} = unsafeBitCast({q8half(ma, mb, h)}, to: SIMD4<UInt64>.self)" for n, ma, mb, h in
+     [("lo02", 0, 2, 0), ("lo13", 1, 3, 0), ("hi02", 0, 2, 1), ("hi13", 1, 3, 1)]]
+    + [f"let c{2 * h + i} = unsafeBitCast(SIMD4<UInt64>({x}02[{i}], {x}13[{i}], {x}02[{i + 2}], {x}13[{i + 2}]), to: SIMD32<Int8>.self)"
+       for h, x in enumerate(["lo", "hi"]) for i in range(2)]
+    + [f"store32({simd32([f'Int16(c{c}[{j}])' for j in range(32)])}, w + {32 * c})" for c in range(4)])
 q4g = chunks(lambda c, m, k: f"Int16(p{m}[{8 * (c % 2) + k}] {'& 15' if c < 2 else '>> 4'}) &- 8")
 # Q4_K / Q6_K at the byte level (qk byte unpack), as Q5_0: a group's values as bytes in 32-byte vectors holding two
 # sub-blocks' 16-byte halves (one per 128-bit lane: sub-blocks 0 and 2 in `a{h}`, 1 and 3 in `b{h}`, elements
