@@ -19,13 +19,24 @@ struct GemmInt16Job: RangeJob {
     }
 }
 
-/// All of `panels` for the tokens of 6-token tiles `range`, worker scratch `scratch + worker * scratchStride`.
+/// Up to three products over the same quantized activations (`a`) for the tokens of 6-token tiles `range`: each
+/// part's `panels` of its matrix, worker scratch `scratch + worker * scratchStride` (see `dispatchTokenSplit`).
 struct GemmInt16TokenJob: RangeJob {
-    let m: WeightMatrix, panels: Range<Int>, a: PanelActivations, tokens: Int
-    let y: UnsafeMutablePointer<Float>, yStride: Int, scratch: UnsafeMutableRawPointer, scratchStride: Int
+    struct Part { let m: WeightMatrix, panels: Range<Int>, y: UnsafeMutablePointer<Float>, yStride: Int }
+    let parts: (Part, Part?, Part?), a: PanelActivations, tokens: Int, scratch: UnsafeMutableRawPointer, scratchStride: Int
     func run(worker w: Int, range: Range<Int>) {
-        m.gemmPanelsInt16(panels, a, tokenRange: (6 * range.lowerBound)..<min(tokens, 6 * range.upperBound),
-                          into: y, yStride: yStride, scratch: scratch + w * scratchStride)
+        let t = (6 * range.lowerBound)..<min(tokens, 6 * range.upperBound), s = scratch + w * scratchStride
+        func run(_ p: Part?) {
+            if let p { p.m.gemmPanelsInt16(p.panels, a, tokenRange: t, into: p.y, yStride: p.yStride, scratch: s) }
+        }
+        run(parts.0); run(parts.1); run(parts.2)
+    }
+
+    /// Splits the tokens between the workers in whole 6-token tiles, one slice each.
+    static func dispatch(_ parts: (Part, Part?, Part?), _ a: PanelActivations, tokens: Int, scratch: UnsafeMutableRawPointer, pool: WorkerPool) {
+        let tiles = (tokens + 5) / 6
+        pool.parallelFor(tiles, minimumPerWorker: (tiles + pool.threads - 1) / pool.threads,
+                         GemmInt16TokenJob(parts: parts, a: a, tokens: tokens, scratch: scratch, scratchStride: gemmInt16ScratchBytes))
     }
 }
 
@@ -59,12 +70,9 @@ extension WeightMatrix {
         // activation pair is broadcast once per pass for all the panels instead of each worker's half; both workers
         // unpack all the weights instead, which is cheap at this many tokens. Bit-identical to the panel split (each
         // output gets the same operations). pp512 (gemma bench, A/B interleaved): 991-1036 -> 1082-1109 tok/s.
-        let threads = pool.threads
-        if threads > 1, batch >= gemmInt16TokenSplitMinimum {
-            let tiles = (batch + 5) / 6
-            pool.parallelFor(tiles, minimumPerWorker: (tiles + threads - 1) / threads,
-                             GemmInt16TokenJob(m: self, panels: panels, a: a, tokens: batch, y: y, yStride: yStride,
-                                               scratch: scratch, scratchStride: gemmInt16ScratchBytes))
+        if pool.threads > 1, batch >= gemmInt16TokenSplitMinimum {
+            GemmInt16TokenJob.dispatch((.init(m: self, panels: panels, y: y, yStride: yStride), nil, nil), a, tokens: batch,
+                                       scratch: scratch, pool: pool)
             return
         }
         // One slice per worker (no stealing), unless that is below gemmInt16MinimumPanels.
@@ -85,32 +93,21 @@ extension WeightMatrix {
     static func multiplyGemmInt16TokenSplit(_ m: (WeightMatrix, WeightMatrix, WeightMatrix?), _ x: UnsafePointer<Float>, xStride: Int,
                                             batch: Int, into y: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?),
                                             yStride: (Int, Int, Int), pool: WorkerPool, scratch: MatmulScratch) -> Bool {
-        let threads = pool.threads, cols = m.0.cols, limit = m.0.gemmInt16ActivationLimit
-        guard threads > 1, batch >= gemmInt16TokenSplitMinimum, let gemmScratch = scratch.gemmInt16,
+        let cols = m.0.cols, limit = m.0.gemmInt16ActivationLimit
+        guard pool.threads > 1, batch >= gemmInt16TokenSplitMinimum, let gemmScratch = scratch.gemmInt16,
               batch <= scratch.gemmActivations.maxRows, (m.2 == nil) == (y.2 == nil) else { return false }
-        for w in [m.0, m.1, m.2].compactMap({ $0 }) {
-            guard w.type.hasIntegerRowKernel, w.cols == cols, w.rows % 32 == 0, w.gemmInt16ActivationLimit == limit else { return false }
+        func fits(_ w: WeightMatrix) -> Bool {
+            w.type.hasIntegerRowKernel && w.cols == cols && w.rows % 32 == 0 && w.gemmInt16ActivationLimit == limit
         }
+        guard fits(m.0), fits(m.1), m.2.map(fits) ?? true else { return false }
         let a = scratch.gemmActivations
         a.prepare(cols: cols, limit: limit)
         pool.parallelFor(batch, minimumPerWorker: 32, QuantizeRowsJob(a: a, x: x, xStride: xStride, cols: cols, limit: limit))
-        let tiles = (batch + 5) / 6
-        pool.parallelFor(tiles, minimumPerWorker: (tiles + threads - 1) / threads,
-                         GemmInt16FusedTokenJob(m: m, y: y, yStride: yStride, a: a, tokens: batch, scratch: gemmScratch,
-                                                scratchStride: gemmInt16ScratchBytes))
+        typealias Part = GemmInt16TokenJob.Part
+        func part(_ w: WeightMatrix, _ y: UnsafeMutablePointer<Float>, _ ys: Int) -> Part { Part(m: w, panels: 0..<(w.rows / 32), y: y, yStride: ys) }
+        let third: Part? = if let m2 = m.2, let y2 = y.2 { part(m2, y2, yStride.2) } else { nil }
+        GemmInt16TokenJob.dispatch((part(m.0, y.0, yStride.0), part(m.1, y.1, yStride.1), third), a, tokens: batch,
+                                   scratch: gemmScratch, pool: pool)
         return true
-    }
-}
-
-/// All panels of two or three matrices for the tokens of 6-token tiles `range` (see multiplyGemmInt16TokenSplit).
-struct GemmInt16FusedTokenJob: RangeJob {
-    let m: (WeightMatrix, WeightMatrix, WeightMatrix?)
-    let y: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?)
-    let yStride: (Int, Int, Int), a: PanelActivations, tokens: Int, scratch: UnsafeMutableRawPointer, scratchStride: Int
-    func run(worker w: Int, range: Range<Int>) {
-        let t = (6 * range.lowerBound)..<min(tokens, 6 * range.upperBound), s = scratch + w * scratchStride
-        m.0.gemmPanelsInt16(0..<(m.0.rows / 32), a, tokenRange: t, into: y.0, yStride: yStride.0, scratch: s)
-        m.1.gemmPanelsInt16(0..<(m.1.rows / 32), a, tokenRange: t, into: y.1, yStride: yStride.1, scratch: s)
-        if let m2 = m.2, let y2 = y.2 { m2.gemmPanelsInt16(0..<(m2.rows / 32), a, tokenRange: t, into: y2, yStride: yStride.2, scratch: s) }
     }
 }
