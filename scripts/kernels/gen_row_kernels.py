@@ -1,7 +1,8 @@
-# Generates Sources/GemmaKernels/RowKernels.swift from row_kernels_template.swift and
+# Generates Sources/GemmaKernels/RowKernels.swift and RowUnpack.swift from row_kernels_template.swift and
+# row_unpack_template.swift, and
 # Sources/GemmaKernels/PanelUnpack.swift from panel_unpack_template.swift: the written-out lane expressions of the
 # unpack functions (Swift only vectorizes them well written out; see RowKernels.swift's header).
-# Run: python3 scripts/kernels/gen_row_kernels.py   (env OUT=dir writes both files into dir instead, e.g. a lab)
+# Run: python3 scripts/kernels/gen_row_kernels.py   (env OUT=dir writes the three files into dir instead, e.g. a lab)
 # Row kernels, chunk-interleaved layout: a group of 4 blocks of 32 (128 elements) is 4 vectors of 32 int16; vector c
 # holds elements 8c ..< 8c + 8 of block 0, then of block 1, 2, 3 (lane 8m + k = block m, element 8c + k).
 # Panel unpack (for the prompt GEMM): blocks in element order.
@@ -144,6 +145,7 @@ def generate(template, target, subs):
         src = src.replace("@@" + k + "@@", v)
     assert "@@" not in src, template
     open(os.path.join(out, target), 'w').write(src)
-generate('row_kernels_template.swift', 'RowKernels.swift',
+generate('row_kernels_template.swift', 'RowKernels.swift', {})
+generate('row_unpack_template.swift', 'RowUnpack.swift',
          dict(MUL32=simd32([f'a[{i}] &* b[{i}]' for i in range(32)]), Q8G=q8g, Q4G=q4g, Q5GROUP=q5group, Q6B=q6b, Q4KB=q4kb))
 generate('panel_unpack_template.swift', 'PanelUnpack.swift', dict(Q8=q8, Q4=q4, Q5N=q5n, Q5=q5, Q4KLO=q4klo, Q4KHI=q4khi, Q6=q6))
