@@ -16,43 +16,57 @@ public final class Gemma3Model: Sendable {
     let weightCopy: HugePageCopy?
     public let pool: WorkerPool
     /// How small-batch (decode) products treat activations: `.fast` (int16-quantized, default) or `.exact` (f32).
-    public let precision: Precision
+    public var precision: Precision { options.precision }
+    /// The choices the model was loaded with (threads, precision, placement, KV storage, embedding scale).
+    public let options: ModelOptions
     let attention: [LayerAttention]
     /// RoPE inverse frequencies per distinct (base, scale), f64, and each layer's index into them.
     let ropeInvFreq: [[Double]]
     let ropeKindOfLayer: [Int]
 
     /// Loads a GGUF model: parses and maps the file, reads the config, binds every weight.
-    public convenience init(path: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                            embeddingScale: EmbeddingScale = .exact, precision: Precision = .fast,
-                            placement: WeightPlacement = .auto) throws(ModelError) {
+    public convenience init(path: String, options: ModelOptions = ModelOptions()) throws(ModelError) {
         let file: GGUFFile
         do { file = try GGUFFile(path: path) } catch { throw .format(error) }
         var config = try Gemma3Config(gguf: file)
-        config.embeddingScale = embeddingScale
-        try self.init(file: file, config: config, threads: threads, precision: precision, placement: placement)
+        config.embeddingScale = options.embeddingScale
+        try self.init(file: file, config: config, options: options)
+    }
+
+    /// Loads a GGUF model (see `init(path:options:)`).
+    public convenience init(path: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                            embeddingScale: EmbeddingScale = .exact, precision: Precision = .fast,
+                            placement: WeightPlacement = .auto) throws(ModelError) {
+        try self.init(path: path, options: ModelOptions(threads: threads, precision: precision, placement: placement,
+                                                        embeddingScale: embeddingScale))
+    }
+
+    public convenience init(file: GGUFFile, config: Gemma3Config, threads: Int, precision: Precision = .fast,
+                            placement: WeightPlacement = .auto) throws(ModelError) {
+        try self.init(file: file, config: config,
+                      options: ModelOptions(threads: threads, precision: precision, placement: placement,
+                                            embeddingScale: config.embeddingScale))
     }
 
     /// `placement`: where the weights live (`.auto`: a copy on transparent huge pages when the kernel offers them and
     /// the weights take at most half the memory, see `WeightPlacement`).
-    public init(file: GGUFFile, config: Gemma3Config, threads: Int, precision: Precision = .fast,
-                placement: WeightPlacement = .auto) throws(ModelError) {
+    public init(file: GGUFFile, config: Gemma3Config, options: ModelOptions) throws(ModelError) {
         // The attention kernels work on 32-wide panels of the head dimension (every Gemma 3 size: 128 or 256).
         guard config.headDim > 0, config.headDim % 32 == 0 else {
             throw .config("head dimension \(config.headDim) is not a multiple of 32 (the attention kernels work on 32-wide panels)")
         }
         self.file = file
         self.config = config
-        self.precision = precision
+        self.options = options
         let data = UnsafeRawBufferPointer(rebasing: file.storage.buffer[file.dataOffset...])
-        let copy: Bool = switch placement {
+        let copy: Bool = switch options.placement {
         case .mapped: false
         case .hugePages: true
         case .auto: HugePageCopy.available && data.count <= HugePageCopy.physicalMemory / 2
         }
         weightCopy = copy ? HugePageCopy(of: data, releasingSource: true) : nil
         weights = try Gemma3Weights(gguf: file, config: config, copy: weightCopy)
-        pool = WorkerPool.shared(threads: threads)
+        pool = WorkerPool.shared(threads: options.threads)
         attention = config.layers
         var kinds: [[Double]] = [], keys: [String] = [], ofLayer: [Int] = []
         for a in attention {
@@ -72,9 +86,11 @@ public final class Gemma3Model: Sendable {
     /// Fresh per-sequence state with a KV cache for up to `capacity` positions (the model's context at most).
     /// Local layers keep a ring of their window unless `ringLocalLayers` is false. `maxBatch` bounds the rows of
     /// one forward step (longer prompts are processed in chunks of it).
-    public func makeState(capacity: Int, maxBatch: Int = 64, kvStorage: KVStorage = .f16,
+    /// `kvStorage` defaults to the model's `options.kvStorage`.
+    public func makeState(capacity: Int, maxBatch: Int = 64, kvStorage: KVStorage? = nil,
                           ringLocalLayers: Bool = true) -> Gemma3State {
-        let cache = KVCache(config: config, capacity: capacity, storage: kvStorage, ringLocalLayers: ringLocalLayers)
+        let cache = KVCache(config: config, capacity: capacity, storage: kvStorage ?? options.kvStorage,
+                            ringLocalLayers: ringLocalLayers)
         return Gemma3State(cache: cache, workspace: makeWorkspace(maxRows: maxBatch, maxContext: cache.capacity))
     }
 

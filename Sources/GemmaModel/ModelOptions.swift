@@ -1,0 +1,27 @@
+// How a model is loaded and run: the one set of choices every entry point (library, CLI commands, server) takes.
+import Foundation
+import GemmaFormats
+import GemmaKernels
+
+/// Load-time and run-time choices for a model.
+public struct ModelOptions: Sendable, Equatable {
+    /// Worker threads for matrix products and attention.
+    public var threads: Int
+    /// `.fast`: int16-quantized activations in the integer kernels; `.exact`: f32 activations and dequantized weights.
+    public var precision: Precision
+    /// Where the weights live while the model runs (see `WeightPlacement`).
+    public var placement: WeightPlacement
+    /// How KV caches made by `Gemma3Model.makeState` store keys and values (f16 by default, as llama.cpp).
+    public var kvStorage: KVStorage
+    /// How token embeddings are scaled by sqrt(hidden) (see `EmbeddingScale`).
+    public var embeddingScale: EmbeddingScale
+
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, precision: Precision = .fast,
+                placement: WeightPlacement = .auto, kvStorage: KVStorage = .f16, embeddingScale: EmbeddingScale = .exact) {
+        self.threads = max(1, threads)
+        self.precision = precision
+        self.placement = placement
+        self.kvStorage = kvStorage
+        self.embeddingScale = embeddingScale
+    }
+}
