@@ -143,6 +143,24 @@ public final class Gemma3Model: Sendable {
         }
     }
 
+    /// Runs positions `positions` of `prompt` through the model (`positions.lowerBound` must be the cache's count),
+    /// appending them to the state's cache, and calls `body(position, logits)` for each requested position (`.at`
+    /// takes positions of the prompt). Bidirectional spans must lie wholly inside `positions` and inside one step
+    /// of the state's workspace (see `PrefillSchedule`).
+    public func forward(_ prompt: Prompt, positions: Range<Int>, state s: Gemma3State, logits: Logits = .last,
+                        _ body: (Int, UnsafeBufferPointer<Float>) -> Void = { _, _ in }) throws(ModelError) {
+        guard positions.lowerBound == s.cache.count, positions.upperBound <= prompt.count else {
+            throw .input("positions \(positions) of a \(prompt.count)-position prompt do not continue a cache of \(s.cache.count)")
+        }
+        guard prompt.isTokensOnly else { throw .input("embedding inputs are not supported yet") }
+        let ids = Array(prompt.tokenIDs[positions])
+        let local: Logits = switch logits {
+        case .none, .last, .all: logits
+        case let .at(list): .at(list.map { $0 - positions.lowerBound })
+        }
+        try forward(ids, state: s, logits: local) { i, l in body(positions.lowerBound + i, l) }
+    }
+
     /// One step for several sequences at once: every sequence's new tokens go through the model together (each
     /// weight matrix is read once for all of them), and `body(sequence, logits)` sees each sequence's last-token
     /// logits. The total number of tokens must fit the workspace's rows.
