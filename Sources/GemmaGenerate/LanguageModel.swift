@@ -36,7 +36,7 @@ public final class LanguageModel: Sendable {
     /// - Throws: `ModelError` for a bad file or config, `TokenizerError` for a bad vocabulary.
     public convenience init(path: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
         let model = try Gemma3Model(path: path, threads: threads)
-        try self.init(model: model, tokenizer: Tokenizer(vocabulary: Vocabulary(gguf: model.file.metadata)))
+        try self.init(model: model, tokenizer: Tokenizer(vocabulary: Vocabulary(gguf: model.checkpoint.gguf!.metadata)))
     }
 
     /// Wraps an already loaded model and tokenizer.

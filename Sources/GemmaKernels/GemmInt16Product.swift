@@ -1,7 +1,7 @@
 // A whole product with the int16 GEMM (GemmInt16.swift) over a worker pool: the activations quantized by the workers
 // (each its share of the tokens), then the 32-row panels split across the workers. Written in the gemm lab as the
 // integration sketch of `gemmPanelsInt16`; `WeightMatrix.multiply` would call it for batches >= gemmMinimumBatch in
-// `.fast` precision when `type.hasIntegerRowKernel` (a tail of fewer than 32 rows still by dequantized-row dots).
+// `.fast` precision when the matrix has an integer `layout` (a tail of fewer than 32 rows still by dequantized-row dots).
 
 /// Workers quantize their share of the tokens (`prepare` done by the caller).
 struct QuantizeRowsJob: RangeJob {
@@ -52,7 +52,7 @@ public let gemmInt16MinimumPanels = 8
 extension WeightMatrix {
     /// The limit for `PanelActivations.quantize` with which `gemmPanelsInt16` is fastest for this format
     /// (16383 for Q6_K: one int32 conversion per block of 32 instead of two; error ~1.5x).
-    public var gemmInt16ActivationLimit: Int32 { type == .q6_K ? 16383 : 32767 }
+    public var gemmInt16ActivationLimit: Int32 { layout?.activationLimit ?? 32767 }
 
     /// `y[t][panels] = W[panels] . x[t]` for t < batch and the 32-row panels `panels` (e.g. 0..<rows / 32), by the
     /// int16 GEMM. `quantize`: quantize `x` into `a` first (false when `a` already holds `x`, e.g. k and v after q,
@@ -97,7 +97,7 @@ extension WeightMatrix {
         guard pool.threads > 1, batch >= gemmInt16TokenSplitMinimum, let gemmScratch = scratch.gemmInt16,
               batch <= scratch.gemmActivations.maxRows, (m.2 == nil) == (y.2 == nil) else { return false }
         func fits(_ w: WeightMatrix) -> Bool {
-            w.type.hasIntegerRowKernel && w.cols == cols && w.rows % 32 == 0 && w.gemmInt16ActivationLimit == limit
+            w.layout != nil && w.cols == cols && w.rows % 32 == 0 && w.gemmInt16ActivationLimit == limit
         }
         guard fits(m.0), fits(m.1), m.2.map(fits) ?? true else { return false }
         let a = scratch.gemmActivations

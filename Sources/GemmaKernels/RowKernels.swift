@@ -437,16 +437,6 @@ let groupSlotFloats = 80
 
 // MARK: Entry point
 
-extension TensorType {
-    /// True for the formats with an integer row kernel over int16 activations.
-    public var hasIntegerRowKernel: Bool {
-        switch self {
-        case .q8_0, .q4_0, .q5_0, .q4_K, .q6_K: true
-        default: false
-        }
-    }
-}
-
 /// `y[t * yStride] = W[row] . x[firstRow + t]` for `t < batch` (any batch >= 1): four activation rows at a time, then
 /// two, then one; the result for an activation row is bit-identical whichever group computes it.
 /// `scratch`: `rowKernelScratchBytes` bytes (64-byte aligned is best), owned by the caller, one per worker.

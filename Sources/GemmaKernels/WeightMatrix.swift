@@ -17,34 +17,52 @@ public enum Precision: String, Sendable, CaseIterable {
 }
 
 public struct WeightMatrix: @unchecked Sendable {  // points into a read-only mapping that the model keeps alive
-    public let type: TensorType
+    /// How the rows are stored.
+    public let encoding: WeightEncoding
     /// Output features (rows of W).
     public let rows: Int
     /// Input features (elements per row).
     public let cols: Int
     public let base: UnsafeRawPointer
     public let rowBytes: Int
+    /// The integer kernels' layout of the rows, when they compute on them directly.
+    public let layout: IntegerLayout?
+    /// The ggml block type the integer kernels unpack (meaningful only when `layout` is set).
+    let blockType: TensorType
     /// Batches at least this large use the panel GEMM.
     public static let gemmMinimumBatch = 8
 
-    public init(type: TensorType, rows: Int, cols: Int, base: UnsafeRawPointer) {
-        precondition(type.canDequantize && cols % type.blockSize == 0)
-        self.type = type
+    /// A matrix of `rows` x `cols` elements stored in `encoding` at `base` (rows one after the other). The encoding
+    /// must be computable (`canDequantize`) and `cols` a whole number of its blocks.
+    public init(encoding: WeightEncoding, rows: Int, cols: Int, base: UnsafeRawPointer) {
+        precondition(encoding.canDequantize && encoding.rowBytes(cols) != nil)
+        self.encoding = encoding
         self.rows = rows
         self.cols = cols
         self.base = base
-        self.rowBytes = type.rowBytes(cols)!
+        self.rowBytes = encoding.rowBytes(cols) ?? 0
+        layout = encoding.integerLayout
+        blockType = encoding.integerLayout?.blockType ?? .f32
     }
+
+    /// A matrix of a ggml tensor type (see `init(encoding:rows:cols:base:)`).
+    public init(type: TensorType, rows: Int, cols: Int, base: UnsafeRawPointer) {
+        guard let e = WeightEncoding.of(type) else { preconditionFailure("no weight encoding for \(type)") }
+        self.init(encoding: e, rows: rows, cols: cols, base: base)
+    }
+
+    /// The ggml tensor type of the rows, when the encoding has one.
+    public var type: TensorType? { encoding.tensorType }
 
     /// Dequantizes row `r` into `out` (`cols` floats).
     @inlinable
     public func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
-        if type == .f32 {
+        if encoding.tensorType == .f32 {
             out.update(from: (base + r * rowBytes).assumingMemoryBound(to: Float.self), count: cols)
             return
         }
-        // Cannot throw: the type and the whole-block count were checked at init.
-        try? type.dequantize(base + r * rowBytes, count: cols, into: out)
+        // Set: checked at init.
+        encoding.dequantizeRow?(base + r * rowBytes, cols, out)
     }
 }
 
@@ -98,7 +116,7 @@ extension WeightMatrix {
         if allowGemm, batch >= Self.gemmMinimumBatch, range.lowerBound % 32 == 0 {
             // Whole 32-row panels by GEMM, a tail of fewer than 32 rows by dequantized-row dots.
             let panels = (range.lowerBound / 32)..<(range.lowerBound / 32 + range.count / 32)
-            if precision == .fast, type.hasIntegerRowKernel, let gemmScratch = scratch.gemmInt16, batch <= scratch.gemmActivations.maxRows {
+            if precision == .fast, layout != nil, let gemmScratch = scratch.gemmInt16, batch <= scratch.gemmActivations.maxRows {
                 // int16 activations and weights (GemmInt16.swift): 1.2-2x the f32 GEMM.
                 multiplyGemmInt16(x, xStride: xStride, batch: batch, panels: panels, into: y, yStride: yStride,
                                   activations: scratch.gemmActivations, scratch: gemmScratch, pool: pool)
@@ -110,7 +128,7 @@ extension WeightMatrix {
             if !tail.isEmpty { multiplyByRows(x, xStride: xStride, batch: batch, into: y, yStride: yStride, range: tail, pool: pool, scratch: scratch) }
             return
         }
-        if precision == .fast, type.hasIntegerRowKernel, batch <= scratch.activations.maxRows {
+        if precision == .fast, layout != nil, batch <= scratch.activations.maxRows {
             let a = scratch.activations
             a.quantize(x, stride: xStride, rows: batch, cols: cols)
             pool.parallelFor(range.count, minimumPerWorker: 16,
@@ -131,7 +149,7 @@ extension WeightMatrix {
         let cols = m.0.cols
         let fused = precision == .fast && batch > 0 && batch <= scratch.activations.maxRows
             && !(allowGemm && batch >= gemmMinimumBatch)
-            && m.0.type.hasIntegerRowKernel && m.1.type.hasIntegerRowKernel && (m.2.map { $0.type.hasIntegerRowKernel } ?? true)
+            && m.0.layout != nil && m.1.layout != nil && (m.2.map { $0.layout != nil } ?? true)
             && m.1.cols == cols && (m.2.map { $0.cols == cols } ?? true) && (m.2 == nil) == (y.2 == nil)
         if !fused, precision == .fast, allowGemm, batch >= gemmMinimumBatch,
            multiplyGemmInt16TokenSplit(m, x, xStride: xStride, batch: batch, into: y, yStride: yStride, pool: pool, scratch: scratch) {
@@ -184,7 +202,7 @@ private struct RowKernelJob: RangeJob {
     let a: QuantizedActivations, batch: Int, scratch: MatmulScratch
 
     @inline(__always) private func rows(_ w: WeightMatrix, _ range: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ ys: Int, _ buf: UnsafeMutableRawPointer) {
-        dotRowsMany(w.type, w.base + range.lowerBound * w.rowBytes, rowBytes: w.rowBytes, count: range.count, cols: w.cols, a,
+        dotRowsMany(w.blockType, w.base + range.lowerBound * w.rowBytes, rowBytes: w.rowBytes, count: range.count, cols: w.cols, a,
                     batch: batch, into: y + range.lowerBound, yStride: ys, buf)
     }
 

@@ -11,26 +11,25 @@ import GemmaKernels
 public final class Gemma3Model: Sendable {
     public let config: Gemma3Config
     public let weights: Gemma3Weights
-    public let file: GGUFFile
-    /// The weights' copy on huge pages, if any (the matrices point into it).
-    let weightCopy: HugePageCopy?
+    /// What the model was loaded from: tensor source, naming, norm convention (and the GGUF file, if it is one).
+    public let checkpoint: Checkpoint
+    /// The weights' copies on huge pages, if any (the matrices point into them).
+    let weightCopies: [HugePageCopy]
     public let pool: WorkerPool
     /// How small-batch (decode) products treat activations: `.fast` (int16-quantized, default) or `.exact` (f32).
     public var precision: Precision { options.precision }
     /// The choices the model was loaded with (threads, precision, placement, KV storage, embedding scale).
     public let options: ModelOptions
     let attention: [LayerAttention]
+    /// Each layer's attention shape (window on local layers).
+    let layerAttention: [Attention]
     /// RoPE inverse frequencies per distinct (base, scale), f64, and each layer's index into them.
     let ropeInvFreq: [[Double]]
     let ropeKindOfLayer: [Int]
 
-    /// Loads a GGUF model: parses and maps the file, reads the config, binds every weight.
+    /// Opens the checkpoint at `path` and loads it (see `init(checkpoint:options:)`).
     public convenience init(path: String, options: ModelOptions = ModelOptions()) throws(ModelError) {
-        let file: GGUFFile
-        do { file = try GGUFFile(path: path) } catch { throw .format(error) }
-        var config = try Gemma3Config(gguf: file)
-        config.embeddingScale = options.embeddingScale
-        try self.init(file: file, config: config, options: options)
+        try self.init(checkpoint: Checkpoint.open(path: path), options: options)
     }
 
     /// Loads a GGUF model (see `init(path:options:)`).
@@ -48,26 +47,51 @@ public final class Gemma3Model: Sendable {
                                             embeddingScale: config.embeddingScale))
     }
 
-    /// `placement`: where the weights live (`.auto`: a copy on transparent huge pages when the kernel offers them and
-    /// the weights take at most half the memory, see `WeightPlacement`).
-    public init(file: GGUFFile, config: Gemma3Config, options: ModelOptions) throws(ModelError) {
-        // The attention kernels work on 32-wide panels of the head dimension (every Gemma 3 size: 128 or 256).
-        guard config.headDim > 0, config.headDim % 32 == 0 else {
-            throw .config("head dimension \(config.headDim) is not a multiple of 32 (the attention kernels work on 32-wide panels)")
+    /// Loads a GGUF file already parsed, with `config` (see `init(checkpoint:options:)`).
+    public convenience init(file: GGUFFile, config: Gemma3Config, options: ModelOptions = ModelOptions()) throws(ModelError) {
+        try self.init(checkpoint: Checkpoint(path: "", source: file, config: config, naming: .gguf, normOffset: 0, gguf: file),
+                      options: options)
+    }
+
+    /// Binds every weight of `checkpoint` with its config (embedding scale from `options`). With `options.placement`
+    /// `.auto` the weights are copied onto transparent huge pages when the kernel offers them and they take at most
+    /// half the memory (see `WeightPlacement`); the matrices then point into the copy.
+    public init(checkpoint: Checkpoint, options: ModelOptions = ModelOptions()) throws(ModelError) {
+        var config = checkpoint.config
+        config.embeddingScale = options.embeddingScale
+        guard config.headDim > 0, config.headDim % 2 == 0, config.numKeyValueHeads > 0,
+              config.numAttentionHeads % config.numKeyValueHeads == 0 else {
+            throw .config("\(config.numAttentionHeads) heads over \(config.numKeyValueHeads) KV heads of dimension \(config.headDim): heads must be a multiple of KV heads and the head dimension even")
         }
-        self.file = file
+        self.checkpoint = checkpoint
         self.config = config
         self.options = options
-        let data = UnsafeRawBufferPointer(rebasing: file.storage.buffer[file.dataOffset...])
+        let regions = checkpoint.source.dataRegions
+        let total = regions.reduce(0) { $0 + $1.bytes.count }
         let copy: Bool = switch options.placement {
         case .mapped: false
         case .hugePages: true
-        case .auto: HugePageCopy.available && data.count <= HugePageCopy.physicalMemory / 2
+        case .auto: HugePageCopy.available && total <= HugePageCopy.physicalMemory / 2
         }
-        weightCopy = copy ? HugePageCopy(of: data, releasingSource: true) : nil
-        weights = try Gemma3Weights(gguf: file, config: config, copy: weightCopy)
+        let copies = copy ? regions.map { HugePageCopy(of: $0.bytes, releasingSource: $0.releasable) } : []
+        weightCopies = copies.compactMap { $0 }
+        // A tensor's bytes: in its region's copy when there is one (reading the file's pages again would map them
+        // back in, with the kernel's fault-around: ~7 MB for the 270M's norm vectors).
+        weights = try Gemma3Weights(source: checkpoint.source, naming: checkpoint.naming, normOffset: checkpoint.normOffset,
+                                    config: config) { p in
+            for (region, c) in zip(regions, copies) {
+                guard let c, let base = region.bytes.baseAddress, p >= base, p < base + region.bytes.count else { continue }
+                return c.base + (p - base)
+            }
+            return p
+        }
         pool = WorkerPool.shared(threads: options.threads)
         attention = config.layers
+        layerAttention = attention.map { a in
+            let window: Int? = if case let .local(w) = a.kind { w } else { nil }
+            return Attention(heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads, headDim: config.headDim,
+                             scale: config.queryScale, window: window)
+        }
         var kinds: [[Double]] = [], keys: [String] = [], ofLayer: [Int] = []
         for a in attention {
             let key = "\(a.ropeBase)/\(a.ropeScale)"
@@ -123,7 +147,7 @@ public final class Gemma3Model: Sendable {
             // The decode path: no arrays, so that a generated token allocates nothing.
             while start < tokens.count {
                 let n = min(w.maxRows, tokens.count - start)
-                forwardRows(CollectionOfOne(Segment(cache: s.cache, tokens: tokens[start..<start + n])), workspace: w)
+                forwardRows(CollectionOfOne(Segment(cache: s.cache, input: .tokens(tokens[start..<start + n]))), workspace: w)
                 if case .last = logits, start + n == tokens.count {
                     emitLogits(rows: CollectionOfOne(n - 1), workspace: w) { r, logits in body(start + r, logits) }
                 }
@@ -134,7 +158,7 @@ public final class Gemma3Model: Sendable {
             var next = wanted.startIndex
             while start < tokens.count {
                 let n = min(w.maxRows, tokens.count - start)
-                forwardRows(CollectionOfOne(Segment(cache: s.cache, tokens: tokens[start..<start + n])), workspace: w)
+                forwardRows(CollectionOfOne(Segment(cache: s.cache, input: .tokens(tokens[start..<start + n]))), workspace: w)
                 var rows: [Int] = []
                 while next < wanted.endIndex, wanted[next] < start + n { rows.append(wanted[next] - start); next += 1 }
                 emitLogits(rows: rows, workspace: w) { r, logits in body(start + r, logits) }
@@ -152,13 +176,53 @@ public final class Gemma3Model: Sendable {
         guard positions.lowerBound == s.cache.count, positions.upperBound <= prompt.count else {
             throw .input("positions \(positions) of a \(prompt.count)-position prompt do not continue a cache of \(s.cache.count)")
         }
-        guard prompt.isTokensOnly else { throw .input("embedding inputs are not supported yet") }
-        let ids = Array(prompt.tokenIDs[positions])
-        let local: Logits = switch logits {
-        case .none, .last, .all: logits
-        case let .at(list): .at(list.map { $0 - positions.lowerBound })
+        if prompt.isTokensOnly {
+            // Token ids only: the token path (no per-step arrays when decoding).
+            let ids = Array(prompt.tokenIDs[positions])
+            let local: Logits = switch logits {
+            case .none, .last, .all: logits
+            case let .at(list): .at(list.map { $0 - positions.lowerBound })
+            }
+            try forward(ids, state: s, logits: local) { i, l in body(positions.lowerBound + i, l) }
+            return
         }
-        try forward(ids, state: s, logits: local) { i, l in body(positions.lowerBound + i, l) }
+        guard !positions.isEmpty else { return }
+        let ids = prompt.tokenIDs
+        try check(Array(ids[positions]), s.cache)
+        for part in prompt.parts {
+            if case let .embeddings(e) = part, e.rows.count != e.count * config.hiddenSize {
+                throw .input("an embedding span has \(e.rows.count) floats for \(e.count) rows, not \(e.count) x hidden \(config.hiddenSize)")
+            }
+        }
+        let w = s.workspace
+        for span in prompt.bidirectionalSpans where span.overlaps(positions) {
+            guard positions.contains(span.lowerBound), positions.contains(span.upperBound - 1) else {
+                throw .input("bidirectional span \(span) is split by the step \(positions)")
+            }
+            guard span.count <= w.maxRows else {
+                throw .input("bidirectional span \(span) of \(span.count) rows exceeds the workspace's \(w.maxRows) rows per step")
+            }
+        }
+        // Steps of at most the workspace's rows, never ending inside a bidirectional span.
+        let spans = prompt.bidirectionalSpans
+        let wanted: [Int] = switch logits {
+        case .none: []
+        case .last: [positions.upperBound - 1]
+        case .all: Array(positions)
+        case let .at(list): list.filter { positions.contains($0) }.sorted()
+        }
+        var start = positions.lowerBound, next = 0
+        while start < positions.upperBound {
+            var end = min(positions.upperBound, start + w.maxRows)
+            if let cut = spans.first(where: { $0.contains(end - 1) && $0.upperBound > end && $0.lowerBound < end }) {
+                end = cut.lowerBound  // > start: every span fits in a step (checked above)
+            }
+            forwardRows(CollectionOfOne(Segment(cache: s.cache, input: .prompt(prompt, start..<end))), workspace: w)
+            var rows: [Int] = []
+            while next < wanted.count, wanted[next] < end { rows.append(wanted[next] - start); next += 1 }
+            emitLogits(rows: rows, workspace: w) { r, l in body(start + r, l) }
+            start = end
+        }
     }
 
     /// One step for several sequences at once: every sequence's new tokens go through the model together (each
@@ -177,7 +241,7 @@ public final class Gemma3Model: Sendable {
             }
         }
         guard total > 0 else { return }
-        forwardRows(batch.map { Segment(cache: $0.state.cache, tokens: $0.tokens[...]) }, workspace: w)
+        forwardRows(batch.map { Segment(cache: $0.state.cache, input: .tokens($0.tokens[...])) }, workspace: w)
         var lastRows: [Int] = []
         var sequenceOfRow = [Int](repeating: -1, count: total)
         var row = 0
@@ -213,12 +277,6 @@ public final class Gemma3Model: Sendable {
         }
         cache.reserve(cache.count + tokens.count)
     }
-}
-
-/// One sequence's share of a forward step: its cache and the tokens it appends.
-struct Segment {
-    let cache: KVCache
-    let tokens: ArraySlice<Int>
 }
 
 /// The state of one sequence: its KV cache, and a workspace for stepping it alone.

@@ -1,25 +1,35 @@
-// Gemma 3 weights bound by stored name, with shape checks. One table holds each weight's GGUF name and its
-// Hugging Face safetensors name, so that both formats bind through the same code. Matrices stay in their stored
-// format in the memory mapping; only the small norm vectors are copied to f32.
+// Gemma 3 weights bound by name from any tensor source (GGUF; Hugging Face safetensors next), with shape checks.
+// One table names each weight in every checkpoint layout (`TensorNaming`), so that all formats bind through the same
+// code. Matrices stay in their stored encoding where the source keeps them; only the small norm vectors are
+// dequantized to f32.
 import GemmaFormats
 import GemmaKernels
 
-/// A weight's names in each checkpoint format.
-struct WeightName: Sendable {
-    let gguf: String
-    let hf: String
+/// A weight of the Gemma 3 text model.
+public enum Gemma3Weight: Sendable, Equatable {
+    case embedding, finalNorm
+    case layer(Int, Layer)
+
+    public enum Layer: Sendable, CaseIterable {
+        case inputNorm, q, k, v, o, qNorm, kNorm, postAttentionNorm, preFeedforwardNorm, gate, up, down, postFeedforwardNorm
+    }
 }
 
-/// The naming table (GGUF names per llama.cpp's gemma3 tensor map; HF names per transformers' Gemma3 modules).
-enum Gemma3Names {
-    static let embedding = WeightName(gguf: "token_embd.weight", hf: "model.embed_tokens.weight")
-    static let finalNorm = WeightName(gguf: "output_norm.weight", hf: "model.norm.weight")
+/// How a checkpoint names its tensors.
+public enum TensorNaming: Sendable, Equatable {
+    /// llama.cpp's gemma3 tensor map (token_embd.weight, blk.N.attn_q.weight, ...).
+    case gguf
+    /// transformers' Gemma3 modules under `prefix` ("model." for Gemma3ForCausalLM: model.layers.N.self_attn.q_proj.weight).
+    case huggingFace(prefix: String)
 
-    enum Layer: CaseIterable {
-        case inputNorm, q, k, v, o, qNorm, kNorm, postAttentionNorm, preFeedforwardNorm, gate, up, down, postFeedforwardNorm
-
-        func name(_ i: Int) -> WeightName {
-            let (g, h): (String, String) = switch self {
+    public func name(of w: Gemma3Weight) -> String {
+        switch (self, w) {
+        case (.gguf, .embedding): return "token_embd.weight"
+        case (.gguf, .finalNorm): return "output_norm.weight"
+        case let (.huggingFace(p), .embedding): return p + "embed_tokens.weight"
+        case let (.huggingFace(p), .finalNorm): return p + "norm.weight"
+        case let (_, .layer(i, l)):
+            let (g, h): (String, String) = switch l {
             case .inputNorm: ("attn_norm", "input_layernorm")
             case .q: ("attn_q", "self_attn.q_proj")
             case .k: ("attn_k", "self_attn.k_proj")
@@ -34,7 +44,8 @@ enum Gemma3Names {
             case .down: ("ffn_down", "mlp.down_proj")
             case .postFeedforwardNorm: ("post_ffw_norm", "post_feedforward_layernorm")
             }
-            return WeightName(gguf: "blk.\(i).\(g).weight", hf: "model.layers.\(i).\(h).weight")
+            if case let .huggingFace(p) = self { return "\(p)layers.\(i).\(h).weight" }
+            return "blk.\(i).\(g).weight"
         }
     }
 }
@@ -64,60 +75,55 @@ public struct Gemma3Weights: Sendable {
     /// Added to every norm weight: 0 for GGUF (converters bake Gemma's 1 + w in), 1 for HF checkpoints.
     public let normOffset: Float
 
-    /// Binds the weights of `file` (GGUF names), checking every shape against `config`.
-    /// With `copy` (a copy of the file's tensor data section, see `HugePageCopy`), the matrices point into the copy.
-    public init(gguf file: GGUFFile, config c: Gemma3Config, copy: HugePageCopy? = nil) throws(ModelError) {
-        let dataStart = file.storage.base + file.dataOffset
-        // A tensor's bytes: in the copy when there is one (reading the file's pages again would map them back in,
-        // with the kernel's fault-around: ~7 MB for the 270M's norm vectors).
-        func bytes(_ t: GGUFTensorInfo) -> UnsafeRawPointer {
-            let inFile = file.data(for: t).baseAddress!
-            return copy.map { $0.base + (inFile - dataStart) } ?? inFile
+    /// Binds every weight of `source` under `naming`, checking shapes (PyTorch order) against `config`.
+    /// `normOffset` is added to every norm weight (0 for GGUF, whose converters bake Gemma's 1 + w in; 1 for HF).
+    /// `rebase` maps a tensor's bytes in the source to where the model reads them (a weight copy), if elsewhere.
+    public init(source: any TensorSource, naming: TensorNaming, normOffset: Float, config c: Gemma3Config,
+                rebase: (UnsafeRawPointer) -> UnsafeRawPointer = { $0 }) throws(ModelError) {
+        func tensor(_ w: Gemma3Weight, _ shape: [Int]) throws(ModelError) -> (SourceTensor, WeightEncoding) {
+            let name = naming.name(of: w)
+            guard let t = source.sourceTensor(named: name) else { throw .missingWeight(name) }
+            guard t.shape == shape else { throw .weightShape(name: name, expected: shape, found: t.shape) }
+            guard let e = t.encoding, e.canDequantize, e.rowBytes(shape.last ?? 1) != nil else {
+                throw .unsupportedWeightType(name: name, type: t.storedType)
+            }
+            return (t, e)
         }
-        func info(_ n: WeightName) throws(ModelError) -> GGUFTensorInfo {
-            guard let t = file.tensor(named: n.gguf) else { throw .missingWeight(n.gguf) }
-            return t
+        func matrix(_ w: Gemma3Weight, rows: Int, cols: Int) throws(ModelError) -> WeightMatrix {
+            let (t, e) = try tensor(w, [rows, cols])
+            return WeightMatrix(encoding: e, rows: rows, cols: cols, base: rebase(t.bytes.baseAddress!))
         }
-        func matrix(_ n: WeightName, rows: Int, cols: Int) throws(ModelError) -> WeightMatrix {
-            let t = try info(n)
-            guard t.dimensions == [cols, rows] else { throw .weightShape(name: n.gguf, expected: [cols, rows], found: t.dimensions) }
-            guard t.type.canDequantize else { throw .unsupportedWeightType(name: n.gguf, type: t.type) }
-            return WeightMatrix(type: t.type, rows: rows, cols: cols, base: bytes(t))
-        }
-        func vector(_ n: WeightName, count: Int) throws(ModelError) -> [Float] {
-            let t = try info(n)
-            guard t.dimensions == [count] else { throw .weightShape(name: n.gguf, expected: [count], found: t.dimensions) }
-            guard t.type.canDequantize else { throw .unsupportedWeightType(name: n.gguf, type: t.type) }
+        func vector(_ w: Gemma3Weight, count: Int) throws(ModelError) -> [Float] {
+            let (t, e) = try tensor(w, [count])
             var out = [Float](repeating: 0, count: count)
-            do {
-                try out.withUnsafeMutableBufferPointer { (p) throws(FormatError) in
-                    try t.type.dequantize(bytes(t), count: count, into: p.baseAddress!)
-                }
-            } catch { throw .format(error) }
+            out.withUnsafeMutableBufferPointer { p in e.dequantizeRow?(rebase(t.bytes.baseAddress!), count, p.baseAddress!) }
             return out
         }
         let h = c.hiddenSize, d = c.headDim, f = c.intermediateSize
-        embedding = try matrix(Gemma3Names.embedding, rows: c.vocabSize, cols: h)
-        finalNorm = try vector(Gemma3Names.finalNorm, count: h)
+        embedding = try matrix(.embedding, rows: c.vocabSize, cols: h)
+        finalNorm = try vector(.finalNorm, count: h)
         var layers: [Gemma3LayerWeights] = []
         for i in 0..<c.numHiddenLayers {
-            typealias L = Gemma3Names.Layer
+            func m(_ l: Gemma3Weight.Layer, _ rows: Int, _ cols: Int) throws(ModelError) -> WeightMatrix {
+                try matrix(.layer(i, l), rows: rows, cols: cols)
+            }
+            func v(_ l: Gemma3Weight.Layer, _ count: Int) throws(ModelError) -> [Float] { try vector(.layer(i, l), count: count) }
             layers.append(Gemma3LayerWeights(
-                inputNorm: try vector(L.inputNorm.name(i), count: h),
-                q: try matrix(L.q.name(i), rows: c.numAttentionHeads * d, cols: h),
-                k: try matrix(L.k.name(i), rows: c.numKeyValueHeads * d, cols: h),
-                v: try matrix(L.v.name(i), rows: c.numKeyValueHeads * d, cols: h),
-                o: try matrix(L.o.name(i), rows: h, cols: c.numAttentionHeads * d),
-                qNorm: try vector(L.qNorm.name(i), count: d),
-                kNorm: try vector(L.kNorm.name(i), count: d),
-                postAttentionNorm: try vector(L.postAttentionNorm.name(i), count: h),
-                preFeedforwardNorm: try vector(L.preFeedforwardNorm.name(i), count: h),
-                gate: try matrix(L.gate.name(i), rows: f, cols: h),
-                up: try matrix(L.up.name(i), rows: f, cols: h),
-                down: try matrix(L.down.name(i), rows: h, cols: f),
-                postFeedforwardNorm: try vector(L.postFeedforwardNorm.name(i), count: h)))
+                inputNorm: try v(.inputNorm, h),
+                q: try m(.q, c.numAttentionHeads * d, h),
+                k: try m(.k, c.numKeyValueHeads * d, h),
+                v: try m(.v, c.numKeyValueHeads * d, h),
+                o: try m(.o, h, c.numAttentionHeads * d),
+                qNorm: try v(.qNorm, d),
+                kNorm: try v(.kNorm, d),
+                postAttentionNorm: try v(.postAttentionNorm, h),
+                preFeedforwardNorm: try v(.preFeedforwardNorm, h),
+                gate: try m(.gate, f, h),
+                up: try m(.up, f, h),
+                down: try m(.down, h, f),
+                postFeedforwardNorm: try v(.postFeedforwardNorm, h)))
         }
         self.layers = layers
-        normOffset = 0
+        self.normOffset = normOffset
     }
 }

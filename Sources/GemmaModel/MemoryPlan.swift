@@ -3,76 +3,6 @@
 // Pure arithmetic over Gemma3Config: nothing is allocated or read.
 import GemmaFormats
 
-/// How weight matrices are stored.
-public enum WeightFormat: Sendable, Equatable, Hashable, CustomStringConvertible {
-    /// 32-bit floats.
-    case f32
-    /// IEEE half floats.
-    case f16
-    /// bfloat16: the "raw" checkpoints of the report.
-    case bf16
-    /// 4-bit integers with one bf16 scale per output channel (row): the report's "Int4".
-    case int4
-    /// 4-bit integers with one 16-bit scale per block of 32 weights: the report's "Int4 blocks=32".
-    /// This is llama.cpp's Q4_0 layout (18 bytes per 32 weights, 4.5 bits per weight).
-    case int4Blocks32
-    /// Switched floating point, 8 bits per weight with no scales (gemma.cpp's SFP): the report's "SFP8".
-    case sfp8
-    /// A GGUF tensor type (q4_0, q8_0, q4_K, q6_K, ...), at its block size and bytes per block.
-    case gguf(TensorType)
-
-    /// Parses "f32", "f16", "bf16", "int4", "int4-b32", "sfp8", or a GGUF type name ("q4_0", "Q4_K", "q6_k", ...).
-    public init?(name: String) {
-        switch name.lowercased() {
-        case "f32": self = .f32
-        case "f16": self = .f16
-        case "bf16": self = .bf16
-        case "int4", "int4-channel": self = .int4
-        case "int4-b32", "int4-blocks32", "int4b32": self = .int4Blocks32
-        case "sfp8", "sfp": self = .sfp8
-        case let other:
-            guard let t = TensorType.allCases.first(where: { $0.description.lowercased() == other }),
-                  t.blockSize > 1 || t == .f32 || t == .f16 || t == .bf16 else { return nil }
-            self = .gguf(t)
-        }
-    }
-
-    /// The names `init(name:)` accepts besides GGUF type names.
-    public static let namedFormats = ["bf16", "f16", "f32", "int4", "int4-b32", "sfp8"]
-
-    public var description: String {
-        switch self {
-        case .f32: "f32"
-        case .f16: "f16"
-        case .bf16: "bf16"
-        case .int4: "int4"
-        case .int4Blocks32: "int4-b32"
-        case .sfp8: "sfp8"
-        case .gguf(let t): t.description.lowercased()
-        }
-    }
-
-    /// Bytes of a weight matrix of `rows` output channels by `columns` inputs (a row is one output channel).
-    /// Block formats whose block does not divide a row are counted at their rate, rounded up per row.
-    public func matrixBytes(rows: Int, columns: Int) -> Int {
-        switch self {
-        case .f32: return 4 * rows * columns
-        case .f16, .bf16: return 2 * rows * columns
-        case .int4: return rows * ((columns + 1) / 2 + 2)
-        case .int4Blocks32: return rows * ((columns + 31) / 32 * 18)
-        case .sfp8: return rows * columns
-        case .gguf(let t): return rows * ((columns * t.blockBytes + t.blockSize - 1) / t.blockSize)
-        }
-    }
-
-    /// Bytes per value of the small vectors (norm weights): f32 for f32 and GGUF types (as llama.cpp), else 2.
-    public var vectorBytesPerValue: Int {
-        switch self {
-        case .f32, .gguf: 4
-        default: 2
-        }
-    }
-}
 
 /// Parameter counts of a Gemma 3 model, split as the memory plan reports them.
 public struct GemmaParameterCount: Sendable, Equatable {
@@ -105,7 +35,7 @@ public enum GemmaVisionTower {
 /// Weight and KV-cache memory of a Gemma 3 model at a context length.
 ///
 /// Weights: every matrix (the token embedding, shared with the output head, and q, k, v, o, gate, up, down of
-/// each layer) in `weightFormat`; norm vectors at `WeightFormat.vectorBytesPerValue`; optionally the vision tower
+/// each layer) in `weightFormat`; norm vectors at `WeightEncoding.vectorBytesPerValue`; optionally the vision tower
 /// (``GemmaVisionTower``) in `visionFormat`.
 ///
 /// KV cache: K and V of `numKeyValueHeads x headDim` values per position and layer, in `kvStorage`. Local layers
@@ -134,8 +64,8 @@ public struct MemoryPlan: Sendable, Equatable {
     public let config: Gemma3Config
     public let context: Int
     /// The text weights' format; nil when the weights were taken from a file's tensors.
-    public let weightFormat: WeightFormat?
-    public let visionFormat: WeightFormat
+    public let weightFormat: WeightEncoding?
+    public let visionFormat: WeightEncoding
     public let kvStorage: KVStorage
     public let parameters: GemmaParameterCount
     public let weights: Weights
@@ -151,8 +81,8 @@ public struct MemoryPlan: Sendable, Equatable {
     public var exceedsContextLength: Bool { context > config.maxPositionEmbeddings }
 
     /// A plan from the config: weights in `weights` (vision tower in `visionFormat` when `includeVision`).
-    public init(config: Gemma3Config, context: Int, weights: WeightFormat = .bf16, kv: KVStorage = .bf16,
-                includeVision: Bool = false, visionFormat: WeightFormat = .bf16) {
+    public init(config: Gemma3Config, context: Int, weights: WeightEncoding = .bf16, kv: KVStorage = .bf16,
+                includeVision: Bool = false, visionFormat: WeightEncoding = .bf16) {
         let p = Self.parameterCount(config, includeVision: includeVision)
         self.init(config: config, context: context, weightFormat: weights, visionFormat: visionFormat, kv: kv,
                   parameters: p, weights: Self.weightBytes(config, weights, includeVision: includeVision,
@@ -160,8 +90,8 @@ public struct MemoryPlan: Sendable, Equatable {
     }
 
     /// A plan for one of the report's sizes.
-    public init(size: Gemma3Size, context: Int, weights: WeightFormat = .bf16, kv: KVStorage = .bf16,
-                includeVision: Bool = false, visionFormat: WeightFormat = .bf16) {
+    public init(size: Gemma3Size, context: Int, weights: WeightEncoding = .bf16, kv: KVStorage = .bf16,
+                includeVision: Bool = false, visionFormat: WeightEncoding = .bf16) {
         self.init(config: .known(size), context: context, weights: weights, kv: kv, includeVision: includeVision,
                   visionFormat: visionFormat)
     }
@@ -169,7 +99,7 @@ public struct MemoryPlan: Sendable, Equatable {
     /// A plan with the text weights of a GGUF file: `token_embd.weight` (and an untied `output.weight`) as the
     /// embedding, every other tensor as layers, at their stored bytes.
     public init(config: Gemma3Config, file: GGUFFile, context: Int, kv: KVStorage = .bf16,
-                includeVision: Bool = false, visionFormat: WeightFormat = .bf16) {
+                includeVision: Bool = false, visionFormat: WeightEncoding = .bf16) {
         var embedding = 0, layers = 0, embeddingCount = 0, layerCount = 0
         for t in file.tensors {
             if t.name == "token_embd.weight" || t.name == "output.weight" {
@@ -187,7 +117,7 @@ public struct MemoryPlan: Sendable, Equatable {
                   weights: Weights(embedding: embedding, layers: layers, vision: visionBytes))
     }
 
-    private init(config: Gemma3Config, context: Int, weightFormat: WeightFormat?, visionFormat: WeightFormat,
+    private init(config: Gemma3Config, context: Int, weightFormat: WeightEncoding?, visionFormat: WeightEncoding,
                  kv: KVStorage, parameters: GemmaParameterCount, weights: Weights) {
         precondition(context > 0, "context must be positive")
         self.config = config
@@ -226,8 +156,8 @@ public struct MemoryPlan: Sendable, Equatable {
             vision: includeVision ? GemmaVisionTower.parameters(hiddenSize: c.hiddenSize) : 0)
     }
 
-    static func weightBytes(_ c: Gemma3Config, _ f: WeightFormat, includeVision: Bool,
-                            visionFormat: WeightFormat) -> Weights {
+    static func weightBytes(_ c: Gemma3Config, _ f: WeightEncoding, includeVision: Bool,
+                            visionFormat: WeightEncoding) -> Weights {
         let h = c.hiddenSize, q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim
         let v = f.vectorBytesPerValue
         let attention = f.matrixBytes(rows: q, columns: h) + 2 * f.matrixBytes(rows: kv, columns: h)
@@ -240,16 +170,9 @@ public struct MemoryPlan: Sendable, Equatable {
     }
 
     /// The vision tower's bytes: every parameter at the format's rate (its matrices are 1152 or 4304 wide).
-    static func visionBytes(_ c: Gemma3Config, _ f: WeightFormat) -> Int {
+    static func visionBytes(_ c: Gemma3Config, _ f: WeightEncoding) -> Int {
         let n = GemmaVisionTower.parameters(hiddenSize: c.hiddenSize)
-        switch f {
-        case .f32: return 4 * n
-        case .f16, .bf16: return 2 * n
-        case .sfp8: return n
-        case .int4: return (n + 1) / 2
-        case .int4Blocks32: return (n + 31) / 32 * 18
-        case .gguf(let t): return (n * t.blockBytes + t.blockSize - 1) / t.blockSize
-        }
+        return (n * f.bytesPerBlock + f.blockSize - 1) / f.blockSize
     }
 }
 
@@ -284,7 +207,7 @@ public enum GemmaReportTable3 {
         case bf16 = "bf16", int4 = "int4", int4Blocks32 = "int4-b32", sfp8 = "sfp8"
 
         /// The weight format of the column.
-        public var format: WeightFormat {
+        public var format: WeightEncoding {
             switch self {
             case .bf16: .bf16
             case .int4: .int4

@@ -6,10 +6,10 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
     case config(String)
     /// A required weight is absent.
     case missingWeight(String)
-    /// A weight has the wrong shape: expected and found in ggml order.
+    /// A weight has the wrong shape: expected and found in PyTorch order (outermost first: [rows, cols]).
     case weightShape(name: String, expected: [Int], found: [Int])
     /// A weight is stored in a format the engine cannot compute with.
-    case unsupportedWeightType(name: String, type: TensorType)
+    case unsupportedWeightType(name: String, type: String)
     /// The file itself could not be read.
     case format(FormatError)
     /// A token id outside the vocabulary, or a sequence longer than the context.

@@ -1,5 +1,6 @@
 // Activation buffers for forward steps, allocated once: the forward pass itself allocates nothing (a full-length
-// cache layer may grow when a sequence outgrows it).
+// cache layer may grow when a sequence outgrows it). Shapes are (rows, width) row-major, one row per token of the
+// step, n <= maxRows rows used.
 import GemmaKernels
 #if canImport(Glibc)
 import Glibc
@@ -11,73 +12,63 @@ import Darwin
 public final class Workspace {
     public let maxRows: Int
     public let maxContext: Int
+    /// Rows of the output head computed together.
     let logitGroup: Int
-    let x, xb, q, k, v, attn, gate, up, logits: UnsafeMutablePointer<Float>
-    /// Per row: its position, its segment, and the position of its segment's first row.
-    let rowPosition, rowSegment, segmentStartRow, segmentFirstPosition, rowFirstJob: UnsafeMutablePointer<Int>
-    /// Attention work items: first row, rows, key group, and for single-row items the chunk of query heads (a
-    /// decode row's attention over one key group is split by heads across the workers: `headChunks` items).
-    let itemRow, itemRows, itemGroup, itemHeadChunk: UnsafeMutablePointer<Int>
-    let headChunks: Int
-    /// Per segment: its cache's layer being attended (unretained: the step's segments hold the caches).
-    let segmentCache: UnsafeMutablePointer<Unmanaged<LayerKV>>
+
+    let x: UnsafeMutablePointer<Float>         // (rows, hidden)   the residual stream
+    let normed: UnsafeMutablePointer<Float>    // (rows, hidden)   RMSNorm(x): input of q/k/v, gate/up and the head
+    let q: UnsafeMutablePointer<Float>         // (rows, heads * headDim)    queries (QK-normed, rotated)
+    let k: UnsafeMutablePointer<Float>         // (rows, kvHeads * headDim)  the step's keys (QK-normed, rotated)
+    let v: UnsafeMutablePointer<Float>         // (rows, kvHeads * headDim)  the step's values
+    let attn: UnsafeMutablePointer<Float>      // (rows, heads * headDim)    attention output, heads side by side
+    let branch: UnsafeMutablePointer<Float>    // (rows, hidden)   a block's output projection (o, down) before its post-norm
+    let gate: UnsafeMutablePointer<Float>      // (rows, ffn)      gate(x), then gelu_tanh(gate(x)) * up(x)
+    let up: UnsafeMutablePointer<Float>        // (rows, ffn)      up(x)
+    let logits: UnsafeMutablePointer<Float>    // (logitGroup, vocab)
+    let ropeCos, ropeSin: [UnsafeMutablePointer<Float>]  // per RoPE kind: (rows, headDim / 2)
+
+    /// Per row: position, visible key end, segment; per segment: first row, first position, cache layer.
+    let attention: AttentionWorkspace
     /// Runs of consecutive rows that share a kernel policy (GEMM for prompt-sized segments, row kernels otherwise).
     let runRows: UnsafeMutablePointer<Range<Int>>
     let runGemm: UnsafeMutablePointer<Bool>
-    /// Per worker: 32 keys packed dimension-major for the block attention's micro-kernel.
-    let keyPanels: UnsafeMutablePointer<Float>
-    /// Per worker: a key group's values in 32-dimension panels, and a row block's attention output.
-    let valuePanels, blockOut: UnsafeMutablePointer<Float>
-    /// Attention scratch: per worker, scores of a block of rows x heads over a key group, and a converted K/V row;
-    /// per (row, key group), softmax partials.
-    let scores, kvScratch, partials: UnsafeMutablePointer<Float>
-    let scoresHeadStride, scoresStride, partialStride: Int
-    let ropeCos, ropeSin: [UnsafeMutablePointer<Float>]
+    var runCount = 0
     let matmul: MatmulScratch
-    private var owned: [UnsafeMutableRawPointer] = []
+    private let allocations: Allocations
 
     init(config c: Gemma3Config, maxRows: Int, maxContext: Int, workers: Int, ropeKinds: Int) {
         self.maxRows = max(1, maxRows)
         self.maxContext = max(1, maxContext)
         logitGroup = min(self.maxRows, 8)
-        let b = self.maxRows, h = c.hiddenSize, heads = c.numAttentionHeads, qd = heads * c.headDim
+        let m = Allocations()
+        let b = self.maxRows, h = c.hiddenSize, qd = c.numAttentionHeads * c.headDim
         let kvd = c.numKeyValueHeads * c.headDim, f = c.intermediateSize
-        var owned: [UnsafeMutableRawPointer] = []
-        // Zeroed by calloc, which leaves fresh pages untouched: rows and logit rows a step never uses (a 64-row
-        // prompt workspace decoding one token; 7 of the 8 logit rows) stay out of the resident set, where
-        // `initialize(repeating: 0)` made all of it resident at load (~9 MB for `gemma generate`). Every element type
-        // here (numbers, Bool, Range<Int>) has the all-zero bit pattern as its zero value.
-        func alloc<T>(_ n: Int, _: T.Type = Float.self) -> UnsafeMutablePointer<T> {
-            let p = calloc(max(n, 1), MemoryLayout<T>.stride)!
-            owned.append(p)
-            return p.bindMemory(to: T.self, capacity: max(n, 1))
-        }
-        x = alloc(b * h); xb = alloc(b * max(h, qd)); q = alloc(b * qd); k = alloc(b * kvd); v = alloc(b * kvd)
-        attn = alloc(b * qd); gate = alloc(b * f); up = alloc(b * f)
-        rowPosition = alloc(b, Int.self); rowSegment = alloc(b, Int.self)
-        segmentStartRow = alloc(b, Int.self); segmentFirstPosition = alloc(b, Int.self); rowFirstJob = alloc(b + 1, Int.self)
-        let group = Gemma3Model.attentionKeyGroup, groupsPerRow = self.maxContext / group + 2
-        headChunks = max(1, min(heads, workers))
-        let itemCount = b * groupsPerRow * headChunks
-        itemRow = alloc(itemCount, Int.self); itemRows = alloc(itemCount, Int.self)
-        itemGroup = alloc(itemCount, Int.self); itemHeadChunk = alloc(itemCount, Int.self)
-        segmentCache = alloc(b, Unmanaged<LayerKV>.self)  // written before every read
-        runRows = alloc(b, Range<Int>.self)
-        runGemm = alloc(b, Bool.self)
-        scoresHeadStride = group
-        scoresStride = Gemma3Model.attentionRowBlock * heads * group
-        scores = alloc(workers * scoresStride)
-        kvScratch = alloc(workers * kvd)
-        keyPanels = alloc(workers * 32 * c.headDim)
-        valuePanels = alloc(workers * group * c.headDim)
-        blockOut = alloc(workers * Gemma3Model.attentionRowBlock * qd)
-        partialStride = 2 * heads + qd
-        partials = alloc(b * groupsPerRow * partialStride)
-        logits = alloc(logitGroup * c.vocabSize)
-        ropeCos = (0..<ropeKinds).map { _ in alloc(b * c.headDim / 2) }
-        ropeSin = (0..<ropeKinds).map { _ in alloc(b * c.headDim / 2) }
+        x = m.alloc(b * h); normed = m.alloc(b * h); q = m.alloc(b * qd); k = m.alloc(b * kvd); v = m.alloc(b * kvd)
+        attn = m.alloc(b * qd); branch = m.alloc(b * h); gate = m.alloc(b * f); up = m.alloc(b * f)
+        logits = m.alloc(logitGroup * c.vocabSize)
+        ropeCos = (0..<ropeKinds).map { _ in m.alloc(b * c.headDim / 2) }
+        ropeSin = (0..<ropeKinds).map { _ in m.alloc(b * c.headDim / 2) }
+        attention = AttentionWorkspace(Attention(heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim,
+                                                 scale: c.queryScale, window: nil),
+                                       maxRows: b, maxContext: self.maxContext, workers: workers)
+        runRows = m.alloc(b, Range<Int>.self)
+        runGemm = m.alloc(b, Bool.self)
         matmul = MatmulScratch(workers: workers, maxCols: max(h, f, qd), maxBatch: b)
-        self.owned = owned
+        allocations = m
+    }
+}
+
+/// Zeroed buffers freed together. Zeroed by calloc, which leaves fresh pages untouched: rows and logit rows a step
+/// never uses (a 64-row prompt workspace decoding one token; 7 of the 8 logit rows) stay out of the resident set,
+/// where `initialize(repeating: 0)` made all of it resident at load (~9 MB for `gemma generate`). Every element
+/// type used (numbers, Bool, Range<Int>, optional references) has the all-zero bit pattern as its zero value.
+final class Allocations {
+    private var owned: [UnsafeMutableRawPointer] = []
+
+    func alloc<T>(_ n: Int, _: T.Type = Float.self) -> UnsafeMutablePointer<T> {
+        let p = calloc(max(n, 1), MemoryLayout<T>.stride)!
+        owned.append(p)
+        return p.bindMemory(to: T.self, capacity: max(n, 1))
     }
 
     deinit { for p in owned { free(p) } }

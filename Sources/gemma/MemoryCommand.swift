@@ -45,7 +45,7 @@ struct Memory: ParsableCommand {
     @Option(help: "Context length in tokens.")
     var context = 32_768
 
-    @Option(help: "Weight format: \(WeightFormat.namedFormats.joined(separator: ", ")), or a GGUF type (q4_0, q8_0, q4_k, q6_k, ...). Default bf16 with --size; the file's own with --model.")
+    @Option(help: "Weight format: \(WeightEncoding.namedFormats.joined(separator: ", ")), or a GGUF type (q4_0, q8_0, q4_k, q6_k, ...). Default bf16 with --size; the file's own with --model.")
     var weights: String?
 
     @Option(help: "KV storage: \(KVStorage.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -66,8 +66,8 @@ struct Memory: ParsableCommand {
             throw ValidationError("unknown size \(s): use \(Gemma3Size.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard context > 0 else { throw ValidationError("--context must be positive") }
-        if let w = weights, WeightFormat(name: w) == nil {
-            throw ValidationError("unknown weight format \(w): use \(WeightFormat.namedFormats.joined(separator: ", ")) or a GGUF type such as q4_0, q8_0, q4_k")
+        if let w = weights, WeightEncoding.named(w) == nil {
+            throw ValidationError("unknown weight format \(w): use \(WeightEncoding.namedFormats.joined(separator: ", ")) or a GGUF type such as q4_0, q8_0, q4_k")
         }
         guard KVStorage(rawValue: kv.lowercased()) != nil else {
             throw ValidationError("unknown KV type \(kv): use \(KVStorage.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -80,7 +80,7 @@ struct Memory: ParsableCommand {
             return
         }
         let storage = KVStorage(rawValue: kv.lowercased())!
-        let format = weights.flatMap(WeightFormat.init(name:))
+        let format = weights.flatMap(WeightEncoding.named)
         let plan: MemoryPlan
         let source: String
         if let path = model {

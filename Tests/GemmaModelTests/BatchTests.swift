@@ -56,7 +56,7 @@ import Testing
         var logits: [[Float]] = []
         for placement in [WeightPlacement.mapped, .hugePages] {
             let model = try Gemma3Model(path: path, placement: placement)
-            let file = model.file.storage.buffer, head = UnsafeRawPointer(model.weights.embedding.base)
+            let file = model.checkpoint.gguf!.storage.buffer, head = UnsafeRawPointer(model.weights.embedding.base)
             let inFile = head >= file.baseAddress! && head < file.baseAddress! + file.count
             #expect(inFile == (placement == .mapped), "\(placement): output head in the file mapping: \(inFile)")
             let s = model.makeState(capacity: 64)

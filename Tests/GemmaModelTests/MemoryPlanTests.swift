@@ -79,19 +79,19 @@ import GemmaModel
     // MARK: Weight formats
 
     @Test func weightFormats() {
-        #expect(WeightFormat(name: "bf16") == .bf16)
-        #expect(WeightFormat(name: "int4") == .int4)
-        #expect(WeightFormat(name: "int4-b32") == .int4Blocks32)
-        #expect(WeightFormat(name: "SFP8") == .sfp8)
-        #expect(WeightFormat(name: "q4_k") == .gguf(.q4_K))
-        #expect(WeightFormat(name: "Q8_0") == .gguf(.q8_0))
-        #expect(WeightFormat(name: "i32") == nil)
-        #expect(WeightFormat(name: "nope") == nil)
-        #expect(WeightFormat.int4Blocks32.matrixBytes(rows: 2, columns: 64) == TensorType.q4_0.rowBytes(64)! * 2)
-        #expect(WeightFormat.gguf(.q8_0).matrixBytes(rows: 3, columns: 640) == 3 * 680)
-        #expect(WeightFormat.gguf(.q4_K).matrixBytes(rows: 1, columns: 512) == 288)
-        #expect(WeightFormat.int4.matrixBytes(rows: 10, columns: 640) == 10 * (320 + 2))
-        #expect(WeightFormat.sfp8.matrixBytes(rows: 10, columns: 640) == 6400)
+        #expect(WeightEncoding.named("bf16") == .bf16)
+        #expect(WeightEncoding.named("int4") == .int4)
+        #expect(WeightEncoding.named("int4-b32") == .int4Blocks32)
+        #expect(WeightEncoding.named("SFP8") == .sfp8)
+        #expect(WeightEncoding.named("q4_k") == .gguf(.q4_K))
+        #expect(WeightEncoding.named("Q8_0") == .gguf(.q8_0))
+        #expect(WeightEncoding.named("i32") == nil)
+        #expect(WeightEncoding.named("nope") == nil)
+        #expect(WeightEncoding.int4Blocks32.matrixBytes(rows: 2, columns: 64) == TensorType.q4_0.rowBytes(64)! * 2)
+        #expect(WeightEncoding.gguf(.q8_0).matrixBytes(rows: 3, columns: 640) == 3 * 680)
+        #expect(WeightEncoding.gguf(.q4_K).matrixBytes(rows: 1, columns: 512) == 288)
+        #expect(WeightEncoding.int4.matrixBytes(rows: 10, columns: 640) == 10 * (320 + 2))
+        #expect(WeightEncoding.sfp8.matrixBytes(rows: 10, columns: 640) == 6400)
         // bf16 weights are 2 bytes per parameter, norms included.
         for size in Gemma3Size.allCases {
             let p = MemoryPlan(size: size, context: 1, weights: .bf16, includeVision: true)

@@ -196,8 +196,10 @@ class Gemma3Ref:
         c, s = cos[:, None, :], sin[:, None, :]
         return np.concatenate([x1 * c - x2 * s, x2 * c + x1 * s], axis=-1)
 
-    def attention(self, q, k, v, is_global, qblock=256):
-        """q [L, nh, hd], k/v [L, nkv, hd]; causal (+ sliding window on local layers). Returns [L, nh*hd]."""
+    def attention(self, q, k, v, is_global, qblock=256, spans=()):
+        """q [L, nh, hd], k/v [L, nkv, hd]; causal (+ sliding window on local layers), plus: rows of a bidirectional
+        span (s, e) see every key of the span (transformers' token_type_ids or-mask, on local and global layers).
+        Returns [L, nh*hd]."""
         L = q.shape[0]
         rep = self.n_head // self.n_head_kv
         out = np.empty((L, self.n_head, self.head_dim), dtype=self.dt)
@@ -205,15 +207,18 @@ class Gemma3Ref:
         for s in range(0, L, qblock):
             e = min(L, s + qblock)
             k0 = 0 if is_global else max(0, s - W + 1)
+            ke = max([e] + [se for (ss, se) in spans if ss < e and se > s])
             qp = np.arange(s, e)[:, None]
-            kp = np.arange(k0, e)[None, :]
+            kp = np.arange(k0, ke)[None, :]
             visible = kp <= qp
             if not is_global:
                 visible &= (qp - kp) < W
+            for (ss, se) in spans:
+                visible |= (qp >= ss) & (qp < se) & (kp >= ss) & (kp < se)
             for g in range(self.n_head_kv):
                 qg = q[s:e, g * rep:(g + 1) * rep, :].transpose(1, 0, 2)  # [rep, B, hd]
-                kg = k[k0:e, g, :]                                         # [K, hd]
-                vg = v[k0:e, g, :]
+                kg = k[k0:ke, g, :]                                        # [K, hd]
+                vg = v[k0:ke, g, :]
                 sc = (qg @ kg.T) * self.q_scale                            # [rep, B, K]
                 sc = np.where(visible[None], sc, -np.inf)
                 sc = sc - sc.max(-1, keepdims=True)
@@ -223,13 +228,17 @@ class Gemma3Ref:
         return out.reshape(L, self.n_head * self.head_dim)
 
     # ---- model
-    def hidden(self, ids):
-        """Final-normed hidden states [L, n_embd] (compute dtype, f32-stored) for one causal sequence."""
+    def hidden(self, ids, embeds=None, spans=()):
+        """Final-normed hidden states [L, n_embd] (compute dtype, f32-stored) for one sequence: causal, except the
+        bidirectional `spans` [(start, end)]. `embeds` {position: row [n_embd]} replaces those positions' input rows
+        (used as given, not scaled: what an image's soft tokens are)."""
         st, rms = self.st, self.rms
         ids = np.asarray(ids, dtype=np.int64)
         L = len(ids)
         pos = np.arange(L)
         x = st(self.embd[ids].astype(self.dt) * self.dt.type(self.embed_scale))
+        for p, row in (embeds or {}).items():
+            x[p] = st(np.asarray(row, dtype=self.dt))
         tables = {g: self.rope_tables(pos, g) for g in set(self.is_global)}
         for i, Lw in enumerate(self.layers):
             g = self.is_global[i]
@@ -244,7 +253,7 @@ class Gemma3Ref:
             k = st(self.rope(k, cos, sin))
             if "kv16" in self.emulate:  # f16 KV cache
                 k, v = k.astype(np.float16).astype(self.dt), v.astype(np.float16).astype(self.dt)
-            a = st(self.attention(q, k, v, g))
+            a = st(self.attention(q, k, v, g, spans=spans))
             a = st(self.mm(a, Lw, "attn_output"))
             x = st(x + st(rms(a, Lw["post_attention_norm"])))
             h = st(rms(x, Lw["ffn_norm"]))

@@ -164,7 +164,7 @@ func gemmI16Unpack(_ m: WeightMatrix, _ p0: Int, _ g: Int, _ b0: Int, _ n: Int, 
         for i in 0..<32 {
             let row = m.base + (32 &* (p0 &+ pi) &+ i) &* m.rowBytes
             rs.w = (tmp + 64 &* U &* i).assumingMemoryBound(to: Int16.self)
-            panelUnpack(m.type, row, b0, n, rs)
+            panelUnpack(m.blockType, row, b0, n, rs)
             for b in 0..<n {
                 let blk = gemmI16Blk(b, pi, g, kc)
                 pws[32 &* blk &+ i] = rs.ws[b]
@@ -271,7 +271,7 @@ extension WeightMatrix {
     /// `y[t][32p ..< 32p + 32] = W[those rows] . x[t]` for the 32-row panels p in `panels` and t < tokens, with `a` holding the
     /// tokens' activations quantized (`a.quantize(x, stride:, rows: tokens, cols: cols)`, done once per product and shared
     /// by the workers). `scratch`: `gemmInt16ScratchBytes` bytes per worker, 64-byte aligned.
-    /// Formats: `type.hasIntegerRowKernel` (Q8_0, Q4_0, Q5_0, Q4_K, Q6_K).
+    /// Formats: those with an integer layout (`layout`: Q8_0, Q4_0, Q5_0, Q4_K, Q6_K).
     public func gemmPanelsInt16(_ panels: Range<Int>, _ a: PanelActivations, tokens: Int,
                                 into y: UnsafeMutablePointer<Float>, yStride: Int, scratch: UnsafeMutableRawPointer,
                                 tokenBlock: Int = gemmInt16TokenBlock, passBlocks: Int = gemmInt16PassBlocks,
@@ -293,7 +293,7 @@ extension WeightMatrix {
         let cols = cols, nb = cols / 32, t0 = tokenRange.lowerBound, tokens = tokenRange.count
         let acts = GemmI16Acts(q: UnsafePointer(a.q + t0 * cols), d: UnsafePointer(a.scales + t0 * nb), ds: UnsafePointer(a.scaledSums + t0 * nb))
         let yt = y + t0 * yStride
-        switch type {
+        switch blockType {
         case .q4_K: gemmI16Min(self, panels, acts, cols, tokens, yt, yStride, scratch, tb, kc, gp)
         case .q6_K:
             // Folded Q6_K weights (|w| <= 4096): with |q| <= 16383 a block of 32 sums below 2^31 (4096 * 16383 * 32);
