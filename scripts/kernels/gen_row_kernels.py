@@ -22,7 +22,7 @@ q5n = simd32([f"Int16(p[{j}]) & 15" for j in range(16)] + [f"Int16(p[{j}]) >> 4"
 q5 = simd32([f"cm[{j}] == 0 ? n[{j}] : n[{j}] &- 16" for j in range(32)])
 
 # Row kernels (chunk-interleaved).
-# Q5_0 (q5lab, byte level): the group's 128 values as signed bytes, nibble | 0xF0 (= n - 16) where the high bit is
+# Q5_0 (byte level): the group's 128 values as signed bytes, nibble | 0xF0 (= n - 16) where the high bit is
 # clear, the nibble where it is set (`cm == 0 ? x &+ 16 : x`, cm from q5ClearMask: vpand / vgf2p8affineqb (byte
 # shift), vpor, one masked vmovdqu8 per 32 bytes with the kmovw / kunpckwd mask). Four 32-byte vectors, blocks 0 and 2
 # (l02: low nibbles = elements 0 ..< 16, h02: high nibbles = elements 16 ..< 32), blocks 1 and 3 (l13, h13); in each,
@@ -67,7 +67,7 @@ q8g = "\n    ".join(
        for h, x in enumerate(["lo", "hi"]) for i in range(2)]
     + [f"store32({simd32([f'Int16(c{c}[{j}])' for j in range(32)])}, w + {32 * c})" for c in range(4)])
 q4g = chunks(lambda c, m, k: f"Int16(p{m}[{8 * (c % 2) + k}] {'& 15' if c < 2 else '>> 4'}) &- 8")
-# Q4_K / Q6_K at the byte level (qk byte unpack), as Q5_0: a group's values as bytes in 32-byte vectors holding two
+# Q4_K / Q6_K at the byte level, as Q5_0: a group's values as bytes in 32-byte vectors holding two
 # sub-blocks' 16-byte halves (one per 128-bit lane: sub-blocks 0 and 2 in `a{h}`, 1 and 3 in `b{h}`, elements
 # 16h ..< 16h + 16); chunk vector 2h + i = the in-lane interleave SIMD4<UInt64>(a[i], b[i], a[i + 2], b[i + 2])
 # (vpunpcklqdq / vpunpckhqdq), then one vpmovzxbw / vpmovsxbw per chunk vector (no 4 x 4 transpose of int16 pieces).

@@ -59,15 +59,13 @@ import GemmaFormats
     return (t .== SIMD32<Int32>())._storage
 }
 
-// Q5_0 groups are unpacked at the byte level (q5lab 2): the 128 values as signed bytes (nibble | 0xF0 = n - 16 where
+// Q5_0 groups are unpacked at the byte level: the 128 values as signed bytes (nibble | 0xF0 = n - 16 where
 // the high bit is clear, the nibble where it is set: vpand / vgf2p8affineqb, vpor and one masked vmovdqu8 per 32
 // bytes with the qh mask register from q5ClearMask), in four 32-byte vectors of two blocks each (blocks 0 and 2,
 // 1 and 3; low / high nibbles); the chunk layout is then an in-lane interleave of 8-byte pieces (vpunpcklqdq /
 // vpunpckhqdq) and one vpmovsxbw per chunk vector; the 4 f16 scales are gathered in a general register (vmovq,
-// vcvtph2ps, vpermps). 32 vector (5 stores) + 12 mask instructions per group, 68 in all, where the int16 unpacking
-// (see q5ClearMask) plus storeGroup's 4 x 4 transpose of 16-byte pieces and vpinsrw scales took 56 + 9, 79 in all
-// (q5lab: 6.6 -> 4.2-4.4 ns per group; a 4 x 4 transpose of 8-byte pieces with two vpermt2q on 64-byte vectors +
-// vextracti64x4: 4.8; whole-group loop without the per-group partial test: 4.4-4.5, not faster).
+// vcvtph2ps, vpermps). 32 vector (5 stores) + 12 mask instructions per group, 68 in all (what it replaced, the
+// measurements and the alternatives tried: docs/kernels.md).
 
 /// Groups g0 ..< g0 + ng of a 32-weight-format row of `nb` blocks into the scratch (from its group 0).
 @inline(never) func unpackQ8_0(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ nb: Int, _ s: RowScratch) {
@@ -96,19 +94,14 @@ import GemmaFormats
     }
 }
 
-// Q4_K / Q6_K groups are unpacked at the byte level too (qk byte unpack): the group's values as bytes in 32-byte
+// Q4_K / Q6_K groups are unpacked at the byte level too: the group's values as bytes in 32-byte
 // vectors a{h} = [sub-block 0 | sub-block 2], b{h} = [1 | 3] (elements 16h ..< 16h + 16 of each, one per 128-bit
 // lane), chunk vector 2h + i = SIMD4<UInt64>(a[i], b[i], a[i + 2], b[i + 2]) (vpunpcklqdq / vpunpckhqdq), one
 // vpmovzxbw (Q4_K) / vpmovsxbw (Q6_K, then vpmullw by its scales) per chunk vector. Q4_K: a{h} / b{h} are the low /
 // high nibbles of [q[16h ..< +16] | q[32 + 16h ..< +16]] (vmovdqu + vinserti128, vpand / vgf2p8affineqb): 20
-// instructions per group (storeGroup's transpose: 27, 13 of them shuffles besides the 4 vpmovzxbw). Q6_K: each
-// sub-block in element order as bytes (uniform byte operations per vector), lanes paired (vinserti128 / vperm2i128),
-// minus 32 after the pairing, in-lane interleave: 42 per group with the scales (old 51: 12 vpermt2q / vshufi64x2 /
-// vinserti transposing int16, 8 for the scale vectors). Per super-block loop 94 -> 79 (Q4_K), 111 -> 93 (Q6_K).
-// Measured (q5lab, 2-core Zen 4 shared, best of 20 slices, 10 alternating rounds): unpacking per group, hot, 32
-// groups per call: Q4_K 4.58 -> 3.09 ns (1.48x), Q6_K 6.30 -> 4.65 ns (1.36x); decode product (dotRowsMany batch 1),
-// G MAC/s: Q4_K 640 x 1024 hot 18.4 -> 23.0, 64 MB 17.7 -> 22.1 (median); Q6_K 640 x 2048 hot 14.7 -> 18.2,
-// 64 MB 14.0 -> 17.0. Bit-identical (unpack scratch bytewise, products batch 1 and 4).
+// instructions per group. Q6_K: each sub-block in element order as bytes (uniform byte operations per vector), lanes
+// paired (vinserti128 / vperm2i128), minus 32 after the pairing, in-lane interleave: 42 per group with the scales.
+// What they replaced and the measurements: docs/kernels.md.
 /// Q4_K / Q6_K: super-blocks g0 / 2 ..< (g0 + ng) / 2 (2 groups each).
 @inline(never) func unpackQ4_K(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ nb: Int, _ s: RowScratch) {
     for sb in 0..<ng / 2 {

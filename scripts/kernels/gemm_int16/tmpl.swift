@@ -7,12 +7,12 @@ import GemmaFormats
 // ranges and y layout as `gemmPanels`; `a` = the tokens' activations quantized once per product by the caller
 // (`a.quantize(x, stride:, rows: tokens, cols:)`, shared by all workers and by q/k/v or gate/up; for Q6_K pass
 // `limit: 16383`, see below). Scratch per worker: `gemmInt16ScratchBytes` (~640 KB), 64-byte aligned. Formats:
-// Q8_0, Q4_0, Q5_0, Q4_K, Q6_K (`hasIntegerRowKernel`). Split panels between workers as today (splitting tokens
-// instead: bit-identical but 10-20% slower per core at 64 tokens, the weights being unpacked twice).
+// Q8_0, Q4_0, Q5_0, Q4_K, Q6_K (`hasIntegerRowKernel`). Workers split the panels, or from
+// `gemmInt16TokenSplitMinimum` tokens the tokens (GemmInt16Product.swift).
 //
 // Scheme, per worker, for passes of up to 32 panels of 32 rows:
-//  * for each chunk of 8 blocks of 32 (one K-quant super-block): every row of the pass is unpacked by the row
-//    kernels' `unpack` (int16 q minus offset, Q6_K scales folded in; f32 scale per 32, Q4_K negated min per 32) into a
+//  * for each chunk of 8 blocks of 32 (one K-quant super-block): every row of the pass is unpacked by `panelUnpack`
+//    (PanelUnpack.swift: int16 q minus offset, Q6_K scales folded in; f32 scale per 32, Q4_K negated min per 32) into a
 //    row-major buffer, then each block's two 16 x 16 squares of 32-bit words (row i, pair j = (w[2j], w[2j+1])) are
 //    transposed (vpermt2d) into the panel layout: one zmm = 16 rows' pair j. Blocks of a tile pass (4) are
 //    contiguous for all panels (`gemmI16Blk`), so a pass over the panels streams one run;
@@ -25,56 +25,10 @@ import GemmaFormats
 //  * Ranges: a vpdpwssd lane sums 32 products |w| |x| per block: Q8_0 127 * 32767 * 32 < 2^31. Q6_K's folded
 //    weights reach 4096: with 16-bit activations each 16-element half block is converted on its own (`halves`);
 //    with activations quantized to |q| <= 16383 (`limit: 16383`, a.qMax) a block of 32 fits (4096 * 16383 * 32
-//    < 2^31) and Q6_K takes the plain kernel: +10-20% for Q6_K, error 6e-6 -> 9e-6 (measured max).
-//  Exactness: each output is the same f32 operations whatever the panel range / token range / pass split (checked:
-//  0 mismatches between single call, 2-worker row split and token split, tokens 29 / 64 / 512).
-//
-// Measured (lab, 2-vCPU Zen 4 shared with other sessions' compiles, one core, thread CPU time, best of 20 alternating
-// reps, `swift build -c release -Xswiftc -target-cpu -Xswiftc native`), G MAC/s including activation quantization
-// and panel unpacking; old = the f32 panel GEMM (gemmPanels) in the same process. Random Gaussian data.
-//                          512 tokens                     64 tokens
-//                          f32    int16   (2 workers*)     f32    int16   (2 workers*)
-//   Q8_0 q    640->1024    49.3   80.1 1.62x (83.6)        34.3   69.0 2.01x (68.3)
-//   Q8_0 gate 640->2048    50.4   80.0 1.59x (82.8)        34.3   68.9 2.01x (69.7)
-//   Q4_0 q    640->1024    49.6   72.8 1.47x (83.8)        32.8   55.6 1.70x (60.6)
-//   Q4_0 gate 640->2048    51.2   83.2 1.62x (85.8)        33.8   69.3 2.05x (69.9)
-//   Q5_0 q    640->1024    48.9   82.8 1.69x (84.3)        33.7   69.9 2.07x (68.8)
-//   Q5_0 gate 640->2048    51.2   83.7 1.63x (86.4)        33.0   69.1 2.09x (69.6)
-//   Q5_0 k/v  640->256     53.0   74.4 1.40x (67.7)        34.4   61.2 1.78x (57.1)   (quantization not shared here)
-//   Q4_K down 2048->640    47.9   58.3 1.22x (58.0)        29.7   43.5 1.47x (45.8)   other runs: 73-75 (1.45x)
-//   Q4_K o    1024->640    50.5   65.0 1.29x (70.9)        33.5   64.2 1.92x (62.1)   other run: 75.2 (1.46x)
-//   Q6_K down 2048->640    51.7   70.8 1.37x (69.0)        28.3   42.8 1.51x (44.8)   16-bit activations (halves)
-//   Q6_K o    1024->640    49.5   68.8 1.39x (66.2)        32.7   62.1 1.90x (61.0)
-//   Q6_K down 2048->640    51.1   74.8 1.46x (72.7)        31.7   59.6 1.88x (60.2)   limit 16383 (one conversion)
-//   Q6_K o    1024->640    51.0   74.7 1.47x (75.1)        31.3   64.3 2.05x (64.9)
-//   (*) the same work as two calls over the two halves of the panels, as two workers would split it; per core.
-//   Noise: the int16 figures drop by up to 20% in some runs (the f32 ones by ~3%): e.g. Q4_K down 73.9 / 61.3 /
-//   74.4 in three runs, Q5_0 q 63.9 / 82.3 / 82.9. The 2-worker product (GemmInt16Product.swift), wall: 126 G MAC/s
-//   for Q5_0 q at 512 tokens in a quiet moment, 48-80 otherwise.
-// The tile alone (L1-resident) runs at ~100 G MAC/s (plain), 95 (Q4_K min term), 90 (halves); the rest is the
-// activation broadcast (~2 cycles per 64-byte store hot, ~7 in situ: 5-15% at 512 tokens, more the fewer panels per
-// worker), the unpack (0.14-0.4 ms per matrix: 2-4% at 512 tokens, ~20% at 64) and the quantization (0.1-0.35 ms,
-// serial before the dispatch; `quantizeRows` lets the workers share it). Max error vs an f64 dot of the dequantized
-// weights with the f32 activations: 6.0e-6 of sum |w x| (9.3e-6 with limit 16383; 3.8e-5 with every 97th activation
-// 30x larger, f32 GEMM 6.9e-7: the activation rounding of the block holding an outlier); vs the quantized
-// activations: 2.2e-7 at most (the int32 block sums are exact; f32 accumulation).
-//
-// Codegen lessons (Swift 6.3, -O, Zen 4):
-//  * no {1to16} broadcast operand from Swift: `pairDot16` with the activation lanes x[0], x[1] repeated, or over a
-//    SIMD32<Int16> bitcast from SIMD16<Int32>(repeating:), becomes vpermw / vpmovsxwd / vpmulld; and LLVM intrinsics
-//    via @_silgen_name("llvm.x86.avx512.vpdpwssd.512" / ".256") crash the compiler ("Intrinsic has incorrect return
-//    type": swiftcc returns SIMD16/SIMD8<Int32> indirectly). Hence the broadcast buffer read as a memory operand;
-//  * the 32 x 6 tile (12 int32 + 12 f32 accumulators, 2 weight vectors, 2 scale vectors) fits the 32 zmm with no
-//    spill as long as the conversion code appears once in the loop body: `steps(0, 8); conv(); steps(8, 16); conv()`
-//    (two conversions per block for Q6_K) spilled 9 f32 accumulators; a loop over half blocks does not;
-//  * quantization: the scalar PanelActivations.quantize (3 ns per element) was 15-20% of this GEMM; vectorized
-//    in the lab (integer max of |x| bit patterns, rounding by trunc(v + copysign(pred(0.5), v)), 1.5 * 2^23 magic
-//    number: 0.33 ns, bit-identical) and meanwhile in the product the same way; the lab adds `limit` (qMax) and
-//    `prepare` / `quantizeRows` (workers quantize their share of the tokens);
-//  * the 16 x 16 word transpose: written as four bit-swap stages or as the classic unpck/shuf128 sequence (gen/tr.py),
-//    LLVM merges the stages and emits the same vpermt2d / vpermt2q code plus register copies (~265 instructions per
-//    square, ~0.06 ms of the 0.15 ms unpack of a 1024 x 640 matrix); an opaque barrier between stages would be the
-//    next thing to try for the 64-token case.
+//    < 2^31) and Q6_K takes the plain kernel.
+//  Exactness: each output is the same f32 operations whatever the panel range / token range / pass split (GemmTests).
+// Measurements, the codegen lessons behind the code's shape (no broadcast operands from Swift, one conversion per
+// loop body to avoid spills) and what was tried: docs/kernels.md.
 
 /// Blocks of 32 (k) per tile pass: the broadcast activations of one pass and token group (4 * 16 * 6 * 64 B = 24 KB) stay in L1.
 let gemmI16KC = 4
