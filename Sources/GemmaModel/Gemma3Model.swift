@@ -1,5 +1,5 @@
 // The Gemma 3 text transformer, forward pass in f32 activations over memory-mapped quantized weights.
-// Follows transformers' Gemma3DecoderLayer.forward (see ../shared/reference/gemma3-semantics.md): embeddings scaled
+// Follows transformers' Gemma3DecoderLayer.forward (see docs/gemma3-semantics.md): embeddings scaled
 // by sqrt(hidden); per layer input norm -> attention (QK-norm before RoPE, GQA, query scale
 // query_pre_attn_scalar^-0.5, sliding window that includes the current token on local layers) -> post-attention norm
 // -> residual -> pre-FFN norm -> GeGLU (tanh GELU) -> post-FFN norm -> residual; final norm; tied output head.
