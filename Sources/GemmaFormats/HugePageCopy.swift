@@ -1,13 +1,17 @@
 // A private copy of a file's tensor data on transparent huge pages. Decoding streams every weight once per token
 // (the 270M's 178 MB output head alone runs at the DRAM rate), and a file mapping is made of 4 KB pages: a TLB miss
 // every 4 KB and hardware prefetchers that stop at each page boundary. On 2 MB pages the same stream reads faster
-// (this VM, 2 threads summing 178 MB: 29.4-30.6 GB/s on 4 KB pages, 33.5 GB/s on huge pages). The copy is made 2 MB
-// at a time and each copied piece of the file mapping is released at once (MADV_DONTNEED), so the resident set
-// never holds both: the file's pages stay in the page cache, shared, but leave this process's resident set.
+// (a 2-vCPU VM, 2 threads summing 178 MB: 29.4-30.6 GB/s on 4 KB pages, 33.5 GB/s on huge pages). The copy is made
+// 2 MB at a time and, when the source is a read-only file mapping, each copied piece of it is released at once
+// (MADV_DONTNEED), so the resident set never holds both: the file's pages stay in the page cache, shared, but leave
+// this process's resident set. Only whole pages inside the source are released (never heap memory, never a byte
+// outside the range).
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Where a model's weights live while it runs.
@@ -49,8 +53,16 @@ public final class HugePageCopy: @unchecked Sendable {  // immutable after init 
         return pages > 0 && size > 0 ? pages * size : 0
     }
 
-    /// Copies `source` (inside a read-only file mapping whose pages may be released) 2 MB at a time; with
-    /// `releasingSource`, each copied piece of the source's pages is dropped from this process (MADV_DONTNEED).
+    /// Copies the bytes `range` of `storage`, releasing the copied pages of the source only when `storage` is a
+    /// read-only file mapping (`ByteStorage.isFileMapping`; owned heap bytes are never released).
+    public convenience init?(of storage: ByteStorage, range: Range<Int>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= storage.count, "range outside the storage")
+        self.init(of: UnsafeRawBufferPointer(rebasing: storage.buffer[range]), releasingSource: storage.isFileMapping)
+    }
+
+    /// Copies `source` 2 MB at a time. `releasingSource` is for a source inside a read-only file mapping only (never
+    /// heap or other anonymous memory, whose released pages would read back as zeros): each copied piece's whole
+    /// pages are dropped from this process (MADV_DONTNEED), rounded inward, so no byte outside `source` is touched.
     /// Nil if the anonymous mapping cannot be made (the caller keeps reading the source).
     public init?(of source: UnsafeRawBufferPointer, releasingSource: Bool) {
         guard let src = source.baseAddress, source.count > 0 else { return nil }
@@ -65,17 +77,17 @@ public final class HugePageCopy: @unchecked Sendable {  // immutable after init 
         #if os(Linux)
         _ = madvise(dst, len, MADV_HUGEPAGE)
         #endif
+        // Whole pages of the source only (rounded inward): from the first page boundary at or after its start to the
+        // last one at or before the end of what has been copied; `released` is where the next release starts.
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        @inline(__always) func pageDown(_ a: Int) -> Int { a & ~(page - 1) }
-        var released = pageDown(Int(bitPattern: src))
+        var released = (Int(bitPattern: src) + page - 1) & ~(page - 1)
         var off = 0
         while off < source.count {
             let n = min(huge, source.count - off)
             (dst + off).copyMemory(from: src + off, byteCount: n)
             off += n
             if releasingSource {
-                // Whole pages before the end of what is copied (the last, shared page goes with the next piece).
-                let end = off == source.count ? (Int(bitPattern: src) + off + page - 1) & ~(page - 1) : pageDown(Int(bitPattern: src) + off)
+                let end = (Int(bitPattern: src) + off) & ~(page - 1)
                 if end > released {
                     _ = madvise(UnsafeMutableRawPointer(bitPattern: released), end - released, MADV_DONTNEED)
                     released = end

@@ -53,6 +53,9 @@ public final class ByteStorage: @unchecked Sendable {  // immutable after init; 
         else { UnsafeMutableRawPointer(mutating: base).deallocate() }
     }
 
+    /// True for a read-only file mapping (its pages can be dropped and read back from the file); false for owned memory.
+    public var isFileMapping: Bool { mapped }
+
     /// All the bytes.
     public var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 

@@ -64,7 +64,7 @@ public final class Gemma3Model: Sendable {
         case .hugePages: true
         case .auto: HugePageCopy.available && data.count <= HugePageCopy.physicalMemory / 2
         }
-        weightCopy = copy ? HugePageCopy(of: data, releasingSource: true) : nil
+        weightCopy = copy ? HugePageCopy(of: file.storage, range: file.dataOffset..<file.storage.count) : nil
         weights = try Gemma3Weights(gguf: file, config: config, copy: weightCopy)
         pool = WorkerPool.shared(threads: options.threads)
         attention = config.layers
