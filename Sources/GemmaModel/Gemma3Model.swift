@@ -14,6 +14,8 @@ public final class Gemma3Model: Sendable {
     public let file: GGUFFile
     /// The weights' copy on huge pages, if any (the matrices point into it).
     let weightCopy: HugePageCopy?
+    /// Why `.auto` placement kept the weights in the file mapping (e.g. they exceed half the memory limit), else nil.
+    public let placementNote: String?
     public let pool: WorkerPool
     /// How small-batch (decode) products treat activations: `.fast` (int16-quantized, default) or `.exact` (f32).
     public var precision: Precision { options.precision }
@@ -59,11 +61,8 @@ public final class Gemma3Model: Sendable {
         self.config = config
         self.options = options
         let data = UnsafeRawBufferPointer(rebasing: file.storage.buffer[file.dataOffset...])
-        let copy: Bool = switch options.placement {
-        case .mapped: false
-        case .hugePages: true
-        case .auto: HugePageCopy.available && data.count <= HugePageCopy.physicalMemory / 2
-        }
+        let (copy, note) = HugePageCopy.decide(placement: options.placement, bytes: data.count)
+        placementNote = note
         weightCopy = copy ? HugePageCopy(of: file.storage, range: file.dataOffset..<file.storage.count) : nil
         weights = try Gemma3Weights(gguf: file, config: config, copy: weightCopy)
         pool = WorkerPool.shared(threads: options.threads)
