@@ -3,7 +3,7 @@ SHELL := /bin/bash
 FLAGS := -c release -Xswiftc -target-cpu -Xswiftc native
 GEMMA := .build/release/gemma
 
-.PHONY: run build model test fixtures clean
+.PHONY: run build model test fixtures kernels bench clean
 
 PROMPT ?= The history of the printing press
 # Fetch the default model (once) and run the main job on it: a raw completion streamed to the terminal.
@@ -21,6 +21,17 @@ model:
 # The whole test suite (what CI runs): setup, model, reference data, release build, swift test, CLI checks.
 test:
 	scripts/test.sh
+
+# Prompt-processing and generation speed on the default model (BENCH="-p 512 -n 128 -t 2" passes options).
+bench: build model
+	$(GEMMA) bench $(BENCH)
+
+# Regenerate the generated kernel files (line 1 of each says so) from their templates in scripts/kernels;
+# scripts/check-generated.sh (run by make test) checks that the committed files are what this makes.
+kernels:
+	python3 scripts/kernels/gemm_int16/tr.py > /dev/null
+	python3 scripts/kernels/gemm_int16/gen.py
+	python3 scripts/kernels/gen_row_kernels.py
 
 # Regenerate the gguf-py reference fixtures.
 fixtures:

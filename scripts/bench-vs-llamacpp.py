@@ -28,7 +28,7 @@ with llama_cpp imported but no model is measured too and shown, since it is part
 
 llama.cpp keeps its defaults throughout: flash attention auto (resolves to on for this CPU build; the value it
 resolved to is printed), f16 K and V cache, sliding-window KV cache (not --swa-full), mmap'd weights. These are the
-settings of /work/shared/goldens/bench-llamacpp.txt. llama-cpp-python is installed with pip when missing (it
+settings of llama.cpp's llama-bench figures in the project's shared goldens (bench-llamacpp.txt). llama-cpp-python is installed with pip when missing (it
 compiles llama.cpp: slow, once per machine). Not part of the unit-test suite: it takes minutes and wants a quiet
 machine; the 2-vCPU VMs this was written on vary by +-15% run to run. llama.cpp's CPU build uses OpenMP, whose
 threads spin at every barrier: when other processes hold the CPUs its multi-thread numbers collapse far more than

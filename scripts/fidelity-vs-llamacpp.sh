@@ -6,13 +6,13 @@
 # Reference: scripts/reference/gemma3_ref.py (exact f64 compute, f32 between ops) -> REF.npy (1024 x 262144 f32).
 # Engine: `gemma dump-logits` (hidden subcommand) in each mode -> raw f32; metrics by scripts/reference/fidelity.py:
 # mean / p99 / max KL(ref || engine) over the full softmax, top-1 agreement, max |logit difference|.
-# llama.cpp's figures are those of /work/shared/goldens/fidelity-llamacpp.txt (measured with llama.cpp 0c1e57098).
+# llama.cpp's figures are those of Tests/Fixtures/fidelity-llamacpp.txt (measured with llama.cpp 0c1e57098).
 #
 # Usage: scripts/fidelity-vs-llamacpp.sh [--modes fast:f16,exact:f32] [--ref REF.npy] [--work DIR] [--batch 64]
 #                                        [--threads T] [--keep] [--json]
 #   --modes   PRECISION:KV pairs (precision fast|exact, KV f32|f16|bf16|q8_0); default fast:f16 (the engine's
 #             default path) and exact:f32 (--exact --kv f32)
-#   --ref     reference logits; default: $WORK/ref1024.npy, else /tmp/refwork/ref1024.npy, else computed (~2 min).
+#   --ref     reference logits; default: $WORK/ref1024.npy, else computed there (~2 min).
 #             Whatever file is used is first checked against reference-topk.json (top-32 logits of all 1024
 #             positions within 1e-4), so a file made from other ids is never used.
 #   --work    scratch folder (default /tmp/fidelity-vs-llamacpp); the engine's logits need 1 GB per mode there
@@ -52,7 +52,7 @@ fi
 python3 -c 'import numpy, gguf' 2>/dev/null || { log "installing numpy and gguf"; pip install -q numpy gguf >&2; }
 
 IDS="Tests/Fixtures/reference-topk.json"
-GOLDEN="/work/shared/goldens/fidelity-llamacpp.txt"
+GOLDEN="Tests/Fixtures/fidelity-llamacpp.txt"
 mkdir -p "$WORK"
 
 # A reference file is used only if its logits match the fixture's top-32 (same ids, same model, exact path).
@@ -77,9 +77,7 @@ EOF
 }
 
 if [ -z "$REF" ]; then
-  for candidate in "$WORK/ref1024.npy" /tmp/refwork/ref1024.npy; do
-    if [ -f "$candidate" ] && ref_ok "$candidate" >&2; then REF="$candidate"; break; fi
-  done
+  if [ -f "$WORK/ref1024.npy" ] && ref_ok "$WORK/ref1024.npy" >&2; then REF="$WORK/ref1024.npy"; fi
   if [ -z "$REF" ]; then
     REF="$WORK/ref1024.npy"
     log "computing the reference logits -> $REF (a few minutes)"
@@ -108,7 +106,7 @@ import json, re, sys
 results = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 golden_path, as_json, batch = sys.argv[2], sys.argv[3] == "1", sys.argv[4]
 # llama.cpp rows of the goldens file ("| setting | mean KL | p99 KL | n/N = x% | max diff |"); fall back to the
-# default row's published numbers if the file is not on this machine.
+# default row's published numbers if the file cannot be read.
 llama = []
 try:
     for line in open(golden_path):

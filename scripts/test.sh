@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/swift-flags.sh
 
+# Generated kernel files first: a hand edit or a stale template fails here, before the long build.
+scripts/check-generated.sh
 scripts/setup.sh
 MODEL="$(scripts/fetch-model.sh)"
 export GEMMA_MODEL="$MODEL"

@@ -1,13 +1,18 @@
 // A private copy of a file's tensor data on transparent huge pages. Decoding streams every weight once per token
 // (the 270M's 178 MB output head alone runs at the DRAM rate), and a file mapping is made of 4 KB pages: a TLB miss
 // every 4 KB and hardware prefetchers that stop at each page boundary. On 2 MB pages the same stream reads faster
-// (this VM, 2 threads summing 178 MB: 29.4-30.6 GB/s on 4 KB pages, 33.5 GB/s on huge pages). The copy is made 2 MB
-// at a time and each copied piece of the file mapping is released at once (MADV_DONTNEED), so the resident set
-// never holds both: the file's pages stay in the page cache, shared, but leave this process's resident set.
+// (a 2-vCPU VM, 2 threads summing 178 MB: 29.4-30.6 GB/s on 4 KB pages, 33.5 GB/s on huge pages). The copy is made
+// 2 MB at a time and, when the source is a read-only file mapping, each copied piece of it is released at once
+// (MADV_DONTNEED), so the resident set never holds both: the file's pages stay in the page cache, shared, but leave
+// this process's resident set. Only whole pages inside the source are released (never heap memory, never a byte
+// outside the range). Whether to copy at all is `decide(placement:bytes:)`: the copy is not evictable, so it is made
+// only when the weights fit in half of the memory this process may use (RAM, or its cgroup's limit).
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Where a model's weights live while it runs.
@@ -17,7 +22,8 @@ public enum WeightPlacement: String, Sendable, CaseIterable {
     /// Copied once at load into private memory on transparent huge pages (faster streaming; not evictable).
     case hugePages
     /// `hugePages` when the kernel offers transparent huge pages (`always` or `madvise`) and the weights take at most
-    /// half of the physical memory; otherwise `mapped`.
+    /// half of the memory limit (the smaller of the physical memory and the cgroup's `memory.max` /
+    /// `memory.limit_in_bytes`); otherwise `mapped` (see `HugePageCopy.decide`).
     case auto
 }
 
@@ -32,11 +38,7 @@ public final class HugePageCopy: @unchecked Sendable {  // immutable after init 
     /// Whether the kernel's transparent huge pages are available to `madvise` (mode `always` or `madvise`).
     public static var available: Bool {
         #if os(Linux)
-        guard let f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r") else { return false }
-        defer { fclose(f) }
-        var line = [CChar](repeating: 0, count: 128)
-        guard fgets(&line, Int32(line.count), f) != nil else { return false }
-        let s = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let s = readText("/sys/kernel/mm/transparent_hugepage/enabled") else { return false }
         return s.contains("[always]") || s.contains("[madvise]")
         #else
         return false
@@ -49,8 +51,95 @@ public final class HugePageCopy: @unchecked Sendable {  // immutable after init 
         return pages > 0 && size > 0 ? pages * size : 0
     }
 
-    /// Copies `source` (inside a read-only file mapping whose pages may be released) 2 MB at a time; with
-    /// `releasingSource`, each copied piece of the source's pages is dropped from this process (MADV_DONTNEED).
+    /// This process's cgroup memory limit, if it has one (see `cgroupMemoryLimit(selfCgroup:read:)`).
+    public static var memoryLimit: (bytes: Int, source: String)? {
+        #if os(Linux)
+        cgroupMemoryLimit(selfCgroup: readText("/proc/self/cgroup"), read: readText)
+        #else
+        nil
+        #endif
+    }
+
+    /// Whether to copy `bytes` of weights onto huge pages for `placement`, and for `.auto` a note saying why not when
+    /// it falls back to the file mapping. `.auto` copies when the kernel offers transparent huge pages and the
+    /// weights take at most half of the memory limit: the physical memory or, if smaller, the cgroup's limit (the
+    /// copy cannot be evicted, so in a container it must leave room for everything else).
+    public static func decide(placement: WeightPlacement, bytes: Int) -> (copy: Bool, note: String?) {
+        switch placement {
+        case .mapped: (false, nil)
+        case .hugePages: (true, nil)
+        case .auto: decide(placement: placement, bytes: bytes, hugePagesAvailable: available,
+                           physicalMemory: physicalMemory, memoryLimit: memoryLimit)
+        }
+    }
+
+    /// `decide(placement:bytes:)` with the machine's facts as parameters (0 physical memory = unknown).
+    package static func decide(placement: WeightPlacement, bytes: Int, hugePagesAvailable: Bool, physicalMemory: Int,
+                               memoryLimit: (bytes: Int, source: String)?) -> (copy: Bool, note: String?) {
+        switch placement {
+        case .mapped: return (false, nil)
+        case .hugePages: return (true, nil)
+        case .auto: break
+        }
+        guard hugePagesAvailable else {
+            return (false, "the kernel offers no transparent huge pages: reading the weights from the file mapping")
+        }
+        var limit: (bytes: Int, source: String)? = physicalMemory > 0 ? (physicalMemory, "physical memory") : nil
+        if let cg = memoryLimit, cg.bytes > 0, cg.bytes < limit?.bytes ?? .max { limit = cg }
+        guard let limit else {
+            return (false, "the memory size is unknown: reading the weights from the file mapping")
+        }
+        if bytes > limit.bytes / 2 {
+            return (false, "weights (\(gigabytes(bytes)) GB) exceed half the memory limit (\(gigabytes(limit.bytes)) GB, "
+                           + "\(limit.source)): reading them from the file mapping")
+        }
+        return (true, nil)
+    }
+
+    /// The memory limit of the cgroup described by `selfCgroup` (the text of /proc/self/cgroup): the smallest
+    /// `memory.max` (cgroup v2, "max" = none) or `memory.limit_in_bytes` (v1) from the process's cgroup up to the
+    /// root of its hierarchy, read with `read` (a container sees its own cgroup as the root, so the root's files
+    /// count too). Nil when no limit is set. `source` names the file kind, e.g. "cgroup memory.max".
+    package static func cgroupMemoryLimit(selfCgroup: String?, read: (String) -> String?) -> (bytes: Int, source: String)? {
+        // (mount point, path of this process's cgroup in it, limit file) per hierarchy holding the memory controller.
+        var places: [(root: String, path: String, file: String)] = []
+        for line in (selfCgroup ?? "").split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { continue }
+            if parts[0] == "0" && parts[1].isEmpty {
+                places.append(("/sys/fs/cgroup", String(parts[2]), "memory.max"))
+            } else if parts[1].split(separator: ",").contains("memory") {
+                places.append(("/sys/fs/cgroup/memory", String(parts[2]), "memory.limit_in_bytes"))
+            }
+        }
+        if places.isEmpty {
+            places = [("/sys/fs/cgroup", "/", "memory.max"), ("/sys/fs/cgroup/memory", "/", "memory.limit_in_bytes")]
+        }
+        var best: (bytes: Int, source: String)?
+        for place in places {
+            var dir = place.path.split(separator: "/").map(String.init)
+            while true {
+                let path = place.root + (dir.isEmpty ? "" : "/" + dir.joined(separator: "/")) + "/" + place.file
+                if let text = read(path), let bytes = Int(text.trimmingWhitespace), bytes > 0, bytes < best?.bytes ?? .max {
+                    best = (bytes, "cgroup " + place.file)
+                }
+                if dir.isEmpty { break }
+                dir.removeLast()
+            }
+        }
+        return best
+    }
+
+    /// Copies the bytes `range` of `storage`, releasing the copied pages of the source only when `storage` is a
+    /// read-only file mapping (`ByteStorage.isFileMapping`; owned heap bytes are never released).
+    public convenience init?(of storage: ByteStorage, range: Range<Int>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= storage.count, "range outside the storage")
+        self.init(of: UnsafeRawBufferPointer(rebasing: storage.buffer[range]), releasingSource: storage.isFileMapping)
+    }
+
+    /// Copies `source` 2 MB at a time. `releasingSource` is for a source inside a read-only file mapping only (never
+    /// heap or other anonymous memory, whose released pages would read back as zeros): each copied piece's whole
+    /// pages are dropped from this process (MADV_DONTNEED), rounded inward, so no byte outside `source` is touched.
     /// Nil if the anonymous mapping cannot be made (the caller keeps reading the source).
     public init?(of source: UnsafeRawBufferPointer, releasingSource: Bool) {
         guard let src = source.baseAddress, source.count > 0 else { return nil }
@@ -65,17 +154,17 @@ public final class HugePageCopy: @unchecked Sendable {  // immutable after init 
         #if os(Linux)
         _ = madvise(dst, len, MADV_HUGEPAGE)
         #endif
+        // Whole pages of the source only (rounded inward): from the first page boundary at or after its start to the
+        // last one at or before the end of what has been copied; `released` is where the next release starts.
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        @inline(__always) func pageDown(_ a: Int) -> Int { a & ~(page - 1) }
-        var released = pageDown(Int(bitPattern: src))
+        var released = (Int(bitPattern: src) + page - 1) & ~(page - 1)
         var off = 0
         while off < source.count {
             let n = min(huge, source.count - off)
             (dst + off).copyMemory(from: src + off, byteCount: n)
             off += n
             if releasingSource {
-                // Whole pages before the end of what is copied (the last, shared page goes with the next piece).
-                let end = off == source.count ? (Int(bitPattern: src) + off + page - 1) & ~(page - 1) : pageDown(Int(bitPattern: src) + off)
+                let end = (Int(bitPattern: src) + off) & ~(page - 1)
                 if end > released {
                     _ = madvise(UnsafeMutableRawPointer(bitPattern: released), end - released, MADV_DONTNEED)
                     released = end
@@ -88,4 +177,34 @@ public final class HugePageCopy: @unchecked Sendable {  // immutable after init 
     }
 
     deinit { munmap(mapping, mappingBytes) }
+
+    /// A whole small file (sysfs, procfs: their size reads as 0, so read to the end), or nil.
+    static func readText(_ path: String) -> String? {
+        guard let f = fopen(path, "r") else { return nil }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while bytes.count < 1 << 20 {
+            let n = fread(&chunk, 1, chunk.count, f)
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `bytes` in GB (10^9) with two decimals.
+    static func gigabytes(_ bytes: Int) -> String {
+        let hundredths = (bytes + 5_000_000) / 10_000_000
+        let frac = hundredths % 100
+        return "\(hundredths / 100).\(frac < 10 ? "0" : "")\(frac)"
+    }
+}
+
+extension String {
+    /// Without leading and trailing spaces and newlines.
+    fileprivate var trimmingWhitespace: Substring {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return self[first...last]
+    }
 }

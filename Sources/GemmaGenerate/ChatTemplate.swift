@@ -1,4 +1,4 @@
-// The Gemma 3 chat template (gemma3-semantics item 15; llama.cpp LLM_CHAT_TEMPLATE_GEMMA; the HF chat_template):
+// The Gemma 3 chat template (docs/gemma3-semantics.md item 15; llama.cpp LLM_CHAT_TEMPLATE_GEMMA; the HF chat_template):
 //   <bos><start_of_turn>user\n{system}\n\n{content}<end_of_turn>\n<start_of_turn>model\n{reply}<end_of_turn>\n...
 // There is no system role: system text is folded into the next user turn. The assistant role is `model`. BOS is
 // added exactly once. Control tokens are inserted by id and message text is encoded without parsing special

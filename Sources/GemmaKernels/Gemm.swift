@@ -1,7 +1,7 @@
 // Matrix products for batches of tokens (prefill) in exact f32: Y[t][r] = W[r] . X[t]. Each panel of 32 weight
 // rows is dequantized once (gguf-py's values) into a k-major f32 panel (panel[k*32 + i] = W[r0+i][k], L2-resident)
 // and multiplied by every token, 6 at a time, in a 32x6 register tile (12 zmm accumulators, FMA with a broadcast
-// activation). Written in the project's kernel lab: 45-52 G MAC/s per core at 512 tokens, 30 at 64.
+// activation). Measurements: docs/kernels.md.
 
 @inline(__always)
 public func gemmMicro32x6(_ panel: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ xStride: Int, _ k: Int,

@@ -1,7 +1,7 @@
 // A whole product with the int16 GEMM (GemmInt16.swift) over a worker pool: the activations quantized by the workers
-// (each its share of the tokens), then the 32-row panels split across the workers. Written in the gemm lab as the
-// integration sketch of `gemmPanelsInt16`; `WeightMatrix.multiply` would call it for batches >= gemmMinimumBatch in
-// `.fast` precision when the matrix has an integer `layout` (a tail of fewer than 32 rows still by dequantized-row dots).
+// (each its share of the tokens), then the 32-row panels (or, from `gemmInt16TokenSplitMinimum` tokens, the tokens)
+// split across the workers. `WeightMatrix.multiply` calls it for batches >= gemmMinimumBatch in `.fast` precision
+// when the matrix has an integer `layout` (a tail of fewer than 32 rows still by dequantized-row dots). See docs/kernels.md.
 
 /// Workers quantize their share of the tokens (`prepare` done by the caller).
 struct QuantizeRowsJob: RangeJob {

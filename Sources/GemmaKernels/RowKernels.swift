@@ -1,89 +1,31 @@
 import GemmaFormats
 // Dot products of one quantized weight row with 1, 2 or 4 rows of int16-quantized activations, per format
 // ("row kernels" for decoding several sequences at once). Entry points: `dotRows` (one weight row, any batch >= 1)
-// and `dotRowsMany` (consecutive weight rows, same results, +3-6% from paying the dispatch once).
+// and `dotRowsMany` (consecutive weight rows, same results, the dispatch paid once).
 //
-// Scheme ("chunk-interleaved", klab3): blocks of 32 are taken in groups of 4 (128 elements). Activations
+// Scheme ("chunk-interleaved"): blocks of 32 are taken in groups of 4 (128 elements). Activations
 // (QuantizedActivations) and unpacked weights store a group as 4 vectors of 32 int16; vector c holds elements
 // 8c ..< 8c + 8 of block 0, then of block 1, 2, 3 (lane 8m + k = block m, element 8c + k). A row is padded to a
 // whole number of groups: zero activations with zero scales; the missing weight blocks read a zero block (scale 0).
-// The weight row is unpacked, up to `rowChunkBlocks` blocks at a time, into int16 values (q minus the format's
-// offset; Q6_K times its per-16 int8 scale, |w| <= 4096) and the group's 4 block scales expanded to 16 f32 lanes
-// [s0 x4, s1 x4, s2 x4, s3 x4] (plus, for Q4_K, one f32 min per 32). Then, per activation row and group:
+// The weight row is unpacked (RowUnpack.swift), up to `rowChunkBlocks` blocks at a time, into int16 values (q minus
+// the format's offset; Q6_K times its per-16 int8 scale, |w| <= 4096) and the group's 4 block scales expanded to 16
+// f32 lanes [s0 x4, s1 x4, s2 x4, s3 x4] (plus, for Q4_K, one f32 min per 32). Then, per activation row and group:
 //     P = pairDot(w0, x0) + pairDot(w1, x1) + pairDot(w2, x2) + pairDot(w3, x3)   (vpmaddwd + 3 vpdpwssd, exact)
 //     acc += Float(P) * (ws * xs)          (vcvtdq2ps, vmulps with the activation's expanded scales, one FMA)
-// 16 Int32 lanes, lanes 4m ..< 4m + 4 = block m, each a sum of 8 products: 7 vector ops per 128 MACs and activation
-// row (old scheme, one block per FMA: 12-16). The 16 lanes are summed once per row by a fixed tree. Q4_K's min term
-// is an 8-lane FMA per super-block (scale * sum of the activation block), summed by a fixed tree.
-// Bit-identity: the 1-, 2- and 4-row kernels (fused or not, paired or not, chunked or not) do, for each row, exactly
-// the same f32 operations in the same order (the integer group sums are exact, the scale product ws * xs is one
-// rounded f32 multiply everywhere), so a row's result does not depend on how many rows are computed with it:
-// batched decoding == decoding alone, bit for bit (checked: 0 mismatches in 312,832 comparisons: batches 1...11,
-// widths 32, 96, 160, 256, 640, 2048, 2560, 4096, dotRows / dotRowsMany / dotRow, every format).
-// Ranges: a lane sums 8 products |w| * |x| <= 128 * 32767 (Q8_0; Q4_0 8, Q5_0 16, Q4_K 15) or 4096 * 32767 (Q6_K):
-// at most 8 * 4096 * 32767 = 1.07e9 < 2^31, exact in Int32 (vpdpwssd wraps, never saturates; no overflow here).
-// Max error vs an f64 dot of the dequantized values: 6.0e-8 ... 1.09e-7 of sum |w x| over 3 random runs of the check
-// (old scheme 6.5e-8 ... 1.06e-7 in the same runs).
-//
-// Measured (klab3, 2-vCPU Zen 4 shared with other busy sessions, per core, thread CPU time, best of 5 alternating
-// old/new runs x 30 reps of 4096 rows, MANY=1, -O -target-cpu native; rows 640 wide, K formats 2048), G MAC/s:
-//            1-row          2-row          4-row
-//   Q8_0     16.7 -> 17.2   22.0 -> 23.9   39.8 -> 48.1   (ROWS=65536, from DRAM: 1-row 16.2 -> 15.3, 4-row 37.9 -> 45.3)
-//   Q4_0     13.2 -> 12.8   20.3 -> 22.1   34.1 -> 40.6
-//   Q5_0     10.5 -> 10.9   17.0 -> 18.4   28.8 -> 34.5
-//   Q4_K     18.4 -> 15.8   29.4 -> 26.4   38.5 -> 41.5
-//   Q6_K     15.1 -> 13.4   25.2 -> 23.0   34.6 -> 38.1
-// Q8_0 1-row: -2..+3% from L2 (noise level), -5..-10% streaming from DRAM (1-row fused kernel; a software prefetch,
-// two alternating group buffers and unpack-then-compute did not recover it: 14.9, 14.3, 13.5 vs old 16.1-16.5).
-// The K formats lose 11-14% at 1 and 2 rows: a byte of Q4_K / Q6_K feeds two blocks (low / high nibble), which land
-// in different 16-byte lanes of the same vector, so their unpacking needs a 4 x 4 transpose of 16-byte pieces per
-// group (storeGroup: ~16 shuffles per super-block on Zen 4's two shuffle pipes, which the unpacking already loads
-// with vpmovzx/vpermw); their compute got cheaper, the unpacking more expensive. Tried and slower: building each
-// vector by written-out lanes from the source bytes (Q4_K 1-row 12.9, Q6_K 9.6: LLVM gathers 8-byte pieces with
-// vinserti128 chains), 16-byte stores of each block (LLVM then splits the lane computation into xmm pieces:
-// Q6_K 1-row 9.5), a zmm store + four 16-byte copies (store forwarding fails: Q4_K 8.4), nibble split as 64-bit
-// lanes + permute (LLVM scalarizes the lane extracts: Q4_K 8.2). (Since qk byte unpack they work on bytes and
-// interleave 8-byte pieces in-lane instead of the transpose, see unpackQ4_K: unpacking 1.3-1.5x faster.)
-//
-// Codegen notes (Swift 6.1, Zen 4):
-//  * the unpack functions are @inline(never): the kernels then only see loads of the int16 buffer, which keeps
-//    `pairDot16` (both operands Int16 memory) as vpmaddwd / vpdpwssd; `groupDot` = pairDot16 + 3 x pairDot16
-//    compiles to vpmaddwd + 3 vpdpwssd with memory operands;
-//  * each unpacked vector is built as a SIMD32<Int16> from 32 written-out lane expressions over byte *pointers*
-//    (all loads before the single vector store). Q8_0 / Q4_0 build the group's 4 vectors directly from the 4 blocks'
-//    bytes (8-byte pieces: vmovq / vpunpcklqdq / vinserti128, one vpmovsxbw / vpmovzxbw per vector); Q5_0, Q4_K
-//    and Q6_K compute their values as bytes in 32-byte vectors of two blocks' 16-byte halves and interleave 8-byte
-//    pieces in-lane (SIMD4<UInt64>(a[i], b[i], a[i + 2], b[i + 2]): vpunpcklqdq / vpunpckhqdq) before one widening
-//    per vector (q5lab / qk byte unpack; the 4 x 4 transpose of int16 16-byte pieces they used before, storeGroup,
-//    cost 12-16 shuffles per group). Q6_K multiplies by its int8 scales after the widening (2 scale vectors per
-//    group). A whole-vector `&-` / `&+` between two shuffle levels keeps LLVM from merging them (unpackQ6_K);
-//    Loops over lanes (`o[i] = ...`), lane subscripts of SIMD values in loops, and SIMD operators on
-//    SIMD32<Int16> (&>>, &, .replacing) compile to scalar lane loops;
-//  * Q5_0's high bits: written-out `(qh >> j) & 1` lanes became ~100 shuffle instructions, a 4 KB table (4 lookups
-//    per block) 28 instructions per block; now an AVX-512 mask register made from qh by whole-vector SIMD32<Int32>
-//    operations (two kmovw + kunpckwd) and one masked move (q5lab; see q5ClearMask); Q5_0 now masks signed bytes
-//    (vmovdqu8, 32 lanes) and sign-extends after an in-lane 8-byte interleave (see unpackQ5_0);
-//  * whole-vector SIMD operations that are builtins for concrete types (Swift 6.3 stdlib): init(repeating:),
-//    init(lowHalf:highHalf:), &+ &- &*, the comparisons .== .< ..., and SIMDMask's .& .| .^ (so a bitwise AND of
-//    two integer vectors is unsafeBitCast to SIMDMask, .&, unsafeBitCast back). Not: & | ^ << >> on SIMD types,
-//    .replacing, conversions (scalar lane loops). Vector LLVM intrinsics via @_silgen_name fail ("Cannot select":
-//    Swift declares them without memory(none)); the scalar-void llvm.prefetch works;
-//  * a group product read from the scratch right after storing it (the fused Q8_0 kernels) goes through
-//    `pointer + opaque zero`, so it stays a memory operand of vpdpwssd (zmm store -> zmm load, store-forwarded);
-//  * no global `var` and no class `var` reads in the hot path: under -O each costs a dynamic exclusivity check
-//    (swift_beginAccess), e.g. QuantizedActivations.cols; the row width comes from the caller. `kernelOpaqueZero`
-//    is read once per call (RowScratch.z): each read of a global `let` was a swift_once call plus vzeroupper;
-//  * scalar stores followed by vector loads of the same data stall store forwarding, so are narrower stores
-//    followed by a wider load shortly after: weight scales are stored as one SIMD16 per group;
-//  * the 4-row `dotRowsMany` path reduces each weight row's 4 outputs by two tree levels as shuffles across outputs
-//    (treeLevel1/2) and every 4 weight rows `finishGroup` does the last two levels for 16 outputs at once;
-//  * two weight rows per iteration in the 4-row `dotRowsMany` path (kernel4FusedPairQ8_0, kernel4Pair; now also for
-//    Q4_K / Q6_K when both rows fit the 128-block scratch, cols <= 2048: 4-row Q4_K 38.3 -> 41.5, Q6_K 35.6 -> 38.1):
-//    each activation vector is loaded once for both. Q8_0 (fused) takes its two rows from two sequential streams (rows i and count/2 + i; adjacent
-//    rows interleaved block by block streamed 30% slower from DRAM) with a software prefetch 2 KB ahead;
-//  * `@_silgen_name("llvm.prefetch.p0")` gives prefetcht0 (Swift has no prefetch).
-// Generated by scripts/kernels/gen_row_kernels.py from row_kernels_template.swift; the unpacking (with its written-out
-// lane expressions) is RowUnpack.swift, from row_unpack_template.swift.
+// 16 Int32 lanes, lanes 4m ..< 4m + 4 = block m, each a sum of 8 products, summed once per row by a fixed tree.
+// Q4_K's min term is an 8-lane FMA per super-block (scale * sum of the activation block), summed by a fixed tree.
+// Invariants:
+//  * bit-identity: the 1-, 2- and 4-row kernels (fused or not, paired or not, chunked or not) do, for each row,
+//    exactly the same f32 operations in the same order (the integer group sums are exact, the scale product ws * xs
+//    is one rounded f32 multiply everywhere), so a row's result does not depend on how many rows are computed with
+//    it: batched decoding == decoding alone, bit for bit (RowKernelBatchTests);
+//  * ranges: a lane sums 8 products |w| * |x| <= 128 * 32767 (Q8_0; Q4_0 8, Q5_0 16, Q4_K 15) or 4096 * 32767
+//    (Q6_K): at most 8 * 4096 * 32767 = 1.07e9 < 2^31, exact in Int32 (vpdpwssd wraps, never saturates).
+// The code's shape follows what Swift compiles to good AVX-512 code (unpack functions @inline(never), lanes written
+// out over byte pointers, no global `var` reads in the hot path, `pointer + opaque zero` to keep store-forwarded
+// memory operands): see docs/kernels.md for these rules, the measurements and what was tried, before changing it.
+// Hand-written (not generated); the unpacking, with its written-out lane expressions, is RowUnpack.swift, generated
+// by scripts/kernels/gen_row_kernels.py from scripts/kernels/row_unpack_template.swift (`make kernels`).
 
 /// 16 lanes of pairwise products, lane j = w[2j] x[2j] + w[2j+1] x[2j+1] (vpmaddwd).
 /// Written out lane by lane on purpose: a loop or SIMD conversions do not become vpmaddwd.

@@ -3,7 +3,7 @@
 // Per-layer attention (local window or global, RoPE base and scale) is computed once, as data.
 import GemmaFormats
 
-/// How the token embedding is scaled by sqrt(hiddenSize) (gemma3-semantics.md item 1).
+/// How the token embedding is scaled by sqrt(hiddenSize) (docs/gemma3-semantics.md item 1).
 public enum EmbeddingScale: String, Sendable, CaseIterable {
     /// Exact f32 sqrt(hidden), as llama.cpp and ollama (and so the GGUF goldens).
     case exact

@@ -1,5 +1,5 @@
 // The Gemma 3 text transformer, forward pass in f32 activations over memory-mapped quantized weights.
-// Follows transformers' Gemma3DecoderLayer.forward (see ../shared/reference/gemma3-semantics.md): embeddings scaled
+// Follows transformers' Gemma3DecoderLayer.forward (see docs/gemma3-semantics.md): embeddings scaled
 // by sqrt(hidden); per layer input norm -> attention (QK-norm before RoPE, GQA, query scale
 // query_pre_attn_scalar^-0.5, sliding window that includes the current token on local layers) -> post-attention norm
 // -> residual -> pre-FFN norm -> GeGLU (tanh GELU) -> post-FFN norm -> residual; final norm; tied output head.
@@ -15,6 +15,8 @@ public final class Gemma3Model: Sendable {
     public let checkpoint: Checkpoint
     /// The weights' copies on huge pages, if any (the matrices point into them).
     let weightCopies: [HugePageCopy]
+    /// Why `.auto` placement kept the weights in the file mapping (e.g. they exceed half the memory limit), else nil.
+    public let placementNote: String?
     public let pool: WorkerPool
     /// How small-batch (decode) products treat activations: `.fast` (int16-quantized, default) or `.exact` (f32).
     public var precision: Precision { options.precision }
@@ -68,11 +70,8 @@ public final class Gemma3Model: Sendable {
         self.options = options
         let regions = checkpoint.source.dataRegions
         let total = regions.reduce(0) { $0 + $1.bytes.count }
-        let copy: Bool = switch options.placement {
-        case .mapped: false
-        case .hugePages: true
-        case .auto: HugePageCopy.available && total <= HugePageCopy.physicalMemory / 2
-        }
+        let (copy, note) = HugePageCopy.decide(placement: options.placement, bytes: total)
+        placementNote = note
         let copies = copy ? regions.map { HugePageCopy(of: $0.bytes, releasingSource: $0.releasable) } : []
         weightCopies = copies.compactMap { $0 }
         // A tensor's bytes: in its region's copy when there is one (reading the file's pages again would map them

@@ -50,7 +50,7 @@ import Testing
     }
 
     @Test func workerPoolCoversEveryIndexOnce() {
-        for pool in [WorkerPool(threads: 2), WorkerPool(threads: 3)] {
+        for pool in [WorkerPool.shared(threads: 2), WorkerPool.shared(threads: 3)] {
             for count in [0, 1, 2, 3, 17, 31, 1000] { for minimum in [1, 4, 16] {
                 var hits = [Int](repeating: 0, count: count)
                 hits.withUnsafeMutableBufferPointer { h in

@@ -47,7 +47,7 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
         var y = [Float](repeating: .nan, count: batch * rows)
         bytes.withUnsafeBytes { raw in
             let m = WeightMatrix(type: type, rows: rows, cols: cols, base: raw.baseAddress!)
-            m.multiply(x, xStride: cols, batch: batch, into: &y, yStride: rows, pool: WorkerPool(threads: 2),
+            m.multiply(x, xStride: cols, batch: batch, into: &y, yStride: rows, pool: WorkerPool.shared(threads: 2),
                        scratch: MatmulScratch(workers: 2, maxCols: cols))
         }
         #expect(relativeError(y, deq, x, rows: rows, cols: cols, batch: batch) <= Self.relativeTolerance)
@@ -72,7 +72,7 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
                     var y = [Float](repeating: .nan, count: batch * rows)
                     bytes.withUnsafeBytes { raw in
                         let m = WeightMatrix(type: type, rows: rows, cols: cols, base: raw.baseAddress!)
-                        m.multiply(x, xStride: cols, batch: batch, into: &y, yStride: rows, precision: precision, pool: WorkerPool(threads: threads),
+                        m.multiply(x, xStride: cols, batch: batch, into: &y, yStride: rows, precision: precision, pool: WorkerPool.shared(threads: threads),
                                    scratch: MatmulScratch(workers: threads, maxCols: cols, maxBatch: batch))
                     }
                     worst[precision] = max(worst[precision] ?? 0, relativeError(y, deq, x, rows: rows, cols: cols, batch: batch))
@@ -96,7 +96,7 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
         var f0 = [Float](repeating: .nan, count: batch * rows[0]), f1 = [Float](repeating: .nan, count: batch * rows[1])
         var f2 = [Float](repeating: .nan, count: batch * rows[2])
         var alone = [f0, f1, f2]
-        let pool2 = WorkerPool(threads: 2), pool1 = WorkerPool(threads: 1)
+        let pool2 = WorkerPool.shared(threads: 2), pool1 = WorkerPool.shared(threads: 1)
         bytes[0].withUnsafeBytes { b0 in bytes[1].withUnsafeBytes { b1 in bytes[2].withUnsafeBytes { b2 in
             let m = [b0, b1, b2].enumerated().map { WeightMatrix(type: types[$0.offset], rows: rows[$0.offset], cols: cols, base: $0.element.baseAddress!) }
             f0.withUnsafeMutableBufferPointer { y0 in f1.withUnsafeMutableBufferPointer { y1 in f2.withUnsafeMutableBufferPointer { y2 in
@@ -128,7 +128,7 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
             var out = [Float](repeating: .nan, count: batch * rows)
             bytes.withUnsafeBytes { raw in
                 let m = WeightMatrix(type: type, rows: rows, cols: cols, base: raw.baseAddress!)
-                m.multiply(x, xStride: cols, batch: batch, into: &out, yStride: rows, precision: .fast, pool: WorkerPool(threads: threads),
+                m.multiply(x, xStride: cols, batch: batch, into: &out, yStride: rows, precision: .fast, pool: WorkerPool.shared(threads: threads),
                            scratch: MatmulScratch(workers: threads, maxCols: cols, maxBatch: batch))
             }
             y.append(out)
@@ -141,24 +141,35 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
 
 /// Decoding several sequences together must give each exactly what it gets alone: the row kernels compute groups
 /// of 4, 2 and 1 activation rows, and every group size must agree bit for bit with the one-row path (which takes
-/// 4 or 2 weight rows per pass where they are whole groups: cols 256 ... 2048 here).
+/// 4 or 2 weight rows per pass where they are whole groups: cols 256 ... 2048 here). Rows longer than
+/// `rowChunkBlocks` (128 blocks, 4096 weights) are unpacked and multiplied in chunks (dotRowsImpl's long-row path):
+/// 5376 (27B's hidden size), 6912 and 21504 (the down projections of 1B and 27B).
 @Suite struct RowKernelBatchTests {
-    @Test(arguments: [TensorType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K], [256, 640, 1024, 2048, 2560, 4096])
+    /// Every format at every width; 640 (20 blocks of 32) is no whole number of the K formats' 256-weight
+    /// super-blocks, so they take 768 (3 super-blocks) instead.
+    static let cases: [(TensorType, Int)] = [TensorType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K].flatMap { type in
+        [256, type.blockSize == 256 ? 768 : 640, 1024, 2048, 2560, 4096, 5376, 6912, 21504].map { (type, $0) }
+    }
+
+    @Test(arguments: cases)
     func everyBatchSizeGivesEachRowItsAloneResult(type: TensorType, cols: Int) throws {
-        guard cols % type.blockSize == 0 else { return }
-        let rows = 21, batch = 11
+        #expect(cols % type.blockSize == 0)
+        // Fewer rows for the long rows (still a group of 4, a pair and a single row at the end: 4 + 4 + 1).
+        let rows = cols > 4096 ? 9 : 21, batch = 11
         var r = SplitMix64(seed: UInt64(type.rawValue) * 7 + UInt64(cols))
         let bytes = try randomMatrix(type, rows: rows, cols: cols, &r)
         let x = r.floats(batch * cols, scale: 3)
-        let pool = WorkerPool(threads: 2)
+        let pool = WorkerPool.shared(threads: 2)
         bytes.withUnsafeBytes { raw in
             let m = WeightMatrix(type: type, rows: rows, cols: cols, base: raw.baseAddress!)
             var alone = [Float](repeating: .nan, count: batch * rows)
             let one = MatmulScratch(workers: 2, maxCols: cols, maxBatch: 1)
-            for t in 0..<batch {
-                x.withUnsafeBufferPointer { xs in
-                    m.multiply(xs.baseAddress! + t * cols, xStride: cols, batch: 1, into: &alone[t * rows], yStride: rows, allowGemm: false,
-                               pool: pool, scratch: one)
+            x.withUnsafeBufferPointer { xs in
+                alone.withUnsafeMutableBufferPointer { ys in
+                    for t in 0..<batch {
+                        m.multiply(xs.baseAddress! + t * cols, xStride: cols, batch: 1, into: ys.baseAddress! + t * rows, yStride: rows,
+                                   allowGemm: false, pool: pool, scratch: one)
+                    }
                 }
             }
             for n in [2, 3, 4, 5, 7, 8, 11] {
@@ -168,6 +179,15 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
                 let differing = (0..<n * rows).filter { together[$0].bitPattern != alone[$0].bitPattern }.count
                 #expect(differing == 0, "\(type) cols \(cols) batch \(n): \(differing) of \(n * rows) results differ from the row alone")
             }
+            #expect(alone.allSatisfy { $0.isFinite })
         }
+    }
+
+    /// The K formats' rows are whole 256-weight super-blocks: a width that is not is refused by the geometry
+    /// (`rowBytes` is nil), so no matrix of that shape can be made.
+    @Test(arguments: [TensorType.q4_K, .q6_K])
+    func kFormatsRefuseWidthsThatAreNotWholeSuperBlocks(type: TensorType) {
+        #expect(type.rowBytes(640) == nil)
+        #expect(type.rowBytes(768) == 3 * type.blockBytes)
     }
 }

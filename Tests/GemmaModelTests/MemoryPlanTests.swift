@@ -100,8 +100,7 @@ import GemmaModel
     }
 
     @Test func planFromFileMatchesConfig() throws {
-        let path = TestPaths.model
-        guard FileManager.default.fileExists(atPath: path) else { return }
+        guard let path = TestPaths.requireModel() else { return }
         let file = try GGUFFile(path: path)
         let config = try Gemma3Config(gguf: file)
         let fromFile = MemoryPlan(config: config, file: file, context: 32_768, kv: .f16)

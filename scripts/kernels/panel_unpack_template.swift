@@ -2,8 +2,8 @@ import GemmaFormats
 // Quantized weight rows unpacked to int16 in element order, one f32 scale per 32 (Q4_K also its min), for the int16
 // prompt GEMM (GemmInt16.swift), which transposes them into its panels. (The row kernels unpack into their own
 // chunk-interleaved layout, RowKernels.swift.) Values: q minus the format's offset; Q6_K times its per-16 int8
-// scale (|w| <= 4096). Lane expressions written out by scripts/kernels/gen_row_kernels.py (see RowKernels.swift's
-// header for why); generated from scripts/kernels/panel_unpack_template.swift.
+// scale (|w| <= 4096). The lane expressions are written out by the generator (line 1; RowKernels.swift's header
+// says why).
 
 /// Where `panelUnpack` writes: `w` (n * 32 int16), `ws` (n scales), `wm` (n mins, Q4_K).
 struct PanelUnpackTarget {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fidelity of an engine's logits against the exact reference: the metrics of /work/shared/goldens/fidelity-llamacpp.txt.
+"""Fidelity of an engine's logits against the exact reference: the metrics of Tests/Fixtures/fidelity-llamacpp.txt.
 
 Usage:
   python3 scripts/reference/fidelity.py REF.npy ENGINE(.npy | raw float32 file) [--vocab 262144] [--positions N]

@@ -6,7 +6,7 @@ Weights are dequantized with gguf-py (bit-identical to ggml's own dequantization
 whole forward pass is computed in float64. By default every op's result is stored as float32 (as an f32 engine
 stores its activations; `--storage f64` keeps float64 throughout); the logits are returned as float32.
 
-Semantics (docs: /work/shared/reference/gemma3-semantics.md), in GGUF conventions:
+Semantics (docs/gemma3-semantics.md), in GGUF conventions:
   * embeddings: token_embd[ids] * sqrt(hidden). Default the exact f32 sqrtf(hidden) as llama.cpp
     (25.298221588134766 for 270M); `--embed-scale bf16` uses the bf16-rounded value (25.25) of HF/JAX/gemma.cpp.
   * RMSNorm: x * rsqrt(mean(x^2) + eps) * w. llama.cpp's converter already stored Gemma's (1 + w) in the GGUF.
@@ -28,7 +28,7 @@ Command line:
   IDS.json: a JSON list of ids, or an object with "input_ids" or "ids" (e.g. reference-topk.json).
   --out writes float32 logits [n_positions x vocab] (an .npy written through a memory map, so 4097 x 262144 is fine).
   --topk-json writes per position the log-sum-exp (float64 over the float32 logits) and the top-K [id, logit]
-  sorted by logit, ties by lowest id: the format of /work/shared/goldens/reference-topk.json.
+  sorted by logit, ties by lowest id: the format of Tests/Fixtures/reference-topk.json.
   --greedy N: greedy-decode N tokens after the ids (argmax, ties by lowest id) and print them as JSON.
 As a library: `m = Gemma3Ref(path); m.logits(ids, positions)` or `m.forward_blocks(ids, positions)`.
 """
