@@ -28,15 +28,15 @@ public enum WeightPlacement: String, Sendable, CaseIterable {
 }
 
 /// Read-only bytes copied from a source range into an anonymous mapping advised for transparent huge pages.
-public final class HugePageCopy: @unchecked Sendable {  // immutable after init (mapped read-only)
-    public let base: UnsafeRawPointer
-    public let count: Int
+package final class HugePageCopy: @unchecked Sendable {  // immutable after init (mapped read-only)
+    package let base: UnsafeRawPointer
+    package let count: Int
     private let mapping: UnsafeMutableRawPointer
     private let mappingBytes: Int
     static let hugePage = 2 << 20
 
     /// Whether the kernel's transparent huge pages are available to `madvise` (mode `always` or `madvise`).
-    public static var available: Bool {
+    package static var available: Bool {
         #if os(Linux)
         guard let s = readText("/sys/kernel/mm/transparent_hugepage/enabled") else { return false }
         return s.contains("[always]") || s.contains("[madvise]")
@@ -46,13 +46,13 @@ public final class HugePageCopy: @unchecked Sendable {  // immutable after init 
     }
 
     /// Physical memory in bytes (0 if unknown).
-    public static var physicalMemory: Int {
+    package static var physicalMemory: Int {
         let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
         return pages > 0 && size > 0 ? pages * size : 0
     }
 
     /// This process's cgroup memory limit, if it has one (see `cgroupMemoryLimit(selfCgroup:read:)`).
-    public static var memoryLimit: (bytes: Int, source: String)? {
+    package static var memoryLimit: (bytes: Int, source: String)? {
         #if os(Linux)
         cgroupMemoryLimit(selfCgroup: readText("/proc/self/cgroup"), read: readText)
         #else
@@ -64,7 +64,7 @@ public final class HugePageCopy: @unchecked Sendable {  // immutable after init 
     /// it falls back to the file mapping. `.auto` copies when the kernel offers transparent huge pages and the
     /// weights take at most half of the memory limit: the physical memory or, if smaller, the cgroup's limit (the
     /// copy cannot be evicted, so in a container it must leave room for everything else).
-    public static func decide(placement: WeightPlacement, bytes: Int) -> (copy: Bool, note: String?) {
+    package static func decide(placement: WeightPlacement, bytes: Int) -> (copy: Bool, note: String?) {
         switch placement {
         case .mapped: (false, nil)
         case .hugePages: (true, nil)
@@ -132,7 +132,7 @@ public final class HugePageCopy: @unchecked Sendable {  // immutable after init 
 
     /// Copies the bytes `range` of `storage`, releasing the copied pages of the source only when `storage` is a
     /// read-only file mapping (`ByteStorage.isFileMapping`; owned heap bytes are never released).
-    public convenience init?(of storage: ByteStorage, range: Range<Int>) {
+    package convenience init?(of storage: ByteStorage, range: Range<Int>) {
         precondition(range.lowerBound >= 0 && range.upperBound <= storage.count, "range outside the storage")
         self.init(of: UnsafeRawBufferPointer(rebasing: storage.buffer[range]), releasingSource: storage.isFileMapping)
     }
@@ -141,7 +141,7 @@ public final class HugePageCopy: @unchecked Sendable {  // immutable after init 
     /// heap or other anonymous memory, whose released pages would read back as zeros): each copied piece's whole
     /// pages are dropped from this process (MADV_DONTNEED), rounded inward, so no byte outside `source` is touched.
     /// Nil if the anonymous mapping cannot be made (the caller keeps reading the source).
-    public init?(of source: UnsafeRawBufferPointer, releasingSource: Bool) {
+    package init?(of source: UnsafeRawBufferPointer, releasingSource: Bool) {
         guard let src = source.baseAddress, source.count > 0 else { return nil }
         let huge = Self.hugePage
         let len = (source.count + huge - 1) / huge * huge

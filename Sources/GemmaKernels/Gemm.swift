@@ -4,7 +4,7 @@
 // activation). Measurements: docs/kernels.md.
 
 @inline(__always)
-public func gemmMicro32x6(_ panel: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ xStride: Int, _ k: Int,
+package func gemmMicro32x6(_ panel: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ xStride: Int, _ k: Int,
                    _ y: UnsafeMutablePointer<Float>, _ yStride: Int, _ nt: Int) {
     let p = UnsafeRawPointer(panel)
     var c00 = SIMD16<Float>(), c01 = SIMD16<Float>(), c10 = SIMD16<Float>(), c11 = SIMD16<Float>()

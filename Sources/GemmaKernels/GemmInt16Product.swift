@@ -42,22 +42,22 @@ struct GemmInt16TokenJob: RangeJob {
 
 /// Tokens from which a product is split across workers by tokens rather than panels (see multiplyGemmInt16; below
 /// it, unpacking the weights twice costs more than the broadcasts saved: 10-20% slower per core at 64 tokens).
-public let gemmInt16TokenSplitMinimum = 96
+package let gemmInt16TokenSplitMinimum = 96
 
 /// Panels per dispatched slice at least: each slice broadcasts every activation pair once per 4-block pass for all of
 /// its panels (measured per core, Q5_0 640->1024 at 512 tokens: 85.2 G MAC/s with passes of 32 panels, 83.8 with 16,
 /// 78.3 with 8); the pool's default 4 slices per worker would leave 1-8 panels per slice on this model's shapes.
-public let gemmInt16MinimumPanels = 8
+package let gemmInt16MinimumPanels = 8
 
 extension WeightMatrix {
     /// The limit for `PanelActivations.quantize` with which `gemmPanelsInt16` is fastest for this format
     /// (16383 for Q6_K: one int32 conversion per block of 32 instead of two; error ~1.5x).
-    public var gemmInt16ActivationLimit: Int32 { layout?.activationLimit ?? 32767 }
+    package var gemmInt16ActivationLimit: Int32 { layout?.activationLimit ?? 32767 }
 
     /// `y[t][panels] = W[panels] . x[t]` for t < batch and the 32-row panels `panels` (e.g. 0..<rows / 32), by the
     /// int16 GEMM. `quantize`: quantize `x` into `a` first (false when `a` already holds `x`, e.g. k and v after q,
     /// with the same limit). `scratch`: `pool.threads * gemmInt16ScratchBytes` bytes, 64-byte aligned.
-    public func multiplyGemmInt16(_ x: UnsafePointer<Float>, xStride: Int, batch: Int, panels: Range<Int>,
+    package func multiplyGemmInt16(_ x: UnsafePointer<Float>, xStride: Int, batch: Int, panels: Range<Int>,
                                   into y: UnsafeMutablePointer<Float>, yStride: Int, quantize: Bool = true,
                                   activations a: PanelActivations, scratch: UnsafeMutableRawPointer, pool: WorkerPool) {
         guard batch > 0, !panels.isEmpty else { return }

@@ -4,16 +4,16 @@
 
 /// Rows of activations quantized per 32 elements: `q` (int16), `scales` (f32) and `scaledSums` (scale * sum of q,
 /// for formats with a min term such as Q4_K).
-public final class PanelActivations: @unchecked Sendable {  // written before a product, read-only during it
-    public let maxRows: Int
-    public let maxCols: Int
+package final class PanelActivations: @unchecked Sendable {  // written before a product, read-only during it
+    package let maxRows: Int
+    package let maxCols: Int
     let q: UnsafeMutablePointer<Int16>
     let scales, scaledSums: UnsafeMutablePointer<Float>
-    public private(set) var cols = 0
+    package private(set) var cols = 0
     /// The largest |q| of the last quantization: 32767, or 16383 for the int16 GEMM's Q6_K (see GemmInt16.swift).
-    public private(set) var qMax: Int32 = 32767
+    package private(set) var qMax: Int32 = 32767
 
-    public init(maxRows: Int, maxCols: Int) {
+    package init(maxRows: Int, maxCols: Int) {
         self.maxRows = max(1, maxRows)
         self.maxCols = (maxCols + 31) / 32 * 32
         // 64-byte aligned rows (maxCols % 32 == 0): the row kernels' zmm loads of activations never split cache lines (+10%).
@@ -32,13 +32,13 @@ public final class PanelActivations: @unchecked Sendable {  // written before a 
 
     /// Quantizes `rows` rows of `cols` floats (`cols % 32 == 0`), `stride` floats apart. Rounds half away from zero.
     /// `limit`: the largest |q| (32767; 16383 lets the int16 GEMM sum a Q6_K block of 32 in int32 without overflow).
-    public func quantize(_ x: UnsafePointer<Float>, stride: Int, rows: Int, cols: Int, limit: Int32 = 32767) {
+    package func quantize(_ x: UnsafePointer<Float>, stride: Int, rows: Int, cols: Int, limit: Int32 = 32767) {
         prepare(cols: cols, limit: limit)
         quantizeRows(x, stride: stride, rows: 0..<rows, cols: cols, limit: limit)
     }
 
     /// Sets the row width and limit for `quantizeRows` (once, before the workers quantize their rows).
-    public func prepare(cols: Int, limit: Int32 = 32767) {
+    package func prepare(cols: Int, limit: Int32 = 32767) {
         precondition(cols <= maxCols && cols % 32 == 0 && limit > 0 && limit <= 32767)
         self.cols = cols
         self.qMax = limit
@@ -46,7 +46,7 @@ public final class PanelActivations: @unchecked Sendable {  // written before a 
 
     /// Quantizes the rows in `rows` only (`x` points at row 0), e.g. one worker's share of a prefill batch: the same
     /// values as `quantize`. `cols` and `limit` must be those given to `prepare`.
-    public func quantizeRows(_ x: UnsafePointer<Float>, stride: Int, rows: Range<Int>, cols: Int, limit: Int32 = 32767) {
+    package func quantizeRows(_ x: UnsafePointer<Float>, stride: Int, rows: Range<Int>, cols: Int, limit: Int32 = 32767) {
         precondition(rows.upperBound <= maxRows && cols <= maxCols && cols % 32 == 0)
         let lim = Float(limit)
         // Written so that LLVM vectorizes both loops (7.7x faster than max(abs) and Int16(rounded), whose NaN

@@ -11,12 +11,12 @@
 /// Rows of activations quantized per 32 elements: `q` (int16, chunk-interleaved), `scales` (f32 per block),
 /// `expandedScales` (each block's scale 4 times, 16 per group of 4 blocks) and `scaledSums` (scale * sum of q per
 /// block, for formats with a min term such as Q4_K).
-public final class QuantizedActivations: @unchecked Sendable {  // written before a product, read-only during it
-    public let maxRows: Int
-    public let maxCols: Int
+package final class QuantizedActivations: @unchecked Sendable {  // written before a product, read-only during it
+    package let maxRows: Int
+    package let maxCols: Int
     let q: UnsafeMutablePointer<Int16>
     let scales, scaledSums, expandedScales: UnsafeMutablePointer<Float>
-    public private(set) var cols = 0
+    package private(set) var cols = 0
 
     /// Row width in the buffers: `cols` rounded up to a multiple of 128 (a whole number of 4-block groups).
     @inline(__always) static func paddedCols(_ cols: Int) -> Int { (cols &+ 127) & ~127 }
@@ -27,7 +27,7 @@ public final class QuantizedActivations: @unchecked Sendable {  // written befor
         return (b &>> 2) &* 128 &+ (e &>> 3) &* 32 &+ (b & 3) &* 8 &+ (e & 7)
     }
 
-    public init(maxRows: Int, maxCols: Int) {
+    package init(maxRows: Int, maxCols: Int) {
         self.maxRows = max(1, maxRows)
         self.maxCols = Self.paddedCols(maxCols)
         // 64-byte aligned rows (maxCols % 128 == 0): the row kernels' zmm loads never split cache lines (+10%).
@@ -47,7 +47,7 @@ public final class QuantizedActivations: @unchecked Sendable {  // written befor
     }
 
     /// Quantizes `rows` rows of `cols` floats (`cols % 32 == 0`), `stride` floats apart. Rounds half away from zero.
-    public func quantize(_ x: UnsafePointer<Float>, stride: Int, rows: Int, cols: Int) {
+    package func quantize(_ x: UnsafePointer<Float>, stride: Int, rows: Int, cols: Int) {
         precondition(rows <= maxRows && cols <= maxCols && cols % 32 == 0)
         self.cols = cols
         let pc = Self.paddedCols(cols), nb = cols / 32
@@ -94,7 +94,7 @@ public final class QuantizedActivations: @unchecked Sendable {  // written befor
     }
 
     /// Element `i` of row `r`, dequantized (scale * q), in f64.
-    public func value(_ r: Int, _ i: Int) -> Double {
+    package func value(_ r: Int, _ i: Int) -> Double {
         let x = row(r)
         return Double(x.q[Self.position(i)]) * Double(x.d[i / 32])
     }

@@ -99,7 +99,7 @@ let rowChunkGroups = rowChunkBlocks / 4
 
 /// Scratch bytes `dotRows` needs (per concurrent caller, ~12 KB): 8 KB of int16 weights, 2 KB of expanded weight
 /// scales, 512 B of mins, the 4-row reduction slots and a zero block.
-public let rowKernelScratchBytes = rowChunkBlocks * (64 + 16 + 4) + 4 * 80 * 4 + 64 + 64
+package let rowKernelScratchBytes = rowChunkBlocks * (64 + 16 + 4) + 4 * 80 * 4 + 64 + 64
 
 @usableFromInline struct RowScratch {
     var w: UnsafeMutablePointer<Int16>   // rowChunkGroups groups of 128 unpacked weights (chunk-interleaved)
@@ -660,7 +660,7 @@ func dotRowsTail(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: Qu
 }
 
 /// `W[row] . x[r]` for activation row `r` of `a` (the one-row kernels; bit-identical to any batched computation).
-public func dotRow(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: QuantizedActivations, _ r: Int) -> Float {
+package func dotRow(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: QuantizedActivations, _ r: Int) -> Float {
     withUnsafeTemporaryAllocation(byteCount: rowKernelScratchBytes, alignment: 64) { buf in
         var y: Float = 0
         dotRows(type, row, cols: cols, a, batch: 1, into: &y, yStride: 1, buf.baseAddress!, firstRow: r)
@@ -671,7 +671,7 @@ public func dotRow(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: 
 /// Scalar twin of the row kernels: the weights dequantized by GemmaFormats (gguf-py's values) times the dequantized
 /// activations (`QuantizedActivations.value`, which undoes the chunk-interleaved layout), summed in f64. Agrees with
 /// the kernels to about 1e-7 of sum |w x|.
-public func dotRowReference(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: QuantizedActivations, _ r: Int) -> Double {
+package func dotRowReference(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: QuantizedActivations, _ r: Int) -> Double {
     var w = [Float](repeating: 0, count: cols)
     try? type.dequantize(row, count: cols, into: &w)
     var s = 0.0

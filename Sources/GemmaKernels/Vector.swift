@@ -3,7 +3,7 @@
 
 /// Dot product of `n` floats.
 @inlinable
-public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+package func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
     let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
     var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
     var i = 0
@@ -28,7 +28,7 @@ public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) 
 }
 
 /// Dot product, the plain scalar twin of `dot` (for tests).
-public func dotScalar(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+package func dotScalar(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
     var s: Double = 0
     for i in 0..<n { s += Double(a[i]) * Double(b[i]) }
     return Float(s)
@@ -37,7 +37,7 @@ public func dotScalar(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n:
 /// RMSNorm: `out = x * rsqrt(mean(x²) + eps) * (offset + w)`, in f32. Gemma stores w zero-centred (offset 1);
 /// GGUF converters bake the 1 in (offset 0). `out` may alias `x`.
 @inlinable
-public func rmsNorm(_ x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, offset: Float, eps: Float, count n: Int,
+package func rmsNorm(_ x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, offset: Float, eps: Float, count n: Int,
                     into out: UnsafeMutablePointer<Float>) {
     let ss = dot(x, x, n)
     let scale = 1 / (ss / Float(n) + eps).squareRoot()
@@ -48,7 +48,7 @@ public func rmsNorm(_ x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, o
 /// a degree-6 Taylor polynomial for e^r (|r| <= ln2/2, truncation < 1.3e-7), and 2^k built in the exponent bits.
 /// Branch-free, so loops over it vectorize (libm's expf is a call per element).
 @inlinable @inline(__always)
-public func expFast(_ x: Float) -> Float {
+package func expFast(_ x: Float) -> Float {
     let x = min(max(x, -87.3), 88.0)
     let t = x * 1.442_695_04 + 12_582_912  // adding 1.5·2^23 rounds to an integer in the low mantissa bits
     let k = t - 12_582_912
@@ -67,7 +67,7 @@ public func expFast(_ x: Float) -> Float {
 /// GELU with the tanh approximation (`gelu_pytorch_tanh`): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))),
 /// with tanh(u) = 1 - 2 / (e^(2u) + 1) on `expFast` (absolute error of tanh about 1e-7).
 @inlinable @inline(__always)
-public func geluTanh(_ x: Float) -> Float {
+package func geluTanh(_ x: Float) -> Float {
     let c: Float = 0.797_884_560_802_865_4  // sqrt(2/pi)
     let u = c * (x + 0.044715 * x * x * x)
     return 0.5 * x * (2 - 2 / (expFast(2 * u) + 1))
@@ -75,20 +75,20 @@ public func geluTanh(_ x: Float) -> Float {
 
 /// In place: `a[i] = gelu_tanh(a[i]) * b[i]` (GeGLU).
 @inlinable
-public func gegluInPlace(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) {
+package func gegluInPlace(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) {
     for i in 0..<n { a[i] = geluTanh(a[i]) * b[i] }
 }
 
 /// `y += x` over `n` floats.
 @inlinable
-public func addInPlace(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
+package func addInPlace(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
     for i in 0..<n { y[i] += x[i] }
 }
 
 /// In-place softmax of `n` logits (f32, max-subtracted); returns the sum of exponentials before normalization.
 @inlinable
 @discardableResult
-public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
+package func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
     var m = -Float.infinity
     for i in 0..<n { m = max(m, x[i]) }
     for i in 0..<n { x[i] = expFast(x[i] - m) }

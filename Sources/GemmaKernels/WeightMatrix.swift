@@ -16,25 +16,25 @@ public enum Precision: String, Sendable, CaseIterable {
     case exact
 }
 
-public struct WeightMatrix: @unchecked Sendable {  // points into a read-only mapping that the model keeps alive
+package struct WeightMatrix: @unchecked Sendable {  // points into a read-only mapping that the model keeps alive
     /// How the rows are stored.
-    public let encoding: WeightEncoding
+    package let encoding: WeightEncoding
     /// Output features (rows of W).
-    public let rows: Int
+    package let rows: Int
     /// Input features (elements per row).
-    public let cols: Int
-    public let base: UnsafeRawPointer
-    public let rowBytes: Int
+    package let cols: Int
+    package let base: UnsafeRawPointer
+    package let rowBytes: Int
     /// The integer kernels' layout of the rows, when they compute on them directly.
-    public let layout: IntegerLayout?
+    package let layout: IntegerLayout?
     /// The ggml block type the integer kernels unpack (meaningful only when `layout` is set).
     let blockType: TensorType
     /// Batches at least this large use the panel GEMM.
-    public static let gemmMinimumBatch = 8
+    package static let gemmMinimumBatch = 8
 
     /// A matrix of `rows` x `cols` elements stored in `encoding` at `base` (rows one after the other). The encoding
     /// must be computable (`canDequantize`) and `cols` a whole number of its blocks.
-    public init(encoding: WeightEncoding, rows: Int, cols: Int, base: UnsafeRawPointer) {
+    package init(encoding: WeightEncoding, rows: Int, cols: Int, base: UnsafeRawPointer) {
         precondition(encoding.canDequantize && encoding.rowBytes(cols) != nil)
         self.encoding = encoding
         self.rows = rows
@@ -46,17 +46,17 @@ public struct WeightMatrix: @unchecked Sendable {  // points into a read-only ma
     }
 
     /// A matrix of a ggml tensor type (see `init(encoding:rows:cols:base:)`).
-    public init(type: TensorType, rows: Int, cols: Int, base: UnsafeRawPointer) {
+    package init(type: TensorType, rows: Int, cols: Int, base: UnsafeRawPointer) {
         guard let e = WeightEncoding.of(type) else { preconditionFailure("no weight encoding for \(type)") }
         self.init(encoding: e, rows: rows, cols: cols, base: base)
     }
 
     /// The ggml tensor type of the rows, when the encoding has one.
-    public var type: TensorType? { encoding.tensorType }
+    package var type: TensorType? { encoding.tensorType }
 
     /// Dequantizes row `r` into `out` (`cols` floats).
     @inlinable
-    public func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+    package func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
         if encoding.tensorType == .f32 {
             out.update(from: (base + r * rowBytes).assumingMemoryBound(to: Float.self), count: cols)
             return
@@ -67,11 +67,11 @@ public struct WeightMatrix: @unchecked Sendable {  // points into a read-only ma
 }
 
 /// Scratch for matrix products: per worker a dequantized row and a GEMM panel; shared quantized activations.
-public final class MatmulScratch: @unchecked Sendable {  // each worker uses only its own row and panel
+package final class MatmulScratch: @unchecked Sendable {  // each worker uses only its own row and panel
     let rows: UnsafeMutablePointer<Float>
     let panels: UnsafeMutablePointer<Float>
     let stride: Int
-    public let activations: QuantizedActivations
+    package let activations: QuantizedActivations
     /// Per worker: the row kernels' unpacked weights (`rowKernelScratchBytes`, 64-byte aligned).
     let rowKernel: UnsafeMutableRawPointer
     /// Per worker: the int16 GEMM's panels (`gemmInt16ScratchBytes`); nil when batches never reach the GEMM.
@@ -79,7 +79,7 @@ public final class MatmulScratch: @unchecked Sendable {  // each worker uses onl
     /// The int16 GEMM's activations (element order; the row kernels' are chunk-interleaved).
     let gemmActivations: PanelActivations
 
-    public init(workers: Int, maxCols: Int, maxBatch: Int = 1) {
+    package init(workers: Int, maxCols: Int, maxBatch: Int = 1) {
         stride = (maxCols + 31) / 32 * 32
         rows = .allocate(capacity: workers * stride)
         panels = .allocate(capacity: workers * 32 * stride)
@@ -106,7 +106,7 @@ extension WeightMatrix {
     /// `y[t][rowRange] = W[rowRange] · x[t]` for `t < batch`; x rows are `xStride` floats apart, y rows `yStride`.
     /// Rows of W are split across the pool's workers. With `allowGemm` false, batches never take the GEMM, so that
     /// each activation row gets the same arithmetic whatever else is in the batch (decoding several sequences).
-    public func multiply(_ x: UnsafePointer<Float>, xStride: Int, batch: Int,
+    package func multiply(_ x: UnsafePointer<Float>, xStride: Int, batch: Int,
                          into y: UnsafeMutablePointer<Float>, yStride: Int,
                          rowRange: Range<Int>? = nil, precision: Precision = .fast, allowGemm: Bool = true,
                          pool: WorkerPool, scratch: MatmulScratch) {
@@ -142,7 +142,7 @@ extension WeightMatrix {
     /// `y_i = W_i · x` for two or three matrices over the same activations (q/k/v, gate/up), as one product:
     /// small batches quantize `x` once and split all the matrices' rows across the workers in one dispatch.
     /// Each output gets exactly the arithmetic of `multiply` on its own.
-    public static func multiply(_ m: (WeightMatrix, WeightMatrix, WeightMatrix?), _ x: UnsafePointer<Float>, xStride: Int, batch: Int,
+    package static func multiply(_ m: (WeightMatrix, WeightMatrix, WeightMatrix?), _ x: UnsafePointer<Float>, xStride: Int, batch: Int,
                                 into y: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?),
                                 yStride: (Int, Int, Int), precision: Precision = .fast, allowGemm: Bool = true,
                                 pool: WorkerPool, scratch: MatmulScratch) {

@@ -15,7 +15,7 @@ import Darwin
 /// count once, each on one worker (`worker` indexes per-worker scratch; a worker may get several slices).
 /// Jobs are plain structs (their fields are what a closure would capture): handing one to the workers allocates
 /// nothing, unlike a closure, whose context must be boxed to cross threads.
-public protocol RangeJob {
+package protocol RangeJob {
     func run(worker: Int, range: Range<Int>)
 }
 
@@ -42,8 +42,8 @@ private struct ClosureJob: RangeJob {
     func run(worker: Int, range: Range<Int>) { body(worker, range) }
 }
 
-public final class WorkerPool: @unchecked Sendable {  // the job is published through the generation counter
-    public let threads: Int
+package final class WorkerPool: @unchecked Sendable {  // the job is published through the generation counter
+    package let threads: Int
     /// Polls of the generation counter before a worker goes to sleep (~100 µs).
     static let spinLimit = 50_000
 
@@ -65,7 +65,7 @@ public final class WorkerPool: @unchecked Sendable {  // the job is published th
     private static let shared = Mutex<[Int: WorkerPool]>([:])
 
     /// The pool with `threads` workers, created on first use and shared.
-    public static func shared(threads: Int) -> WorkerPool {
+    package static func shared(threads: Int) -> WorkerPool {
         let n = max(1, threads)
         return shared.withLock { pools in
             if let p = pools[n] { return p }
@@ -76,7 +76,7 @@ public final class WorkerPool: @unchecked Sendable {  // the job is published th
     }
 
     /// A pool of its own with `threads` workers (its threads live as long as the process).
-    public init(threads: Int) {
+    package init(threads: Int) {
         self.threads = max(1, threads)
         mutex = .allocate(capacity: 1)
         wake = .allocate(capacity: 1)
@@ -128,7 +128,7 @@ public final class WorkerPool: @unchecked Sendable {  // the job is published th
     /// Calls `job.run(worker:range:)` for contiguous slices of `0..<count` (up to `chunksPerWorker` per worker, none
     /// shorter than `minimumPerWorker` unless `count` is), which the workers claim in turn, and returns when all are
     /// done. A worker may run several slices; which worker runs which slice varies. Allocates nothing.
-    public func parallelFor<J: RangeJob>(_ count: Int, minimumPerWorker: Int = 1, _ job: J) {
+    package func parallelFor<J: RangeJob>(_ count: Int, minimumPerWorker: Int = 1, _ job: J) {
         let chunks = max(1, min(threads * Self.chunksPerWorker, count / max(minimumPerWorker, 1)))
         if chunks == 1 || threads == 1 {
             if count > 0 { job.run(worker: 0, range: 0..<count) }
@@ -161,7 +161,7 @@ public final class WorkerPool: @unchecked Sendable {  // the job is published th
     }
 
     /// `parallelFor` with a closure (boxes the closure's context once per call; hot paths use `RangeJob` structs).
-    public func parallelFor(_ count: Int, minimumPerWorker: Int = 1, _ body: (Int, Range<Int>) -> Void) {
+    package func parallelFor(_ count: Int, minimumPerWorker: Int = 1, _ body: (Int, Range<Int>) -> Void) {
         withoutActuallyEscaping(body) { b in parallelFor(count, minimumPerWorker: minimumPerWorker, ClosureJob(body: b)) }
     }
 }

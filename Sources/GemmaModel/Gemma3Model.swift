@@ -10,14 +10,14 @@ import GemmaKernels
 /// A loaded model: immutable, safe to share between tasks. Per-sequence state lives in `Gemma3State`.
 public final class Gemma3Model: Sendable {
     public let config: Gemma3Config
-    public let weights: Gemma3Weights
+    package let weights: Gemma3Weights
     /// What the model was loaded from: tensor source, naming, norm convention (and the GGUF file, if it is one).
     public let checkpoint: Checkpoint
     /// The weights' copies on huge pages, if any (the matrices point into them).
     let weightCopies: [HugePageCopy]
     /// Why `.auto` placement kept the weights in the file mapping (e.g. they exceed half the memory limit), else nil.
     public let placementNote: String?
-    public let pool: WorkerPool
+    package let pool: WorkerPool
     /// How small-batch (decode) products treat activations: `.fast` (int16-quantized, default) or `.exact` (f32).
     public var precision: Precision { options.precision }
     /// The choices the model was loaded with (threads, precision, placement, KV storage, embedding scale).
@@ -119,7 +119,7 @@ public final class Gemma3Model: Sendable {
 
     /// Activation buffers for forward steps of up to `maxRows` token rows over contexts of up to `maxContext`.
     /// One workspace can serve many sequences (batched decoding), one step at a time.
-    public func makeWorkspace(maxRows: Int, maxContext: Int? = nil) -> Workspace {
+    package func makeWorkspace(maxRows: Int, maxContext: Int? = nil) -> Workspace {
         Workspace(config: config, maxRows: maxRows, maxContext: min(maxContext ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings),
                   workers: pool.threads, ropeKinds: ropeInvFreq.count)
     }
@@ -227,7 +227,7 @@ public final class Gemma3Model: Sendable {
     /// One step for several sequences at once: every sequence's new tokens go through the model together (each
     /// weight matrix is read once for all of them), and `body(sequence, logits)` sees each sequence's last-token
     /// logits. The total number of tokens must fit the workspace's rows.
-    public func forward(batch: [(state: Gemma3State, tokens: [Int])], workspace w: Workspace,
+    package func forward(batch: [(state: Gemma3State, tokens: [Int])], workspace w: Workspace,
                         _ body: (Int, UnsafeBufferPointer<Float>) -> Void) throws(ModelError) {
         let total = batch.reduce(0) { $0 + $1.tokens.count }
         guard total <= w.maxRows else { throw .input("\(total) tokens exceed the workspace's \(w.maxRows) rows") }
@@ -281,7 +281,7 @@ public final class Gemma3Model: Sendable {
 /// The state of one sequence: its KV cache, and a workspace for stepping it alone.
 public final class Gemma3State {
     public let cache: KVCache
-    public let workspace: Workspace
+    package let workspace: Workspace
 
     init(cache: KVCache, workspace: Workspace) {
         self.cache = cache

@@ -51,34 +51,34 @@ public enum TensorNaming: Sendable, Equatable {
 }
 
 /// One decoder layer's weights. Matrix shapes are (rows = output features) x (cols = input features).
-public struct Gemma3LayerWeights: Sendable {
-    public let inputNorm: [Float]            // (hidden)
-    public let q: WeightMatrix               // (heads * headDim, hidden)
-    public let k: WeightMatrix               // (kvHeads * headDim, hidden)
-    public let v: WeightMatrix               // (kvHeads * headDim, hidden)
-    public let o: WeightMatrix               // (hidden, heads * headDim)
-    public let qNorm: [Float]                // (headDim)
-    public let kNorm: [Float]                // (headDim)
-    public let postAttentionNorm: [Float]    // (hidden)
-    public let preFeedforwardNorm: [Float]   // (hidden)
-    public let gate: WeightMatrix            // (intermediate, hidden)
-    public let up: WeightMatrix              // (intermediate, hidden)
-    public let down: WeightMatrix            // (hidden, intermediate)
-    public let postFeedforwardNorm: [Float]  // (hidden)
+package struct Gemma3LayerWeights: Sendable {
+    package let inputNorm: [Float]            // (hidden)
+    package let q: WeightMatrix               // (heads * headDim, hidden)
+    package let k: WeightMatrix               // (kvHeads * headDim, hidden)
+    package let v: WeightMatrix               // (kvHeads * headDim, hidden)
+    package let o: WeightMatrix               // (hidden, heads * headDim)
+    package let qNorm: [Float]                // (headDim)
+    package let kNorm: [Float]                // (headDim)
+    package let postAttentionNorm: [Float]    // (hidden)
+    package let preFeedforwardNorm: [Float]   // (hidden)
+    package let gate: WeightMatrix            // (intermediate, hidden)
+    package let up: WeightMatrix              // (intermediate, hidden)
+    package let down: WeightMatrix            // (hidden, intermediate)
+    package let postFeedforwardNorm: [Float]  // (hidden)
 }
 
 /// All weights of a Gemma 3 text model.
-public struct Gemma3Weights: Sendable {
-    public let embedding: WeightMatrix       // (vocab, hidden); also the tied output head
-    public let finalNorm: [Float]            // (hidden)
-    public let layers: [Gemma3LayerWeights]
+package struct Gemma3Weights: Sendable {
+    package let embedding: WeightMatrix       // (vocab, hidden); also the tied output head
+    package let finalNorm: [Float]            // (hidden)
+    package let layers: [Gemma3LayerWeights]
     /// Added to every norm weight: 0 for GGUF (converters bake Gemma's 1 + w in), 1 for HF checkpoints.
-    public let normOffset: Float
+    package let normOffset: Float
 
     /// Binds every weight of `source` under `naming`, checking shapes (PyTorch order) against `config`.
     /// `normOffset` is added to every norm weight (0 for GGUF, whose converters bake Gemma's 1 + w in; 1 for HF).
     /// `rebase` maps a tensor's bytes in the source to where the model reads them (a weight copy), if elsewhere.
-    public init(source: any TensorSource, naming: TensorNaming, normOffset: Float, config c: Gemma3Config,
+    package init(source: any TensorSource, naming: TensorNaming, normOffset: Float, config c: Gemma3Config,
                 rebase: (UnsafeRawPointer) -> UnsafeRawPointer = { $0 }) throws(ModelError) {
         func tensor(_ w: Gemma3Weight, _ shape: [Int]) throws(ModelError) -> (SourceTensor, WeightEncoding) {
             let name = naming.name(of: w)

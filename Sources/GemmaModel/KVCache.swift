@@ -43,12 +43,12 @@ public enum KVStorage: String, Sendable, CaseIterable {
 
 /// One layer's keys and values: `slots` positions of `kvDim` values each, either every position (global layers)
 /// or a ring over the last `slots` positions (local layers).
-public final class LayerKV {
-    public let kvDim: Int
-    public let storage: KVStorage
+package final class LayerKV {
+    package let kvDim: Int
+    package let storage: KVStorage
     /// True for a ring: position p lives in slot p % slots.
-    public let isRing: Bool
-    public private(set) var slots: Int
+    package let isRing: Bool
+    package private(set) var slots: Int
     private let rowBytes: Int
     private var keys: UnsafeMutableRawPointer
     private var values: UnsafeMutableRawPointer
@@ -69,7 +69,7 @@ public final class LayerKV {
         values.deallocate()
     }
 
-    public var bytes: Int { 2 * slots * rowBytes }
+    package var bytes: Int { 2 * slots * rowBytes }
 
     /// Grows a full (non-ring) layer to hold `positions`, keeping what it holds.
     func reserve(_ positions: Int) {
@@ -152,7 +152,7 @@ public final class LayerKV {
 
 /// The cache of one sequence: a `LayerKV` per layer, the number of positions stored, and the tokens they hold.
 public final class KVCache {
-    public let layers: [LayerKV]
+    package let layers: [LayerKV]
     /// Positions the cache may hold (the model's context, or less).
     public let capacity: Int
     /// The tokens whose keys and values are stored, in order (positions 0..<count).

@@ -201,13 +201,13 @@ public struct MemoryPlan: Sendable, Equatable {
 ///   all-global cache (12.885, 16.643 GB), and no count from the published configs reaches it (8-bit KV, attention
 ///   heads instead of KV heads, hidden size as head dim, the vision tower, GiB, the sliding window: all checked,
 ///   all fail). So the 12B and 27B "+KV" cells are low by that unexplained ~2 GB, while their weights match.
-public enum GemmaReportTable3 {
+package enum GemmaReportTable3 {
     /// The table's columns.
-    public enum Column: String, Sendable, CaseIterable {
+    package enum Column: String, Sendable, CaseIterable {
         case bf16 = "bf16", int4 = "int4", int4Blocks32 = "int4-b32", sfp8 = "sfp8"
 
         /// The weight format of the column.
-        public var format: WeightEncoding {
+        package var format: WeightEncoding {
             switch self {
             case .bf16: .bf16
             case .int4: .int4
@@ -217,7 +217,7 @@ public enum GemmaReportTable3 {
         }
 
         /// The report's header for the column.
-        public var header: String {
+        package var header: String {
             switch self {
             case .bf16: "Raw bf16"
             case .int4: "Int4"
@@ -227,7 +227,7 @@ public enum GemmaReportTable3 {
         }
 
         /// Bytes per weight of the nominal convention; nil for Int4 blocks=32, which fits no single rate.
-        public var nominalBytesPerWeight: Double? {
+        package var nominalBytesPerWeight: Double? {
             switch self {
             case .bf16: 2
             case .int4: 0.5
@@ -238,13 +238,13 @@ public enum GemmaReportTable3 {
     }
 
     /// The sizes the table lists.
-    public static let sizes: [Gemma3Size] = [.b1, .b4, .b12, .b27]
+    package static let sizes: [Gemma3Size] = [.b1, .b4, .b12, .b27]
 
     /// The context length of the table.
-    public static let context = 32_768
+    package static let context = 32_768
 
     /// The nominal model size N of the report (parameters): 1, 4, 12, 27 billion.
-    public static func nominalParameters(_ size: Gemma3Size) -> Int {
+    package static func nominalParameters(_ size: Gemma3Size) -> Int {
         switch size {
         case .m270: 270_000_000
         case .b1: 1_000_000_000
@@ -255,10 +255,10 @@ public enum GemmaReportTable3 {
     }
 
     /// Whether the size has the vision tower (4B, 12B, 27B).
-    public static func hasVision(_ size: Gemma3Size) -> Bool { size != .b1 && size != .m270 }
+    package static func hasVision(_ size: Gemma3Size) -> Bool { size != .b1 && size != .m270 }
 
     /// The report's values in GB: [size: [column: (weights, weights + KV)]].
-    public static let reported: [Gemma3Size: [Column: (weights: Double, withKV: Double)]] = [
+    package static let reported: [Gemma3Size: [Column: (weights: Double, withKV: Double)]] = [
         .b1: [.bf16: (2.0, 2.9), .int4: (0.5, 1.4), .int4Blocks32: (0.7, 1.6), .sfp8: (1.0, 1.9)],
         .b4: [.bf16: (8.0, 12.7), .int4: (2.6, 7.3), .int4Blocks32: (2.9, 7.6), .sfp8: (4.4, 9.1)],
         .b12: [.bf16: (24.0, 38.9), .int4: (6.6, 21.5), .int4Blocks32: (7.1, 22.0), .sfp8: (12.4, 27.3)],
@@ -266,41 +266,41 @@ public enum GemmaReportTable3 {
     ]
 
     /// The report's KV in GB: weights + KV minus weights in the raw column (the same in every column to 0.1).
-    public static func reportedKV(_ size: Gemma3Size) -> Double {
+    package static func reportedKV(_ size: Gemma3Size) -> Double {
         let r = reported[size]![.bf16]!
         return r.withKV - r.weights
     }
 
     /// One cell of the table beside our count.
-    public struct Cell: Sendable, Equatable {
-        public let size: Gemma3Size
-        public let column: Column
-        public let withKV: Bool
+    package struct Cell: Sendable, Equatable {
+        package let size: Gemma3Size
+        package let column: Column
+        package let withKV: Bool
         /// The report's value in GB.
-        public let reportedGB: Double
+        package let reportedGB: Double
         /// Our weights in bytes (``weightBytes(_:_:)``).
-        public let weightBytes: Int
+        package let weightBytes: Int
         /// Our KV in bytes: the all-global bf16 cache for "+KV" cells, else 0.
-        public let kvBytes: Int
+        package let kvBytes: Int
         /// Our count in bytes.
-        public var bytes: Int { weightBytes + kvBytes }
+        package var bytes: Int { weightBytes + kvBytes }
         /// Our count in GB (10^9 bytes).
-        public var gb: Double { Double(bytes) / 1e9 }
+        package var gb: Double { Double(bytes) / 1e9 }
         /// Relative difference of ours from the report's (0.01 = 1% more).
-        public var relativeDifference: Double { gb / reportedGB - 1 }
+        package var relativeDifference: Double { gb / reportedGB - 1 }
     }
 
     /// The config plan of a cell: the size's config at 32,768 tokens, bf16 KV, the vision tower (bf16) for the
     /// sizes that have one. Its `allGlobalKV` is the table's KV, its `kv` the ring the engine allocates; its weights
     /// are the real tensor count, which the table uses only for Int4 blocks=32.
-    public static func plan(_ size: Gemma3Size, _ column: Column) -> MemoryPlan {
+    package static func plan(_ size: Gemma3Size, _ column: Column) -> MemoryPlan {
         MemoryPlan(size: size, context: context, weights: column.format, kv: .bf16,
                    includeVision: hasVision(size), visionFormat: .bf16)
     }
 
     /// The table's weights for a cell, in bytes: nominal N with the vision tower at bf16 and the rest at the column's
     /// rate; Int4 blocks=32 from the config (``plan(_:_:)``).
-    public static func weightBytes(_ size: Gemma3Size, _ column: Column) -> Int {
+    package static func weightBytes(_ size: Gemma3Size, _ column: Column) -> Int {
         guard let rate = column.nominalBytesPerWeight else { return plan(size, column).weights.total }
         let config = Gemma3Config.known(size)
         let vision = hasVision(size) ? GemmaVisionTower.parameters(hiddenSize: config.hiddenSize) : 0
@@ -308,10 +308,10 @@ public enum GemmaReportTable3 {
     }
 
     /// The table's KV for a size, in bytes: bf16 K and V of every layer at 32,768 positions.
-    public static func kvBytes(_ size: Gemma3Size) -> Int { plan(size, .bf16).allGlobalKV }
+    package static func kvBytes(_ size: Gemma3Size) -> Int { plan(size, .bf16).allGlobalKV }
 
     /// Every cell of the table (sizes 1B to 27B, the four columns, without and with KV) with our count.
-    public static func reproduction() -> [Cell] {
+    package static func reproduction() -> [Cell] {
         sizes.flatMap { size in
             Column.allCases.flatMap { column -> [Cell] in
                 let r = reported[size]![column]!

@@ -9,9 +9,9 @@ import Darwin
 #endif
 
 /// Buffers for up to `maxRows` token rows (of one or several sequences) over contexts of up to `maxContext`.
-public final class Workspace {
-    public let maxRows: Int
-    public let maxContext: Int
+package final class Workspace {
+    package let maxRows: Int
+    package let maxContext: Int
     /// Rows of the output head computed together.
     let logitGroup: Int
 

@@ -33,16 +33,16 @@ import GemmaFormats
 /// Blocks of 32 (k) per tile pass: the broadcast activations of one pass and token group (4 * 16 * 6 * 64 B = 24 KB) stay in L1.
 let gemmI16KC = 4
 /// Default blocks per tile pass for `gemmPanelsInt16` (1, 2 or 4; measured equal within noise).
-public let gemmInt16PassBlocks = 4
+package let gemmInt16PassBlocks = 4
 /// Blocks of 32 (k) unpacked at a time for all panels (one Q4_K / Q6_K super-block).
 let gemmI16UC = 8
 /// Tokens per block (a multiple of 6).
-public let gemmInt16TokenBlock = 192
+package let gemmInt16TokenBlock = 192
 /// Panels (of 32 rows) per pass; a larger range is done in passes.
-public let gemmInt16MaxPanels = 32
+package let gemmInt16MaxPanels = 32
 
 /// Scratch bytes per worker for `gemmPanelsInt16`.
-public let gemmInt16ScratchBytes = gemmInt16MaxPanels * gemmI16UC * (2048 + 2 * 128)  // int16 panels + weight scales + negated mins
+package let gemmInt16ScratchBytes = gemmInt16MaxPanels * gemmI16UC * (2048 + 2 * 128)  // int16 panels + weight scales + negated mins
     + gemmI16KC * 16 * 6 * 64 + gemmI16KC * 16 * 4     // broadcast activations + token scales
     + 32 * gemmI16UC * 64                               // one panel's rows, row-major (before the transpose)
     + 2 * gemmI16UC * 4 + 64                            // one row's scales and mins (panelUnpack)
@@ -226,7 +226,7 @@ extension WeightMatrix {
     /// tokens' activations quantized (`a.quantize(x, stride:, rows: tokens, cols: cols)`, done once per product and shared
     /// by the workers). `scratch`: `gemmInt16ScratchBytes` bytes per worker, 64-byte aligned.
     /// Formats: those with an integer layout (`layout`: Q8_0, Q4_0, Q5_0, Q4_K, Q6_K).
-    public func gemmPanelsInt16(_ panels: Range<Int>, _ a: PanelActivations, tokens: Int,
+    package func gemmPanelsInt16(_ panels: Range<Int>, _ a: PanelActivations, tokens: Int,
                                 into y: UnsafeMutablePointer<Float>, yStride: Int, scratch: UnsafeMutableRawPointer,
                                 tokenBlock: Int = gemmInt16TokenBlock, passBlocks: Int = gemmInt16PassBlocks,
                                 passPanels: Int = gemmInt16MaxPanels) {
@@ -236,7 +236,7 @@ extension WeightMatrix {
 
     /// The same for the tokens in `tokenRange` only (y rows `tokenRange` written): workers may split tokens instead of
     /// panels (each then unpacks all of its panels' weights, but broadcasts each activation pair for more rows).
-    public func gemmPanelsInt16(_ panels: Range<Int>, _ a: PanelActivations, tokenRange: Range<Int>,
+    package func gemmPanelsInt16(_ panels: Range<Int>, _ a: PanelActivations, tokenRange: Range<Int>,
                                 into y: UnsafeMutablePointer<Float>, yStride: Int, scratch: UnsafeMutableRawPointer,
                                 tokenBlock: Int = gemmInt16TokenBlock, passBlocks: Int = gemmInt16PassBlocks,
                                 passPanels: Int = gemmInt16MaxPanels) {
