@@ -393,10 +393,10 @@ func dotRows(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: Quanti
 /// `dotRows` for `count` consecutive weight rows (`rowBytes` apart; outputs `y + i`, i.e. y[t * yStride + i]):
 /// the same results, with the per-call overhead (dispatch, setup) paid once.
 @inline(never)
-func dotRowsMany(_ type: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, _ a: QuantizedActivations,
+func dotRowsMany(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, _ a: QuantizedActivations,
                  batch: Int, into y: UnsafeMutablePointer<Float>, yStride: Int, _ scratch: UnsafeMutableRawPointer, firstRow: Int = 0) {
     if batch == 4 {
-        dotRowsMany4(type, rows, rowBytes: rowBytes, count: count, cols: cols, a, into: y, yStride: yStride, scratch, firstRow: firstRow)
+        dotRowsMany4(layout, rows, rowBytes: rowBytes, count: count, cols: cols, a, into: y, yStride: yStride, scratch, firstRow: firstRow)
         return
     }
     let s = RowScratch(scratch, z: kernelOpaqueZero)
@@ -407,13 +407,13 @@ func dotRowsMany(_ type: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, co
             dotRowsImpl(f, rows + i &* rowBytes, cols: cols, a, batch: batch, into: y + i, yStride: yStride, s, firstRow: firstRow)
         }
     }
-    switch type {
+    // Each layout's kernels specialized on its block type (a constant inside `run`).
+    switch layout {
     case .q8_0: run(.q8_0)
     case .q4_0: run(.q4_0)
     case .q5_0: run(.q5_0)
     case .q4_K: run(.q4_K)
     case .q6_K: run(.q6_K)
-    default: preconditionFailure("no integer row kernel for \(type)")
     }
 }
 
@@ -473,7 +473,7 @@ func dotRowsMany1(_ f: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, coun
 /// finished together (finishGroup): the same additions as RowAcc.result. 32-weight formats: two weight rows per
 /// iteration (kernel4FusedPairQ8_0, kernel4Pair).
 @inline(never)
-func dotRowsMany4(_ type: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, _ a: QuantizedActivations,
+func dotRowsMany4(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, _ a: QuantizedActivations,
                   into y: UnsafeMutablePointer<Float>, yStride: Int, _ scratch: UnsafeMutableRawPointer, firstRow: Int) {
     let s = RowScratch(scratch, z: kernelOpaqueZero), red = s.red
     @inline(__always) func run(_ f: TensorType) {
@@ -499,13 +499,13 @@ func dotRowsMany4(_ type: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, c
             finishGroup(UnsafePointer(red + (g & 1) &* groupSlotFloats), count &- 4 &* g, hasMin, y + 4 &* g, yStride)
         }
     }
-    switch type {
+    // Each layout's kernels specialized on its block type (a constant inside `run`).
+    switch layout {
     case .q8_0: run(.q8_0)
     case .q4_0: run(.q4_0)
     case .q5_0: run(.q5_0)
     case .q4_K: run(.q4_K)
     case .q6_K: run(.q6_K)
-    default: preconditionFailure("no integer row kernel for \(type)")
     }
 }
 

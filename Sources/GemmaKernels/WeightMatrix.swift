@@ -201,8 +201,9 @@ private struct RowKernelJob: RangeJob {
     let yStride: (Int, Int, Int), split: (Int, Int), firstRow: Int
     let a: QuantizedActivations, batch: Int, scratch: MatmulScratch
 
+    /// `w.layout` is set: the row kernels are chosen only for matrices with an integer layout.
     @inline(__always) private func rows(_ w: WeightMatrix, _ range: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ ys: Int, _ buf: UnsafeMutableRawPointer) {
-        dotRowsMany(w.blockType, w.base + range.lowerBound * w.rowBytes, rowBytes: w.rowBytes, count: range.count, cols: w.cols, a,
+        dotRowsMany(w.layout!, w.base + range.lowerBound * w.rowBytes, rowBytes: w.rowBytes, count: range.count, cols: w.cols, a,
                     batch: batch, into: y + range.lowerBound, yStride: ys, buf)
     }
 
