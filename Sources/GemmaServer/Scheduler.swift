@@ -57,15 +57,16 @@ public final class Scheduler: @unchecked Sendable {
     private var slots: [Slot] = []
     private let batchWorkspace: Workspace
 
-    public init(model: Gemma3Model, tokenizer: Tokenizer, configuration: SchedulerConfiguration, metrics: Metrics,
+    public init(model lm: LanguageModel, configuration: SchedulerConfiguration, metrics: Metrics,
                 log: @escaping @Sendable (String) -> Void = { _ in }) {
+        let model = lm.model
         var c = configuration
         c.parallel = max(1, c.parallel)
         c.contextLength = max(2, min(c.contextLength, model.config.maxPositionEmbeddings))
         c.queueLimit = max(0, c.queueLimit)
         c.prefillChunk = max(1, c.prefillChunk)
         self.model = model
-        self.tokenizer = tokenizer
+        tokenizer = lm.tokenizer
         self.configuration = c
         self.metrics = metrics
         self.log = log
