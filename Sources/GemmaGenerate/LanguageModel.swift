@@ -73,7 +73,7 @@ public final class LanguageModel: Sendable {
         let capacity = min(contextLength, tokens.count + max(parameters.maxTokens, 0) + 1)
         return Self.stream { isCancelled, emit in
             let state = self.model.makeState(capacity: capacity)
-            _ = try self.generator.run(prompt: tokens, state: state, parameters: parameters, tokenizer: self.tokenizer,
+            _ = try self.generator.run(prompt: Prompt(tokens: tokens), state: state, parameters: parameters, tokenizer: self.tokenizer,
                                        isCancelled: isCancelled, emit: emit)
         }
     }

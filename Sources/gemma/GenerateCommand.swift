@@ -149,7 +149,7 @@ struct Generate: ParsableCommand {
         let state = loaded.model.makeState(capacity: ids.count + maxTokens + 1)
         let outcome: GenerationOutcome
         do {
-            outcome = try loaded.generator.run(prompt: ids, state: state, parameters: parameters,
+            outcome = try loaded.generator.run(prompt: Prompt(tokens: ids), state: state, parameters: parameters,
                                                tokenizer: loaded.tokenizer) { event in
                 switch event {
                 case let .prefill(done, total): Progress.prefill(done, total)

@@ -36,9 +36,11 @@ struct TestServer: Sendable {
         return await start(lm, apiKey: "test-key")
     }
 
-    static func start(_ lm: LanguageModel, apiKey: String?, parallel: Int = 4, queue: Int = 64) async -> TestServer {
+    static func start(_ lm: LanguageModel, apiKey: String?, parallel: Int = 4, queue: Int = 64,
+                      prefillChunk: Int = 256) async -> TestServer {
         let config = ServerConfiguration(host: "127.0.0.1", port: 0, apiKey: apiKey, maxBodyBytes: 64 << 10,
-                                         scheduler: SchedulerConfiguration(parallel: parallel, contextLength: 512, queueLimit: queue))
+                                         scheduler: SchedulerConfiguration(parallel: parallel, contextLength: 512, queueLimit: queue,
+                                                                           prefillChunk: prefillChunk))
         let state = ServerState(configuration: config)
         let scheduler = Scheduler(model: lm, configuration: config.scheduler, metrics: state.metrics)
         scheduler.start()
