@@ -42,5 +42,25 @@ check "info on a hostile count fails" corrupt "$tmp/hostile.gguf" "tensor_count"
 check "info on a text file fails naming the magic" corrupt "$tmp/text.gguf" "not a GGUF file"
 check "info on a missing file fails" corrupt "$tmp/absent.gguf" "no model file"
 
+# The model options every command that runs the model shares: --kv and --exact on generate.
+kv_exact() {
+  local f16 f32
+  f16="$("$GEMMA_BIN" generate --model "$MODEL" --temp 0 -n 8 --ignore-eos --json "The quick brown fox")" || return 1
+  f32="$("$GEMMA_BIN" generate --model "$MODEL" --kv f32 --exact --temp 0 -n 8 --ignore-eos --json "The quick brown fox")" || return 1
+  python3 -c '
+import json, sys
+a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+assert len(b["tokens"]) == 8 and b["text"], b
+assert b["kv_cache_bytes"] == 2 * a["kv_cache_bytes"], (a["kv_cache_bytes"], b["kv_cache_bytes"])
+print("f32 KV + exact:", b["tokens"], "KV bytes", b["kv_cache_bytes"], "(f16:", a["kv_cache_bytes"], ")")' "$f16" "$f32"
+}
+check "generate --kv f32 --exact runs (f32 KV: twice the f16 bytes)" kv_exact
+bad_kv() {
+  local out; out="$("$GEMMA_BIN" generate --model "$MODEL" --kv f8 -n 1 "Hi" 2>&1)" && { echo "exited 0: $out"; return 1; }
+  echo "$out" | grep -q -- "--kv" && echo "$out" | grep -q "q8_0" || { echo "unclear: $out"; return 1; }
+  echo "$out" | head -3
+}
+check "a bad --kv value is a clear error naming the choices" bad_kv
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

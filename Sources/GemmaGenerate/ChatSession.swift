@@ -144,8 +144,9 @@ public final class ChatSession: Sendable {
         }
 
         var finished: GenerationStats? = nil
-        let outcome = try model.generator.run(prompt: prompt, state: engine.state, parameters: parameters,
-                                              tokenizer: model.tokenizer, snapshot: true, isCancelled: isCancelled) { event in
+        let outcome = try model.generator.run(prompt: Prompt(tokens: prompt), state: engine.state, parameters: parameters,
+                                              tokenizer: model.tokenizer, reuse: .longest, snapshot: true,
+                                              isCancelled: isCancelled) { event in
             if case let .finished(stats) = event { finished = stats } else { emit(event) }
         }
         // The reply as the model saw it: generated ids (the stop token becomes the template's <end_of_turn>);

@@ -1,5 +1,5 @@
-// The generation loop: prefill the prompt (reusing what the state's KV cache already holds), then sample and decode
-// one token at a time until a stop token, a stop string, the token limit, the context's end or cancellation.
+// The generation loop: prefill the prompt (`Prefill`, reusing what the state's KV cache already holds), then sample
+// and decode one token at a time until a stop token, a stop string, the token limit, the context's end or cancellation.
 // Each step reports the token (with optional log-probabilities) and the text it makes safe to show; the loop ends
 // with statistics. Timings are measured around prefill and decode.
 import Dispatch
@@ -136,7 +136,7 @@ public struct Generator: Sendable {
         let state = model.makeState(capacity: capacity)
         let parameters = GenerationParameters(sampling: sampling, maxTokens: maxTokens, ignoreStopTokens: ignoreStopTokens)
         var stop = false
-        let outcome = try run(prompt: prompt, state: state, parameters: parameters, tokenizer: nil,
+        let outcome = try run(prompt: Prompt(tokens: prompt), state: state, parameters: parameters, tokenizer: nil,
                               isCancelled: { stop }) { event in
             if case let .token(t) = event, !onToken(t.id) { stop = true }
         }
@@ -145,22 +145,25 @@ public struct Generator: Sendable {
                                 generateNanoseconds: outcome.stats.generateNanoseconds, kvCacheBytes: state.cache.bytes)
     }
 
-    /// The generation loop over a caller-owned state: the prompt is prefilled after the longest prefix the state's
-    /// cache can reuse, then tokens are sampled until a stop condition.
+    /// The generation loop over a caller-owned state: the prompt is prefilled after the prefix of the state's cache
+    /// that `reuse` keeps, then tokens are sampled until a stop condition.
     ///
     /// - Parameters:
-    ///   - prompt: Token ids, BOS first.
+    ///   - prompt: Token ids (BOS first) or other parts.
     ///   - state: Holds the KV cache; after the call it holds the prompt and every generated token but the last.
     ///   - parameters: Sampling, limits, stop strings, log-probabilities.
     ///   - tokenizer: Turns tokens into `.text` events and enables stop strings; nil emits tokens only.
+    ///   - reuse: Which cached positions the prompt may keep: `.longest` (default: everything with the same content,
+    ///     decoded positions included, as a chat turn wants) or `.exact` (only what gives a cold run's result bit
+    ///     for bit, as the server does).
     ///   - snapshot: Save the cache's rings after the prompt, so that a later prompt that shares the prompt but not
     ///     the reply (a chat turn whose reply was re-encoded) can come back to this point without a full prefill.
     ///   - isCancelled: Polled before each model step; true ends generation with `.cancelled` within one step.
     ///   - emit: Receives the events, in order, on the calling thread.
     /// - Returns: The statistics (also emitted as `.finished`), every sampled token, and the text shown.
     /// - Throws: `ModelError.input` for an empty prompt, a bad token id or a prompt longer than the state's context.
-    public func run(prompt: [Int], state: Gemma3State, parameters: GenerationParameters, tokenizer: Tokenizer?,
-                    snapshot: Bool = false, isCancelled: () -> Bool = { false },
+    public func run(prompt: Prompt, state: Gemma3State, parameters: GenerationParameters, tokenizer: Tokenizer?,
+                    reuse: PrefixReuse = .longest, snapshot: Bool = false, isCancelled: () -> Bool = { false },
                     emit: (GenerationEvent) -> Void) throws(ModelError) -> GenerationOutcome {
         guard !prompt.isEmpty else { throw .input("the prompt is empty (at least BOS is needed)") }
         let capacity = state.cache.capacity
@@ -168,7 +171,7 @@ public struct Generator: Sendable {
             throw .input("the prompt has \(prompt.count) tokens but the context holds \(capacity) (one more is needed to generate)")
         }
         var sampler = Sampler(parameters.sampling)
-        if parameters.sampling.hasPenalties { sampler.accept(prompt) }
+        if parameters.sampling.hasPenalties { sampler.accept(prompt.tokenIDs) }
         var next = 0
         var nextLogprobs: (Float, [TokenLogprob])? = nil
         let wantLogprobs = parameters.topLogprobs.map { max(0, $0) }
@@ -177,20 +180,16 @@ public struct Generator: Sendable {
             if let n = wantLogprobs { nextLogprobs = Sampler.logprobs(logits, chosen: next, top: n) }
         }
 
-        // Prefill: keep the reusable prefix, run the rest in chunks, snapshot the rings if asked.
+        // Prefill: keep the reusable prefix, run the rest a chunk at a time, snapshot the rings if asked.
         let t0 = DispatchTime.now().uptimeNanoseconds
-        let reused = state.cache.reusablePrefix(of: prompt)
-        state.cache.truncate(to: reused)
-        var done = reused
+        var prefill = try Prefill(prompt, model: model, state: state, chunk: prefillChunk, reuse: reuse, snapshot: snapshot)
+        let reused = prefill.reused, total = prompt.count - reused
         var reason: StopReason? = nil
-        while done < prompt.count {
+        while !prefill.isComplete {
             if isCancelled() { reason = .cancelled; break }
-            let end = min(prompt.count, done + prefillChunk)
-            try model.forward(Array(prompt[done..<end]), state: state, logits: end == prompt.count ? .last : .none) { _, l in choose(l) }
-            done = end
-            if prompt.count - reused > prefillChunk { emit(.prefill(done: done - reused, total: prompt.count - reused)) }
+            try prefill.runChunk { choose($0) }
+            if total > prefillChunk { emit(.prefill(done: prefill.done - reused, total: total)) }
         }
-        if snapshot && reason == nil { state.cache.snapshot() }
         let t1 = DispatchTime.now().uptimeNanoseconds
 
         var detokenizer = tokenizer.map { StreamingDetokenizer(tokenizer: $0) }

@@ -11,7 +11,7 @@ import Synchronization
 /// every generation gets its own KV cache.
 ///
 /// ```swift
-/// let model = try LanguageModel(path: "gemma-3-270m-q4_k_m.gguf")
+/// let model = try LanguageModel.load(path: "gemma-3-270m-q4_k_m.gguf")
 /// var parameters = GenerationParameters(maxTokens: 64, stopStrings: ["\n\n"])
 /// parameters.sampling.seed = 42
 /// for try await event in model.generate("The capital of France is", parameters) {
@@ -28,15 +28,16 @@ public final class LanguageModel: Sendable {
     /// The loop's settings (stop tokens); copied by each generation.
     public let generator: Generator
 
-    /// Loads a GGUF file: weights (memory-mapped) and tokenizer.
+    /// Loads a model file: weights, config and tokenizer. The one entry every command and the server load through.
     ///
     /// - Parameters:
     ///   - path: The GGUF model file.
-    ///   - threads: Worker threads for the model's matrix products.
+    ///   - options: Threads, precision, where the weights live, KV-cache storage, embedding scale.
     /// - Throws: `ModelError` for a bad file or config, `TokenizerError` for a bad vocabulary.
-    public convenience init(path: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
-        let model = try Gemma3Model(path: path, threads: threads)
-        try self.init(model: model, tokenizer: Tokenizer(vocabulary: Vocabulary(gguf: model.checkpoint.gguf!.metadata)))
+    public static func load(path: String, options: ModelOptions = ModelOptions()) throws -> LanguageModel {
+        let model = try Gemma3Model(path: path, options: options)
+        guard let gguf = model.checkpoint.gguf else { throw ModelError.config("\(path) holds no tokenizer (only GGUF files carry one)") }
+        return LanguageModel(model: model, tokenizer: try Tokenizer(vocabulary: Vocabulary(gguf: gguf.metadata)))
     }
 
     /// Wraps an already loaded model and tokenizer.
@@ -72,7 +73,7 @@ public final class LanguageModel: Sendable {
         let capacity = min(contextLength, tokens.count + max(parameters.maxTokens, 0) + 1)
         return Self.stream { isCancelled, emit in
             let state = self.model.makeState(capacity: capacity)
-            _ = try self.generator.run(prompt: tokens, state: state, parameters: parameters, tokenizer: self.tokenizer,
+            _ = try self.generator.run(prompt: Prompt(tokens: tokens), state: state, parameters: parameters, tokenizer: self.tokenizer,
                                        isCancelled: isCancelled, emit: emit)
         }
     }

@@ -78,8 +78,8 @@ extension Gemma3Model {
     /// Records what the segment's rows hold in its cache (for prefix reuse).
     func appendContent(of seg: Segment) {
         switch seg.input {
-        case let .tokens(ids): seg.cache.tokens.append(contentsOf: ids)
-        case let .prompt(prompt, range): seg.cache.tokens.append(contentsOf: prompt.tokenIDs[range])
+        case let .tokens(ids): seg.cache.append(tokens: ids)
+        case let .prompt(prompt, range): seg.cache.append(prompt, positions: range)
         }
     }
 

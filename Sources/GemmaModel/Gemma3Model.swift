@@ -252,21 +252,6 @@ public final class Gemma3Model: Sendable {
         emitLogits(rows: lastRows, workspace: w, allowGemm: false) { r, logits in body(sequenceOfRow[r], logits) }
     }
 
-    /// Makes the state hold `tokens`: keeps the longest prefix its cache can reuse (cutting back to a snapshot when
-    /// rings have moved on), processes only the rest, and reports logits for the last token. With `snapshot`, the
-    /// rings are saved at the end so that a later prompt sharing all of `tokens` can come back to this point.
-    /// Returns how many tokens were reused.
-    @discardableResult
-    public func prefill(_ tokens: [Int], state s: Gemma3State, snapshot: Bool = false,
-                        _ body: (Int, UnsafeBufferPointer<Float>) -> Void = { _, _ in }) throws(ModelError) -> Int {
-        guard !tokens.isEmpty else { throw .input("nothing to prefill") }
-        let reused = s.cache.reusablePrefix(of: tokens)
-        s.cache.truncate(to: reused)
-        try forward(Array(tokens[reused...]), state: s, logits: .last) { i, logits in body(reused + i, logits) }
-        if snapshot { s.cache.snapshot() }
-        return reused
-    }
-
     private func check(_ tokens: [Int], _ cache: KVCache) throws(ModelError) {
         if let bad = tokens.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
             throw .input("token id \(bad) is outside the vocabulary of \(config.vocabSize)")

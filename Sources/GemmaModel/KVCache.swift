@@ -150,14 +150,18 @@ package final class LayerKV {
     }
 }
 
-/// The cache of one sequence: a `LayerKV` per layer, the number of positions stored, and the tokens they hold.
+/// The cache of one sequence: a `LayerKV` per layer, what each stored position holds (its content key), and which
+/// forward steps of a prefill wrote them (for exact prefix reuse).
 public final class KVCache {
     package let layers: [LayerKV]
     /// Positions the cache may hold (the model's context, or less).
     public let capacity: Int
-    /// The tokens whose keys and values are stored, in order (positions 0..<count).
-    public internal(set) var tokens: [Int] = []
-    public var count: Int { tokens.count }
+    /// What each stored position holds, in order (positions 0..<count): a token id or a row of an embedding span.
+    public private(set) var keys: [ContentKey] = []
+    public var count: Int { keys.count }
+    /// The prefill steps (position ranges, in order) that wrote the positions they cover; positions written otherwise
+    /// (decode steps, or forward calls outside a `Prefill`) belong to none.
+    public private(set) var prefillSteps: [Range<Int>] = []
     /// Ring snapshots by position, for reusing a prefix after the rings have moved on.
     private var snapshots: [Int: [[UInt8]]] = [:]
 
@@ -172,13 +176,45 @@ public final class KVCache {
             }
             return LayerKV(kvDim: kvDim, storage: storage, slots: min(capacity, 4096), isRing: false)
         }
+        keys.reserveCapacity(min(self.capacity, 4096))
     }
 
     /// Bytes of key/value storage held now.
     public var bytes: Int { layers.reduce(0) { $0 + $1.bytes } }
 
-    /// Grows full-length layers to hold `positions` (rings never grow).
-    public func reserve(_ positions: Int) { for l in layers { l.reserve(positions) } }
+    /// Grows full-length layers (and the content keys) to hold `positions` (rings never grow). Growth doubles, so
+    /// that a decode step, which reserves one more position, allocates nothing on most steps.
+    public func reserve(_ positions: Int) {
+        for l in layers { l.reserve(positions) }
+        if positions > keys.capacity { keys.reserveCapacity(min(max(positions, 2 * keys.capacity), max(positions, capacity))) }
+    }
+
+    /// Records that the positions just written by a forward step hold these tokens (called once per step, for the
+    /// step's rows in order, after their keys and values are stored).
+    func append<C: Collection<Int>>(tokens: C) {
+        for t in tokens { keys.append(.token(t)) }
+    }
+
+    /// Records that the positions just written hold positions `positions` of `prompt` (token ids, embedding rows).
+    func append(_ prompt: Prompt, positions: Range<Int>) {
+        var p = 0
+        for part in prompt.parts {
+            let here = p..<(p + part.count)
+            p = here.upperBound
+            let mine = here.clamped(to: positions)
+            guard !mine.isEmpty else { continue }
+            switch part {
+            case let .tokens(t): for q in mine { keys.append(.token(t[q - here.lowerBound])) }
+            case let .embeddings(e): for q in mine { keys.append(.embedding(digest: e.digest, row: q - here.lowerBound)) }
+            }
+        }
+    }
+
+    /// Marks `step` (the positions a prefill just wrote in one forward step) as written by a prefill.
+    func recordPrefillStep(_ step: Range<Int>) {
+        precondition(step.upperBound <= count && (prefillSteps.last?.upperBound ?? 0) <= step.lowerBound)
+        prefillSteps.append(step)
+    }
 
     /// Keeps a copy of every ring at the current position, so that `truncate(to:)` can come back here later.
     public func snapshot() {
@@ -211,17 +247,86 @@ public final class KVCache {
         if n < count, let snap = snapshots[n] {
             for (l, bytes) in zip(layers, snap) where l.isRing { l.restoreContents(bytes) }
         }
-        tokens.removeLast(count - n)
+        keys.removeLast(count - n)
+        while let last = prefillSteps.last, last.upperBound > n { prefillSteps.removeLast() }
         snapshots = snapshots.filter { $0.key <= n }
         return true
     }
 
-    /// The longest prefix of `newTokens` that this cache can keep: the common prefix with the stored tokens, cut
-    /// back to the nearest position it can truncate to. At least one token is always left to process.
-    public func reusablePrefix(of newTokens: [Int]) -> Int {
-        var common = 0
-        while common < min(count, newTokens.count - 1), tokens[common] == newTokens[common] { common += 1 }
-        if canTruncate(to: common) { return common }
-        return snapshots.keys.filter { $0 <= common }.max() ?? 0
+    /// How much of `prompt` this cache may keep under `policy` (see `PrefixReuse`); `schedule` is the prompt's
+    /// prefill schedule (used by `.exact`).
+    public func reusablePrefix(of prompt: Prompt, policy: PrefixReuse, schedule: PrefillSchedule) -> Int {
+        switch policy {
+        case .exact: exactReusablePrefix(of: prompt, schedule: schedule)
+        case .longest: longestReusablePrefix(of: prompt)
+        }
     }
+
+    /// The longest prefix of `prompt` that this cache can keep whatever wrote it (decode steps included): the common
+    /// content prefix, never ending inside a bidirectional span, cut back to the nearest position the cache can
+    /// truncate to. At least one position is always left to process.
+    public func longestReusablePrefix(of prompt: Prompt) -> Int {
+        var common = commonPrefix(with: prompt)
+        for span in prompt.bidirectionalSpans where span.lowerBound < common && common < span.upperBound {
+            common = span.lowerBound
+        }
+        if canTruncate(to: common) { return common }
+        return snapshots.keys.filter { n in
+            n <= common && !prompt.bidirectionalSpans.contains { $0.lowerBound < n && n < $0.upperBound }
+        }.max() ?? 0
+    }
+
+    /// The longest prefix of `prompt` whose reuse gives bit for bit what a cold prefill of `prompt` under `schedule`
+    /// gives: the largest n (below the prompt's length, within the common content prefix, a position the cache can
+    /// truncate to) at which the prompt's own cold schedule has a step boundary and every cold step below n was
+    /// written by an identical prefill step. The rest is then processed in exactly the steps (rows, kernels) of a
+    /// cold run, and positions written by decode steps (other kernels) are never kept. Holds for any chunk size.
+    public func exactReusablePrefix(of prompt: Prompt, schedule: PrefillSchedule) -> Int {
+        let common = commonPrefix(with: prompt)
+        guard common > 0, let cold = try? schedule.steps(of: prompt) else { return 0 }
+        var best = 0, written = prefillSteps.startIndex
+        for step in cold {
+            guard step.upperBound <= common else { break }
+            // The cache's records are ordered and disjoint: skip those that end before this step.
+            while written < prefillSteps.endIndex, prefillSteps[written].upperBound <= step.lowerBound { written += 1 }
+            guard written < prefillSteps.endIndex, prefillSteps[written] == step else { break }
+            if canTruncate(to: step.upperBound) { best = step.upperBound }
+        }
+        return best
+    }
+
+    /// Positions whose content equals the prompt's, from 0, leaving at least one position of the prompt.
+    private func commonPrefix(with prompt: Prompt) -> Int {
+        let limit = min(count, prompt.count - 1)
+        guard limit > 0 else { return 0 }
+        var common = 0
+        var p = 0
+        parts: for part in prompt.parts {
+            switch part {
+            case let .tokens(t):
+                for id in t {
+                    guard p < limit, keys[p] == .token(id) else { break parts }
+                    p += 1
+                    common = p
+                }
+            case let .embeddings(e):
+                for row in 0..<e.count {
+                    guard p < limit, keys[p] == .embedding(digest: e.digest, row: row) else { break parts }
+                    p += 1
+                    common = p
+                }
+            }
+        }
+        return common
+    }
+}
+
+/// Which cached positions a new prompt may keep.
+public enum PrefixReuse: Sendable, Equatable {
+    /// Only what makes the result bit for bit that of a cold prefill (see `KVCache.exactReusablePrefix`): the
+    /// server's rule, so that an answer never depends on what a slot did before.
+    case exact
+    /// Every position with the same content that the cache can keep, decoded ones included (see
+    /// `KVCache.longestReusablePrefix`): a chat's rule, so that only the new turn is prefilled.
+    case longest
 }

@@ -1,6 +1,7 @@
 // One generation request as the scheduler sees it: prompt tokens, parameters, the stream its events go to, and a
 // cancellation flag that the HTTP side raises when the client goes away.
 import GemmaGenerate
+import GemmaModel
 import Synchronization
 
 /// What a job reports, in order: zero or more `.token`, then exactly one `.finished` or `.failed`.
@@ -39,6 +40,8 @@ public final class Job: Sendable {
     public let id: Int
     public let tokens: [Int]
     public let parameters: GenerationParameters
+    /// The tokens as the model takes them.
+    let prompt: Prompt
     let continuation: AsyncStream<JobEvent>.Continuation
     let enqueued: ContinuousClock.Instant
     private let cancelled = Atomic<Bool>(false)
@@ -50,6 +53,7 @@ public final class Job: Sendable {
          onCancel: @escaping @Sendable (Job) -> Void) {
         self.id = id
         self.tokens = tokens
+        prompt = Prompt(tokens: tokens)
         self.parameters = parameters
         self.continuation = continuation
         self.onCancel = onCancel

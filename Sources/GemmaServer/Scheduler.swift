@@ -1,10 +1,11 @@
 // Continuous batching (after llama.cpp's server and vLLM's scheduler, reduced to what a CPU needs): one thread owns
 // the model and N slots, each slot a KV-cache state. Every iteration it
-//   1. drops cancelled jobs and admits waiting ones into free slots, choosing the free slot whose cache shares the
-//      longest prefix with the prompt (that prefix is not recomputed; see `reusablePrefix` for why reuse is cut to
-//      whole prefill blocks: a request's answer never depends on what the server did before);
-//   2. prefills each newly admitted prompt on its own slot state, one chunk per iteration, so running sequences
-//      keep decoding while a long prompt goes in;
+//   1. drops cancelled jobs and admits waiting ones into free slots, choosing the free slot whose cache keeps the
+//      longest prefix of the prompt under the exact-reuse rule (`KVCache.exactReusablePrefix`: only what a cold
+//      prefill would have computed the same way, so a request's answer never depends on what the server did before,
+//      whatever `prefillChunk` is);
+//   2. prefills each newly admitted prompt on its own slot state (`Prefill`), one chunk per iteration, so running
+//      sequences keep decoding while a long prompt goes in;
 //   3. runs ONE batched decode step for every slot that is generating (each weight matrix is read once for all of
 //      them; each sequence's arithmetic is that of stepping it alone), samples per slot and streams the tokens.
 // Jobs join and leave between steps. HTTP handlers only parse, submit and stream; they never touch the model.
@@ -57,15 +58,16 @@ public final class Scheduler: @unchecked Sendable {
     private var slots: [Slot] = []
     private let batchWorkspace: Workspace
 
-    public init(model: Gemma3Model, tokenizer: Tokenizer, configuration: SchedulerConfiguration, metrics: Metrics,
+    public init(model lm: LanguageModel, configuration: SchedulerConfiguration, metrics: Metrics,
                 log: @escaping @Sendable (String) -> Void = { _ in }) {
+        let model = lm.model
         var c = configuration
         c.parallel = max(1, c.parallel)
         c.contextLength = max(2, min(c.contextLength, model.config.maxPositionEmbeddings))
         c.queueLimit = max(0, c.queueLimit)
         c.prefillChunk = max(1, c.prefillChunk)
         self.model = model
-        self.tokenizer = tokenizer
+        tokenizer = lm.tokenizer
         self.configuration = c
         self.metrics = metrics
         self.log = log
@@ -148,7 +150,7 @@ public final class Scheduler: @unchecked Sendable {
             let dropped = waiting.filter(\.isCancelled)
             waiting.removeAll(where: \.isCancelled)
             var admitted: [Slot] = []
-            while !waiting.isEmpty, let slot = bestFreeSlot(for: waiting[0].tokens) {
+            while !waiting.isEmpty, let slot = bestFreeSlot(for: waiting[0]) {
                 let job = waiting.removeFirst()
                 slot.active = Active(job: job, slot: slot, scheduler: self)
                 admitted.append(slot)
@@ -183,24 +185,21 @@ public final class Scheduler: @unchecked Sendable {
         }
     }
 
-    /// The free slot whose cache keeps the longest prefix of `tokens` (ties: the lowest index).
-    private func bestFreeSlot(for tokens: [Int]) -> Slot? {
+    /// The free slot whose cache keeps the longest prefix of the job's prompt under the exact-reuse rule (ties: the
+    /// lowest index).
+    private func bestFreeSlot(for job: Job) -> Slot? {
         var best: (slot: Slot, reuse: Int)? = nil
         for slot in slots where slot.active == nil {
-            let reuse = reusablePrefix(slot, tokens)
+            let reuse = slot.state.cache.exactReusablePrefix(of: job.prompt, schedule: schedule(slot))
             if best == nil || reuse > best!.reuse { best = (slot, reuse) }
         }
         return best?.slot
     }
 
-    /// How much of `tokens` a slot can keep so that the answer is bit for bit what a cold slot gives: only
-    /// positions written by a prefill (decoded tokens took other kernels), cut back to a multiple of the prefill's
-    /// row block, so that the rest is processed in exactly the blocks (and kernels) a cold prefill would use.
-    private func reusablePrefix(_ slot: Slot, _ tokens: [Int]) -> Int {
-        guard !tokens.isEmpty else { return 0 }
-        let block = slot.state.maxBatch
-        let keep = min(slot.state.cache.reusablePrefix(of: tokens), slot.prefilledExtent) / block * block
-        return slot.state.cache.canTruncate(to: keep) ? keep : 0
+    /// How a slot's prompts are cut into forward steps: chunks of `prefillChunk` at absolute positions, steps of the
+    /// slot state's rows.
+    private func schedule(_ slot: Slot) -> PrefillSchedule {
+        PrefillSchedule(chunk: configuration.prefillChunk, state: slot.state)
     }
 
     private func publishBusy() {
@@ -208,26 +207,20 @@ public final class Scheduler: @unchecked Sendable {
     }
 
     private func prefillChunk(_ slot: Slot, _ a: Active) {
-        let cache = slot.state.cache
-        let prompt = a.job.tokens
         do {
-            if a.prefilled < 0 {
-                let reuse = reusablePrefix(slot, prompt)
-                cache.truncate(to: reuse)
-                slot.prefilledExtent = reuse
-                a.prefilled = reuse
-                a.reused = reuse
+            if a.prefill == nil {
+                let prefill = try Prefill(a.job.prompt, model: model, state: slot.state, chunk: configuration.prefillChunk,
+                                          reuse: .exact)
+                a.reused = prefill.reused
+                a.prefill = prefill
             }
-            let end = min(prompt.count, a.prefilled + configuration.prefillChunk)
-            try model.forward(Array(prompt[a.prefilled..<end]), state: slot.state, logits: end == prompt.count ? .last : .none) { _, logits in
-                a.choose(logits)
-            }
-            metrics.countPrefilled(end - a.prefilled)
-            a.prefilled = end
-            slot.prefilledExtent = end
-            if end == prompt.count {
+            let before = a.prefill!.done
+            try a.prefill!.runChunk { a.choose($0) }
+            metrics.countPrefilled(a.prefill!.done - before)
+            if a.prefill!.isComplete {
+                a.prefill = nil
                 a.decoding = true
-                metrics.countPrompt(total: prompt.count, reused: a.reused)
+                metrics.countPrompt(total: a.job.tokens.count, reused: a.reused)
             }
         } catch {
             fail(slot, APIError.invalid("\(error)"))
@@ -254,7 +247,6 @@ public final class Scheduler: @unchecked Sendable {
         slot.state.cache.truncate(to: 0)
         a.job.continuation.yield(.failed(error))
         a.job.continuation.finish()
-        slot.prefilledExtent = 0
     }
 
     private func finish(_ slot: Slot, reason: StopReason) {
@@ -281,8 +273,6 @@ final class Slot {
     let index: Int
     let state: Gemma3State
     var active: Active?
-    /// Leading cache positions written by prefill (not by decode steps).
-    var prefilledExtent = 0
 
     init(index: Int, state: Gemma3State) {
         self.index = index
@@ -301,8 +291,8 @@ final class Active {
     var stops: StopStringMatcher
     let wantLogprobs: Int?
     let limit: Int
-    /// Prompt tokens in the cache; -1 until the reusable prefix is known.
-    var prefilled = -1
+    /// The prompt's prefill, from its first chunk until the prompt is in the cache.
+    var prefill: Prefill? = nil
     var reused = 0
     var decoding = false
     /// The sampled token not yet emitted (nor run through the model).

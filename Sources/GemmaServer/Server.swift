@@ -97,15 +97,14 @@ public enum GemmaServer {
     /// answers (/health says 503 until it is ready).
     public static func run(configuration: ServerConfiguration, modelName: String,
                            log: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("gemma serve: " + $0 + "\n").utf8)) },
-                           load: @escaping @Sendable () throws -> (Gemma3Model, Tokenizer),
+                           load: @escaping @Sendable () throws -> LanguageModel,
                            onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let state = ServerState(configuration: configuration)
         let schedulerBox = Mutex<Scheduler?>(nil)
         let loadFailed = Mutex<(any Error)?>(nil)
         let loader = Thread {
             do {
-                let (model, tokenizer) = try load()
-                let scheduler = Scheduler(model: model, tokenizer: tokenizer, configuration: configuration.scheduler,
+                let scheduler = Scheduler(model: try load(), configuration: configuration.scheduler,
                                           metrics: state.metrics, log: log)
                 scheduler.start()
                 schedulerBox.withLock { $0 = scheduler }

@@ -10,10 +10,9 @@ struct Bench: ParsableCommand {
         abstract: "Measure prompt processing (pp) and generation (tg) speed in tokens per second.",
         discussion: "ppN times one batch of N prompt tokens from an empty cache; tgN times N single-token decode steps. Token ids are fixed pseudo-random ids, as llama-bench uses random tokens.")
 
-    @OptionGroup var model: ModelOption
+    @OptionGroup(title: "Model") var model: ModelRunOptions
     @Option(name: .short, help: "Prompt tokens for the pp test (0 to skip).") var p = 512
     @Option(name: .short, help: "Generated tokens for the tg test (0 to skip).") var n = 128
-    @Option(name: .short, help: "Threads (default: all cores).") var t = ProcessInfo.processInfo.activeProcessorCount
     @Option(name: .short, help: "Repetitions.") var r = 5
     @Flag(help: "Print one JSON object.") var json = false
     @Flag(help: .hidden) var noHead = false
@@ -21,16 +20,16 @@ struct Bench: ParsableCommand {
     var depth = 0
     @Option(help: "Sequences decoded together in the tg test (continuous batching, as `gemma serve --parallel`); tok/s counts all of them.")
     var batch = 1
-    @Flag(help: "Exact f32 products everywhere (no int16 activations).") var exact = false
 
     func validate() throws {
         guard p >= 0, n >= 0, p + n > 0 else { throw ValidationError("-p and -n must be >= 0 and not both 0") }
-        guard t >= 1, r >= 1, batch >= 1 else { throw ValidationError("-t, -r and --batch must be at least 1") }
+        guard r >= 1, batch >= 1 else { throw ValidationError("-r and --batch must be at least 1") }
         guard depth >= 0 else { throw ValidationError("--depth must be >= 0") }
     }
 
     func run() throws {
-        let m = try Gemma3Model(path: model.resolve(), threads: t, precision: exact ? .exact : .fast, placement: model.placement)
+        let m = try model.load(progress: false).model
+        let t = model.threads
         var seed: UInt64 = 42
         func nextID() -> Int {  // deterministic ids in the ordinary-text range
             seed = seed &* 6364136223846793005 &+ 1442695040888963407

@@ -16,24 +16,21 @@ struct Chat: AsyncParsableCommand {
             When the conversation outgrows --ctx-size, the oldest exchanges are dropped (a note says so).
             """)
 
-    @OptionGroup var model: ModelOption
+    @OptionGroup(title: "Model") var model: ModelRunOptions
     @Option(help: "System instructions (folded into the first user turn).") var system: String?
     @Option(name: [.customShort("n"), .long], help: "Maximum tokens per reply.") var maxTokens = 512
     @Option(name: [.customShort("c"), .customLong("ctx-size")], help: "Context of the conversation in tokens.")
     var ctxSize = 4096
     @OptionGroup(title: "Sampling") var sampling: SamplingOptions
-    @Option(name: .short, help: "Threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Show statistics (tok/s, prompt tokens reused and prefilled) after each reply.") var stats = false
 
     func validate() throws {
         guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be >= 1") }
         guard ctxSize >= 16 else { throw ValidationError("--ctx-size must be >= 16") }
-        guard threads >= 1 else { throw ValidationError("--threads must be >= 1") }
     }
 
     func run() async throws {
-        let loaded = try Progress.load(model.resolve(), threads: threads, placement: model.placement)
-        let lm = LanguageModel(model: loaded.model, tokenizer: loaded.tokenizer)
+        let lm = try model.load()
         let session = lm.makeChatSession(system: system, contextLength: ctxSize)
         let seed = sampling.resolvedSeed
         let parameters = GenerationParameters(sampling: try sampling.parameters(seed: seed), maxTokens: maxTokens,

@@ -103,15 +103,6 @@ enum Progress {
         guard enabled else { return }
         writeErr(done < total ? "\r\u{1B}[Kprefill \(done)/\(total) tokens" : "\r\u{1B}[K")
     }
-
-    /// Loads the model with a progress line.
-    static func load(_ path: String, threads: Int, placement: WeightPlacement = .auto) throws -> LoadedModel {
-        loading(path)
-        let t0 = Date()
-        let loaded = try LoadedModel(path: path, threads: threads, placement: placement)
-        self.loaded(seconds: Date().timeIntervalSince(t0))
-        return loaded
-    }
 }
 
 /// One line of statistics: prompt tokens reused and prefilled, generation speed, why it stopped.
@@ -127,24 +118,22 @@ struct Generate: ParsableCommand {
         abstract: "Complete a prompt (raw completion: BOS added, no chat template), streaming the text.",
         discussion: "The prompt comes from PROMPT, from --file F, or from stdin when PROMPT is -. Generation stops at <eos> (1) or <end_of_turn> (106) unless --ignore-eos is given, at a --stop string, or after --max-tokens.")
 
-    @OptionGroup var model: ModelOption
+    @OptionGroup(title: "Model") var model: ModelRunOptions
     @Argument(help: "The prompt text, or - to read it from stdin.") var prompt: String?
     @Option(help: "Read the prompt from this file.") var file: String?
     @Option(help: "The prompt as comma-separated token ids, BOS included (instead of text).") var ids: String?
     @Option(name: [.customShort("n"), .long], help: "Maximum tokens to generate.") var maxTokens = 128
     @OptionGroup(title: "Sampling") var sampling: SamplingOptions
     @Flag(help: "Do not stop at <eos> or <end_of_turn>.") var ignoreEos = false
-    @Option(name: .short, help: "Threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Print one JSON object instead of streaming text.") var json = false
 
     func validate() throws {
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be >= 0") }
-        guard threads >= 1 else { throw ValidationError("--threads must be >= 1") }
     }
 
     func run() throws {
         let text = self.ids == nil ? try readPrompt(argument: prompt, file: file) : ""
-        let loaded = try Progress.load(model.resolve(), threads: threads, placement: model.placement)
+        let loaded = try model.load()
         let ids = try self.ids.map { list in
             try list.split(separator: ",").map { item in
                 guard let id = Int(item.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--ids: \(item) is not a token id") }
@@ -154,14 +143,14 @@ struct Generate: ParsableCommand {
         let seed = sampling.resolvedSeed
         let parameters = GenerationParameters(sampling: try sampling.parameters(seed: seed), maxTokens: maxTokens,
                                               stopStrings: sampling.stopStrings, ignoreStopTokens: ignoreEos)
-        let generator = Generator(model: loaded.model)
         guard ids.count + maxTokens <= loaded.model.config.maxPositionEmbeddings else {
             throw ExitCodeError(message: "prompt (\(ids.count) tokens) + max tokens (\(maxTokens)) exceeds the model's context of \(loaded.model.config.maxPositionEmbeddings)")
         }
         let state = loaded.model.makeState(capacity: ids.count + maxTokens + 1)
         let outcome: GenerationOutcome
         do {
-            outcome = try generator.run(prompt: ids, state: state, parameters: parameters, tokenizer: loaded.tokenizer) { event in
+            outcome = try loaded.generator.run(prompt: Prompt(tokens: ids), state: state, parameters: parameters,
+                                               tokenizer: loaded.tokenizer) { event in
                 switch event {
                 case let .prefill(done, total): Progress.prefill(done, total)
                 case let .text(piece): if !json { writeOut(piece) }

@@ -4,6 +4,7 @@
 import ArgumentParser
 import Foundation
 import GemmaFormats
+import GemmaGenerate
 import GemmaModel
 
 struct DumpLogits: ParsableCommand {
@@ -13,27 +14,19 @@ struct DumpLogits: ParsableCommand {
         discussion: "IDS.json is a JSON array of token ids, or an object with \"input_ids\" (or \"ids\"); the ids are used as given (include BOS yourself). They run as one causal sequence from position 0; row i of the output is the logits after ids[0...i], little-endian float32, vocab entries per row.",
         shouldDisplay: false)
 
-    @OptionGroup var model: ModelOption
+    @OptionGroup(title: "Model") var model: ModelRunOptions
     @Option(name: .customLong("ids-file"), help: "JSON array of token ids, or an object with \"input_ids\".") var idsFile: String
     @Option(help: "Output file: positions x vocab float32, row-major, no header.") var out: String
-    @Flag(help: "Exact f32 products everywhere (default: the fast int16-activation path).") var exact = false
-    @Option(help: "KV cache storage: f32, f16, bf16 or q8_0.") var kv = "f16"
     @Option(help: "Tokens per forward step (prompt chunk size).") var batch = 64
-    @Option(name: [.customShort("t"), .long], help: "Threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
 
     func validate() throws {
-        guard KVStorage(rawValue: kv) != nil else {
-            throw ValidationError("--kv must be one of \(KVStorage.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
         let ids = try Self.readIDs(idsFile)
         guard !ids.isEmpty else { throw ExitCodeError(message: "\(idsFile): no token ids") }
-        let m = try Gemma3Model(path: model.resolve(), threads: threads, embeddingScale: .exact,
-                                precision: exact ? .exact : .fast, placement: model.placement)
+        let m = try model.load(progress: false).model
         let vocab = m.config.vocabSize
         if let bad = ids.first(where: { $0 < 0 || $0 >= vocab }) {
             throw ExitCodeError(message: "\(idsFile): token id \(bad) is outside the vocabulary (0..<\(vocab))")
@@ -45,7 +38,7 @@ struct DumpLogits: ParsableCommand {
             throw ExitCodeError(message: "cannot create \(out)")
         }
         defer { try? handle.close() }
-        let state = m.makeState(capacity: ids.count, maxBatch: min(batch, ids.count), kvStorage: KVStorage(rawValue: kv)!)
+        let state = m.makeState(capacity: ids.count, maxBatch: min(batch, ids.count))
         var written = 0
         var writeError: Error?
         let start = DispatchTime.now().uptimeNanoseconds
@@ -58,7 +51,7 @@ struct DumpLogits: ParsableCommand {
         if let writeError { throw ExitCodeError(message: "writing \(out): \(writeError)") }
         let secs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         writeErr(String(format: "dump-logits: %d positions x %d vocab float32 -> %@ (%@ precision, %@ KV, batch %d, %.1f s)\n",
-                        written, vocab, out, exact ? "exact" : "fast", kv, batch, secs))
+                        written, vocab, out, model.exact ? "exact" : "fast", model.kv.rawValue, batch, secs))
     }
 
     /// A JSON array of ids, or an object with "input_ids" (or "ids") holding one.

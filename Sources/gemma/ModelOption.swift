@@ -1,17 +1,15 @@
-// The --model option shared by every subcommand, defaulting to the model that scripts/fetch-model.sh caches.
+// The options shared by the subcommands: --model (every command that reads a model file, defaulting to the model
+// that scripts/fetch-model.sh caches), and the one group of load and run choices every command that runs the model
+// takes (ModelRunOptions: --model, --mmap, --threads, --kv, --exact), loaded through LanguageModel.load.
 import ArgumentParser
 import Foundation
 import GemmaFormats
+import GemmaGenerate
+import GemmaModel
 
 struct ModelOption: ParsableArguments {
     @Option(name: .shortAndLong, help: "Path to a GGUF model (default: the fetched Gemma 3 270M Q4_K_M).")
     var model: String?
-
-    @Flag(help: "Read the weights in place from the file mapping (default: a private copy on transparent huge pages when the kernel offers them and they fit in half the memory; decoding streams it faster, same resident memory).")
-    var mmap = false
-
-    /// Where the weights live (--mmap: in the file mapping).
-    var placement: WeightPlacement { mmap ? .mapped : .auto }
 
     /// The model path: --model, else $GEMMA_MODEL, else the default model in the cache. Throws if it does not exist.
     func resolve() throws -> String {
@@ -31,5 +29,51 @@ struct ModelOption: ParsableArguments {
         let cache = env["GEMMA_CACHE"]
             ?? ((env["XDG_CACHE_HOME"] ?? (NSHomeDirectory() + "/.cache")) + "/swift-gemma")
         return cache + "/gemma-3-270m-q4_k_m.gguf"
+    }
+}
+
+extension KVStorage: ExpressibleByArgument {}
+
+/// The model and how to run it: the same options on generate, run, chat, perplexity, bench, serve and dump-logits.
+struct ModelRunOptions: ParsableArguments {
+    @OptionGroup var path: ModelOption
+
+    @Flag(help: "Read the weights in place from the file mapping (default: a private copy on transparent huge pages when the kernel offers them and they fit in half the memory; decoding streams it faster, same resident memory).")
+    var mmap = false
+
+    @Option(name: [.customShort("t"), .customLong("threads")], help: "Worker threads (default: all cores).")
+    var threadCount: Int?
+
+    @Option(help: "KV-cache storage.")
+    var kv: KVStorage = .f16
+
+    @Flag(help: "Exact f32 activations everywhere (no int16-quantized activations in the products).")
+    var exact = false
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be >= 1") }
+    }
+
+    /// --threads, else every core.
+    var threads: Int { threadCount ?? ProcessInfo.processInfo.activeProcessorCount }
+
+    /// The load and run choices these options make.
+    var options: ModelOptions {
+        ModelOptions(threads: threads, precision: exact ? .exact : .fast, placement: mmap ? .mapped : .auto, kvStorage: kv)
+    }
+
+    /// Resolves the path and loads the model (with a progress line when stderr is a terminal and `progress`);
+    /// errors become one clear line naming the file.
+    func load(progress: Bool = true) throws -> LanguageModel {
+        let file = try path.resolve()
+        if progress { Progress.loading(file) }
+        let t0 = Date()
+        do {
+            let model = try LanguageModel.load(path: file, options: options)
+            if progress { Progress.loaded(seconds: Date().timeIntervalSince(t0)) }
+            return model
+        } catch {
+            throw ExitCodeError(message: "\(file): \(error)")
+        }
     }
 }

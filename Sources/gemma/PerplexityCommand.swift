@@ -10,17 +10,16 @@ struct PerplexityCommand: ParsableCommand {
         abstract: "Perplexity of a text file, by llama-perplexity's method.",
         discussion: "One trailing newline is stripped and the text is tokenized with BOS (special tokens as plain text). The tokens are cut into floor(n / ctx) chunks; each chunk's first token is replaced by BOS and it is evaluated from an empty cache; the predictions at positions ctx/2 ... ctx-2 are scored.")
 
-    @OptionGroup var model: ModelOption
+    @OptionGroup(title: "Model") var model: ModelRunOptions
     @Option(help: "The text file.") var file: String
     @Option(help: "Tokens per chunk.") var ctx = 512
-    @Option(name: .short, help: "Threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
         guard let data = FileManager.default.contents(atPath: file) else { throw ExitCodeError(message: "cannot read \(file)") }
         var text = String(decoding: data, as: UTF8.self)
         if text.hasSuffix("\n") { text.removeLast() }
-        let loaded = try LoadedModel(path: model.resolve(), threads: threads, placement: model.placement)
+        let loaded = try model.load(progress: false)
         let ids = loaded.tokenizer.encode(text, addSpecial: true, parseSpecial: false).map(Int.init)
         let start = Date()
         let r: PerplexityResult

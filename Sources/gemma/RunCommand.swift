@@ -10,24 +10,21 @@ struct Run: AsyncParsableCommand {
         abstract: "Send one chat message (Gemma 3 chat template) and stream the reply.",
         discussion: "The message comes from PROMPT, from --file F, or from stdin when PROMPT is -. The reply ends at <end_of_turn>, a --stop string, or after --max-tokens.")
 
-    @OptionGroup var model: ModelOption
+    @OptionGroup(title: "Model") var model: ModelRunOptions
     @Argument(help: "The message, or - to read it from stdin.") var prompt: String?
     @Option(help: "Read the message from this file.") var file: String?
     @Option(help: "System instructions (folded into the user turn: Gemma has no system role).") var system: String?
     @Option(name: [.customShort("n"), .long], help: "Maximum tokens of the reply.") var maxTokens = 512
     @OptionGroup(title: "Sampling") var sampling: SamplingOptions
-    @Option(name: .short, help: "Threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Print prompt and generation statistics (tok/s) on stderr.") var stats = false
 
     func validate() throws {
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be >= 0") }
-        guard threads >= 1 else { throw ValidationError("--threads must be >= 1") }
     }
 
     func run() async throws {
         let text = try readPrompt(argument: prompt, file: file)
-        let loaded = try Progress.load(model.resolve(), threads: threads, placement: model.placement)
-        let lm = LanguageModel(model: loaded.model, tokenizer: loaded.tokenizer)
+        let lm = try model.load()
         var messages: [ChatMessage] = system.map { [.system($0)] } ?? []
         messages.append(.user(text))
         let parameters = GenerationParameters(sampling: try sampling.parameters(seed: sampling.resolvedSeed),

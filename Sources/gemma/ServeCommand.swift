@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import GemmaFormats
+import GemmaGenerate
 import GemmaModel
 import GemmaServer
 import GemmaTokenizer
@@ -18,7 +19,7 @@ struct Serve: AsyncParsableCommand {
         """
     )
 
-    @OptionGroup var modelOption: ModelOption
+    @OptionGroup(title: "Model") var model: ModelRunOptions
 
     @Option(help: "Address to listen on.")
     var host = "127.0.0.1"
@@ -41,9 +42,6 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-body"), help: "Largest request body, in bytes.")
     var maxBody = 1 << 20
 
-    @Option(name: [.customShort("t"), .long], help: "Worker threads for the model.")
-    var threads = ProcessInfo.processInfo.activeProcessorCount
-
     func validate() throws {
         guard parallel >= 1 && parallel <= 64 else { throw ValidationError("--parallel must be between 1 and 64") }
         guard ctx >= 16 else { throw ValidationError("--ctx must be at least 16") }
@@ -53,17 +51,15 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let path = try modelOption.resolve()
+        let path = try model.path.resolve()
         let key = apiKey ?? ProcessInfo.processInfo.environment["GEMMA_API_KEY"]
         let config = ServerConfiguration(
             host: host, port: port, apiKey: key?.isEmpty == true ? nil : key, maxBodyBytes: maxBody,
             scheduler: SchedulerConfiguration(parallel: parallel, contextLength: ctx, queueLimit: queue))
         let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-        let threads = self.threads
+        let options = model.options
         try await GemmaServer.run(configuration: config, modelName: name, load: {
-            let file = try GGUFFile(path: path)
-            let model = try Gemma3Model(file: file, config: try Gemma3Config(gguf: file), threads: threads, placement: modelOption.placement)
-            return (model, try Tokenizer(vocabulary: Vocabulary(gguf: file.metadata)))
+            try LanguageModel.load(path: path, options: options)
         }, onRunning: { port in
             FileHandle.standardOutput.write(Data("gemma serve: listening on http://\(config.host):\(port) (model \(name), \(config.scheduler.parallel) slots)\n".utf8))
         })

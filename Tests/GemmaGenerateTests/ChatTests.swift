@@ -10,7 +10,7 @@ import Testing
 
 /// The real model, loaded once for the suite.
 enum Shared {
-    static let model: LanguageModel? = try? LanguageModel(path: TestPaths.model)
+    static let model: LanguageModel? = try? LanguageModel.load(path: TestPaths.model)
 
     static func require() -> LanguageModel? {
         if let model { return model }

@@ -168,6 +168,55 @@ import Testing
         #expect(warm.0 == cold.0)
         #expect((warm.1 ?? 0) >= 64, "cached tokens: \(String(describing: warm.1))")
     }
+
+    /// Exact reuse holds for any prefill chunk, not only multiples of the 64-row step (100 and 37 here): on one
+    /// slot, a request after another that shares a prefix gives the cold answer (text and log-probabilities, so
+    /// any difference in the logits would show), reusing part of the prefix; the shared prefix ends inside a step,
+    /// and reuse stops at the step before it. The prompts end 2-5 positions into a chunk, so that the cold run's
+    /// last step is a few rows (row kernels): reuse cut at a 64-row block (the old rule) would run them in one
+    /// GEMM step with the rows before. A request that continues an earlier answer (decoded positions in the slot's
+    /// cache) gives what a fresh server gives.
+    @Test(arguments: [100, 37]) func warmSlotsGiveTheColdAnswerForAnyPrefillChunk(_ chunk: Int) async throws {
+        guard let lm = TestModel.loaded else { return }
+        let server = await TestServer.start(lm, apiKey: nil, parallel: 1, prefillChunk: chunk)
+        let prefix = String(repeating: "The quick brown fox jumps over the lazy dog. ", count: chunk == 100 ? 10 : 11)
+        func ask(_ s: TestServer, _ prompt: String) async throws -> (text: String?, logprobs: [Double], cached: Int, prompt: Int) {
+            let body = try JSONSerialization.data(withJSONObject: ["prompt": prompt, "max_tokens": 10, "temperature": 0.9,
+                                                                   "seed": 3, "logprobs": 3,
+                                                                   "logit_bias": ["1": -100, "106": -100]] as [String: Any])
+            let r = try await send(s, "POST", "/v1/completions", body: String(decoding: body, as: UTF8.self), key: nil)
+            let choice = (r.json?["choices"] as? [[String: Any]])?.first
+            let logprobs = ((choice?["logprobs"] as? [String: Any])?["token_logprobs"] as? [Double]) ?? []
+            let usage = r.json?["usage"] as? [String: Any]
+            let cached = (usage?["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int ?? -1
+            return (choice?["text"] as? String, logprobs, cached, usage?["prompt_tokens"] as? Int ?? -1)
+        }
+        func tokens(_ text: String) async throws -> [Int] {
+            let body = try JSONSerialization.data(withJSONObject: ["content": text, "add_special": true])
+            let r = try await send(server, "POST", "/tokenize", body: String(decoding: body, as: UTF8.self), key: nil)
+            return r.json?["tokens"] as? [Int] ?? []
+        }
+        let one = prefix + "Question one:", two = prefix + "Question two:"
+        let cold = try await ask(server, one)
+        _ = try await ask(server, two)
+        let warm = try await ask(server, one)
+        let (a, b) = (try await tokens(one), try await tokens(two))
+        let shared = zip(a, b).prefix { $0 == $1 }.count
+        print("chunk \(chunk): prompt \(warm.prompt) tokens, \(shared) shared with the slot's cache, \(warm.cached) reused")
+        #expect(cold.text != nil && cold.logprobs.count == 10)
+        #expect(warm.text == cold.text)
+        #expect(warm.logprobs == cold.logprobs)
+        #expect(warm.cached > 0 && warm.cached < shared, "reused \(warm.cached) of \(shared) shared")
+
+        // Continue the warm answer: its decoded positions are in the slot's cache, but are never reused.
+        let next = one + (warm.text ?? "") + " And then"
+        let continued = try await ask(server, next)
+        let fresh = try await ask(await TestServer.start(lm, apiKey: nil, parallel: 1, prefillChunk: chunk), next)
+        #expect(fresh.cached == 0)
+        #expect(continued.text == fresh.text)
+        #expect(continued.logprobs == fresh.logprobs)
+        #expect(continued.cached > 0 && continued.cached <= a.count, "reused \(continued.cached), first prompt \(a.count)")
+    }
 }
 
 @Suite(.serialized) struct QueueTests {

@@ -19,7 +19,7 @@ enum TestModel {
         return cache + "/gemma-3-270m-q4_k_m.gguf"
     }
 
-    static let loaded: LanguageModel? = try? LanguageModel(path: path)
+    static let loaded: LanguageModel? = try? LanguageModel.load(path: path)
 }
 
 /// A running server and where to reach it.
@@ -36,11 +36,13 @@ struct TestServer: Sendable {
         return await start(lm, apiKey: "test-key")
     }
 
-    static func start(_ lm: LanguageModel, apiKey: String?, parallel: Int = 4, queue: Int = 64) async -> TestServer {
+    static func start(_ lm: LanguageModel, apiKey: String?, parallel: Int = 4, queue: Int = 64,
+                      prefillChunk: Int = 256) async -> TestServer {
         let config = ServerConfiguration(host: "127.0.0.1", port: 0, apiKey: apiKey, maxBodyBytes: 64 << 10,
-                                         scheduler: SchedulerConfiguration(parallel: parallel, contextLength: 512, queueLimit: queue))
+                                         scheduler: SchedulerConfiguration(parallel: parallel, contextLength: 512, queueLimit: queue,
+                                                                           prefillChunk: prefillChunk))
         let state = ServerState(configuration: config)
-        let scheduler = Scheduler(model: lm.model, tokenizer: lm.tokenizer, configuration: config.scheduler, metrics: state.metrics)
+        let scheduler = Scheduler(model: lm, configuration: config.scheduler, metrics: state.metrics)
         scheduler.start()
         state.setEngine(Engine(scheduler: scheduler, modelName: "gemma-test"))
         let (ports, continuation) = AsyncStream<Int>.makeStream()

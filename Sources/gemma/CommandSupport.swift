@@ -1,25 +1,9 @@
-// Loading a model and its tokenizer from one GGUF file for the CLI, with errors printed as one clear line.
+// Helpers of the CLI commands: prompt input, streamed output, peak memory.
 import ArgumentParser
 import Foundation
 import GemmaFormats
 import GemmaModel
 import GemmaTokenizer
-
-struct LoadedModel {
-    let model: Gemma3Model
-    let tokenizer: Tokenizer
-
-    init(path: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount, placement: WeightPlacement = .auto) throws {
-        do {
-            let file = try GGUFFile(path: path)
-            let config = try Gemma3Config(gguf: file)
-            model = try Gemma3Model(file: file, config: config, threads: threads, placement: placement)
-            tokenizer = try Tokenizer(vocabulary: Vocabulary(gguf: file.metadata))
-        } catch {
-            throw ExitCodeError(message: "\(path): \(error)")
-        }
-    }
-}
 
 /// Reads a prompt from an argument, a file, or stdin ("-").
 func readPrompt(argument: String?, file: String?) throws -> String {
