@@ -34,21 +34,6 @@ public final class Gemma3Model: Sendable {
         try self.init(checkpoint: Checkpoint.open(path: path), options: options)
     }
 
-    /// Loads a GGUF model (see `init(path:options:)`).
-    public convenience init(path: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                            embeddingScale: EmbeddingScale = .exact, precision: Precision = .fast,
-                            placement: WeightPlacement = .auto) throws(ModelError) {
-        try self.init(path: path, options: ModelOptions(threads: threads, precision: precision, placement: placement,
-                                                        embeddingScale: embeddingScale))
-    }
-
-    public convenience init(file: GGUFFile, config: Gemma3Config, threads: Int, precision: Precision = .fast,
-                            placement: WeightPlacement = .auto) throws(ModelError) {
-        try self.init(file: file, config: config,
-                      options: ModelOptions(threads: threads, precision: precision, placement: placement,
-                                            embeddingScale: config.embeddingScale))
-    }
-
     /// Loads a GGUF file already parsed, with `config` (see `init(checkpoint:options:)`).
     public convenience init(file: GGUFFile, config: Gemma3Config, options: ModelOptions = ModelOptions()) throws(ModelError) {
         try self.init(checkpoint: Checkpoint(path: "", source: file, config: config, naming: .gguf, normOffset: 0, gguf: file),

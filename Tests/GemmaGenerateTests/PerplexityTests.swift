@@ -12,7 +12,7 @@ import Testing
     @Test func perplexityMatchesTheReferenceAndLlamaCpp() throws {
         guard let path = TestPaths.requireModel() else { return }
         let file = try GGUFFile(path: path)
-        let model = try Gemma3Model(file: file, config: try Gemma3Config(gguf: file), threads: ProcessInfo.processInfo.activeProcessorCount)
+        let model = try Gemma3Model(file: file, config: try Gemma3Config(gguf: file))
         let tokenizer = try Tokenizer(vocabulary: Vocabulary(gguf: file.metadata))
         var text = try String(contentsOfFile: TestPaths.fixtures + "/ppl-public.txt", encoding: .utf8)
         if text.hasSuffix("\n") { text.removeLast() }

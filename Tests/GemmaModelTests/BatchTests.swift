@@ -55,7 +55,7 @@ import Testing
         guard let path = TestPaths.requireModel() else { return }
         var logits: [[Float]] = []
         for placement in [WeightPlacement.mapped, .hugePages] {
-            let model = try Gemma3Model(path: path, placement: placement)
+            let model = try Gemma3Model(path: path, options: ModelOptions(placement: placement))
             let file = model.checkpoint.gguf!.storage.buffer, head = UnsafeRawPointer(model.weights.embedding.base)
             let inFile = head >= file.baseAddress! && head < file.baseAddress! + file.count
             #expect(inFile == (placement == .mapped), "\(placement): output head in the file mapping: \(inFile)")
