@@ -1,7 +1,8 @@
 // The generation loop: prefill the prompt (`Prefill`, reusing what the state's KV cache already holds), then sample
-// and decode one token at a time until a stop token, a stop string, the token limit, the context's end or cancellation.
-// Each step reports the token (with optional log-probabilities) and the text it makes safe to show; the loop ends
-// with statistics. Timings are measured around prefill and decode.
+// and decode one token at a time (`GenerationCursor`) until a stop token, a stop string, the token limit, the
+// context's end or cancellation. Each step reports the token (with optional log-probabilities) and the text it makes
+// safe to show; the loop ends with statistics. Timings are measured around prefill and decode. The event and
+// statistics types here are the only ones: the server streams the same events.
 import Dispatch
 import GemmaModel
 import GemmaTokenizer
@@ -57,13 +58,15 @@ public struct GeneratedToken: Sendable, Equatable {
     public var topLogprobs: [TokenLogprob]
 }
 
-/// What a generation reports, in order: `.prefill` progress for long prompts; for each step a `.token` and then
-/// (when any is ready) a `.text`; at the end, any held-back text and `.finished`.
+/// What a generation reports, in order: `.prefill` progress for long prompts; for each generated token a `.token`
+/// and then (when a tokenizer turns tokens into text, unless the token is the stop token that ends generation) one
+/// `.text` with the text it releases, possibly empty; at the end, any held-back text as one more `.text`, and
+/// `.finished` (not after a cancelled server job: its stream just ends).
 public enum GenerationEvent: Sendable, Equatable {
     /// Prefill progress of a long prompt: `done` of `total` new prompt tokens processed (sent between chunks).
     case prefill(done: Int, total: Int)
     case token(GeneratedToken)
-    /// Text safe to show: whole UTF-8 characters, never part of a stop string.
+    /// Text safe to show: whole UTF-8 characters, never part of a stop string (empty while text is held back).
     case text(String)
     case finished(GenerationStats)
 }
@@ -101,16 +104,6 @@ public struct GenerationOutcome: Sendable {
     public var text: String
 }
 
-/// The outcome of one `generate(prompt:maxTokens:sampling:...)`.
-public struct GenerationResult: Sendable {
-    public var promptTokens: [Int]
-    public var tokens: [Int]
-    public var stopReason: StopReason
-    public var promptNanoseconds: UInt64
-    public var generateNanoseconds: UInt64
-    public var kvCacheBytes: Int
-}
-
 /// Generates from a loaded model.
 public struct Generator: Sendable {
     public let model: Gemma3Model
@@ -122,27 +115,6 @@ public struct Generator: Sendable {
     public init(model: Gemma3Model) {
         self.model = model
         stopTokens = Set(model.config.eosTokenIds)
-    }
-
-    /// Generates up to `maxTokens` after `prompt`. `onToken` sees each token as it is chosen (stop tokens included)
-    /// and returns false to stop. With `ignoreStopTokens`, stop tokens do not end generation.
-    public func generate(prompt: [Int], maxTokens: Int, sampling: SamplingParameters, ignoreStopTokens: Bool = false,
-                         onToken: (Int) -> Bool = { _ in true }) throws(ModelError) -> GenerationResult {
-        guard !prompt.isEmpty else { throw .input("the prompt is empty (at least BOS is needed)") }
-        let capacity = prompt.count + max(maxTokens, 0)
-        guard capacity <= model.config.maxPositionEmbeddings else {
-            throw .input("prompt (\(prompt.count) tokens) + max tokens (\(maxTokens)) = \(capacity) exceeds the model's context of \(model.config.maxPositionEmbeddings)")
-        }
-        let state = model.makeState(capacity: capacity)
-        let parameters = GenerationParameters(sampling: sampling, maxTokens: maxTokens, ignoreStopTokens: ignoreStopTokens)
-        var stop = false
-        let outcome = try run(prompt: Prompt(tokens: prompt), state: state, parameters: parameters, tokenizer: nil,
-                              isCancelled: { stop }) { event in
-            if case let .token(t) = event, !onToken(t.id) { stop = true }
-        }
-        return GenerationResult(promptTokens: prompt, tokens: outcome.tokens, stopReason: outcome.stats.stopReason,
-                                promptNanoseconds: outcome.stats.promptNanoseconds,
-                                generateNanoseconds: outcome.stats.generateNanoseconds, kvCacheBytes: state.cache.bytes)
     }
 
     /// The generation loop over a caller-owned state: the prompt is prefilled after the prefix of the state's cache
@@ -170,15 +142,8 @@ public struct Generator: Sendable {
         guard prompt.count < capacity else {
             throw .input("the prompt has \(prompt.count) tokens but the context holds \(capacity) (one more is needed to generate)")
         }
-        var sampler = Sampler(parameters.sampling)
-        if parameters.sampling.hasPenalties { sampler.accept(prompt.tokenIDs) }
-        var next = 0
-        var nextLogprobs: (Float, [TokenLogprob])? = nil
-        let wantLogprobs = parameters.topLogprobs.map { max(0, $0) }
-        func choose(_ logits: UnsafeBufferPointer<Float>) {
-            next = sampler.sample(logits)
-            if let n = wantLogprobs { nextLogprobs = Sampler.logprobs(logits, chosen: next, top: n) }
-        }
+        var cursor = GenerationCursor(prompt: prompt.tokenIDs, parameters: parameters, stopTokens: stopTokens,
+                                      tokenizer: tokenizer, room: capacity - prompt.count)
 
         // Prefill: keep the reusable prefix, run the rest a chunk at a time, snapshot the rings if asked.
         let t0 = DispatchTime.now().uptimeNanoseconds
@@ -187,57 +152,31 @@ public struct Generator: Sendable {
         var reason: StopReason? = nil
         while !prefill.isComplete {
             if isCancelled() { reason = .cancelled; break }
-            try prefill.runChunk { choose($0) }
+            try prefill.runChunk { cursor.accept($0) }
             if total > prefillChunk { emit(.prefill(done: prefill.done - reused, total: total)) }
         }
         let t1 = DispatchTime.now().uptimeNanoseconds
 
-        var detokenizer = tokenizer.map { StreamingDetokenizer(tokenizer: $0) }
-        var stops = StopStringMatcher(tokenizer == nil ? [] : parameters.stopStrings)
         var tokens: [Int] = []
         var text = ""
-        var matched: String? = nil
-        func show(_ s: String) {
-            guard !s.isEmpty else { return }
-            text += s
-            emit(.text(s))
+        func show(_ event: GenerationEvent) {
+            if case let .text(s) = event { text += s }
+            emit(event)
         }
-        let limit = min(max(parameters.maxTokens, 0), capacity - prompt.count)
-        if reason == nil && limit == 0 { reason = .length }
+        if reason == nil && cursor.limit == 0 { reason = .length }
         var step = [0]  // reused for every decode step
         while reason == nil {
-            tokens.append(next)
-            emit(.token(GeneratedToken(id: next, logprob: nextLogprobs?.0, topLogprobs: nextLogprobs?.1 ?? [])))
+            tokens.append(cursor.next)
+            reason = cursor.emit(isCancelled: isCancelled, show)
+            if reason != nil { break }
             if isCancelled() { reason = .cancelled; break }
-            if !parameters.ignoreStopTokens && stopTokens.contains(next) { reason = .stopToken; break }
-            if detokenizer != nil, let piece = try? detokenizer!.append(TokenID(next)) {
-                switch stops.append(piece) {
-                case let .text(s): show(s)
-                case let .stop(before, m):
-                    show(before)
-                    matched = m
-                    reason = .stopString
-                }
-                if reason != nil { break }
-            }
-            if tokens.count >= limit { reason = .length; break }
-            if isCancelled() { reason = .cancelled; break }
-            step[0] = next
-            try model.forward(step, state: state, logits: .last) { _, l in choose(l) }
+            step[0] = cursor.next
+            try model.forward(step, state: state, logits: .last) { _, l in cursor.accept(l) }
         }
-        if reason != .stopString && reason != .cancelled, detokenizer != nil {
-            switch stops.append(detokenizer!.finish()) {
-            case let .text(s): show(s + stops.flush())
-            case let .stop(before, m):
-                show(before)
-                matched = m
-                reason = .stopString
-            }
-        }
+        let final = cursor.finish(reason ?? .length, show)
         let t2 = DispatchTime.now().uptimeNanoseconds
-        let stats = GenerationStats(promptTokens: prompt.count, reusedPromptTokens: reused, generatedTokens: tokens.count,
-                                    promptNanoseconds: t1 - t0, generateNanoseconds: t2 - t1,
-                                    stopReason: reason ?? .length, stopString: matched)
+        let stats = cursor.stats(final, promptTokens: prompt.count, reusedPromptTokens: reused,
+                                 promptNanoseconds: t1 - t0, generateNanoseconds: t2 - t1)
         emit(.finished(stats))
         return GenerationOutcome(stats: stats, tokens: tokens, text: text)
     }

@@ -34,6 +34,11 @@ public struct APIError: Error, Sendable, Equatable {
     public static let shuttingDown = APIError(.serviceUnavailable, "The server is shutting down.", type: "unavailable_error",
                                               code: "shutting_down")
 
+    /// `error` itself when it is an APIError, else a 500 naming it.
+    static func of(_ error: any Error) -> APIError {
+        error as? APIError ?? APIError(.internalServerError, "\(error)", type: "server_error")
+    }
+
     /// The body as JSON.
     public var json: JSONValue {
         ["error": [

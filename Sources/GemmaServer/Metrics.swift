@@ -97,8 +97,6 @@ public final class Metrics: Sendable {
     func setQueued(_ n: Int) { state.withLock { $0.queued = n } }
     func setReady(_ r: Bool) { state.withLock { $0.ready = r } }
 
-    var slotsBusy: Int { state.withLock { $0.slotsBusy } }
-
     /// The Prometheus exposition text.
     public func render() -> String {
         let s = state.withLock { $0 }

@@ -18,8 +18,8 @@ struct ResponseBuilder {
     var object: String { kind == .chat ? "chat.completion" : "text_completion" }
     var chunkObject: String { kind == .chat ? "chat.completion.chunk" : "text_completion" }
 
-    static func usage(_ s: JobSummary) -> JSONValue {
-        let completion = s.generatedTokens - (s.reason == .stopToken ? 1 : 0)
+    static func usage(_ s: GenerationStats) -> JSONValue {
+        let completion = s.generatedTokens - (s.stopReason == .stopToken ? 1 : 0)
         return ["prompt_tokens": .int(s.promptTokens), "completion_tokens": .int(completion),
                 "total_tokens": .int(s.promptTokens + completion),
                 "prompt_tokens_details": ["cached_tokens": .int(s.reusedPromptTokens)]]
@@ -30,7 +30,7 @@ struct ResponseBuilder {
     func bytes(_ s: String) -> JSONValue { .array(s.utf8.map { .int(Int($0)) }) }
 
     /// Chat log-probabilities of some tokens: {"content": [{token, logprob, bytes, top_logprobs}]}.
-    func chatLogprobs(_ tokens: [TokenInfo]) -> JSONValue {
+    func chatLogprobs(_ tokens: [GeneratedToken]) -> JSONValue {
         .object([("content", .array(tokens.map { t in
             let text = piece(t.id)
             return ["token": .string(text), "logprob": .float(max(t.logprob ?? -9999, -9999)), "bytes": bytes(text),
@@ -42,7 +42,7 @@ struct ResponseBuilder {
     }
 
     /// Legacy completion log-probabilities: tokens, token_logprobs, top_logprobs, text_offset.
-    func completionLogprobs(_ tokens: [TokenInfo], offset: Int) -> JSONValue {
+    func completionLogprobs(_ tokens: [GeneratedToken], offset: Int) -> JSONValue {
         var offsets: [JSONValue] = []
         var at = offset
         for t in tokens {
@@ -62,24 +62,24 @@ struct ResponseBuilder {
                 "text_offset": .array(offsets)]
     }
 
-    func logprobsValue(_ tokens: [TokenInfo], offset: Int) -> JSONValue {
+    func logprobsValue(_ tokens: [GeneratedToken], offset: Int) -> JSONValue {
         guard logprobs else { return .null }
         return kind == .chat ? chatLogprobs(tokens) : completionLogprobs(tokens, offset: offset)
     }
 
     /// The whole answer (stream: false).
-    func full(text: String, tokens: [TokenInfo], summary: JobSummary) -> JSONValue {
+    func full(text: String, tokens: [GeneratedToken], stats: GenerationStats) -> JSONValue {
         let choice: JSONValue = kind == .chat
             ? ["index": 0, "message": ["role": "assistant", "content": .string(text), "refusal": .null],
-               "logprobs": logprobsValue(tokens, offset: 0), "finish_reason": .string(summary.finishReason)]
+               "logprobs": logprobsValue(tokens, offset: 0), "finish_reason": .string(stats.finishReason)]
             : ["text": .string(text), "index": 0, "logprobs": logprobsValue(tokens, offset: 0),
-               "finish_reason": .string(summary.finishReason)]
+               "finish_reason": .string(stats.finishReason)]
         return ["id": .string(id), "object": .string(object), "created": .int(created), "model": .string(model),
-                "choices": [choice], "usage": Self.usage(summary), "system_fingerprint": "swift-gemma"]
+                "choices": [choice], "usage": Self.usage(stats), "system_fingerprint": "swift-gemma"]
     }
 
     /// One streamed chunk: text (with its tokens' log-probabilities), or the final one with a finish reason.
-    func chunk(text: String?, role: Bool = false, tokens: [TokenInfo] = [], offset: Int = 0, finish: String? = nil) -> JSONValue {
+    func chunk(text: String?, role: Bool = false, tokens: [GeneratedToken] = [], offset: Int = 0, finish: String? = nil) -> JSONValue {
         let choice: JSONValue
         if kind == .chat {
             var delta: [(String, JSONValue)] = []
@@ -97,8 +97,8 @@ struct ResponseBuilder {
     }
 
     /// The usage chunk of stream_options.include_usage: no choices.
-    func usageChunk(_ summary: JobSummary) -> JSONValue {
+    func usageChunk(_ stats: GenerationStats) -> JSONValue {
         ["id": .string(id), "object": .string(chunkObject), "created": .int(created), "model": .string(model),
-         "system_fingerprint": "swift-gemma", "choices": [], "usage": Self.usage(summary)]
+         "system_fingerprint": "swift-gemma", "choices": [], "usage": Self.usage(stats)]
     }
 }

@@ -108,9 +108,13 @@ struct Routes: Sendable {
         let metrics = state.metrics
         let inbound = request.body
 
+        // The stop token that ends a generation is reported as a token but is not part of the answer.
+        let stopTokens = engine.scheduler.stopTokens, ignoreStops = parsed.parameters.ignoreStopTokens
+        let endsGeneration: @Sendable (GeneratedToken) -> Bool = { !ignoreStops && stopTokens.contains($0.id) }
+
         if !parsed.stream {
             let outcome = try await inbound.consumeWithInboundCloseHandler { _ in
-                await collect(events)
+                await collect(events, endsGeneration: endsGeneration)
             } onInboundClosed: {
                 job.cancel()
             }
@@ -119,7 +123,7 @@ struct Routes: Sendable {
             // Watching for the client's disconnect consumed the connection's inbound side: say it closes.
             var response: Response
             switch outcome {
-            case let .success(text, tokens, summary): response = json(builder.full(text: text, tokens: tokens, summary: summary))
+            case let .success(text, tokens, stats): response = json(builder.full(text: text, tokens: tokens, stats: stats))
             case let .failure(error): response = error.response
             case .cancelled: response = APIError(.serviceUnavailable, "The request was cancelled.", type: "server_error").response
             }
@@ -135,22 +139,37 @@ struct Routes: Sendable {
                 defer { job.cancel() }
                 try await inbound.consumeWithInboundCloseHandler { _ in
                     var offset = 0
+                    // A token's chunk carries the text it releases (the `.text` that follows its `.token`); text after
+                    // the last token (held back until the end) goes in a chunk of its own.
+                    var pending: GeneratedToken? = nil
                     try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: kind == .chat ? "" : nil, role: kind == .chat))))
-                    for await event in events {
+                    var iterator = events.makeAsyncIterator()
+                    while true {
+                        let event: GenerationEvent?
+                        do {
+                            event = try await iterator.next()
+                        } catch {
+                            try await writer.write(ByteBuffer(string: SSE.event(APIError.of(error).json) + SSE.done))
+                            break
+                        }
+                        guard let event else { break }
                         switch event {
-                        case let .token(token, text):
-                            if text.isEmpty && !parsed.logprobs { continue }
-                            try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: text, tokens: [token], offset: offset))))
-                            offset += text.utf8.count
-                        case let .finished(summary):
-                            if !summary.text.isEmpty {
-                                try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: summary.text))))
+                        case .prefill: break
+                        case let .token(token):
+                            pending = endsGeneration(token) ? nil : token
+                        case let .text(text):
+                            if let token = pending {
+                                pending = nil
+                                if text.isEmpty && !parsed.logprobs { continue }
+                                try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: text, tokens: [token], offset: offset))))
+                                offset += text.utf8.count
+                            } else if !text.isEmpty {
+                                try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: text))))
                             }
-                            var tail = SSE.event(builder.chunk(text: nil, finish: summary.finishReason))
-                            if includeUsage { tail += SSE.event(builder.usageChunk(summary)) }
+                        case let .finished(stats):
+                            var tail = SSE.event(builder.chunk(text: nil, finish: stats.finishReason))
+                            if includeUsage { tail += SSE.event(builder.usageChunk(stats)) }
                             try await writer.write(ByteBuffer(string: tail + SSE.done))
-                        case let .failed(error):
-                            try await writer.write(ByteBuffer(string: SSE.event(error.json) + SSE.done))
                         }
                     }
                 } onInboundClosed: {
@@ -163,22 +182,27 @@ struct Routes: Sendable {
     }
 
     enum Outcome: Sendable {
-        case success(String, [TokenInfo], JobSummary)
+        case success(String, [GeneratedToken], GenerationStats)
         case failure(APIError)
         case cancelled
     }
 
-    func collect(_ events: AsyncStream<JobEvent>) async -> Outcome {
+    /// The whole answer: the text, the tokens of the answer (not the stop token), the statistics.
+    func collect(_ events: AsyncThrowingStream<GenerationEvent, any Error>,
+                 endsGeneration: (GeneratedToken) -> Bool) async -> Outcome {
         var text = ""
-        var tokens: [TokenInfo] = []
-        for await event in events {
-            switch event {
-            case let .token(t, piece):
-                text += piece
-                tokens.append(t)
-            case let .finished(summary): return .success(text + summary.text, tokens, summary)
-            case let .failed(error): return .failure(error)
+        var tokens: [GeneratedToken] = []
+        do {
+            for try await event in events {
+                switch event {
+                case .prefill: break
+                case let .token(t): if !endsGeneration(t) { tokens.append(t) }
+                case let .text(piece): text += piece
+                case let .finished(stats): return .success(text, tokens, stats)
+                }
             }
+        } catch {
+            return .failure(APIError.of(error))
         }
         return .cancelled
     }

@@ -6,9 +6,12 @@
 //      whatever `prefillChunk` is);
 //   2. prefills each newly admitted prompt on its own slot state (`Prefill`), one chunk per iteration, so running
 //      sequences keep decoding while a long prompt goes in;
-//   3. runs ONE batched decode step for every slot that is generating (each weight matrix is read once for all of
-//      them; each sequence's arithmetic is that of stepping it alone), samples per slot and streams the tokens.
-// Jobs join and leave between steps. HTTP handlers only parse, submit and stream; they never touch the model.
+//   3. lets each generating slot's `GenerationCursor` emit its pending token, then runs ONE batched decode step
+//      (`BatchDecoder`) for the slots that go on, each weight matrix read once for all of them and each sequence's
+//      arithmetic that of stepping it alone.
+// The scheduler only schedules: sampling, stop conditions and text are the cursor's, as in `Generator.run`. Jobs join
+// and leave between steps. HTTP handlers only parse, submit and stream; they never touch the model.
+import Dispatch
 import Foundation
 import GemmaGenerate
 import GemmaModel
@@ -46,6 +49,8 @@ public final class Scheduler: @unchecked Sendable {
     // Guarded by `condition`.
     private let condition = NSCondition()
     private var waiting: [Job] = []
+    /// Slots serving a job (the admission rule's state; the metrics gauge only reports it).
+    private var busy = 0
     private var stopping = false
     private var nextJobID = 1
     private var thread: Thread?
@@ -56,24 +61,23 @@ public final class Scheduler: @unchecked Sendable {
 
     // Owned by the model thread.
     private var slots: [Slot] = []
-    private let batchWorkspace: Workspace
+    private let decoder: BatchDecoder
 
-    public init(model lm: LanguageModel, configuration: SchedulerConfiguration, metrics: Metrics,
+    public init(model: LanguageModel, configuration: SchedulerConfiguration, metrics: Metrics,
                 log: @escaping @Sendable (String) -> Void = { _ in }) {
-        let model = lm.model
         var c = configuration
         c.parallel = max(1, c.parallel)
-        c.contextLength = max(2, min(c.contextLength, model.config.maxPositionEmbeddings))
+        c.contextLength = max(2, min(c.contextLength, model.model.config.maxPositionEmbeddings))
         c.queueLimit = max(0, c.queueLimit)
         c.prefillChunk = max(1, c.prefillChunk)
-        self.model = model
-        tokenizer = lm.tokenizer
+        self.model = model.model
+        tokenizer = model.tokenizer
         self.configuration = c
         self.metrics = metrics
         self.log = log
-        stopTokens = Set(model.config.eosTokenIds)
-        slots = (0..<c.parallel).map { Slot(index: $0, state: model.makeState(capacity: c.contextLength)) }
-        batchWorkspace = model.makeWorkspace(maxRows: c.parallel, maxContext: c.contextLength)
+        stopTokens = model.generator.stopTokens
+        slots = (0..<c.parallel).map { Slot(index: $0, state: model.model.makeState(capacity: c.contextLength)) }
+        decoder = BatchDecoder(model: model.model, maxSequences: c.parallel, maxContext: c.contextLength)
         metrics.setSlots(total: c.parallel, busy: 0, queued: 0)
     }
 
@@ -99,17 +103,19 @@ public final class Scheduler: @unchecked Sendable {
         if wasRunning { finished.wait() }
     }
 
-    /// Queues a generation. The stream ends with `.finished` or `.failed`; dropping it (or cancelling the task that
-    /// reads it) cancels the job.
+    /// Queues a generation. The stream carries the generation's events and ends after `.finished`; it throws an
+    /// `APIError` when the job fails, and just ends when the job is cancelled. Dropping it (or cancelling the task
+    /// that reads it) cancels the job.
     ///
     /// - Throws: `APIError.busy` when the queue is full, `.shuttingDown` after `shutdown()`.
-    public func submit(tokens: [Int], parameters: GenerationParameters) throws(APIError) -> (Job, AsyncStream<JobEvent>) {
-        let (stream, continuation) = AsyncStream<JobEvent>.makeStream()
+    public func submit(tokens: [Int], parameters: GenerationParameters) throws(APIError)
+        -> (Job, AsyncThrowingStream<GenerationEvent, any Error>) {
+        let (stream, continuation) = AsyncThrowingStream<GenerationEvent, any Error>.makeStream()
         condition.lock()
         defer { condition.unlock() }
         if stopping { throw .shuttingDown }
         // Jobs that a free slot will take at once do not count against the queue.
-        let free = configuration.parallel - metrics.slotsBusy
+        let free = configuration.parallel - busy
         if waiting.count >= configuration.queueLimit + max(0, free) { throw .busy }
         let job = Job(id: nextJobID, tokens: tokens, parameters: parameters, continuation: continuation) { [weak self] job in
             self?.cancelled(job)
@@ -135,7 +141,7 @@ public final class Scheduler: @unchecked Sendable {
         while true {
             // 1. Admission, under the lock.
             condition.lock()
-            while !stopping && waiting.isEmpty && slots.allSatisfy({ $0.active == nil }) {
+            while !stopping && waiting.isEmpty && slots.allSatisfy({ $0.job == nil }) {
                 condition.wait()
             }
             if stopping {
@@ -143,42 +149,41 @@ public final class Scheduler: @unchecked Sendable {
                 waiting.removeAll()
                 metrics.setQueued(0)
                 condition.unlock()
-                for job in left { job.continuation.yield(.failed(.shuttingDown)); job.continuation.finish() }
-                for slot in slots where slot.active != nil { finish(slot, reason: .cancelled) }
+                for job in left { job.continuation.finish(throwing: APIError.shuttingDown) }
+                for slot in slots where slot.job != nil { finish(slot, reason: .cancelled) }
                 return
             }
             let dropped = waiting.filter(\.isCancelled)
             waiting.removeAll(where: \.isCancelled)
             var admitted: [Slot] = []
             while !waiting.isEmpty, let slot = bestFreeSlot(for: waiting[0]) {
-                let job = waiting.removeFirst()
-                slot.active = Active(job: job, slot: slot, scheduler: self)
+                slot.job = waiting.removeFirst()
                 admitted.append(slot)
             }
+            busy += admitted.count
             metrics.setQueued(waiting.count)
             condition.unlock()
             for job in dropped {
                 metrics.countCancelled()
                 job.continuation.finish()
             }
-            for slot in admitted {
-                guard let a = slot.active else { continue }
-                metrics.observeQueueWait(ContinuousClock.now - a.job.enqueued)
-            }
+            for slot in admitted { begin(slot) }
             publishBusy()
 
             // 2. Cancellations, then one prefill chunk per prefilling slot.
-            for slot in slots where slot.active?.job.isCancelled == true { finish(slot, reason: .cancelled) }
-            for slot in slots {
-                guard let a = slot.active, !a.decoding else { continue }
-                prefillChunk(slot, a)
-            }
+            for slot in slots where slot.job?.isCancelled == true { finish(slot, reason: .cancelled) }
+            for slot in slots where slot.prefill != nil { prefillChunk(slot) }
 
             // 3. Emit each generating slot's pending token; those that go on step together.
             var batch: [Slot] = []
             for slot in slots {
-                guard let a = slot.active, a.decoding else { continue }
-                if let reason = a.emitPending() { finish(slot, reason: reason) } else { batch.append(slot) }
+                guard let job = slot.job, slot.isDecoding else { continue }
+                if slot.cursor.generated == 0 { metrics.observeFirstToken(.now - job.enqueued) }
+                if let reason = slot.cursor.emit({ job.continuation.yield($0) }) {
+                    finish(slot, reason: reason)
+                } else {
+                    batch.append(slot)
+                }
             }
             if !batch.isEmpty { decodeStep(batch) }
             publishBusy()
@@ -189,7 +194,7 @@ public final class Scheduler: @unchecked Sendable {
     /// lowest index).
     private func bestFreeSlot(for job: Job) -> Slot? {
         var best: (slot: Slot, reuse: Int)? = nil
-        for slot in slots where slot.active == nil {
+        for slot in slots where slot.job == nil {
             let reuse = slot.state.cache.exactReusablePrefix(of: job.prompt, schedule: schedule(slot))
             if best == nil || reuse > best!.reuse { best = (slot, reuse) }
         }
@@ -202,37 +207,53 @@ public final class Scheduler: @unchecked Sendable {
         PrefillSchedule(chunk: configuration.prefillChunk, state: slot.state)
     }
 
+    /// Publishes the busy count (counted on the model thread, the one place that frees slots) to the admission rule
+    /// and to the gauge.
     private func publishBusy() {
-        metrics.setBusy(slots.reduce(0) { $0 + ($1.active == nil ? 0 : 1) })
+        let n = slots.reduce(0) { $0 + ($1.job == nil ? 0 : 1) }
+        condition.lock()
+        busy = n
+        condition.unlock()
+        metrics.setBusy(n)
     }
 
-    private func prefillChunk(_ slot: Slot, _ a: Active) {
+    /// Starts an admitted job: its cursor, and its prefill after the prefix the slot's cache keeps.
+    private func begin(_ slot: Slot) {
+        guard let job = slot.job else { return }
+        metrics.observeQueueWait(ContinuousClock.now - job.enqueued)
+        slot.cursor = GenerationCursor(prompt: job.tokens, parameters: job.parameters, stopTokens: stopTokens,
+                                       tokenizer: tokenizer, room: slot.state.cache.capacity - job.prompt.count)
+        slot.prefillStarted = DispatchTime.now().uptimeNanoseconds
         do {
-            if a.prefill == nil {
-                let prefill = try Prefill(a.job.prompt, model: model, state: slot.state, chunk: configuration.prefillChunk,
-                                          reuse: .exact)
-                a.reused = prefill.reused
-                a.prefill = prefill
-            }
-            let before = a.prefill!.done
-            try a.prefill!.runChunk { a.choose($0) }
-            metrics.countPrefilled(a.prefill!.done - before)
-            if a.prefill!.isComplete {
-                a.prefill = nil
-                a.decoding = true
-                metrics.countPrompt(total: a.job.tokens.count, reused: a.reused)
-            }
+            let prefill = try Prefill(job.prompt, model: model, state: slot.state, chunk: configuration.prefillChunk, reuse: .exact)
+            slot.reused = prefill.reused
+            slot.prefill = prefill
         } catch {
             fail(slot, APIError.invalid("\(error)"))
         }
     }
 
+    private func prefillChunk(_ slot: Slot) {
+        guard let job = slot.job, let before = slot.prefill?.done else { return }
+        do {
+            try slot.prefill!.runChunk { slot.cursor.accept($0) }
+        } catch {
+            fail(slot, APIError.invalid("\(error)"))
+            return
+        }
+        let done = slot.prefill!.done
+        metrics.countPrefilled(done - before)
+        guard slot.prefill!.isComplete else { return }
+        slot.prefill = nil
+        slot.decodeStarted = DispatchTime.now().uptimeNanoseconds
+        metrics.countPrompt(total: job.prompt.count, reused: slot.reused)
+        if slot.cursor.limit == 0 { finish(slot, reason: .length) }
+    }
+
     private func decodeStep(_ batch: [Slot]) {
         let started = ContinuousClock.now
         do {
-            try model.forward(batch: batch.map { ($0.state, [$0.active!.next]) }, workspace: batchWorkspace) { i, logits in
-                batch[i].active!.choose(logits)
-            }
+            try decoder.step(batch.map { ($0.state, $0.cursor.next) }) { i, logits in batch[i].cursor.accept(logits) }
         } catch {
             for slot in batch { fail(slot, APIError(.internalServerError, "decode step failed: \(error)", type: "server_error")) }
             return
@@ -242,121 +263,63 @@ public final class Scheduler: @unchecked Sendable {
     }
 
     private func fail(_ slot: Slot, _ error: APIError) {
-        guard let a = slot.active else { return }
-        slot.active = nil
+        guard let job = slot.job else { return }
+        slot.release()
         slot.state.cache.truncate(to: 0)
-        a.job.continuation.yield(.failed(error))
-        a.job.continuation.finish()
+        job.continuation.finish(throwing: error)
     }
 
     private func finish(_ slot: Slot, reason: StopReason) {
-        guard let a = slot.active else { return }
-        slot.active = nil
+        guard let job = slot.job else { return }
         if reason == .cancelled {
-            let at = a.job.cancelledAtStep.load(ordering: .relaxed)
+            let at = job.cancelledAtStep.load(ordering: .relaxed)
             let now = steps.load(ordering: .relaxed)
             let lag = at < 0 ? 0 : now - at
             metrics.countCancelled(stepsToFree: lag)
-            log("job \(a.job.id): client gone, slot \(slot.index) freed after \(a.generated) tokens, \(lag) decode step(s) after the disconnect")
-            a.job.continuation.finish()
+            log("job \(job.id): client gone, slot \(slot.index) freed after \(slot.cursor.generated) tokens, \(lag) decode step(s) after the disconnect")
+            slot.release()
+            job.continuation.finish()
             return
         }
-        let summary = a.summary(reason: reason)
-        metrics.countGenerated(summary.generatedTokens)
-        a.job.continuation.yield(.finished(summary))
-        a.job.continuation.finish()
+        let final = slot.cursor.finish(reason) { job.continuation.yield($0) }
+        let end = DispatchTime.now().uptimeNanoseconds
+        let decodeStarted = slot.decodeStarted ?? end
+        let stats = slot.cursor.stats(final, promptTokens: job.prompt.count, reusedPromptTokens: slot.reused,
+                                      promptNanoseconds: decodeStarted - slot.prefillStarted,
+                                      generateNanoseconds: end - decodeStarted)
+        slot.release()
+        metrics.countGenerated(stats.generatedTokens)
+        job.continuation.yield(.finished(stats))
+        job.continuation.finish()
     }
 }
 
-/// A KV-cache state and the job it serves.
+/// A KV-cache state and the job it serves: the job's prefill until its prompt is in the cache, then its cursor.
 final class Slot {
     let index: Int
     let state: Gemma3State
-    var active: Active?
+    var job: Job?
+    var prefill: Prefill?
+    var cursor: GenerationCursor
+    /// Prompt positions kept from the cache.
+    var reused = 0
+    var prefillStarted: UInt64 = 0
+    var decodeStarted: UInt64? = nil
 
     init(index: Int, state: Gemma3State) {
         self.index = index
         self.state = state
-    }
-}
-
-/// A job in a slot: sampler, detokenizer and stop-string matcher, as `Generator.run` keeps them, stepped one token
-/// at a time by the scheduler.
-final class Active {
-    let job: Job
-    let slotIndex: Int
-    let stopTokens: Set<Int>
-    var sampler: Sampler
-    var detokenizer: StreamingDetokenizer
-    var stops: StopStringMatcher
-    let wantLogprobs: Int?
-    let limit: Int
-    /// The prompt's prefill, from its first chunk until the prompt is in the cache.
-    var prefill: Prefill? = nil
-    var reused = 0
-    var decoding = false
-    /// The sampled token not yet emitted (nor run through the model).
-    var next = 0
-    var nextLogprobs: (Float, [TokenLogprob])? = nil
-    var generated = 0
-    let metrics: Metrics
-    var firstTokenAt: ContinuousClock.Instant? = nil
-    var stopString: String? = nil
-
-    init(job: Job, slot: Slot, scheduler: Scheduler) {
-        self.job = job
-        slotIndex = slot.index
-        stopTokens = scheduler.stopTokens
-        metrics = scheduler.metrics
-        let p = job.parameters
-        sampler = Sampler(p.sampling)
-        if p.sampling.hasPenalties { sampler.accept(job.tokens) }
-        detokenizer = StreamingDetokenizer(tokenizer: scheduler.tokenizer)
-        stops = StopStringMatcher(p.stopStrings)
-        wantLogprobs = p.topLogprobs.map { max(0, $0) }
-        limit = max(1, min(p.maxTokens, slot.state.cache.capacity - job.tokens.count))
+        cursor = GenerationCursor(prompt: [], parameters: GenerationParameters(maxTokens: 0), stopTokens: [], tokenizer: nil, room: 0)
     }
 
-    func choose(_ logits: UnsafeBufferPointer<Float>) {
-        next = sampler.sample(logits)
-        if let n = wantLogprobs { nextLogprobs = Sampler.logprobs(logits, chosen: next, top: n) }
-    }
+    /// True while the job's tokens are being generated (its prompt is in the cache).
+    var isDecoding: Bool { job != nil && prefill == nil }
 
-    /// Emits the pending token; returns why generation ends, or nil to go on (then `next` is run next step).
-    func emitPending() -> StopReason? {
-        generated += 1
-        if firstTokenAt == nil {
-            firstTokenAt = .now
-            metrics.observeFirstToken(.now - job.enqueued)
-        }
-        if !job.parameters.ignoreStopTokens && stopTokens.contains(next) { return .stopToken }
-        let token = TokenInfo(id: next, logprob: nextLogprobs?.0, topLogprobs: nextLogprobs?.1 ?? [])
-        let piece = (try? detokenizer.append(TokenID(next))) ?? ""
-        switch stops.append(piece) {
-        case let .text(s):
-            job.continuation.yield(.token(token, text: s))
-        case let .stop(before, matched):
-            job.continuation.yield(.token(token, text: before))
-            stopString = matched
-            return .stopString
-        }
-        return generated >= limit ? .length : nil
-    }
-
-    /// The closing summary; releases held-back text unless a stop string ended generation.
-    func summary(reason: StopReason) -> JobSummary {
-        var reason = reason
-        var tail = ""
-        if reason != .stopString {
-            switch stops.append(detokenizer.finish()) {
-            case let .text(s): tail = s + stops.flush()
-            case let .stop(before, m):
-                tail = before
-                stopString = m
-                reason = .stopString
-            }
-        }
-        return JobSummary(text: tail, reason: reason, promptTokens: job.tokens.count, reusedPromptTokens: reused,
-                          generatedTokens: generated, slot: slotIndex)
+    /// Frees the slot (its cache stays, for prefix reuse).
+    func release() {
+        job = nil
+        prefill = nil
+        reused = 0
+        decodeStarted = nil
     }
 }
