@@ -1,6 +1,7 @@
 // Errors in OpenAI's JSON shape: {"error": {"message", "type", "param", "code"}}, with the HTTP status that goes
 // with them, and the middleware that turns every error a handler throws (ours, Hummingbird's, or anything else)
 // into one. Nothing a client sends can crash the server or leave its connection without an answer.
+import GemmaFormats
 import Hummingbird
 
 /// An error answered to the client.

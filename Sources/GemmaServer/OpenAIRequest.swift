@@ -2,6 +2,7 @@
 // and generation parameters. Every field is checked for its JSON type and range and a bad one is refused with a
 // 400 that names it (`param`), as OpenAI does. Sampling knobs OpenAI lacks (top_k, min_p, repeat_penalty) are taken
 // under llama.cpp's server names; anything unset keeps llama.cpp's defaults.
+import GemmaFormats
 import GemmaGenerate
 import GemmaTokenizer
 

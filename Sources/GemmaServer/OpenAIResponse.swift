@@ -1,5 +1,6 @@
 // OpenAI response bodies: chat.completion, chat.completion.chunk, text_completion (whole and streamed), usage and
 // log-probabilities, built as JSONValue. Field order follows OpenAI's documentation.
+import GemmaFormats
 import GemmaGenerate
 import GemmaTokenizer
 

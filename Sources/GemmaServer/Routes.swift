@@ -2,6 +2,7 @@
 // /detokenize (llama.cpp's server names). Handlers parse and validate, submit to the scheduler and stream its
 // events; a client that disconnects (inbound side closed) cancels its job, which frees the slot before the next step.
 import Foundation
+import GemmaFormats
 import GemmaGenerate
 import GemmaTokenizer
 import Hummingbird

@@ -1,4 +1,5 @@
 // Server-sent events framing as OpenAI streams it (text/event-stream; one JSON object per event).
+import GemmaFormats
 
 /// Server-sent events: `data: <json>\n\n`, closed by `data: [DONE]\n\n` (OpenAI's stream framing).
 enum SSE {

@@ -1,6 +1,6 @@
-// A JSON value that keeps what the request said exactly (a number is not a bool, 1.5 is not an integer), so that
-// requests can be validated field by field with OpenAI-style messages, and responses written without Foundation's
-// number formatting surprises.
+// A JSON value that keeps what the text said exactly (a number is not a bool, 1.5 is not an integer): the server
+// validates requests field by field with OpenAI-style messages and writes responses without Foundation's number
+// formatting surprises; checkpoints read their config.json, safetensors headers and index files with it.
 
 /// Any JSON value.
 public enum JSONValue: Sendable, Equatable {
