@@ -1,8 +1,8 @@
 // A weight matrix in its stored format (memory-mapped, never dequantized whole) and the products the model needs:
 // Y[t] = W · X[t] for a batch of activation rows, choosing the kernel by batch size and precision:
-//  - batches of `gemmMinimumBatch` rows or more: in `.fast` precision the int16 GEMM (GemmInt16.swift: activations
-//    quantized to int16 per 32 as for the row kernels, weights unpacked to int16 panels per call, vpdpwssd), otherwise
-//    the f32 panel GEMM (exact f32; each panel dequantized once);
+//  - batches of `gemmMinimumBatch` rows or more: in `.fast` precision on CPUs with AVX-512 the int16 GEMM
+//    (GemmInt16.swift: activations quantized to int16 per 32 as for the row kernels, weights unpacked to int16 panels
+//    per call, vpdpwssd), otherwise the f32 panel GEMM (exact f32; each panel dequantized once; CPUFeatures.swift);
 //  - smaller batches (decode) in `.fast` precision: integer row kernels over int16-quantized activations, each
 //    weight row unpacked once for all activation rows (RowKernels.swift); q/k/v and gate/up as one product;
 //  - otherwise: each weight row dequantized once into scratch, then f32 dots (exact f32).
@@ -116,8 +116,9 @@ extension WeightMatrix {
         if allowGemm, batch >= Self.gemmMinimumBatch, range.lowerBound % 32 == 0 {
             // Whole 32-row panels by GEMM, a tail of fewer than 32 rows by dequantized-row dots.
             let panels = (range.lowerBound / 32)..<(range.lowerBound / 32 + range.count / 32)
-            if precision == .fast, layout != nil, let gemmScratch = scratch.gemmInt16, batch <= scratch.gemmActivations.maxRows {
-                // int16 activations and weights (GemmInt16.swift): 1.2-2x the f32 GEMM.
+            if precision == .fast, layout != nil, CPUFeatures.int16Gemm, let gemmScratch = scratch.gemmInt16,
+               batch <= scratch.gemmActivations.maxRows {
+                // int16 activations and weights (GemmInt16.swift): 1.2-2x the f32 GEMM where the CPU has AVX-512.
                 multiplyGemmInt16(x, xStride: xStride, batch: batch, panels: panels, into: y, yStride: yStride,
                                   activations: scratch.gemmActivations, scratch: gemmScratch, pool: pool)
             } else {
@@ -151,7 +152,7 @@ extension WeightMatrix {
             && !(allowGemm && batch >= gemmMinimumBatch)
             && m.0.layout != nil && m.1.layout != nil && (m.2.map { $0.layout != nil } ?? true)
             && m.1.cols == cols && (m.2.map { $0.cols == cols } ?? true) && (m.2 == nil) == (y.2 == nil)
-        if !fused, precision == .fast, allowGemm, batch >= gemmMinimumBatch,
+        if !fused, precision == .fast, allowGemm, batch >= gemmMinimumBatch, CPUFeatures.int16Gemm,
            multiplyGemmInt16TokenSplit(m, x, xStride: xStride, batch: batch, into: y, yStride: yStride, pool: pool, scratch: scratch) {
             return
         }

@@ -1,0 +1,35 @@
+// What the CPU offers the kernels, read once. Builds target the CPU they run on (-target-cpu native), so a kernel
+// written for one vector width is fast only where the CPU has it: the int16 GEMM's tile is 24 registers of 512 bits
+// (GemmInt16.swift). On an AVX2-only CPU it compiles to halves that spill and ran 9x slower than the f32 GEMM (pp512
+// 35 vs 307 tok/s, AMD EPYC Zen 3, 2 threads), so there prefill takes the f32 GEMM.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+package enum CPUFeatures {
+    /// True when the CPU has AVX-512 BW (512-bit integer vectors): the int16 GEMM is the fast prefill product.
+    /// `GEMMA_INT16_GEMM=0` or `=1` overrides (benchmarks and tests of either path).
+    package static let int16Gemm: Bool = {
+        if let v = getenv("GEMMA_INT16_GEMM") { return String(cString: v) != "0" }
+        return cpuFlags().contains("avx512bw")
+    }()
+
+    /// The flags of the first processor in /proc/cpuinfo (empty where there is none).
+    static func cpuFlags() -> Set<Substring> {
+        #if os(Linux) && arch(x86_64)
+        guard let f = fopen("/proc/cpuinfo", "r") else { return [] }
+        defer { fclose(f) }
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        while getline(&line, &capacity, f) > 0 {
+            let s = String(cString: line!)
+            if s.hasPrefix("flags") {
+                guard let colon = s.firstIndex(of: ":") else { return [] }
+                return Set(s[s.index(after: colon)...].split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }))
+            }
+        }
+        #endif
+        return []
+    }
+}
