@@ -28,6 +28,14 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
     case unsupportedConversion(type: TensorType, operation: String)
     /// An element count that is not a whole number of blocks of the type.
     case notWholeBlocks(type: TensorType, count: Int)
+    /// A safetensors header that is not the JSON object the format requires.
+    case badHeader(reason: String)
+    /// A safetensors dtype string that the format does not define.
+    case unknownDType(tensor: String, dtype: String)
+    /// A sharded checkpoint's index (model.safetensors.index.json) that is malformed or disagrees with its shards.
+    case badIndex(path: String, reason: String)
+    /// An error in the file at `path` (one shard of a checkpoint, a file opened by path).
+    indirect case inFile(path: String, error: FormatError)
 
     public var description: String {
         switch self {
@@ -47,6 +55,10 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .unsupportedConversion(type, operation): "\(operation) is not supported for \(type)"
         case let .notWholeBlocks(type, count):
             "\(count) elements is not a whole number of \(type) blocks of \(type.blockSize)"
+        case let .badHeader(reason): "safetensors header: \(reason)"
+        case let .unknownDType(tensor, dtype): "tensor \(tensor): unknown safetensors dtype \"\(dtype)\""
+        case let .badIndex(path, reason): "\(path): \(reason)"
+        case let .inFile(path, error): "\(path): \(error)"
         }
     }
 }
