@@ -17,7 +17,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
-        // Memory-mapped files, GGUF reader/writer, tensor types and block layouts, JSON. Knows nothing of Gemma.
+        // Memory-mapped files, GGUF and safetensors readers/writers, tensor types and block layouts, JSON. Knows nothing
+        // of Gemma.
         .target(name: "GemmaFormats"),
         // Numeric kernels over buffers: products per weight format, RMSNorm, GELU, softmax, a worker pool.
         .target(name: "GemmaKernels", dependencies: ["GemmaFormats"]),

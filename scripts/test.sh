@@ -29,9 +29,10 @@ fi
 echo "test: building (release, tuned for this CPU)..." >&2
 swift build --build-tests "${SWIFT_FLAGS[@]}"
 
-# The GGUF fuzzer measures peak RSS, so it runs in a process of its own.
+# The fuzzers measure peak RSS, so each runs in a process of its own.
 swift test --skip-build "${SWIFT_FLAGS[@]}" --filter GGUFFuzzTests
-swift test --skip-build "${SWIFT_FLAGS[@]}" --skip GGUFFuzzTests
+swift test --skip-build "${SWIFT_FLAGS[@]}" --filter SafetensorsFuzzTests
+swift test --skip-build "${SWIFT_FLAGS[@]}" --skip 'GGUFFuzzTests|SafetensorsFuzzTests'
 # End-to-end checks of the release binary: every script runs, and any failure fails the suite at the end.
 status=0
 scripts/cli-tests.sh || status=1
