@@ -30,6 +30,10 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
     /// A well-formed tokenizer file asking for something this SentencePiece-style encoder does not do (a Unigram
     /// model, a normalizer other than spaces to U+2581, ...), which would silently give different ids.
     case unsupported(file: String, reason: String)
+    /// A model folder with neither `tokenizer.model` nor `tokenizer.json`.
+    case noTokenizerFile(directory: String)
+    /// A file that exists but could not be read.
+    case unreadable(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -47,6 +51,8 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
         case let .invalidTokenID(id, size): "token id \(id) is outside the vocabulary of \(size) pieces"
         case let .malformed(file, reason): "\(file): \(reason)"
         case let .unsupported(file, reason): "\(file): not supported: \(reason)"
+        case let .noTokenizerFile(directory): "\(directory) has neither tokenizer.model nor tokenizer.json"
+        case let .unreadable(path, reason): "\(path): \(reason)"
         }
     }
 }
