@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Installs what the tests and scripts need on a fresh machine: Python packages from PyPI (gguf-py, numpy).
+# Installs what the tests and scripts need on a fresh machine: Python packages from PyPI (gguf-py, numpy; for the
+# tokenizer references, sentencepiece, protobuf, tokenizers and transformers without torch).
 # Swift and its packages come with the machine image; nothing else is needed yet.
 set -euo pipefail
 need=()
 python3 -c "import numpy" 2>/dev/null || need+=(numpy)
 python3 -c "import gguf" 2>/dev/null || need+=("gguf>=0.17")
+python3 -c "import sentencepiece" 2>/dev/null || need+=(sentencepiece)
+python3 -c "import google.protobuf" 2>/dev/null || need+=(protobuf)
+python3 -c "import tokenizers" 2>/dev/null || need+=("tokenizers==0.23.3")
+python3 -c "import transformers" 2>/dev/null || need+=("transformers==5.23.0")
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: pip install ${need[*]}" >&2
   python3 -m pip install --quiet --disable-pip-version-check "${need[@]}" >&2

@@ -26,6 +26,13 @@ if [ -f scripts/dequant_model_reference.py ]; then
   fi
 fi
 
+# The tokenizer.json transformers makes of the model's vocabulary (33 MB, once): TokenizerJSONTests read it and check
+# that it is the file Tests/Fixtures/tokenizer-hf-270m.json was made from.
+if [ ! -f Tests/Fixtures/generated/gemma-3-270m-hf/tokenizer.json ]; then
+  echo "test: converting the model's vocabulary to tokenizer.json with transformers (once)..." >&2
+  python3 scripts/reference/make_hf_tokenizer_refs.py gguf "$MODEL" --no-fixture
+fi
+
 echo "test: building (release, tuned for this CPU)..." >&2
 swift build --build-tests "${SWIFT_FLAGS[@]}"
 

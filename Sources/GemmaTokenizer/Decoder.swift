@@ -1,6 +1,8 @@
 // Decoding token ids back to UTF-8: each token renders to bytes on its own (SentencePiece output is a plain
 // concatenation), following llama.cpp's token_to_piece for SPM vocabularies: normal pieces with U+2581 turned back
-// into spaces, byte pieces as their byte, user-defined pieces verbatim, control pieces only when asked.
+// into spaces, byte pieces as their byte, user-defined pieces verbatim, control pieces only when asked. User-defined
+// pieces also turn U+2581 into spaces, as SentencePiece and tokenizers' decoder do: llama.cpp's GGUF files never have
+// one (their converter writes those spaces as spaces), but tokenizer.json's added tokens may ("▁▁").
 
 extension Tokenizer {
     /// The vocabulary spelling of a token (U+2581 for spaces, `<0x0A>` for a byte piece), or nil if out of range.
@@ -51,7 +53,7 @@ extension Tokenizer {
         }
         let start = bytes.count
         switch vocabulary.types[Int(id)] {
-        case .normal:
+        case .normal, .userDefined:
             encoder.index.withView { view in
                 let piece = view.piece(Int(id))
                 var i = 0
@@ -73,8 +75,6 @@ extension Tokenizer {
             } else {
                 bytes.append(contentsOf: vocabulary.pieces[Int(id)].utf8)
             }
-        case .userDefined:
-            bytes.append(contentsOf: vocabulary.pieces[Int(id)].utf8)
         case .control, .unknown:
             if renderSpecial { bytes.append(contentsOf: vocabulary.pieces[Int(id)].utf8) }
         case .unused:

@@ -1,4 +1,5 @@
-// The one error type of GemmaTokenizer: every way a vocabulary can be malformed or an id out of range.
+// The one error type of GemmaTokenizer: every way a vocabulary or a tokenizer file can be malformed or unsupported, or an
+// id out of range.
 import GemmaFormats
 
 /// An error building a tokenizer from a vocabulary, or using it with an id it does not have.
@@ -23,6 +24,16 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
     case format(FormatError)
     /// A token id outside the vocabulary was given to the decoder.
     case invalidTokenID(Int, vocabularySize: Int)
+    /// A tokenizer file (`tokenizer.model`, `tokenizer.json`, `tokenizer_config.json`) that is not what its format
+    /// says: truncated, mis-typed, inconsistent.
+    case malformed(file: String, reason: String)
+    /// A well-formed tokenizer file asking for something this SentencePiece-style encoder does not do (a Unigram
+    /// model, a normalizer other than spaces to U+2581, ...), which would silently give different ids.
+    case unsupported(file: String, reason: String)
+    /// A model folder with neither `tokenizer.model` nor `tokenizer.json`.
+    case noTokenizerFile(directory: String)
+    /// A file that exists but could not be read.
+    case unreadable(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -38,6 +49,10 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
         case let .metadata(key, reason): "metadata \(key): \(reason)"
         case let .format(error): error.description
         case let .invalidTokenID(id, size): "token id \(id) is outside the vocabulary of \(size) pieces"
+        case let .malformed(file, reason): "\(file): \(reason)"
+        case let .unsupported(file, reason): "\(file): not supported: \(reason)"
+        case let .noTokenizerFile(directory): "\(directory) has neither tokenizer.model nor tokenizer.json"
+        case let .unreadable(path, reason): "\(path): \(reason)"
         }
     }
 }
