@@ -27,17 +27,28 @@ public final class LanguageModel: Sendable {
     public let tokenizer: Tokenizer
     /// The loop's settings (stop tokens); copied by each generation.
     public let generator: Generator
+    /// Sampling defaults for this model: its generation_config.json's values when it ships them, else llama.cpp's
+    /// (see `SamplingParameters(defaults:)`). The CLI's flags and a request's fields override them.
+    public let samplingDefaults: SamplingParameters
 
-    /// Loads a model file: weights, config and tokenizer. The one entry every command and the server load through.
+    /// Loads a model: weights, config and tokenizer. The one entry every command and the server load through.
     ///
     /// - Parameters:
-    ///   - path: The GGUF model file.
+    ///   - path: A GGUF file, or a Hugging Face folder (config.json, safetensors, tokenizer.model or tokenizer.json,
+    ///     generation_config.json).
     ///   - options: Threads, precision, where the weights live, KV-cache storage, embedding scale.
     /// - Throws: `ModelError` for a bad file or config, `TokenizerError` for a bad vocabulary.
     public static func load(path: String, options: ModelOptions = ModelOptions()) throws -> LanguageModel {
         let model = try Gemma3Model(path: path, options: options)
-        guard let gguf = model.checkpoint.gguf else { throw ModelError.config("\(path) holds no tokenizer (only GGUF files carry one)") }
-        return LanguageModel(model: model, tokenizer: try Tokenizer(vocabulary: Vocabulary(gguf: gguf.metadata)))
+        let vocabulary: Vocabulary
+        if let gguf = model.checkpoint.gguf {
+            vocabulary = try Vocabulary(gguf: gguf.metadata)
+        } else if let dir = model.checkpoint.directory {
+            vocabulary = try Vocabulary(directory: dir)
+        } else {
+            throw ModelError.config("\(path) holds no tokenizer")
+        }
+        return LanguageModel(model: model, tokenizer: try Tokenizer(vocabulary: vocabulary))
     }
 
     /// Wraps an already loaded model and tokenizer.
@@ -45,6 +56,7 @@ public final class LanguageModel: Sendable {
         self.model = model
         self.tokenizer = tokenizer
         generator = Generator(model: model)
+        samplingDefaults = SamplingParameters(defaults: model.checkpoint.generation)
     }
 
     /// The model's context length in tokens.

@@ -3,6 +3,7 @@
 // temperature -> a seeded draw. As in llama.cpp, top-p and min-p look at the distribution at temperature 1 and the
 // temperature only reshapes what survives them. Temperature 0 is greedy (argmax of the biased, penalised logits).
 // Every buffer is allocated on first use and reused: sampling a token allocates nothing.
+import GemmaModel
 
 /// How to choose each next token. The defaults are llama.cpp's (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05,
 /// penalties off).
@@ -48,6 +49,21 @@ public struct SamplingParameters: Sendable, Equatable {
 
     /// Always the most likely token.
     public static let greedy = SamplingParameters(temperature: 0)
+
+    /// The defaults for a checkpoint. When its generation_config.json sets sampling values (do_sample, temperature,
+    /// top_k, top_p, min_p, repetition_penalty) they apply, with transformers' defaults for the ones it leaves out
+    /// (temperature 1, top-k 50, top-p 1, min-p off, repetition penalty 1) and do_sample false meaning greedy;
+    /// otherwise (GGUF files, folders without sampling values) llama.cpp's (temperature 0.8, top-k 40, top-p 0.95,
+    /// min-p 0.05).
+    public init(defaults g: GenerationDefaults) {
+        self.init()
+        guard g.setsSampling else { return }
+        temperature = g.doSample == false ? 0 : g.temperature ?? 1
+        topK = g.topK ?? 50
+        topP = g.topP ?? 1
+        minP = g.minP ?? 0
+        repeatPenalty = g.repetitionPenalty ?? 1
+    }
 
     /// Plain softmax sampling at `temperature`: no top-k, top-p or min-p.
     public static func unfiltered(temperature: Float, seed: UInt64 = 0) -> SamplingParameters {

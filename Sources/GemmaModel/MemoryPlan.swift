@@ -96,25 +96,29 @@ public struct MemoryPlan: Sendable, Equatable {
                   visionFormat: visionFormat)
     }
 
-    /// A plan with the text weights of a GGUF file: `token_embd.weight` (and an untied `output.weight`) as the
-    /// embedding, every other tensor as layers, at their stored bytes.
-    public init(config: Gemma3Config, file: GGUFFile, context: Int, kv: KVStorage = .bf16,
-                includeVision: Bool = false, visionFormat: WeightEncoding = .bf16) {
-        var embedding = 0, layers = 0, embeddingCount = 0, layerCount = 0
-        for t in file.tensors {
-            if t.name == "token_embd.weight" || t.name == "output.weight" {
-                embedding += t.byteCount
-                embeddingCount += t.elementCount
-            } else {
-                layers += t.byteCount
-                layerCount += t.elementCount
+    /// The plan of a checkpoint's text weights at their stored bytes (a GGUF file or a Hugging Face folder): the
+    /// tensors the model binds, found by the checkpoint's naming.
+    public init(checkpoint: Checkpoint, context: Int, kv: KVStorage = .bf16, includeVision: Bool = false,
+                visionFormat: WeightEncoding = .bf16) {
+        let config = checkpoint.config
+        func tally(_ w: Gemma3Weight) -> (bytes: Int, count: Int) {
+            guard let t = checkpoint.source.sourceTensor(named: checkpoint.naming.name(of: w)) else { return (0, 0) }
+            return (t.bytes.count, t.shape.reduce(1, *))
+        }
+        let e = tally(.embedding), n = tally(.finalNorm)
+        var layers = n.bytes, layerCount = n.count
+        for i in 0..<config.numHiddenLayers {
+            for l in Gemma3Weight.Layer.allCases {
+                let t = tally(.layer(i, l))
+                layers += t.bytes
+                layerCount += t.count
             }
         }
         let visionParams = includeVision ? GemmaVisionTower.parameters(hiddenSize: config.hiddenSize) : 0
         let visionBytes = includeVision ? Self.visionBytes(config, visionFormat) : 0
         self.init(config: config, context: context, weightFormat: nil, visionFormat: visionFormat, kv: kv,
-                  parameters: GemmaParameterCount(embedding: embeddingCount, layers: layerCount, vision: visionParams),
-                  weights: Weights(embedding: embedding, layers: layers, vision: visionBytes))
+                  parameters: GemmaParameterCount(embedding: e.count, layers: layerCount, vision: visionParams),
+                  weights: Weights(embedding: e.bytes, layers: layers, vision: visionBytes))
     }
 
     private init(config: Gemma3Config, context: Int, weightFormat: WeightEncoding?, visionFormat: WeightEncoding,

@@ -72,6 +72,13 @@ struct PromptContext {
     let tokenizer: Tokenizer
     let contextLength: Int
     let vocabSize: Int
+    /// What a request's unset sampling fields take: the model's generation_config.json values when it ships them,
+    /// else llama.cpp's with OpenAI's temperature 1.
+    var samplingDefaults: SamplingParameters = {
+        var s = SamplingParameters()
+        s.temperature = 1
+        return s
+    }()
 }
 
 enum RequestParser {
@@ -185,8 +192,7 @@ enum RequestParser {
         if f.value("model") != nil { model = try f.string("model") }
         if let n = try f.int("n", 1...Int.max), n != 1 { throw .invalid("Only n = 1 is supported.", param: "n") }
         var p = GenerationParameters()
-        var s = SamplingParameters()
-        s.temperature = 1
+        var s = ctx.samplingDefaults
         if let t = try f.number("temperature", 0...2) { s.temperature = Float(t) }
         if let x = try f.number("top_p", 0...1) { s.topP = x == 0 ? Float.leastNonzeroMagnitude : Float(x) }
         if let k = try f.int("top_k", 0...Int(Int32.max)) { s.topK = k }

@@ -42,8 +42,11 @@ public final class Engine: Sendable {
 
     var tokenizer: Tokenizer { scheduler.tokenizer }
     var promptContext: PromptContext {
-        PromptContext(tokenizer: scheduler.tokenizer, contextLength: scheduler.configuration.contextLength,
-                      vocabSize: scheduler.model.config.vocabSize)
+        var c = PromptContext(tokenizer: scheduler.tokenizer, contextLength: scheduler.configuration.contextLength,
+                              vocabSize: scheduler.model.config.vocabSize)
+        let generation = scheduler.model.checkpoint.generation
+        if generation.setsSampling { c.samplingDefaults = SamplingParameters(defaults: generation) }
+        return c
     }
 }
 

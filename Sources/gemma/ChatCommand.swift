@@ -33,7 +33,7 @@ struct Chat: AsyncParsableCommand {
         let lm = try model.load()
         let session = lm.makeChatSession(system: system, contextLength: ctxSize)
         let seed = sampling.resolvedSeed
-        let parameters = GenerationParameters(sampling: try sampling.parameters(seed: seed), maxTokens: maxTokens,
+        let parameters = GenerationParameters(sampling: try sampling.parameters(seed: seed, defaults: lm.samplingDefaults), maxTokens: maxTokens,
                                               stopStrings: sampling.stopStrings)
         var showStats = stats
         writeErr("gemma chat: /reset forgets, /stats toggles tok/s, /tokens shows the ids, /exit quits; end a line with \\ or wrap text in \"\"\" for several lines; Ctrl-C stops a reply\n")

@@ -7,17 +7,22 @@ import GemmaGenerate
 import GemmaModel
 import GemmaTokenizer
 
-/// llama.cpp-style sampling flags and defaults.
+/// llama.cpp-style sampling flags. Unset, the first five take the model's defaults: its generation_config.json's
+/// sampling values when a Hugging Face folder ships them, else llama.cpp's (`SamplingParameters(defaults:)`).
 struct SamplingOptions: ParsableArguments {
-    @Option(name: [.customLong("temp"), .customLong("temperature")], help: "Temperature; 0 is greedy.")
-    var temp: Float = 0.8
-    @Option(name: .customLong("top-k"), help: "Keep the K most likely tokens (0 = all).") var topK = 40
-    @Option(name: .customLong("top-p"), help: "Keep the most likely tokens up to this probability mass (1 = all).")
-    var topP: Float = 0.95
-    @Option(name: .customLong("min-p"), help: "Drop tokens below this fraction of the top token's probability (0 = off).")
-    var minP: Float = 0.05
-    @Option(name: .customLong("repeat-penalty"), help: "Penalty for tokens in the last N (1 = off).")
-    var repeatPenalty: Float = 1
+    @Option(name: [.customLong("temp"), .customLong("temperature")],
+            help: "Temperature; 0 is greedy. (default: the model's generation_config.json, else 0.8)")
+    var temp: Float?
+    @Option(name: .customLong("top-k"), help: "Keep the K most likely tokens (0 = all). (default: the model's, else 40)")
+    var topK: Int?
+    @Option(name: .customLong("top-p"),
+            help: "Keep the most likely tokens up to this probability mass (1 = all). (default: the model's, else 0.95)")
+    var topP: Float?
+    @Option(name: .customLong("min-p"),
+            help: "Drop tokens below this fraction of the top token's probability (0 = off). (default: the model's, else 0.05)")
+    var minP: Float?
+    @Option(name: .customLong("repeat-penalty"), help: "Penalty for tokens in the last N (1 = off). (default: the model's, else 1)")
+    var repeatPenalty: Float?
     @Option(name: .customLong("repeat-last-n"), help: "Tokens the penalties look back over (0 = off, -1 = all).")
     var repeatLastN = 64
     @Option(name: .customLong("presence-penalty"), help: "Subtracted once from tokens present in the last N (0 = off).")
@@ -32,11 +37,11 @@ struct SamplingOptions: ParsableArguments {
     var stop: [String] = []
 
     func validate() throws {
-        guard temp >= 0, temp.isFinite else { throw ValidationError("--temp must be >= 0") }
-        guard topK >= 0 else { throw ValidationError("--top-k must be >= 0") }
-        guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
-        guard minP >= 0, minP <= 1 else { throw ValidationError("--min-p must be in [0, 1]") }
-        guard repeatPenalty > 0 else { throw ValidationError("--repeat-penalty must be > 0") }
+        if let temp { guard temp >= 0, temp.isFinite else { throw ValidationError("--temp must be >= 0") } }
+        if let topK { guard topK >= 0 else { throw ValidationError("--top-k must be >= 0") } }
+        if let topP { guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") } }
+        if let minP { guard minP >= 0, minP <= 1 else { throw ValidationError("--min-p must be in [0, 1]") } }
+        if let repeatPenalty { guard repeatPenalty > 0 else { throw ValidationError("--repeat-penalty must be > 0") } }
         guard repeatLastN >= -1 else { throw ValidationError("--repeat-last-n must be >= -1") }
         _ = try biases()
     }
@@ -44,10 +49,20 @@ struct SamplingOptions: ParsableArguments {
     /// The seed actually used (a random one when -1).
     var resolvedSeed: UInt64 { seed < 0 ? UInt64.random(in: 0...UInt64.max) : UInt64(seed) }
 
-    func parameters(seed: UInt64) throws -> SamplingParameters {
-        SamplingParameters(temperature: temp, topK: topK, topP: topP, minP: minP, repeatPenalty: repeatPenalty,
-                           repeatLastN: repeatLastN, presencePenalty: presencePenalty,
-                           frequencyPenalty: frequencyPenalty, logitBias: try biases(), seed: seed)
+    /// The flags over `defaults` (the model's `samplingDefaults`).
+    func parameters(seed: UInt64, defaults: SamplingParameters) throws -> SamplingParameters {
+        var p = defaults
+        p.temperature = temp ?? defaults.temperature
+        p.topK = topK ?? defaults.topK
+        p.topP = topP ?? defaults.topP
+        p.minP = minP ?? defaults.minP
+        p.repeatPenalty = repeatPenalty ?? defaults.repeatPenalty
+        p.repeatLastN = repeatLastN
+        p.presencePenalty = presencePenalty
+        p.frequencyPenalty = frequencyPenalty
+        p.logitBias = try biases()
+        p.seed = seed
+        return p
     }
 
     /// Stop strings with \n, \t, \r and \\ unescaped.
@@ -141,7 +156,7 @@ struct Generate: ParsableCommand {
             }
         } ?? loaded.tokenizer.encode(text, addSpecial: true, parseSpecial: true).map(Int.init)
         let seed = sampling.resolvedSeed
-        let parameters = GenerationParameters(sampling: try sampling.parameters(seed: seed), maxTokens: maxTokens,
+        let parameters = GenerationParameters(sampling: try sampling.parameters(seed: seed, defaults: loaded.samplingDefaults), maxTokens: maxTokens,
                                               stopStrings: sampling.stopStrings, ignoreStopTokens: ignoreEos)
         guard ids.count + maxTokens <= loaded.model.config.maxPositionEmbeddings else {
             throw ExitCodeError(message: "prompt (\(ids.count) tokens) + max tokens (\(maxTokens)) exceeds the model's context of \(loaded.model.config.maxPositionEmbeddings)")

@@ -39,7 +39,7 @@ struct Memory: ParsableCommand {
     @Option(help: "Model size: \(Gemma3Size.allCases.map(\.rawValue).joined(separator: ", ")) (default 270m).")
     var size: String?
 
-    @Option(name: .shortAndLong, help: "GGUF model: read its config and its tensors' bytes.")
+    @Option(name: .shortAndLong, help: "A GGUF file or Hugging Face folder: read its config and its tensors' bytes.")
     var model: String?
 
     @Option(help: "Context length in tokens.")
@@ -84,19 +84,13 @@ struct Memory: ParsableCommand {
         let plan: MemoryPlan
         let source: String
         if let path = model {
-            let file: GGUFFile
-            let config: Gemma3Config
-            do {
-                file = try GGUFFile(path: path)
-                config = try Gemma3Config(gguf: file)
-            } catch {
-                throw ExitCodeError(message: "\(path): \(error)")
-            }
+            let checkpoint: Checkpoint
+            do { checkpoint = try Checkpoint.open(path: path) } catch { throw ExitCodeError(message: "\(path): \(error)") }
             let withVision = vision ?? false
             if let format {
-                plan = MemoryPlan(config: config, context: context, weights: format, kv: storage, includeVision: withVision)
+                plan = MemoryPlan(config: checkpoint.config, context: context, weights: format, kv: storage, includeVision: withVision)
             } else {
-                plan = MemoryPlan(config: config, file: file, context: context, kv: storage, includeVision: withVision)
+                plan = MemoryPlan(checkpoint: checkpoint, context: context, kv: storage, includeVision: withVision)
             }
             source = path
         } else {

@@ -27,7 +27,7 @@ struct Run: AsyncParsableCommand {
         let lm = try model.load()
         var messages: [ChatMessage] = system.map { [.system($0)] } ?? []
         messages.append(.user(text))
-        let parameters = GenerationParameters(sampling: try sampling.parameters(seed: sampling.resolvedSeed),
+        let parameters = GenerationParameters(sampling: try sampling.parameters(seed: sampling.resolvedSeed, defaults: lm.samplingDefaults),
                                               maxTokens: maxTokens, stopStrings: sampling.stopStrings)
         do {
             for try await event in lm.generate(messages: messages, parameters) {

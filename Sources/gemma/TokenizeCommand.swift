@@ -46,7 +46,9 @@ struct Tokenize: ParsableCommand {
             try Self.benchmark(modelPath: path, text: input)
             return
         }
-        let tokenizer = try Tokenizer(modelPath: path)
+        var isDirectory: ObjCBool = false
+        let folder = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+        let tokenizer = folder ? try Tokenizer(directory: path) : try Tokenizer(modelPath: path)
         let ids = tokenizer.encode(input, addSpecial: !noBOS, parseSpecial: !noSpecial)
         if json {
             print("{\"ids\":[\(ids.map(String.init).joined(separator: ","))]}")

@@ -103,7 +103,7 @@ import GemmaModel
         guard let path = TestPaths.requireModel() else { return }
         let file = try GGUFFile(path: path)
         let config = try Gemma3Config(gguf: file)
-        let fromFile = MemoryPlan(config: config, file: file, context: 32_768, kv: .f16)
+        let fromFile = MemoryPlan(checkpoint: try Checkpoint(gguf: file), context: 32_768, kv: .f16)
         let fromConfig = MemoryPlan(config: config, context: 32_768, kv: .f16)
         #expect(fromFile.parameters.total == fromConfig.parameters.total)
         #expect(fromFile.weights.total == file.tensors.reduce(0) { $0 + $1.byteCount })
