@@ -1,18 +1,22 @@
 // What the CPU offers the kernels, read once. Builds target the CPU they run on (-target-cpu native), so a kernel
 // written for one vector width is fast only where the CPU has it: the int16 GEMM's tile is 24 registers of 512 bits
 // (GemmInt16.swift). On an AVX2-only CPU it compiles to halves that spill and ran 9x slower than the f32 GEMM (pp512
-// 35 vs 307 tok/s, AMD EPYC Zen 3, 2 threads), so there prefill takes the f32 GEMM.
+// 35 vs 307 tok/s, AMD EPYC Zen 3, 2 threads), so there prefill takes the f32 GEMM; the decode kernels for several
+// activation rows at once (batched decoding) spill the same way, so there each row takes the one-row kernels.
 #if canImport(Glibc)
 import Glibc
 #endif
 
 package enum CPUFeatures {
-    /// True when the CPU has AVX-512 BW (512-bit integer vectors): the int16 GEMM is the fast prefill product.
-    /// `GEMMA_INT16_GEMM=0` or `=1` overrides (benchmarks and tests of either path).
-    package static let int16Gemm: Bool = {
-        if let v = getenv("GEMMA_INT16_GEMM") { return String(cString: v) != "0" }
+    /// True when the CPU has AVX-512 BW (512-bit integer vectors), which the int16 GEMM's tile and the several-row
+    /// decode kernels are written for. `GEMMA_AVX512=0` or `=1` overrides (benchmarks and tests of either path).
+    package static let avx512: Bool = {
+        if let v = getenv("GEMMA_AVX512") { return String(cString: v) != "0" }
         return cpuFlags().contains("avx512bw")
     }()
+
+    /// The int16 GEMM is the fast prefill product (else the f32 GEMM).
+    package static var int16Gemm: Bool { avx512 }
 
     /// The flags of the first processor in /proc/cpuinfo (empty where there is none).
     static func cpuFlags() -> Set<Substring> {

@@ -395,6 +395,15 @@ func dotRows(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: Quanti
 @inline(never)
 func dotRowsMany(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, _ a: QuantizedActivations,
                  batch: Int, into y: UnsafeMutablePointer<Float>, yStride: Int, _ scratch: UnsafeMutableRawPointer, firstRow: Int = 0) {
+    if batch > 1 && !CPUFeatures.avx512 {
+        // Without 512-bit vectors the several-row kernels spill; the one-row kernels per activation row give the
+        // same results (see dotRows) with the weight rows re-read from cache.
+        for t in 0..<batch {
+            dotRowsMany(layout, rows, rowBytes: rowBytes, count: count, cols: cols, a, batch: 1, into: y + t &* yStride,
+                        yStride: yStride, scratch, firstRow: firstRow &+ t)
+        }
+        return
+    }
     if batch == 4 {
         dotRowsMany4(layout, rows, rowBytes: rowBytes, count: count, cols: cols, a, into: y, yStride: yStride, scratch, firstRow: firstRow)
         return
