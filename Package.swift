@@ -8,7 +8,7 @@ let package = Package(
     name: "swift-gemma",
     platforms: [.macOS(.v15)],
     products: [
-        .library(name: "Gemma", targets: ["GemmaFormats", "GemmaKernels", "GemmaTokenizer", "GemmaModel", "GemmaGenerate"]),
+        .library(name: "Gemma", targets: ["GemmaFormats", "GemmaKernels", "GemmaTokenizer", "GemmaModel", "GemmaGenerate", "GemmaConvert"]),
         .library(name: "GemmaServer", targets: ["GemmaServer"]),
         .executable(name: "gemma", targets: ["gemma"]),
     ],
@@ -28,6 +28,8 @@ let package = Package(
         .target(name: "GemmaModel", dependencies: ["GemmaFormats", "GemmaKernels"]),
         // Sampling, the generation loop with its stop conditions, perplexity.
         .target(name: "GemmaGenerate", dependencies: ["GemmaModel", "GemmaTokenizer"]),
+        // Checkpoint conversion: Hugging Face folders to GGUF files (quantized) and GGUF files to Hugging Face folders.
+        .target(name: "GemmaConvert", dependencies: ["GemmaFormats", "GemmaKernels", "GemmaModel", "GemmaTokenizer"]),
         // OpenAI-compatible HTTP server: routes, request/response types, server-sent events, batching scheduler.
         .target(
             name: "GemmaServer",
@@ -47,6 +49,7 @@ let package = Package(
                 "GemmaTokenizer",
                 "GemmaModel",
                 "GemmaGenerate",
+                "GemmaConvert",
                 "GemmaServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -59,6 +62,10 @@ let package = Package(
         .testTarget(name: "GemmaKernelsTests", dependencies: ["GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaModelTests", dependencies: ["GemmaModel", "GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaGenerateTests", dependencies: ["GemmaGenerate", "GemmaModel", "GemmaTokenizer", "GemmaTestSupport"]),
+        .testTarget(
+            name: "GemmaConvertTests",
+            dependencies: ["GemmaConvert", "GemmaModel", "GemmaFormats", "GemmaTokenizer", "GemmaTestSupport"]
+        ),
         .testTarget(
             name: "GemmaServerTests",
             dependencies: ["GemmaServer", "GemmaGenerate", "GemmaTestSupport", .product(name: "Hummingbird", package: "hummingbird")]

@@ -62,5 +62,30 @@ bad_kv() {
 }
 check "a bad --kv value is a clear error naming the choices" bad_kv
 
+# gemma convert on the tiny fixture: folder -> q8_0 GGUF -> folder, progress on stderr, refusals.
+TINY=Tests/Fixtures/gemma3-tiny-text
+convert_round_trip() {
+  local err
+  err="$("$GEMMA_BIN" convert "$TINY" "$tmp/tiny.gguf" --type q8_0 2>&1 >/dev/null)" || { echo "$err"; return 1; }
+  echo "$err" | grep -q '^\[106/106\] output_norm.weight F32$' || { echo "no progress line: $err"; return 1; }
+  "$GEMMA_BIN" convert "$tmp/tiny.gguf" "$tmp/tiny-hf" 2>/dev/null || return 1
+  for f in config.json generation_config.json model.safetensors tokenizer.model tokenizer_config.json; do
+    [ -f "$tmp/tiny-hf/$f" ] || { echo "no $f"; return 1; }
+  done
+  "$GEMMA_BIN" generate --model "$tmp/tiny-hf" --ids 2,10,20 -n 4 --temp 0 --ignore-eos --json | grep -q '"tokens":\['
+}
+check "convert: folder -> q8_0 GGUF -> folder that generates" convert_round_trip
+convert_refuses() {
+  local out
+  out="$("$GEMMA_BIN" convert "$TINY" "$tmp/tiny.gguf" 2>&1)" && { echo "exited 0: $out"; return 1; }
+  echo "$out" | grep -q "exists: pass --force" || { echo "unclear: $out"; return 1; }
+  out="$("$GEMMA_BIN" convert "$TINY" "$tmp/x.gguf" --type q3_k 2>&1)" && { echo "exited 0: $out"; return 1; }
+  echo "$out" | grep -q "q4_k, q6_k" || { echo "unclear: $out"; return 1; }
+  out="$("$GEMMA_BIN" convert "$tmp/tiny.gguf" "$tmp/q-hf" --type q8_0 2>&1)" && { echo "exited 0: $out"; return 1; }
+  echo "$out" | grep -q "not q8_0" || { echo "unclear: $out"; return 1; }
+  [ ! -e "$tmp/x.gguf" ] && [ ! -e "$tmp/q-hf" ] || { echo "left output behind"; return 1; }
+}
+check "convert refuses an existing output, an unknown type, a quantized folder" convert_refuses
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -40,24 +40,51 @@ public struct GGUFWriter: Sendable {
     /// Adds a tensor; `data` must hold exactly the bytes its type and dimensions need.
     public mutating func addTensor(name: String, type: TensorType, dimensions: [Int], data: [UInt8]) throws(FormatError) {
         guard !names.contains(name) else { throw .duplicate(what: "tensor", name: name) }
+        let expected = try Self.checkedByteCount(name: name, type: type, dimensions: dimensions)
+        guard expected == data.count else {
+            throw .badTensorData(tensor: name, reason: "has \(data.count) bytes but \(type) \(dimensions) needs \(expected)")
+        }
+        names.insert(name)
+        tensors.append(Tensor(name: name, type: type, dimensions: dimensions, data: data))
+    }
+
+    /// The bytes a tensor of `type` and `dimensions` (ggml order) takes, or an error naming what is wrong with them.
+    static func checkedByteCount(name: String, type: TensorType, dimensions: [Int]) throws(FormatError) -> Int {
         guard (1...GGUFFile.maxDimensions).contains(dimensions.count), dimensions.allSatisfy({ $0 >= 0 }) else {
             throw .badTensorData(tensor: name, reason: "dimensions \(dimensions) are not 1 to 4 non-negative sizes")
         }
         guard dimensions[0] % type.blockSize == 0 else {
             throw .badTensorData(tensor: name, reason: "row length \(dimensions[0]) is not a multiple of the \(type) block size \(type.blockSize)")
         }
-        let expected = type.rowBytes(dimensions.reduce(1, *))
-        guard expected == data.count else {
-            throw .badTensorData(tensor: name, reason: "has \(data.count) bytes but \(type) \(dimensions) needs \(expected.map(String.init) ?? "too many")")
+        var elements = 1
+        for d in dimensions {
+            let (product, overflow) = elements.multipliedReportingOverflow(by: d)
+            guard !overflow else { throw .badTensorData(tensor: name, reason: "dimensions \(dimensions) overflow") }
+            elements = product
         }
-        names.insert(name)
-        tensors.append(Tensor(name: name, type: type, dimensions: dimensions, data: data))
+        guard let bytes = type.rowBytes(elements) else {
+            throw .badTensorData(tensor: name, reason: "\(type) \(dimensions) needs too many bytes")
+        }
+        return bytes
     }
 
     /// The whole file as bytes.
     public func serialized() -> [UInt8] {
+        let infos = tensors.map { (name: $0.name, type: $0.type, dimensions: $0.dimensions, byteCount: $0.data.count) }
+        var out = Self.header(metadata: metadata, tensors: infos, alignment: alignment)
+        out.reserveCapacity(tensors.reduce(out.count) { $0 + $1.data.count + alignment })
+        for t in tensors {
+            out.append(contentsOf: t.data)
+            Self.pad(&out, alignment)
+        }
+        return out
+    }
+
+    /// Everything before the first tensor's data: the header, the metadata, the tensor infos (each tensor's data at
+    /// the next aligned offset after the one before), and the padding up to the aligned start of the data section.
+    static func header(metadata: GGUFMetadata, tensors: [(name: String, type: TensorType, dimensions: [Int], byteCount: Int)],
+                       alignment: Int) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(tensors.reduce(4096) { $0 + $1.data.count + alignment })
         put(GGUFFile.magic, &out)
         put(UInt32(3), &out)
         put(UInt64(tensors.count), &out)
@@ -68,23 +95,15 @@ public struct GGUFWriter: Sendable {
             putValue(value, &out)
         }
         var offset = 0
-        var offsets: [Int] = []
         for t in tensors {
-            offsets.append(offset)
             putString(t.name, &out)
             put(UInt32(t.dimensions.count), &out)
             for d in t.dimensions { put(UInt64(d), &out) }
             put(t.type.rawValue, &out)
             put(UInt64(offset), &out)
-            offset = align(offset + t.data.count)
+            offset = align(offset + t.byteCount, alignment)
         }
-        pad(&out)
-        let dataStart = out.count
-        for (t, o) in zip(tensors, offsets) {
-            out.append(contentsOf: repeatElement(0, count: dataStart + o - out.count))
-            out.append(contentsOf: t.data)
-        }
-        if !tensors.isEmpty { pad(&out) }
+        pad(&out, alignment)
         return out
     }
 
@@ -107,20 +126,22 @@ public struct GGUFWriter: Sendable {
 
     // MARK: - Encoding
 
-    private func align(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
-    private func pad(_ out: inout [UInt8]) { out.append(contentsOf: repeatElement(0, count: align(out.count) - out.count)) }
+    static func align(_ n: Int, _ alignment: Int) -> Int { (n + alignment - 1) / alignment * alignment }
+    static func pad(_ out: inout [UInt8], _ alignment: Int) {
+        out.append(contentsOf: repeatElement(0, count: align(out.count, alignment) - out.count))
+    }
 
-    private func put<T: FixedWidthInteger>(_ v: T, _ out: inout [UInt8]) {
+    private static func put<T: FixedWidthInteger>(_ v: T, _ out: inout [UInt8]) {
         withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) }
     }
 
-    private func putString(_ s: String, _ out: inout [UInt8]) {
+    private static func putString(_ s: String, _ out: inout [UInt8]) {
         let utf8 = Array(s.utf8)
         put(UInt64(utf8.count), &out)
         out.append(contentsOf: utf8)
     }
 
-    private func putValue(_ v: GGUFValue, _ out: inout [UInt8]) {
+    private static func putValue(_ v: GGUFValue, _ out: inout [UInt8]) {
         switch v {
         case let .uint8(x): put(x, &out)
         case let .int8(x): put(x, &out)
@@ -138,7 +159,7 @@ public struct GGUFWriter: Sendable {
         }
     }
 
-    private func putArray(_ a: GGUFArray, _ out: inout [UInt8]) {
+    private static func putArray(_ a: GGUFArray, _ out: inout [UInt8]) {
         put(a.elementType.rawValue, &out)
         put(UInt64(a.count), &out)
         switch a {

@@ -58,6 +58,40 @@ public enum JSONValue: Sendable, Equatable {
         return out
     }
 
+    /// JSON text laid out as Python's `json.dumps(indent=2)` lays it out (how Hugging Face writes config files): one
+    /// member or element per line, indented by `indent` spaces a level, `": "` after keys, `[]` and `{}` when empty.
+    public func pretty(indent: Int = 2) -> String {
+        var out = ""
+        writePretty(into: &out, indent: indent, level: 0)
+        return out
+    }
+
+    private func writePretty(into out: inout String, indent: Int, level: Int) {
+        let inner = String(repeating: " ", count: indent * (level + 1)), outer = String(repeating: " ", count: indent * level)
+        switch self {
+        case let .array(items) where !items.isEmpty:
+            out += "[\n"
+            for (i, v) in items.enumerated() {
+                out += inner
+                v.writePretty(into: &out, indent: indent, level: level + 1)
+                out += i + 1 < items.count ? ",\n" : "\n"
+            }
+            out += outer + "]"
+        case let .object(pairs) where !pairs.isEmpty:
+            out += "{\n"
+            for (i, (k, v)) in pairs.enumerated() {
+                out += inner
+                Self.writeString(k, into: &out)
+                out += ": "
+                v.writePretty(into: &out, indent: indent, level: level + 1)
+                out += i + 1 < pairs.count ? ",\n" : "\n"
+            }
+            out += outer + "}"
+        default:
+            write(into: &out)
+        }
+    }
+
     func write(into out: inout String) {
         switch self {
         case .null: out += "null"

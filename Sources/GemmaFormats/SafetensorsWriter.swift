@@ -45,10 +45,20 @@ public struct SafetensorsWriter: Sendable {
 
     /// Adds a tensor; `data` must hold exactly the bytes its dtype and shape need.
     public mutating func addTensor(name: String, dtype: SafetensorsDType, shape: [Int], data: [UInt8]) throws(FormatError) {
+        guard !names.contains(name) else { throw .duplicate(what: "tensor", name: name) }
+        let expected = try Self.checkedByteCount(name: name, dtype: dtype, shape: shape)
+        guard expected == data.count else {
+            throw .badTensorData(tensor: name, reason: "has \(data.count) bytes but \(dtype) \(shape) needs \(expected)")
+        }
+        names.insert(name)
+        tensors.append(Tensor(name: name, dtype: dtype, shape: shape, data: data))
+    }
+
+    /// The bytes a tensor of `dtype` and `shape` takes, or an error naming what is wrong with them.
+    static func checkedByteCount(name: String, dtype: SafetensorsDType, shape: [Int]) throws(FormatError) -> Int {
         guard name != "__metadata__" else {
             throw .badTensorData(tensor: name, reason: "the name is reserved for the header's metadata")
         }
-        guard !names.contains(name) else { throw .duplicate(what: "tensor", name: name) }
         var elements = 1
         for d in shape {
             let (product, overflow) = elements.multipliedReportingOverflow(by: d)
@@ -57,24 +67,32 @@ public struct SafetensorsWriter: Sendable {
             }
             elements = product
         }
-        let expected = dtype.byteCount(elements: elements)
-        guard expected == data.count else {
-            throw .badTensorData(tensor: name, reason: "has \(data.count) bytes but \(dtype) \(shape) needs \(expected.map(String.init) ?? "a whole number of bytes")")
+        guard let bytes = dtype.byteCount(elements: elements) else {
+            throw .badTensorData(tensor: name, reason: "\(dtype) \(shape) does not fill a whole number of bytes")
         }
-        names.insert(name)
-        tensors.append(Tensor(name: name, dtype: dtype, shape: shape, data: data))
+        return bytes
     }
 
     /// Orders the tensors as the reference writer does: element types in reverse `SafetensorsDType` order (largest
     /// first), then names in byte order.
     public mutating func sortLikeReference() {
-        tensors.sort { a, b in
-            a.dtype != b.dtype ? a.dtype > b.dtype : Array(a.name.utf8).lexicographicallyPrecedes(Array(b.name.utf8))
-        }
+        tensors.sort { Self.precedesLikeReference(($0.name, $0.dtype), ($1.name, $1.dtype)) }
+    }
+
+    /// The reference writer's order: element types in reverse `SafetensorsDType` order, then names in byte order.
+    public static func precedesLikeReference(_ a: (name: String, dtype: SafetensorsDType),
+                                             _ b: (name: String, dtype: SafetensorsDType)) -> Bool {
+        a.dtype != b.dtype ? a.dtype > b.dtype : Array(a.name.utf8).lexicographicallyPrecedes(Array(b.name.utf8))
     }
 
     /// The 8-byte length and the padded JSON header.
     public func header() throws(FormatError) -> [UInt8] {
+        try Self.header(metadata: metadata, tensors: tensors.map { ($0.name, $0.dtype, $0.shape, $0.data.count) })
+    }
+
+    /// The 8-byte length and the padded JSON header of tensors stored back to back in the given order.
+    static func header(metadata: [(key: String, value: String)],
+                       tensors: [(name: String, dtype: SafetensorsDType, shape: [Int], byteCount: Int)]) throws(FormatError) -> [UInt8] {
         var json = "{"
         var first = true
         func separator() { if first { first = false } else { json += "," } }
@@ -83,20 +101,20 @@ public struct SafetensorsWriter: Sendable {
             json += "\"__metadata__\":{"
             for (i, (k, v)) in metadata.enumerated() {
                 if i > 0 { json += "," }
-                Self.writeString(k, into: &json)
+                writeString(k, into: &json)
                 json += ":"
-                Self.writeString(v, into: &json)
+                writeString(v, into: &json)
             }
             json += "}"
         }
         var offset = 0
         for t in tensors {
             separator()
-            Self.writeString(t.name, into: &json)
+            writeString(t.name, into: &json)
             json += ":{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":["
             json += t.shape.map(String.init).joined(separator: ",")
-            json += "],\"data_offsets\":[\(offset),\(offset + t.data.count)]}"
-            offset += t.data.count
+            json += "],\"data_offsets\":[\(offset),\(offset + t.byteCount)]}"
+            offset += t.byteCount
         }
         json += "}"
         var bytes = Array(json.utf8)

@@ -128,6 +128,12 @@ extension Gemma3Config {
 // MARK: - GGUF
 
 extension Gemma3Config {
+    /// The query_pre_attn_scalar llama.cpp derives for a GGUF file (which does not store it): hidden / heads when the
+    /// model has 62 layers (its test for the 27B), head_dim otherwise.
+    public static func llamaCppQueryPreAttnScalar(_ c: Gemma3Config) -> Float {
+        c.numHiddenLayers == 62 ? Float(c.hiddenSize / c.numAttentionHeads) : Float(c.headDim)
+    }
+
     /// Reads the config from a GGUF file's metadata (architecture "gemma3").
     public init(gguf file: GGUFFile) throws(ModelError) {
         let m = file.metadata
@@ -179,8 +185,13 @@ extension Gemma3Config {
             guard type == "linear" else { throw .config("RoPE scaling \"\(type)\" is not supported (Gemma 3 uses linear)") }
             if let f = float("rope.scaling.factor"), f > 0, f != 1 { c.ropeScalingFactor = f }
         }
-        // GGUF does not store query_pre_attn_scalar: it is head_dim except on 27B (hidden / heads = 168), as llama.cpp.
-        if c.knownSize == .b27 { c.queryPreAttnScalar = Float(hidden / heads) }
+        // llama.cpp's GGUF does not store query_pre_attn_scalar: it is head_dim except on 27B (hidden / heads = 168).
+        // `gemma convert` stores it (a key llama.cpp ignores) only for a model where that rule gives another value.
+        c.queryPreAttnScalar = Self.llamaCppQueryPreAttnScalar(c)
+        if let v = float("attention.query_pre_attn_scalar") {
+            guard v > 0, v.isFinite else { throw .config("metadata gemma3.attention.query_pre_attn_scalar \(v) is not positive") }
+            c.queryPreAttnScalar = v
+        }
         guard c.slidingWindow > 0, c.rmsNormEps > 0, c.rmsNormEps.isFinite, c.ropeTheta > 0 else {
             throw .config("sliding window \(c.slidingWindow), RMS eps \(c.rmsNormEps) or RoPE base \(c.ropeTheta) is invalid")
         }
