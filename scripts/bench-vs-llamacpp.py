@@ -67,12 +67,28 @@ def ids_stream(n, seed=42):
 
 # ---------------------------------------------------------------- llama.cpp side (runs in a child process)
 
+def llama_cpp_build_env():
+    """The environment for compiling llama.cpp here: on Intel CPUs with AMX its native build dies with SIGILL in these
+    VMs, so the AMX instructions are switched off in the C and C++ flags (through CMAKE_ARGS, which pip passes on)."""
+    env = dict(os.environ)
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        flags = ""
+    if "amx_tile" in flags:
+        no_amx = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+        log(f"this CPU has AMX: building llama.cpp with {no_amx}")
+        env["CMAKE_ARGS"] = (env.get("CMAKE_ARGS", "") + f' -DCMAKE_C_FLAGS="{no_amx}" -DCMAKE_CXX_FLAGS="{no_amx}"').strip()
+    return env
+
+
 def import_llama_cpp():
     try:
         import llama_cpp  # noqa: F401
     except ImportError:
         log(f"llama-cpp-python is missing: pip install {LLAMA_CPP_PIP} (compiles llama.cpp, several minutes)")
-        subprocess.run([sys.executable, "-m", "pip", "install", LLAMA_CPP_PIP], check=True, stdout=sys.stderr)
+        subprocess.run([sys.executable, "-m", "pip", "install", LLAMA_CPP_PIP], check=True, stdout=sys.stderr,
+                       env=llama_cpp_build_env())
         import llama_cpp  # noqa: F401
     import llama_cpp
     return llama_cpp

@@ -78,6 +78,8 @@ package final class MatmulScratch: @unchecked Sendable {  // each worker uses on
     let gemmInt16: UnsafeMutableRawPointer?
     /// The int16 GEMM's activations (element order; the row kernels' are chunk-interleaved).
     let gemmActivations: PanelActivations
+    /// The bf16 row kernels' activations (even/odd halves per 32-element chunk), for up to 32 rows.
+    let paired: PairedActivations
 
     package init(workers: Int, maxCols: Int, maxBatch: Int = 1) {
         stride = (maxCols + 31) / 32 * 32
@@ -88,6 +90,7 @@ package final class MatmulScratch: @unchecked Sendable {  // each worker uses on
         let gemm = maxBatch >= WeightMatrix.gemmMinimumBatch
         gemmInt16 = gemm ? .allocate(byteCount: workers * gemmInt16ScratchBytes, alignment: 64) : nil
         gemmActivations = PanelActivations(maxRows: gemm ? maxBatch : 1, maxCols: gemm ? stride : 32)
+        paired = PairedActivations(maxRows: min(max(1, maxBatch), 32), maxCols: stride)
     }
 
     deinit {
@@ -135,6 +138,14 @@ extension WeightMatrix {
             pool.parallelFor(range.count, minimumPerWorker: 16,
                              RowKernelJob(m: (self, self, nil), y: (y, y, nil), yStride: (yStride, 0, 0), split: (range.count, range.count),
                                           firstRow: range.lowerBound, a: a, batch: batch, scratch: scratch))
+            return
+        }
+        if precision == .fast, hasFloatRowKernels, batch <= scratch.paired.maxRows {
+            // Float weights (bf16, f16, f32) where they lie, f32 FMA (FloatRowKernels.swift).
+            if encoding.tensorType == .bf16 { scratch.paired.split(x, stride: xStride, rows: batch, cols: cols) }
+            pool.parallelFor(range.count, minimumPerWorker: 16,
+                             FloatRowJob(m: self, firstRow: range.lowerBound, x: x, xStride: xStride, batch: batch, y: y, yStride: yStride,
+                                         paired: scratch.paired, scratch: scratch))
             return
         }
         multiplyByRows(x, xStride: xStride, batch: batch, into: y, yStride: yStride, range: range, pool: pool, scratch: scratch)

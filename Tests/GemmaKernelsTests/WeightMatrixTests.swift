@@ -52,6 +52,40 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
         }
         #expect(relativeError(y, deq, x, rows: rows, cols: cols, batch: batch) <= Self.relativeTolerance)
     }
+
+    /// The float row kernels (bf16 pairs, f16 converted per row, f32 in place) at widths with a tail past the last
+    /// 32-weight chunk (72: the tiny fixture's hidden size; 100), whole chunks (640), and rows longer than 4096 (4352,
+    /// 21504), for one and several activation rows, against f64; and `.fast` against `.exact` (another summation
+    /// order over the same f32 products: equal to rounding).
+    static let floatCases: [(TensorType, Int)] = [TensorType.bf16, .f16, .f32].flatMap { t in [72, 100, 640, 4352, 21504].map { (t, $0) } }
+
+    @Test(arguments: floatCases)
+    func floatRowKernelsMatchReference(type: TensorType, cols: Int) throws {
+        let rows = cols > 4096 ? 9 : 37
+        var r = SplitMix64(seed: UInt64(type.rawValue) &* 31 &+ UInt64(cols))
+        let bytes = try randomMatrix(type, rows: rows, cols: cols, &r)
+        var deq = [Float](repeating: 0, count: rows * cols)
+        try bytes.withUnsafeBytes { try type.dequantize($0.baseAddress!, count: rows * cols, into: &deq) }
+        for batch in [1, 3] {
+            let x = r.floats(batch * cols, scale: 3)
+            var fast = [Float](repeating: .nan, count: batch * rows), exact = fast
+            bytes.withUnsafeBytes { raw in
+                let m = WeightMatrix(type: type, rows: rows, cols: cols, base: raw.baseAddress!)
+                let scratch = MatmulScratch(workers: 2, maxCols: cols, maxBatch: batch)
+                for (precision, out) in [(Precision.fast, 0), (.exact, 1)] {
+                    var y = [Float](repeating: .nan, count: batch * rows)
+                    m.multiply(x, xStride: cols, batch: batch, into: &y, yStride: rows, precision: precision,
+                               pool: WorkerPool.shared(threads: 2), scratch: scratch)
+                    if out == 0 { fast = y } else { exact = y }
+                }
+            }
+            #expect(relativeError(fast, deq, x, rows: rows, cols: cols, batch: batch) <= Self.relativeTolerance)
+            #expect(relativeError(exact, deq, x, rows: rows, cols: cols, batch: batch) <= Self.relativeTolerance)
+            if type != .bf16 {  // f16 and f32 rows take the exact path's arithmetic
+                #expect(zip(fast, exact).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(type) cols \(cols): fast != exact")
+            }
+        }
+    }
 }
 
 /// Prompt-sized batches: the int16 GEMM (`.fast`) and the f32 panel GEMM (`.exact`) against an f64 product of the
@@ -145,9 +179,9 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
 /// `rowChunkBlocks` (128 blocks, 4096 weights) are unpacked and multiplied in chunks (dotRowsImpl's long-row path):
 /// 5376 (27B's hidden size), 6912 and 21504 (the down projections of 1B and 27B).
 @Suite struct RowKernelBatchTests {
-    /// Every format at every width; 640 (20 blocks of 32) is no whole number of the K formats' 256-weight
+    /// Every format (the float formats through FloatRowJob) at every width; 640 (20 blocks of 32) is no whole number of the K formats' 256-weight
     /// super-blocks, so they take 768 (3 super-blocks) instead.
-    static let cases: [(TensorType, Int)] = [TensorType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K].flatMap { type in
+    static let cases: [(TensorType, Int)] = [TensorType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K, .bf16, .f16, .f32].flatMap { type in
         [256, type.blockSize == 256 ? 768 : 640, 1024, 2048, 2560, 4096, 5376, 6912, 21504].map { (type, $0) }
     }
 

@@ -5,6 +5,7 @@
 // KV cache.
 import Foundation
 import GemmaFormats
+import GemmaKernels
 import GemmaModel
 import GemmaTestSupport
 import Testing
@@ -25,8 +26,8 @@ import Testing
         return t.bytes.bindMemory(to: Int64.self).map(Int.init)
     }
 
-    static func load(_ path: String) throws -> Gemma3Model {
-        try Gemma3Model(path: path, options: ModelOptions(threads: 2, precision: .exact, placement: .mapped, kvStorage: .f32))
+    static func load(_ path: String, precision: Precision = .exact) throws -> Gemma3Model {
+        try Gemma3Model(path: path, options: ModelOptions(threads: 2, precision: precision, placement: .mapped, kvStorage: .f32))
     }
 
     /// Every position's logits of `ids` in one prompt pass.
@@ -78,6 +79,19 @@ import Testing
         let d = Self.maxDifference(got, try Self.floats(sequence + ".logits_bf16weights_f32compute"))
         print("\(sequence) bf16: max |Δlogit| \(d)")
         #expect(d < 1e-4)
+    }
+
+    /// Default precision on the bf16 checkpoint: steps of 1 and 5 rows take the bf16 row kernels (weights read where
+    /// they lie, f32 FMA in another summation order), steps of 64 the f32 panel GEMM.
+    @Test(arguments: ["chat", "window_plus", "long"])
+    func bf16RowKernelsMatchTransformers(_ sequence: String) throws {
+        let model = try Self.load(Self.folder + "/bf16", precision: .fast)
+        let want = try Self.floats(sequence + ".logits_bf16weights_f32compute")
+        for maxBatch in [1, 5, 64] {
+            let d = Self.maxDifference(try Self.logits(model, Self.ids(sequence + ".input_ids"), maxBatch: maxBatch), want)
+            print("\(sequence) bf16, default precision, steps of \(maxBatch): max |Δlogit| \(d)")
+            #expect(d < 1e-4)
+        }
     }
 
     @Test(arguments: ["chat", "window_plus"])

@@ -1,0 +1,161 @@
+// Row kernels for float weights (bf16, f16, f32: Hugging Face checkpoints) in `.fast` precision: each weight row is
+// read from the mapping once per block of rows and met by every activation row in f32 FMA; nothing is copied to an
+// f32 matrix. Decoding reads each weight once per token, so these run at memory speed when a row costs fewer cycles
+// than its bytes take to arrive.
+//
+// bf16 is the top half of an f32. Two neighbouring weights loaded as one UInt32 (little-endian: element 2i in the low
+// half, 2i + 1 in the high half) are the floats `bits << 16` (even element) and `bits & 0xffff0000` (odd element):
+// lane-wise integer operations and a bit cast, no widening conversion (Swift's SIMD type conversions are slow). The
+// activations are split once per product into even and odd halves (`PairedActivations`), so that lane j of a
+// 16-lane step meets weights 2j and 2j + 1 of its 32-weight chunk.
+// f16 rows are converted to f32 into worker scratch (vcvtph2ps where the CPU has F16C), then dotted with each
+// activation row; f32 rows are dotted where they lie.
+// The sums run in another order than `dot` over dequantized rows (`.exact`), so results agree to rounding, not bits.
+import GemmaFormats
+
+/// Activation rows with each 32-element chunk stored as its 16 even elements, then its 16 odd ones (the bf16 pair
+/// kernel's order). Elements past the last whole chunk are not stored: the kernels take them from the rows as given.
+package final class PairedActivations: @unchecked Sendable {  // written before a product, read-only during it
+    package let maxRows: Int
+    package let maxCols: Int
+    let values: UnsafeMutablePointer<Float>
+
+    package init(maxRows: Int, maxCols: Int) {
+        self.maxRows = max(1, maxRows)
+        self.maxCols = maxCols / 32 * 32
+        values = UnsafeMutableRawPointer.allocate(byteCount: 4 * self.maxRows * max(32, self.maxCols), alignment: 64)
+            .bindMemory(to: Float.self, capacity: self.maxRows * max(32, self.maxCols))
+    }
+
+    deinit { values.deallocate() }
+
+    /// Splits `rows` rows of `cols` floats (`stride` floats apart).
+    package func split(_ x: UnsafePointer<Float>, stride: Int, rows: Int, cols: Int) {
+        precondition(rows <= maxRows && cols / 32 * 32 <= maxCols)
+        let chunks = cols / 32
+        for r in 0..<rows {
+            let src = x + r &* stride, dst = values + r &* maxCols
+            for c in 0..<chunks {
+                let s = src + 32 &* c, d = dst + 32 &* c
+                for j in 0..<16 {
+                    d[j] = s[2 &* j]
+                    d[16 &+ j] = s[2 &* j &+ 1]
+                }
+            }
+        }
+    }
+
+    @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { UnsafePointer(values + r &* maxCols) }
+}
+
+private let highHalves = SIMD16<UInt32>(repeating: 0xffff_0000)
+
+/// One 32-weight bf16 chunk of a row at byte offset `offset` times the paired activations (`xe` even, `xo` odd).
+@inline(__always)
+private func bf16Step(_ acc: inout SIMD16<Float>, _ row: UnsafeRawPointer, _ offset: Int, _ xe: SIMD16<Float>, _ xo: SIMD16<Float>) {
+    let v = row.loadUnaligned(fromByteOffset: offset, as: SIMD16<UInt32>.self)
+    acc = acc.addingProduct(unsafeBitCast(v &<< 16, to: SIMD16<Float>.self), xe)
+    acc = acc.addingProduct(unsafeBitCast(v & highHalves, to: SIMD16<Float>.self), xo)
+}
+
+/// The elements of a bf16 row past its whole 32-weight chunks.
+@inline(__always)
+private func bf16Tail(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ from: Int, _ cols: Int) -> Float {
+    var s: Float = 0
+    for k in from..<cols {
+        s += Float(bitPattern: UInt32(row.loadUnaligned(fromByteOffset: 2 &* k, as: UInt16.self)) &<< 16) * x[k]
+    }
+    return s
+}
+
+/// `y[i] = row_i · x` for `count` bf16 rows (`rowBytes` apart, `cols` weights each); `paired` is `x` split by
+/// `PairedActivations`. Four rows per pass share the activation loads.
+@inline(never)
+package func dotRowsBF16(_ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, x: UnsafePointer<Float>,
+                         paired: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
+    let chunks = cols &>> 5, tail = chunks &<< 5
+    let p = UnsafeRawPointer(paired)
+    var i = 0
+    while i &+ 4 <= count {
+        let r0 = rows + i &* rowBytes, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes
+        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+        for c in 0..<chunks {
+            let xe = p.load(fromByteOffset: 128 &* c, as: SIMD16<Float>.self)
+            let xo = p.load(fromByteOffset: 128 &* c &+ 64, as: SIMD16<Float>.self)
+            bf16Step(&a0, r0, 64 &* c, xe, xo)
+            bf16Step(&a1, r1, 64 &* c, xe, xo)
+            bf16Step(&a2, r2, 64 &* c, xe, xo)
+            bf16Step(&a3, r3, 64 &* c, xe, xo)
+        }
+        y[i] = a0.sum() + bf16Tail(r0, x, tail, cols)
+        y[i &+ 1] = a1.sum() + bf16Tail(r1, x, tail, cols)
+        y[i &+ 2] = a2.sum() + bf16Tail(r2, x, tail, cols)
+        y[i &+ 3] = a3.sum() + bf16Tail(r3, x, tail, cols)
+        i &+= 4
+    }
+    while i < count {
+        let r0 = rows + i &* rowBytes
+        var a0 = SIMD16<Float>()
+        for c in 0..<chunks {
+            bf16Step(&a0, r0, 64 &* c, p.load(fromByteOffset: 128 &* c, as: SIMD16<Float>.self),
+                     p.load(fromByteOffset: 128 &* c &+ 64, as: SIMD16<Float>.self))
+        }
+        y[i] = a0.sum() + bf16Tail(r0, x, tail, cols)
+        i &+= 1
+    }
+}
+
+/// Converts `count` f16 values to f32 (vectorized: vcvtph2ps with F16C).
+@inline(__always)
+package func convertF16(_ src: UnsafeRawPointer, _ count: Int, into out: UnsafeMutablePointer<Float>) {
+    let h = src.assumingMemoryBound(to: UInt16.self)  // 2-byte aligned: tensor data is 32-byte aligned
+    for k in 0..<count { out[k] = Float(Float16(bitPattern: h[k])) }
+}
+
+extension WeightMatrix {
+    /// Whether `multiply` has float row kernels for this matrix's rows (bf16, f16, f32).
+    var hasFloatRowKernels: Bool {
+        switch encoding.tensorType {
+        case .bf16?, .f16?, .f32?: true
+        default: false
+        }
+    }
+
+    /// Rows per block in `FloatRowJob`: a block of rows (at most 64 KiB, at least 4 rows) stays in L2 while every
+    /// activation row passes over it.
+    var floatRowBlock: Int { max(4, (65536 / max(1, rowBytes)) & ~3) }
+}
+
+/// Float row kernels over rows `firstRow + range` of `m`, for `batch` activation rows.
+struct FloatRowJob: RangeJob {
+    let m: WeightMatrix, firstRow: Int, x: UnsafePointer<Float>, xStride: Int, batch: Int
+    let y: UnsafeMutablePointer<Float>, yStride: Int, paired: PairedActivations, scratch: MatmulScratch
+
+    func run(worker w: Int, range: Range<Int>) {
+        let cols = m.cols, block = m.floatRowBlock
+        var r0 = range.lowerBound &+ firstRow
+        let end = range.upperBound &+ firstRow
+        while r0 < end {
+            let n = min(block, end &- r0), rows = m.base + r0 &* m.rowBytes
+            switch m.encoding.tensorType {
+            case .bf16?:
+                for t in 0..<batch {
+                    dotRowsBF16(rows, rowBytes: m.rowBytes, count: n, cols: cols, x: x + t &* xStride,
+                                paired: paired.row(t), into: y + t &* yStride + r0)
+                }
+            case .f16?:
+                let buf = scratch.row(w)
+                for i in 0..<n {
+                    convertF16(rows + i &* m.rowBytes, cols, into: buf)
+                    for t in 0..<batch { y[t &* yStride &+ r0 &+ i] = dot(buf, x + t &* xStride, cols) }
+                }
+            default:  // f32
+                for i in 0..<n {
+                    let row = (rows + i &* m.rowBytes).assumingMemoryBound(to: Float.self)
+                    for t in 0..<batch { y[t &* yStride &+ r0 &+ i] = dot(row, x + t &* xStride, cols) }
+                }
+            }
+            r0 &+= n
+        }
+    }
+}
