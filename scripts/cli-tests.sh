@@ -37,6 +37,7 @@ corrupt() {  # corrupt FILE PATTERN: must exit non-zero and print an error conta
   echo "$out" | grep -q "$2" || { echo "no '$2' in: $out"; return 1; }
   echo "$out"
 }
+check "info on a Hugging Face folder reads its config and tensors" bash -c "'$GEMMA_BIN' info --json Tests/Fixtures/gemma3-tiny-text | grep -q '\"format\":\"safetensors\".*\"head_count_kv\":1'"
 check "info on a truncated model fails naming the cut" corrupt "$tmp/truncated.gguf" "needs"
 check "info on a hostile count fails" corrupt "$tmp/hostile.gguf" "tensor_count"
 check "info on a text file fails naming the magic" corrupt "$tmp/text.gguf" "not a GGUF file"

@@ -69,7 +69,7 @@ public struct ConversionPlan: Sendable {
         var vocabulary = try Self.scoringAddedPieces(vocabulary)
         if vocabulary.count < c.vocabSize {
             notes.append("the vocabulary has \(vocabulary.count) tokens and the embedding \(c.vocabSize) rows: padded with [PAD1]...[PAD\(c.vocabSize - vocabulary.count)] (unused), as llama.cpp's converter pads it")
-            vocabulary = try Self.padded(vocabulary, to: c.vocabSize)
+            vocabulary = vocabulary.padded(to: c.vocabSize)
         } else if vocabulary.count > c.vocabSize {
             throw .unsupported("the vocabulary has \(vocabulary.count) tokens but the embedding only \(c.vocabSize) rows")
         }
@@ -174,21 +174,6 @@ public struct ConversionPlan: Sendable {
         }
         out.append((.finalNorm, [h]))
         return out
-    }
-
-    /// `v` extended to `n` tokens with unused pieces [PAD1], [PAD2], ... scored -1000, as llama.cpp's converter
-    /// (`_create_vocab_sentencepiece`) pads a vocabulary shorter than the config's vocab_size.
-    static func padded(_ v: Vocabulary, to n: Int) throws(ConvertError) -> Vocabulary {
-        let extra = n - v.count
-        do {
-            return try Vocabulary(
-                pieces: v.pieces + (1...extra).map { "[PAD\($0)]" }, scores: v.scores + Array(repeating: -1000, count: extra),
-                types: v.types + Array(repeating: .unused, count: extra), bosID: v.bosID, eosID: v.eosID,
-                unknownID: v.unknownID, paddingID: v.paddingID, addBOS: v.addBOS, addEOS: v.addEOS,
-                addSpacePrefix: v.addSpacePrefix)
-        } catch {
-            throw .unsupported("cannot pad the vocabulary: \(error)")
-        }
     }
 
     /// `v` with every control and user-defined piece scored -1000, as llama.cpp's converter scores the added tokens

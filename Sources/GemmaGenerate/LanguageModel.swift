@@ -40,7 +40,7 @@ public final class LanguageModel: Sendable {
     /// - Throws: `ModelError` for a bad file or config, `TokenizerError` for a bad vocabulary.
     public static func load(path: String, options: ModelOptions = ModelOptions()) throws -> LanguageModel {
         let model = try Gemma3Model(path: path, options: options)
-        let vocabulary: Vocabulary
+        var vocabulary: Vocabulary
         if let gguf = model.checkpoint.gguf {
             vocabulary = try Vocabulary(gguf: gguf.metadata)
         } else if let dir = model.checkpoint.directory {
@@ -48,6 +48,13 @@ public final class LanguageModel: Sendable {
         } else {
             throw ModelError.config("\(path) holds no tokenizer")
         }
+        let rows = model.config.vocabSize
+        guard vocabulary.count <= rows else {
+            // Its ids past the embedding would have no row.
+            throw ModelError.config("\(path): the tokenizer has \(vocabulary.count) tokens but the model's embedding only \(rows) rows")
+        }
+        // Gemma 3 4B and larger embed 262,208 rows for 262,144 tokenizer pieces: the rest become unused pieces.
+        vocabulary = vocabulary.padded(to: rows)
         return LanguageModel(model: model, tokenizer: try Tokenizer(vocabulary: vocabulary))
     }
 

@@ -1,4 +1,4 @@
-// `gemma info`: what a GGUF model file holds: architecture, hyperparameters, tensors by type, parameters, size.
+// `gemma info`: what a GGUF model file or a Hugging Face folder holds: architecture, hyperparameters, tensors by type, parameters, size.
 import ArgumentParser
 import Foundation
 import GemmaFormats
@@ -8,7 +8,7 @@ import GemmaServer
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a model's architecture, hyperparameters and tensors.")
 
-    @Argument(help: "GGUF model file (default: the fetched Gemma 3 270M Q4_K_M).")
+    @Argument(help: "GGUF model file or Hugging Face folder (default: the fetched Gemma 3 270M Q4_K_M).")
     var modelPath: String?
 
     @Flag(help: "Print one JSON object.")
@@ -16,11 +16,22 @@ struct Info: ParsableCommand {
 
     func run() throws {
         let path = try ModelOption(model: modelPath).resolve()
-        let file: GGUFFile
-        do { file = try GGUFFile(path: path) } catch {
-            throw ExitCodeError(message: "\(path): \(error)")
+        let report: InfoReport
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue
+            || path.hasSuffix(".safetensors") || path.hasSuffix("config.json") || path.hasSuffix(".safetensors.index.json") {
+            // A Hugging Face folder: its config must read (there is no other source of the hyperparameters).
+            do { report = InfoReport(path: path, checkpoint: try Checkpoint.open(path: path)) } catch {
+                throw ExitCodeError(message: "\(path): \(error)")
+            }
+        } else {
+            // A GGUF file: shown even when it is no Gemma 3 (the config error is printed as a warning).
+            let file: GGUFFile
+            do { file = try GGUFFile(path: path) } catch {
+                throw ExitCodeError(message: "\(path): \(error)")
+            }
+            report = InfoReport(path: path, file: file)
         }
-        let report = InfoReport(path: path, file: file)
         print(json ? report.json() : report.text())
         if let e = report.configError, !json { FileHandle.standardError.write(Data("warning: \(e)\n".utf8)) }
     }
@@ -42,31 +53,68 @@ struct ExitCodeError: Error, CustomStringConvertible {
 /// The facts `gemma info` shows, gathered once for both output forms.
 struct InfoReport {
     let path: String
-    let file: GGUFFile
+    /// "gguf" or "safetensors".
+    let format: String
+    /// Bytes on disk: the GGUF file, or the folder's weight files.
+    let fileSize: Int
+    let ggufVersion: Int?
+    let architecture: String
+    let name: String
+    /// Every tensor: its stored type and element count.
+    let tensors: [(type: String, elements: Int)]
     let config: Gemma3Config?
     let configError: String?
 
     init(path: String, file: GGUFFile) {
         self.path = path
-        self.file = file
+        format = "gguf"
+        fileSize = file.fileSize
+        ggufVersion = Int(file.version)
+        architecture = file.metadata["general.architecture"]?.string ?? "unknown"
+        name = file.metadata["general.name"]?.string ?? ""
+        tensors = file.tensors.map { ("\($0.type)", $0.elementCount) }
         do { config = try Gemma3Config(gguf: file); configError = nil } catch {
             config = nil
             configError = "\(error)"
         }
     }
 
-    var architecture: String { file.metadata["general.architecture"]?.string ?? "unknown" }
-    var parameterCount: Int { file.tensors.reduce(0) { $0 + $1.elementCount } }
+    /// A Hugging Face folder, opened.
+    init(path: String, checkpoint c: Checkpoint) {
+        self.path = path
+        format = "safetensors"
+        let folder = c.directory ?? path
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        fileSize = files.filter { $0.hasSuffix(".safetensors") }.reduce(0) { total, f in
+            total + ((try? FileManager.default.attributesOfItem(atPath: folder + "/" + f)[.size] as? Int) ?? 0)
+        }
+        ggufVersion = nil
+        var arch = "unknown"
+        if let data = FileManager.default.contents(atPath: folder + "/config.json"), let j = try? JSONValue.parse([UInt8](data)) {
+            if case let .array(a)? = j["architectures"], case let .string(first)? = a.first { arch = first }
+            else if case let .string(t)? = j["model_type"] { arch = t }
+        }
+        architecture = arch
+        name = URL(fileURLWithPath: folder).standardizedFileURL.lastPathComponent
+        tensors = c.source.tensorNames.compactMap { n in
+            c.source.sourceTensor(named: n).map { ($0.storedType, $0.shape.reduce(1, *)) }
+        }
+        config = c.config
+        configError = nil
+    }
+
+    var parameterCount: Int { tensors.reduce(0) { $0 + $1.elements } }
     var tensorsByType: [(String, Int)] {
-        Dictionary(grouping: file.tensors, by: \.type).map { ("\($0.key)", $0.value.count) }.sorted { $0.0 < $1.0 }
+        Dictionary(grouping: tensors, by: \.type).map { ($0.key, $0.value.count) }.sorted { $0.0 < $1.0 }
     }
 
     func fields() -> [(String, Any)] {
-        var f: [(String, Any)] = [
-            ("path", path), ("file_size", file.fileSize), ("gguf_version", Int(file.version)),
+        var f: [(String, Any)] = [("path", path), ("format", format), ("file_size", fileSize)]
+        if let v = ggufVersion { f.append(("gguf_version", v)) }
+        f += [
             ("architecture", architecture),
-            ("name", file.metadata["general.name"]?.string ?? ""),
-            ("tensor_count", file.tensors.count),
+            ("name", name),
+            ("tensor_count", tensors.count),
             ("tensors_by_type", tensorsByType),
             ("parameter_count", parameterCount),
         ]

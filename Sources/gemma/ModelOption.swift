@@ -71,6 +71,8 @@ struct ModelRunOptions: ParsableArguments {
         do {
             let model = try LanguageModel.load(path: file, options: options)
             if progress { Progress.loaded(seconds: Date().timeIntervalSince(t0)) }
+            // Why the weights stayed in the file mapping (too large for the memory limit), always said.
+            if let note = model.model.placementNote { writeErr("note: \(note)\n") }
             return model
         } catch {
             throw ExitCodeError(message: "\(file): \(error)")

@@ -59,7 +59,9 @@ struct Serve: AsyncParsableCommand {
         let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         let options = model.options
         try await GemmaServer.run(configuration: config, modelName: name, load: {
-            try LanguageModel.load(path: path, options: options)
+            let m = try LanguageModel.load(path: path, options: options)
+            if let note = m.model.placementNote { FileHandle.standardError.write(Data("gemma serve: note: \(note)\n".utf8)) }
+            return m
         }, onRunning: { port in
             FileHandle.standardOutput.write(Data("gemma serve: listening on http://\(config.host):\(port) (model \(name), \(config.scheduler.parallel) slots)\n".utf8))
         })
