@@ -30,6 +30,7 @@ extension Gemma3Model {
         let n = plan(segments, w)                        // rows, positions, visible key ends, kernel runs
         embed(segments, w)                               // x = embed(tokens) * sqrt(hidden) | embedding rows
         rows(.ropeAngles, layer: 0, n, w)                // cos, sin of each row's position, per RoPE kind
+        w.layerObserver?(-1, UnsafeBufferPointer(start: w.x, count: n * config.hiddenSize))  // tests: the embeddings
         for l in weights.layers.indices {
             // Attention block: x += post_norm(o(attention(rope(q_norm(q)), rope(k_norm(k)), v))), q/k/v of input_norm(x)
             rows(.inputNorm, layer: l, n, w)             // normed = rmsnorm(x) * (offset + input_norm)
@@ -44,6 +45,7 @@ extension Gemma3Model {
             rows(.geglu, layer: l, n, w)                 // gate = gelu_tanh(gate) * up
             project(weights.layers[l].down, w.gate, into: w.branch, w)  // branch = gate · Wdown
             rows(.postFeedforwardResidual, layer: l, n, w)  // x += rmsnorm(branch) * (offset + post_feedforward_norm)
+            w.layerObserver?(l, UnsafeBufferPointer(start: w.x, count: n * config.hiddenSize))
         }
         for seg in segments { appendContent(of: seg) }
     }

@@ -16,6 +16,10 @@ package final class Workspace {
     /// dequantized or unpacked once for all the group's rows), so scoring many positions wants large groups:
     /// groups of 64 instead of 8 read it an eighth as often. Rows a step never uses stay out of memory (calloc).
     let logitGroup: Int
+    /// Called with the embeddings (layer -1) and after each layer with its index, with the residual stream x (rows of
+    /// the step, hidden wide): for tests that compare hidden states layer by layer. Nil (the default) costs one check
+    /// per layer.
+    package var layerObserver: ((_ layer: Int, _ x: UnsafeBufferPointer<Float>) -> Void)?
 
     let x: UnsafeMutablePointer<Float>         // (rows, hidden)   the residual stream
     let normed: UnsafeMutablePointer<Float>    // (rows, hidden)   RMSNorm(x): input of q/k/v, gate/up and the head

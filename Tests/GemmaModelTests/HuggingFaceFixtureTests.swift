@@ -81,6 +81,30 @@ import Testing
         #expect(d < 1e-4)
     }
 
+    /// The residual stream layer by layer: the embeddings (x sqrt(72)) and the output of each of the 8 decoder
+    /// layers (local, and the global one with RoPE x8), every position, one prompt step.
+    @Test(arguments: ["chat", "window_plus", "long"])
+    func layerOutputsMatchTransformers(_ sequence: String) throws {
+        let model = try Self.load(Self.folder)
+        let ids = try Self.ids(sequence + ".input_ids")
+        let h = model.config.hiddenSize, n = ids.count, layers = model.config.numHiddenLayers
+        let embeds = try Self.floats(sequence + ".inputs_embeds"), outputs = try Self.floats(sequence + ".layer_outputs")
+        let state = model.makeState(capacity: n, maxBatch: n)
+        var seen: [Int] = [], worst: [Float] = Array(repeating: 0, count: layers + 1), scale = worst
+        state.workspace.layerObserver = { l, x in
+            seen.append(l)
+            let want = l < 0 ? embeds[...] : outputs[(l * n * h)..<((l + 1) * n * h)]
+            for (i, w) in want.enumerated() {
+                worst[l + 1] = max(worst[l + 1], abs(x[i] - w))
+                scale[l + 1] = max(scale[l + 1], abs(w))
+            }
+        }
+        try model.forward(ids, state: state, logits: .last) { _, _ in }
+        print("\(sequence) layers -1...\(layers - 1): max |Δ| " + zip(worst, scale).map { "\($0) (of \($1))" }.joined(separator: ", "))
+        #expect(seen == Array(-1..<layers))
+        for (d, s) in zip(worst, scale) { #expect(d <= 1e-5 * max(1, s)) }
+    }
+
     /// Default precision on the bf16 checkpoint: steps of 1 and 5 rows take the bf16 row kernels (weights read where
     /// they lie, f32 FMA in another summation order), steps of 64 the f32 panel GEMM.
     @Test(arguments: ["chat", "window_plus", "long"])
