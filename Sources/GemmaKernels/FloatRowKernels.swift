@@ -48,14 +48,19 @@ package final class PairedActivations: @unchecked Sendable {  // written before 
     @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { UnsafePointer(values + r &* maxCols) }
 }
 
-private let highHalves = SIMD16<UInt32>(repeating: 0xffff_0000)
-
 /// One 32-weight bf16 chunk of a row at byte offset `offset` times the paired activations (`xe` even, `xo` odd).
 @inline(__always)
 private func bf16Step(_ acc: inout SIMD16<Float>, _ row: UnsafeRawPointer, _ offset: Int, _ xe: SIMD16<Float>, _ xo: SIMD16<Float>) {
     let v = row.loadUnaligned(fromByteOffset: offset, as: SIMD16<UInt32>.self)
     acc = acc.addingProduct(unsafeBitCast(v &<< 16, to: SIMD16<Float>.self), xe)
-    acc = acc.addingProduct(unsafeBitCast(v & highHalves, to: SIMD16<Float>.self), xo)
+    acc = acc.addingProduct(unsafeBitCast(v & SIMD16<UInt32>(repeating: 0xffff_0000), to: SIMD16<Float>.self), xo)
+}
+
+/// The sum of 16 lanes as a tree of vector adds (`sum()` adds them one by one).
+@inline(__always)
+private func laneSum(_ v: SIMD16<Float>) -> Float {
+    let a = v.lowHalf + v.highHalf, b = a.lowHalf + a.highHalf, c = b.lowHalf + b.highHalf
+    return c[0] + c[1]
 }
 
 /// The elements of a bf16 row past its whole 32-weight chunks.
@@ -69,14 +74,15 @@ private func bf16Tail(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ from
 }
 
 /// `y[i] = row_i · x` for `count` bf16 rows (`rowBytes` apart, `cols` weights each); `paired` is `x` split by
-/// `PairedActivations`. Four rows per pass share the activation loads.
+/// `PairedActivations`. Several rows per pass share the activation loads: four with AVX-512's 32 registers, two
+/// with AVX2's 16 (four spill there).
 @inline(never)
 package func dotRowsBF16(_ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, x: UnsafePointer<Float>,
                          paired: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
     let chunks = cols &>> 5, tail = chunks &<< 5
-    let p = UnsafeRawPointer(paired)
+    let p = UnsafeRawPointer(paired), four = CPUFeatures.avx512
     var i = 0
-    while i &+ 4 <= count {
+    while four, i &+ 4 <= count {
         let r0 = rows + i &* rowBytes, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes
         var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
         for c in 0..<chunks {
@@ -87,11 +93,24 @@ package func dotRowsBF16(_ rows: UnsafeRawPointer, rowBytes: Int, count: Int, co
             bf16Step(&a2, r2, 64 &* c, xe, xo)
             bf16Step(&a3, r3, 64 &* c, xe, xo)
         }
-        y[i] = a0.sum() + bf16Tail(r0, x, tail, cols)
-        y[i &+ 1] = a1.sum() + bf16Tail(r1, x, tail, cols)
-        y[i &+ 2] = a2.sum() + bf16Tail(r2, x, tail, cols)
-        y[i &+ 3] = a3.sum() + bf16Tail(r3, x, tail, cols)
+        y[i] = laneSum(a0) + bf16Tail(r0, x, tail, cols)
+        y[i &+ 1] = laneSum(a1) + bf16Tail(r1, x, tail, cols)
+        y[i &+ 2] = laneSum(a2) + bf16Tail(r2, x, tail, cols)
+        y[i &+ 3] = laneSum(a3) + bf16Tail(r3, x, tail, cols)
         i &+= 4
+    }
+    while i &+ 2 <= count {
+        let r0 = rows + i &* rowBytes, r1 = r0 + rowBytes
+        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+        for c in 0..<chunks {
+            let xe = p.load(fromByteOffset: 128 &* c, as: SIMD16<Float>.self)
+            let xo = p.load(fromByteOffset: 128 &* c &+ 64, as: SIMD16<Float>.self)
+            bf16Step(&a0, r0, 64 &* c, xe, xo)
+            bf16Step(&a1, r1, 64 &* c, xe, xo)
+        }
+        y[i] = laneSum(a0) + bf16Tail(r0, x, tail, cols)
+        y[i &+ 1] = laneSum(a1) + bf16Tail(r1, x, tail, cols)
+        i &+= 2
     }
     while i < count {
         let r0 = rows + i &* rowBytes
@@ -100,7 +119,7 @@ package func dotRowsBF16(_ rows: UnsafeRawPointer, rowBytes: Int, count: Int, co
             bf16Step(&a0, r0, 64 &* c, p.load(fromByteOffset: 128 &* c, as: SIMD16<Float>.self),
                      p.load(fromByteOffset: 128 &* c &+ 64, as: SIMD16<Float>.self))
         }
-        y[i] = a0.sum() + bf16Tail(r0, x, tail, cols)
+        y[i] = laneSum(a0) + bf16Tail(r0, x, tail, cols)
         i &+= 1
     }
 }
