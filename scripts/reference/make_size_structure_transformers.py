@@ -13,9 +13,9 @@ The generator (`--check-transformers`) and SizeStructureTests.swift read the fil
 (through the NumPy reference) and the Hugging Face semantics (through the engine's folder loader) are tied to
 transformers. The file is committed; remake it only when the generator's weights change (its checksums say so):
 
-  python3 -m venv /tmp/venv-tf && /tmp/venv-tf/bin/pip install torch transformers==5.23.0 safetensors numpy gguf
+  python3 -m venv VENV && VENV/bin/pip install torch transformers==5.23.0 safetensors numpy gguf
   python3 scripts/reference/make_size_structure_refs.py
-  /tmp/venv-tf/bin/python scripts/reference/make_size_structure_transformers.py
+  VENV/bin/python scripts/reference/make_size_structure_transformers.py
 """
 import argparse
 import json
