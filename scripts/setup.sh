@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs what the tests and scripts need on a fresh machine: Python packages from PyPI (gguf-py, numpy; for the
+# Installs what the tests and scripts need on a fresh machine: Python packages from PyPI (gguf-py, numpy, safetensors; for the
 # tokenizer references, sentencepiece, protobuf, tokenizers and transformers without torch).
 # Swift and its packages come with the machine image; nothing else is needed yet.
 set -euo pipefail
 need=()
 python3 -c "import numpy" 2>/dev/null || need+=(numpy)
 python3 -c "import gguf" 2>/dev/null || need+=("gguf>=0.17")
+python3 -c "import safetensors" 2>/dev/null || need+=(safetensors)
 python3 -c "import sentencepiece" 2>/dev/null || need+=(sentencepiece)
 python3 -c "import google.protobuf" 2>/dev/null || need+=(protobuf)
 python3 -c "import tokenizers" 2>/dev/null || need+=("tokenizers==0.23.3")

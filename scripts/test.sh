@@ -26,6 +26,12 @@ if [ -f scripts/dequant_model_reference.py ]; then
   fi
 fi
 
+# Small random-weight models with the attention structure of each published size (1B, 4B, 12B, 27B) as GGUF files and
+# Hugging Face folders, and the NumPy reference's logits for them (a minute or two once, then skipped while up to
+# date); checked against transformers' record of the same weights (Tests/Fixtures/size-structures-transformers.json).
+python3 scripts/reference/make_size_structure_refs.py \
+  --check-transformers Tests/Fixtures/size-structures-transformers.json
+
 # The tokenizer.json transformers makes of the model's vocabulary (33 MB, once): TokenizerJSONTests read it and check
 # that it is the file Tests/Fixtures/tokenizer-hf-270m.json was made from.
 if [ ! -f Tests/Fixtures/generated/gemma-3-270m-hf/tokenizer.json ]; then
