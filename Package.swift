@@ -20,8 +20,10 @@ let package = Package(
         // Memory-mapped files, GGUF and safetensors readers/writers, tensor types and block layouts, JSON. Knows nothing
         // of Gemma.
         .target(name: "GemmaFormats"),
+        // CPU hints Swift cannot spell (software prefetch), as static inline C.
+        .target(name: "CPUHints"),
         // Numeric kernels over buffers: products per weight format, RMSNorm, GELU, softmax, a worker pool.
-        .target(name: "GemmaKernels", dependencies: ["GemmaFormats"]),
+        .target(name: "GemmaKernels", dependencies: ["GemmaFormats", "CPUHints"]),
         // SentencePiece vocabulary, encoder with byte fallback, streaming detokenizer.
         .target(name: "GemmaTokenizer", dependencies: ["GemmaFormats"]),
         // Gemma3Config, weight binding by name, the text transformer and its KV cache.
