@@ -69,7 +69,9 @@ public struct ConversionPlan: Sendable {
         var vocabulary = try Self.scoringAddedPieces(vocabulary)
         if vocabulary.count < c.vocabSize {
             notes.append("the vocabulary has \(vocabulary.count) tokens and the embedding \(c.vocabSize) rows: padded with [PAD1]...[PAD\(c.vocabSize - vocabulary.count)] (unused), as llama.cpp's converter pads it")
-            vocabulary = vocabulary.padded(to: c.vocabSize)
+            do { vocabulary = try vocabulary.padded(to: c.vocabSize) } catch {
+                throw .unsupported("cannot pad the vocabulary: \(error)")
+            }
         } else if vocabulary.count > c.vocabSize {
             throw .unsupported("the vocabulary has \(vocabulary.count) tokens but the embedding only \(c.vocabSize) rows")
         }

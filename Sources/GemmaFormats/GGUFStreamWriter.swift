@@ -4,7 +4,7 @@
 // at `finish()`. For the same metadata and tensors the bytes are those of GGUFWriter.serialized().
 
 /// Streams a GGUF file to disk: declare every tensor up front, then write their bytes in order.
-public final class GGUFStreamWriter {
+public final class GGUFStreamWriter: TensorByteStream {
     /// A tensor as the header declares it: name, type, and dimensions in ggml order (row length first).
     public struct Tensor: Sendable, Equatable {
         public let name: String
@@ -72,14 +72,6 @@ public final class GGUFStreamWriter {
             currentWritten = 0
             try skipEmptyTensors()
         }
-    }
-
-    public func write(_ bytes: [UInt8]) throws(FormatError) {
-        var failure: FormatError?
-        bytes.withUnsafeBytes { b in
-            do throws(FormatError) { try write(b) } catch { failure = error }
-        }
-        if let failure { throw failure }
     }
 
     /// Checks that every tensor is complete, then flushes the file and renames it to its final path.

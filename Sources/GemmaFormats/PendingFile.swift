@@ -71,3 +71,20 @@ final class PendingFile {
         unlink(temporaryPath)
     }
 }
+
+/// A writer that takes a file's tensor bytes in order, in pieces of any size (GGUFStreamWriter, SafetensorsStreamWriter).
+public protocol TensorByteStream: AnyObject {
+    /// Appends the next piece of tensor bytes.
+    func write(_ bytes: UnsafeRawBufferPointer) throws(FormatError)
+}
+
+extension TensorByteStream {
+    /// Appends the next piece of tensor bytes.
+    public func write(_ bytes: [UInt8]) throws(FormatError) {
+        var failure: FormatError?
+        bytes.withUnsafeBytes { b in
+            do throws(FormatError) { try write(b) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+}

@@ -4,7 +4,7 @@
 // For the same metadata and tensors in the same order the bytes are those of SafetensorsWriter.serialized().
 
 /// Streams a safetensors file to disk: declare every tensor up front, then write their bytes in order.
-public final class SafetensorsStreamWriter {
+public final class SafetensorsStreamWriter: TensorByteStream {
     /// A tensor as the header declares it: name, dtype, and shape in PyTorch order.
     public struct Tensor: Sendable, Equatable {
         public let name: String
@@ -70,14 +70,6 @@ public final class SafetensorsStreamWriter {
             currentWritten = 0
             skipEmptyTensors()
         }
-    }
-
-    public func write(_ bytes: [UInt8]) throws(FormatError) {
-        var failure: FormatError?
-        bytes.withUnsafeBytes { b in
-            do throws(FormatError) { try write(b) } catch { failure = error }
-        }
-        if let failure { throw failure }
     }
 
     /// Checks that every tensor is complete, then flushes the file and renames it to its final path.

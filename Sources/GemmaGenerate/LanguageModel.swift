@@ -54,7 +54,7 @@ public final class LanguageModel: Sendable {
             throw ModelError.config("\(path): the tokenizer has \(vocabulary.count) tokens but the model's embedding only \(rows) rows")
         }
         // Gemma 3 4B and larger embed 262,208 rows for 262,144 tokenizer pieces: the rest become unused pieces.
-        vocabulary = vocabulary.padded(to: rows)
+        vocabulary = try vocabulary.padded(to: rows)
         return LanguageModel(model: model, tokenizer: try Tokenizer(vocabulary: vocabulary))
     }
 

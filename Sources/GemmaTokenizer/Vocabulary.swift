@@ -99,12 +99,13 @@ extension Vocabulary {
     /// This vocabulary with unused pieces `[PAD1]`, `[PAD2]`, ... (score -1000) appended up to `count` ids, as
     /// llama.cpp's converter pads a tokenizer that is smaller than the model's embedding (Gemma 3 4B and larger: 262,144 pieces,
     /// 262,208 rows). The model can score those ids; an unused piece decodes to nothing. Unchanged when it already
-    /// has `count` pieces or more.
-    public func padded(to count: Int) -> Vocabulary {
+    /// has `count` pieces or more. Throws when `count` exceeds what a vocabulary can hold (the embedding's row
+    /// count comes from a file).
+    public func padded(to count: Int) throws(TokenizerError) -> Vocabulary {
         guard count > self.count else { return self }
         let extra = 1...(count - self.count)
-        // Cannot throw: the added pieces keep the arrays in step and every special id in range.
-        return try! Vocabulary(pieces: pieces + extra.map { "[PAD\($0)]" }, scores: scores + extra.map { _ in -1000 },
+        guard count <= Int(TokenID.max) else { throw .tooManyPieces(count) }
+        return try Vocabulary(pieces: pieces + extra.map { "[PAD\($0)]" }, scores: scores + extra.map { _ in -1000 },
                                types: types + extra.map { _ in .unused }, bosID: bosID, eosID: eosID, unknownID: unknownID,
                                paddingID: paddingID, addBOS: addBOS, addEOS: addEOS, addSpacePrefix: addSpacePrefix)
     }

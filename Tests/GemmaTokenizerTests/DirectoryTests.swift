@@ -37,12 +37,12 @@ struct DirectoryTests {
     @Test("a tokenizer smaller than the embedding is padded with unused [PADn] pieces that decode to nothing")
     func padding() throws {
         let v = try Vocabulary(sentencePieceModel: tinySentencePieceModel())
-        let p = v.padded(to: v.count + 64)
+        let p = try v.padded(to: v.count + 64)
         #expect(p.count == v.count + 64)
         #expect(Array(p.pieces.prefix(v.count)) == v.pieces && p.pieces[v.count] == "[PAD1]" && p.pieces.last == "[PAD64]")
         #expect(p.types[v.count...].allSatisfy { $0 == .unused } && p.scores[v.count...].allSatisfy { $0 == -1000 })
         #expect(p.bosID == v.bosID && p.eosID == v.eosID)
-        #expect(v.padded(to: v.count) == v && v.padded(to: 1) == v)
+        #expect(try v.padded(to: v.count) == v && v.padded(to: 1) == v)
         let t = try Tokenizer(vocabulary: p)
         #expect(try t.decode([TokenID(v.count), TokenID(v.count + 63)], renderSpecial: true) == "")
         // Encoding never produces a padding id.
