@@ -66,10 +66,13 @@ package struct WeightMatrix: @unchecked Sendable {  // points into a read-only m
     }
 }
 
-/// Scratch for matrix products: per worker a dequantized row and a GEMM panel; shared quantized activations.
-package final class MatmulScratch: @unchecked Sendable {  // each worker uses only its own row and panel
+/// Scratch for matrix products: per worker 8 dequantized rows and a GEMM panel; shared quantized activations.
+package final class MatmulScratch: @unchecked Sendable {  // each worker uses only its own rows and panel
     let rows: UnsafeMutablePointer<Float>
     let panels: UnsafeMutablePointer<Float>
+    /// The f32 GEMM's activations in 6-token tiles (`packGemmActivations`); empty when batches never reach the GEMM.
+    let packed: UnsafeMutablePointer<Float>
+    let packedTokens: Int
     let stride: Int
     package let activations: QuantizedActivations
     /// Per worker: the row kernels' unpacked weights (`rowKernelScratchBytes`, 64-byte aligned).
@@ -83,11 +86,13 @@ package final class MatmulScratch: @unchecked Sendable {  // each worker uses on
 
     package init(workers: Int, maxCols: Int, maxBatch: Int = 1) {
         stride = (maxCols + 31) / 32 * 32
-        rows = .allocate(capacity: workers * stride)
+        rows = .allocate(capacity: workers * 8 * stride)
         panels = .allocate(capacity: workers * 32 * stride)
         activations = QuantizedActivations(maxRows: max(1, maxBatch), maxCols: stride)
         rowKernel = .allocate(byteCount: workers * rowKernelScratchBytes, alignment: 64)
         let gemm = maxBatch >= WeightMatrix.gemmMinimumBatch
+        packedTokens = gemm ? (maxBatch + 5) / 6 * 6 : 0
+        packed = .allocate(capacity: max(1, packedTokens * stride))
         gemmInt16 = gemm ? .allocate(byteCount: workers * gemmInt16ScratchBytes, alignment: 64) : nil
         gemmActivations = PanelActivations(maxRows: gemm ? maxBatch : 1, maxCols: gemm ? stride : 32)
         paired = PairedActivations(maxRows: min(max(1, maxBatch), 32), maxCols: stride)
@@ -96,11 +101,12 @@ package final class MatmulScratch: @unchecked Sendable {  // each worker uses on
     deinit {
         rows.deallocate()
         panels.deallocate()
+        packed.deallocate()
         rowKernel.deallocate()
         gemmInt16?.deallocate()
     }
 
-    func row(_ w: Int) -> UnsafeMutablePointer<Float> { rows + w * stride }
+    func row(_ w: Int) -> UnsafeMutablePointer<Float> { rows + w * 8 * stride }
     func panel(_ w: Int) -> UnsafeMutablePointer<Float> { panels + w * 32 * stride }
     func rowKernelScratch(_ w: Int) -> UnsafeMutableRawPointer { rowKernel + w * rowKernelScratchBytes }
 }
@@ -116,7 +122,7 @@ extension WeightMatrix {
         let range = rowRange ?? 0..<rows
         guard batch > 0, !range.isEmpty else { return }
         let cols = cols
-        if allowGemm, batch >= Self.gemmMinimumBatch, range.lowerBound % 32 == 0 {
+        if allowGemm, batch >= Self.gemmMinimumBatch, batch <= scratch.packedTokens, range.lowerBound % 32 == 0 {
             // Whole 32-row panels by GEMM, a tail of fewer than 32 rows by dequantized-row dots.
             let panels = (range.lowerBound / 32)..<(range.lowerBound / 32 + range.count / 32)
             if precision == .fast, layout != nil, CPUFeatures.int16Gemm, let gemmScratch = scratch.gemmInt16,
@@ -124,8 +130,12 @@ extension WeightMatrix {
                 // int16 activations and weights (GemmInt16.swift): 1.2-2x the f32 GEMM where the CPU has AVX-512.
                 multiplyGemmInt16(x, xStride: xStride, batch: batch, panels: panels, into: y, yStride: yStride,
                                   activations: scratch.gemmActivations, scratch: gemmScratch, pool: pool)
-            } else {
-                pool.parallelFor(panels.count, GemmJob(m: self, firstPanel: panels.lowerBound, x: x, xStride: xStride, batch: batch,
+            } else if !panels.isEmpty {
+                let packed = scratch.packed
+                pool.parallelFor((batch + 5) / 6) { _, tiles in
+                    packGemmActivations(x, xStride: xStride, tokens: batch, k: cols, tiles: tiles, into: packed)
+                }
+                pool.parallelFor(panels.count, GemmJob(m: self, firstPanel: panels.lowerBound, x: packed, batch: batch,
                                                        y: y, yStride: yStride, scratch: scratch))
             }
             let tail = (panels.upperBound * 32)..<range.upperBound
@@ -197,11 +207,11 @@ extension WeightMatrix {
 // The products' worker jobs (structs, so that a dispatch allocates nothing).
 
 private struct GemmJob: RangeJob {
-    let m: WeightMatrix, firstPanel: Int, x: UnsafePointer<Float>, xStride: Int, batch: Int
+    let m: WeightMatrix, firstPanel: Int, x: UnsafePointer<Float>, batch: Int
     let y: UnsafeMutablePointer<Float>, yStride: Int, scratch: MatmulScratch
     func run(worker w: Int, range: Range<Int>) {
-        m.gemmPanels((firstPanel + range.lowerBound)..<(firstPanel + range.upperBound), x, xStride: xStride, tokens: batch,
-                     into: y, yStride: yStride, panel: scratch.panel(w), row: scratch.row(w))
+        m.gemmPanels((firstPanel + range.lowerBound)..<(firstPanel + range.upperBound), packed: x, tokens: batch,
+                     into: y, yStride: yStride, panel: scratch.panel(w), rows: scratch.row(w))
     }
 }
 

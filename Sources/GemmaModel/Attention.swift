@@ -189,7 +189,7 @@ package struct Attention: Sendable {
                 for h in kvh * group..<(kvh + 1) * group {
                     var t = 0
                     while t < rc {
-                        gemmMicro32x6(panel, io.q + (ra + t) * qDim + h * d, qDim, d,
+                        gemmTile32x6(panel, io.q + (ra + t) * qDim + h * d, qDim, d,
                                       scores + (t * heads + h) * G + 32 * pi, rowStride, min(6, rc - t))
                         t += 6
                     }
@@ -239,7 +239,7 @@ package struct Attention: Sendable {
                 for dp in 0..<dPanels {
                     var t = 0
                     while t < rc {
-                        gemmMicro32x6(vp + dp * G * 32, scores + (t * heads + h) * G, heads * G, keys,
+                        gemmTile32x6(vp + dp * G * 32, scores + (t * heads + h) * G, heads * G, keys,
                                       out + t * heads * dp32 + h * dp32 + dp * 32, heads * dp32, min(6, rc - t))
                         t += 6
                     }

@@ -92,11 +92,15 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
 /// dequantized weights, over panel tails (rows not a multiple of 32), block counts that are not a multiple of the
 /// GEMM's 4-block pass, token counts around its 6-token tile, and one or two workers (which split the panels).
 @Suite struct GemmTests {
-    @Test(arguments: [TensorType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K])
+    /// Float weights (f32 panel GEMM both ways) also at widths that are not a multiple of the panel fill's 8 x 8
+    /// transposition (72, 100).
+    @Test(arguments: [TensorType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K, .f32, .f16, .bf16])
     func promptBatchesMatchReference(type: TensorType) throws {
         var r = SplitMix64(seed: 77 &+ UInt64(type.rawValue))
         var worst: [Precision: Double] = [:]
-        for (cols, rows, batch) in [(type.blockSize == 256 ? 256 : 96, 100, 8), (type.blockSize == 256 ? 768 : 640, 64, 29), (type.blockSize == 256 ? 512 : 160, 35, 70)] {
+        let shapes = type.blockSize == 1 ? [(72, 100, 8), (100, 64, 29), (640, 35, 70)]
+            : [(type.blockSize == 256 ? 256 : 96, 100, 8), (type.blockSize == 256 ? 768 : 640, 64, 29), (type.blockSize == 256 ? 512 : 160, 35, 70)]
+        for (cols, rows, batch) in shapes {
             let bytes = try randomMatrix(type, rows: rows, cols: cols, &r)
             var deq = [Float](repeating: 0, count: rows * cols)
             try bytes.withUnsafeBytes { try type.dequantize($0.baseAddress!, count: rows * cols, into: &deq) }
