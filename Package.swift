@@ -59,7 +59,7 @@ let package = Package(
         ),
         // What every test target shares: fixture and model paths, a seeded generator, top-k.
         .target(name: "GemmaTestSupport", path: "Tests/GemmaTestSupport"),
-        .testTarget(name: "GemmaFormatsTests", dependencies: ["GemmaFormats", "GemmaTestSupport"]),
+        .testTarget(name: "GemmaFormatsTests", dependencies: ["GemmaFormats", "GemmaKernels", "GemmaTestSupport"]),
         .testTarget(name: "GemmaTokenizerTests", dependencies: ["GemmaTokenizer", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaKernelsTests", dependencies: ["GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaModelTests", dependencies: ["GemmaModel", "GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),

@@ -40,14 +40,18 @@ public final class WeightEncoding: Sendable, Hashable, CustomStringConvertible {
     public let integerLayout: IntegerLayout?
     /// Bytes per value of small vectors (norm weights) in a model stored this way (memory planning).
     public let vectorBytesPerValue: Int
+    /// A multiplier of every decoded value: SFP8's per-tensor scale (1 for the other encodings). Included in
+    /// `dequantizeRow`; kernels that decode rows themselves apply it to their outputs.
+    public let scale: Float
     /// Dequantizes one row of `cols` elements (a whole number of blocks) to f32; nil when the engine cannot compute
     /// with this encoding yet (memory planning only).
     public let dequantizeRow: (@Sendable (_ row: UnsafeRawPointer, _ cols: Int, _ out: UnsafeMutablePointer<Float>) -> Void)?
 
     public init(name: String, blockSize: Int, bytesPerBlock: Int, bytesPerRow: Int = 0, tensorType: TensorType? = nil,
-                integerLayout: IntegerLayout? = nil, vectorBytesPerValue: Int = 4,
+                integerLayout: IntegerLayout? = nil, vectorBytesPerValue: Int = 4, scale: Float = 1,
                 dequantizeRow: (@Sendable (UnsafeRawPointer, Int, UnsafeMutablePointer<Float>) -> Void)?) {
         precondition(blockSize > 0 && bytesPerBlock > 0 && bytesPerRow >= 0)
+        self.scale = scale
         self.name = name
         self.blockSize = blockSize
         self.bytesPerBlock = bytesPerBlock
@@ -104,10 +108,15 @@ extension WeightEncoding {
     public static let int4Blocks32 = WeightEncoding(name: "int4-b32", blockSize: 32, bytesPerBlock: 18,
                                                     tensorType: .q4_0, integerLayout: .q4_0, vectorBytesPerValue: 2,
                                                     dequantizeRow: ggmlDequantize(.q4_0))
-    /// Switched floating point, 8 bits per weight with no scales (gemma.cpp's SFP): the report's "SFP8". Planning only
-    /// for now.
-    public static let sfp8 = WeightEncoding(name: "sfp8", blockSize: 1, bytesPerBlock: 1, vectorBytesPerValue: 2,
-                                            dequantizeRow: nil)
+    /// Switched floating point, 8 bits per weight (gemma.cpp's SFP, the report's "SFP8"; SFP8.swift), with a scale of 1.
+    public static let sfp8 = sfp8(scale: 1)
+
+    /// SFP8 whose decoded values are multiplied by `scale` (one per tensor, as gemma.cpp stores it).
+    public static func sfp8(scale: Float) -> WeightEncoding {
+        WeightEncoding(name: "sfp8", blockSize: 1, bytesPerBlock: 1, vectorBytesPerValue: 2, scale: scale) { src, cols, out in
+            SFP8.decode(src.assumingMemoryBound(to: UInt8.self), count: cols, scale: scale, into: out)
+        }
+    }
 
     /// Parses "f32", "f16", "bf16", "int4", "int4-b32", "sfp8", or a GGUF type name ("q4_0", "Q4_K", "q6_k", ...).
     public static func named(_ name: String) -> WeightEncoding? {

@@ -134,6 +134,36 @@ package func dotRowsBF16(_ rows: UnsafeRawPointer, rowBytes: Int, count: Int, co
     }
 }
 
+/// Decodes `count` SFP8 codes to bf16 bit patterns (every SFP8 value is a bf16 value): with e the low 7 bits, a
+/// small code is (e << 5) + 0x3400, a large one (e << 4) + 0x3800, e = 0 is +0, and bit 7 moves to bit 15
+/// (SFP8.bits, 16 bits wide), 32 codes per step in int16 lanes. ~7 G codes/s per core (AMD EPYC Zen 3).
+@inline(__always)
+package func decodeSFP8ToBF16(_ src: UnsafePointer<UInt8>, _ count: Int, into out: UnsafeMutablePointer<UInt16>) {
+    typealias V = SIMD32<Int16>
+    typealias M = SIMDMask<SIMD32<Int16>>
+    @inline(__always) func and(_ a: V, _ m: M) -> V { unsafeBitCast(unsafeBitCast(a, to: M.self) .& m, to: V.self) }
+    @inline(__always) func and(_ a: V, _ b: V) -> V { and(a, unsafeBitCast(b, to: M.self)) }
+    @inline(__always) func or(_ a: V, _ b: V) -> V { unsafeBitCast(unsafeBitCast(a, to: M.self) .| unsafeBitCast(b, to: M.self), to: V.self) }
+    var i = 0
+    while i &+ 32 <= count {
+        let p = src + i
+        let b = V(Int16(p[0]), Int16(p[1]), Int16(p[2]), Int16(p[3]), Int16(p[4]), Int16(p[5]), Int16(p[6]), Int16(p[7]),
+                  Int16(p[8]), Int16(p[9]), Int16(p[10]), Int16(p[11]), Int16(p[12]), Int16(p[13]), Int16(p[14]), Int16(p[15]),
+                  Int16(p[16]), Int16(p[17]), Int16(p[18]), Int16(p[19]), Int16(p[20]), Int16(p[21]), Int16(p[22]), Int16(p[23]),
+                  Int16(p[24]), Int16(p[25]), Int16(p[26]), Int16(p[27]), Int16(p[28]), Int16(p[29]), Int16(p[30]), Int16(p[31]))
+        let e = and(b, V(repeating: 0x7f))
+        let sign = and(b &* V(repeating: 256), V(repeating: Int16(bitPattern: 0x8000)))
+        let small = e &* V(repeating: 32) &+ V(repeating: 0x3400)
+        let value = small &+ and(V(repeating: 0x400) &- e &* V(repeating: 16), e .> V(repeating: 63))  // large - small
+        UnsafeMutableRawPointer(out + i).storeBytes(of: and(or(value, sign), e .!= V(repeating: 0)), as: V.self)
+        i &+= 32
+    }
+    while i < count {
+        out[i] = UInt16(truncatingIfNeeded: SFP8.bits(src[i]) >> 16)
+        i &+= 1
+    }
+}
+
 /// Converts `count` f16 values to f32 (vectorized: vcvtph2ps with F16C).
 @inline(__always)
 package func convertF16(_ src: UnsafeRawPointer, _ count: Int, into out: UnsafeMutablePointer<Float>) {
@@ -142,13 +172,19 @@ package func convertF16(_ src: UnsafeRawPointer, _ count: Int, into out: UnsafeM
 }
 
 extension WeightMatrix {
-    /// Whether `multiply` has float row kernels for this matrix's rows (bf16, f16, f32).
+    /// Whether `multiply` has float row kernels for this matrix's rows (bf16, f16, f32, SFP8).
     var hasFloatRowKernels: Bool {
         switch encoding.tensorType {
         case .bf16?, .f16?, .f32?: true
-        default: false
+        default: isSFP8
         }
     }
+
+    /// SFP8 rows (decoded to bf16 in scratch for the bf16 kernel).
+    var isSFP8: Bool { encoding.name == WeightEncoding.sfp8.name }
+
+    /// Whether the float row kernels take the activations paired (bf16 and SFP8 rows).
+    var takesPairedActivations: Bool { encoding.tensorType == .bf16 || isSFP8 }
 
     /// Rows per block in `FloatRowJob`: a block of rows (at most 64 KiB, at least 4 rows) stays in L2 while every
     /// activation row passes over it.
@@ -171,6 +207,21 @@ struct FloatRowJob: RangeJob {
                 for t in 0..<batch {
                     dotRowsBF16(rows, rowBytes: m.rowBytes, count: n, cols: cols, x: x + t &* xStride,
                                 paired: paired.row(t), into: y + t &* yStride + r0)
+                }
+            case nil where m.isSFP8:
+                // Up to 8 rows decoded to bf16 in worker scratch (16 * cols bytes), then the bf16 kernel; the
+                // tensor's scale multiplies the sums.
+                let buf = UnsafeMutableRawPointer(scratch.row(w)).assumingMemoryBound(to: UInt16.self), scale = m.encoding.scale
+                var i = 0
+                while i < n {
+                    let k = min(8, n &- i)
+                    for j in 0..<k { decodeSFP8ToBF16((rows + (i &+ j) &* m.rowBytes).assumingMemoryBound(to: UInt8.self), cols, into: buf + j &* cols) }
+                    for t in 0..<batch {
+                        let yt = y + (t &* yStride &+ r0 &+ i)
+                        dotRowsBF16(buf, rowBytes: 2 &* cols, count: k, cols: cols, x: x + t &* xStride, paired: paired.row(t), into: yt)
+                        if scale != 1 { for j in 0..<k { yt[j] *= scale } }
+                    }
+                    i &+= k
                 }
             case .f16?:
                 let buf = scratch.row(w)

@@ -152,7 +152,7 @@ extension WeightMatrix {
         }
         if precision == .fast, hasFloatRowKernels, batch <= scratch.paired.maxRows {
             // Float weights (bf16, f16, f32) where they lie, f32 FMA (FloatRowKernels.swift).
-            if encoding.tensorType == .bf16 { scratch.paired.split(x, stride: xStride, rows: batch, cols: cols) }
+            if takesPairedActivations { scratch.paired.split(x, stride: xStride, rows: batch, cols: cols) }
             pool.parallelFor(range.count, minimumPerWorker: 16,
                              FloatRowJob(m: self, firstRow: range.lowerBound, x: x, xStride: xStride, batch: batch, y: y, yStride: yStride,
                                          paired: scratch.paired, scratch: scratch))

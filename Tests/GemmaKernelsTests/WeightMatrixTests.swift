@@ -57,6 +57,39 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
     /// 32-weight chunk (72: the tiny fixture's hidden size; 100), whole chunks (640), and rows longer than 4096 (4352,
     /// 21504), for one and several activation rows, against f64; and `.fast` against `.exact` (another summation
     /// order over the same f32 products: equal to rounding).
+    /// SFP8 rows (decoded to bf16 in scratch for the bf16 kernel, the tensor scale on the sums) for decode-sized
+    /// batches and the f32 panel GEMM for prompts, against f64 over `dequantizeRow` (decode times scale).
+    @Test(arguments: [72, 640, 4352])
+    func sfp8ProductsMatchReference(cols: Int) throws {
+        let rows = 37
+        var r = SplitMix64(seed: 0x5f98 &+ UInt64(cols))
+        let codes: [UInt8] = (0..<rows * cols).map { _ in
+            let c = UInt8.random(in: 0...255, using: &r)
+            return c == 0x80 ? 0 : c
+        }
+        for scale: Float in [1, 1.7] {
+            let encoding = WeightEncoding.sfp8(scale: scale)
+            var deq = [Float](repeating: 0, count: rows * cols)
+            codes.withUnsafeBytes { raw in
+                for i in 0..<rows { encoding.dequantizeRow!(raw.baseAddress! + i * cols, cols, &deq[i * cols]) }
+            }
+            #expect(deq[0] == SFP8.decode(codes[0]) * scale)
+            for batch in [1, 3, 29] {
+                let x = r.floats(batch * cols, scale: 3)
+                for precision in Precision.allCases {
+                    var y = [Float](repeating: .nan, count: batch * rows)
+                    codes.withUnsafeBytes { raw in
+                        let m = WeightMatrix(encoding: encoding, rows: rows, cols: cols, base: raw.baseAddress!)
+                        m.multiply(x, xStride: cols, batch: batch, into: &y, yStride: rows, precision: precision,
+                                   pool: WorkerPool.shared(threads: 2), scratch: MatmulScratch(workers: 2, maxCols: cols, maxBatch: batch))
+                    }
+                    #expect(relativeError(y, deq, x, rows: rows, cols: cols, batch: batch) <= Self.relativeTolerance,
+                            "cols \(cols) batch \(batch) \(precision) scale \(scale)")
+                }
+            }
+        }
+    }
+
     static let floatCases: [(TensorType, Int)] = [TensorType.bf16, .f16, .f32].flatMap { t in [72, 100, 640, 4352, 21504].map { (t, $0) } }
 
     @Test(arguments: floatCases)
