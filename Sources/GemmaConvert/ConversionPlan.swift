@@ -34,6 +34,47 @@ public struct PlannedTensor: Sendable, Equatable {
     public var byteCount: Int { type.rowBytes(columns)! * rows }
 }
 
+/// A per-tensor type: every output tensor whose name matches `pattern` (`*` matches any run of characters, e.g.
+/// "blk.*.ffn_down.weight") is stored as `type`.
+public struct TypeOverride: Sendable, Equatable {
+    public let pattern: String
+    public let type: TensorType
+
+    public init(pattern: String, type: TensorType) {
+        self.pattern = pattern
+        self.type = type
+    }
+
+    /// Parses "NAME=TYPE" (TYPE a GGUF type name: f32, f16, bf16, q8_0, q4_0, q4_K, q6_K, ...).
+    public init(parsing text: String) throws(ConvertError) {
+        let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty else {
+            throw .unsupported("--keep \(text): expected NAME=TYPE, e.g. token_embd.weight=q8_0 or 'blk.*.ffn_down.weight=q6_K'")
+        }
+        guard let t = TensorType.allCases.first(where: { $0.description.lowercased() == parts[1].lowercased() }), t.canQuantize else {
+            let known = TensorType.allCases.filter(\.canQuantize).map { $0.description.lowercased() }.joined(separator: ", ")
+            throw .unsupported("--keep \(text): \(parts[1]) is not a type we write (\(known))")
+        }
+        self.init(pattern: parts[0], type: t)
+    }
+
+    /// True when `name` matches the pattern as a whole.
+    public func matches(_ name: String) -> Bool { Self.glob(Array(pattern.utf8)[...], Array(name.utf8)[...]) }
+
+    private static func glob(_ p: ArraySlice<UInt8>, _ s: ArraySlice<UInt8>) -> Bool {
+        guard let c = p.first else { return s.isEmpty }
+        if c == UInt8(ascii: "*") {
+            var rest = s
+            while true {
+                if glob(p.dropFirst(), rest) { return true }
+                if rest.isEmpty { return false }
+                rest = rest.dropFirst()
+            }
+        }
+        return s.first == c && glob(p.dropFirst(), s.dropFirst())
+    }
+}
+
 /// Every decision of one conversion.
 public struct ConversionPlan: Sendable {
     public let format: ConvertFormat
@@ -47,7 +88,11 @@ public struct ConversionPlan: Sendable {
 
     /// Plans the conversion of `checkpoint` (with `vocabulary`) to `format` at `type` (nil: lossless, see
     /// `defaultType`).
-    public init(checkpoint: Checkpoint, vocabulary: Vocabulary, format: ConvertFormat, type: ConvertType?) throws(ConvertError) {
+    /// GGUF only: `embeddingType` replaces llama-quantize's rule for the tied embedding, and `overrides` (in order,
+    /// last match wins) set any tensor's type by its output name; an override must match some tensor and give rows
+    /// that are whole blocks of its type.
+    public init(checkpoint: Checkpoint, vocabulary: Vocabulary, format: ConvertFormat, type: ConvertType?,
+                embeddingType: TensorType? = nil, overrides: [TypeOverride] = []) throws(ConvertError) {
         let c = checkpoint.config
         let source = checkpoint.source
         let expected = Self.expectedShapes(c)
@@ -88,6 +133,8 @@ public struct ConversionPlan: Sendable {
             var out: TensorType
             if format == .huggingFace {
                 out = type.tensorType
+            } else if w == .embedding, let e = embeddingType {
+                out = e
             } else {
                 let (chosen, note) = Self.ggufType(w, columns: t.shape.last ?? 1, isNorm: isNorm, target: type)
                 out = chosen
@@ -97,10 +144,22 @@ public struct ConversionPlan: Sendable {
             if (shift != 0 || out != storedType) && !(t.encoding?.canDequantize ?? false) {
                 throw .unsupportedWeight(name: t.name, type: t.storedType)
             }
-            tensors.append(PlannedTensor(weight: w, sourceName: t.name, name: targetNaming.name(of: w), shape: t.shape,
-                                         type: out, shift: shift))
+            let name = targetNaming.name(of: w)
+            if format == .gguf {
+                for o in overrides where o.matches(name) { out = o.type }
+                guard (t.shape.last ?? 1) % out.blockSize == 0 else {
+                    throw .unsupported("\(name): rows of \(t.shape.last ?? 1) are not whole \(out) blocks of \(out.blockSize)")
+                }
+            }
+            tensors.append(PlannedTensor(weight: w, sourceName: t.name, name: name, shape: t.shape, type: out, shift: shift))
         }
         notes += fallbacks.sorted { $0.key < $1.key }.map { "\($0.value) tensor\($0.value == 1 ? "" : "s"): \($0.key)" }
+        if format == .huggingFace, !overrides.isEmpty || embeddingType != nil {
+            throw .unsupported("per-tensor types are for GGUF output: a Hugging Face folder holds one float type")
+        }
+        for o in overrides where !tensors.contains(where: { o.matches($0.name) }) {
+            throw .unsupported("--keep \(o.pattern)=\(o.type): no tensor of the output is named so (GGUF names: token_embd.weight, blk.N.attn_q.weight, blk.N.ffn_down.weight, ...)")
+        }
 
         let used = Set(found.map(\.1.name))
         let skipped = source.tensorNames.filter { !used.contains($0) && !$0.hasSuffix("lm_head.weight") }

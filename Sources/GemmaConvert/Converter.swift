@@ -18,6 +18,10 @@ public struct ConvertOptions: Sendable {
     public var maxShardBytes = 4_000_000_000
     /// Threads converting rows.
     public var threads = ProcessInfo.processInfo.activeProcessorCount
+    /// GGUF only: the tied embedding's type instead of llama-quantize's rule for it (a release format's choice).
+    public var embeddingType: TensorType?
+    /// GGUF only: per-tensor types by output name, applied in order after every other rule (`gemma quantize --keep`).
+    public var overrides: [TypeOverride] = []
 
     public init(type: ConvertType? = nil, force: Bool = false) {
         self.type = type
@@ -110,7 +114,7 @@ public enum Converter {
         let replacing = try checkOutput(output, format: format, input: input, force: options.force)
         let source = try ConversionInput(path: input)
         let plan = try ConversionPlan(checkpoint: source.checkpoint, vocabulary: source.vocabulary, format: format,
-                                      type: options.type)
+                                      type: options.type, embeddingType: options.embeddingType, overrides: options.overrides)
         for note in plan.notes { progress(.note(note)) }
         switch format {
         case .gguf:

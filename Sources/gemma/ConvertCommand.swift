@@ -40,8 +40,19 @@ struct Convert: ParsableCommand {
             guard threads >= 1 else { throw ValidationError("--threads must be >= 1") }
             options.threads = threads
         }
-        let interactive = isatty(STDERR_FILENO) == 1
         let start = Date()
+        let report = try Self.convertShowingProgress(input: input, output: output, options: options)
+        let seconds = Date().timeIntervalSince(start)
+        let kind = report.plan.format == .gguf ? "GGUF file" : "folder (\(report.files.joined(separator: ", ")))"
+        writeErr(String(format: "wrote %@ %@: %d tensors, %@ weights, %.2f GB of tensor data in %.1f s\n",
+                        kind, report.output, report.plan.tensors.count, report.plan.type.rawValue,
+                        Double(report.tensorBytes) / 1e9, seconds))
+    }
+
+    /// Runs the converter with its notes and a progress line per tensor on stderr (one line rewritten in place on a
+    /// terminal, every line in a log).
+    static func convertShowingProgress(input: String, output: String, options: ConvertOptions) throws -> ConvertReport {
+        let interactive = isatty(STDERR_FILENO) == 1
         var lastLine = ""
         let report: ConvertReport
         do {
@@ -50,7 +61,6 @@ struct Convert: ParsableCommand {
                 case let .note(text): writeErr("note: \(text)\n")
                 case let .tensor(i, n, name, type):
                     lastLine = "[\(i)/\(n)] \(name) \(type)"
-                    // A terminal gets one line rewritten in place; a log gets every line.
                     writeErr(interactive ? "\r\u{1B}[K" + lastLine : lastLine + "\n")
                 }
             }
@@ -59,11 +69,7 @@ struct Convert: ParsableCommand {
             throw ExitCodeError(message: "\(error)")
         }
         if interactive { writeErr("\n") }
-        let seconds = Date().timeIntervalSince(start)
-        let kind = report.plan.format == .gguf ? "GGUF file" : "folder (\(report.files.joined(separator: ", ")))"
-        writeErr(String(format: "wrote %@ %@: %d tensors, %@ weights, %.2f GB of tensor data in %.1f s\n",
-                        kind, report.output, report.plan.tensors.count, report.plan.type.rawValue,
-                        Double(report.tensorBytes) / 1e9, seconds))
+        return report
     }
 
     /// "4G", "500M", "64K" (powers of 1000) or a number of bytes.

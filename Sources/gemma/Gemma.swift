@@ -7,6 +7,6 @@ struct Gemma: AsyncParsableCommand {
         commandName: "gemma",
         abstract: "Run Gemma 3 models on the CPU.",
         discussion: "MODEL defaults to the Gemma 3 270M Q4_K_M GGUF that `make model` fetches into ~/.cache/swift-gemma.",
-        subcommands: [Generate.self, Run.self, Chat.self, Serve.self, PerplexityCommand.self, Bench.self, Memory.self, Info.self, Tokenize.self, Convert.self, DumpLogits.self]
+        subcommands: [Generate.self, Run.self, Chat.self, Serve.self, PerplexityCommand.self, Bench.self, Memory.self, Info.self, Tokenize.self, Convert.self, Quantize.self, DumpLogits.self]
     )
 }
