@@ -88,5 +88,25 @@ convert_refuses() {
 }
 check "convert refuses an existing output, an unknown type, a quantized folder" convert_refuses
 
+# gemma quantize on the tiny fixture: a release format's policy, --keep, the weights' error line, refusals.
+quantize_policy() {
+  local out err
+  out="$("$GEMMA_BIN" quantize "$TINY" "$tmp/q.gguf" --to int4-block --keep 'blk.*.attn_output.weight=q8_0' 2>"$tmp/q.err")" || { cat "$tmp/q.err"; return 1; }
+  grep -q '^policy: every matrix q4_0' "$tmp/q.err" && grep -q '^wrote .*q.gguf: 106 tensors' "$tmp/q.err" || { cat "$tmp/q.err"; return 1; }
+  echo "$out" | grep -q '^relative RMSE against the input.s weights: token_embd .*, attn_output [0-9.e-]*' || { echo "no RMSE line: $out"; return 1; }
+  "$GEMMA_BIN" info --json "$tmp/q.gguf" | grep -q '"tensors_by_type":{"F16":49,"F32":49,"Q8_0":8}' || { echo "types: $("$GEMMA_BIN" info --json "$tmp/q.gguf" | head -c 300)"; return 1; }
+  "$GEMMA_BIN" generate --model "$tmp/q.gguf" --ids 2,10,20 -n 4 --temp 0 --ignore-eos --json | grep -q '"tokens":\['
+}
+check "quantize: int4-block with --keep, the weights' error per kind, a model that generates" quantize_policy
+quantize_refuses() {
+  local out
+  out="$("$GEMMA_BIN" quantize "$TINY" "$tmp/z.gguf" --to q5_9 2>&1)" && { echo "exited 0: $out"; return 1; }
+  echo "$out" | grep -q "sfp8, int4-channel, int4-block" || { echo "unclear: $out"; return 1; }
+  out="$("$GEMMA_BIN" quantize "$TINY" "$tmp/z.gguf" --to q8_0 --keep 'nothing=q8_0' 2>&1)" && { echo "exited 0: $out"; return 1; }
+  echo "$out" | grep -q "no tensor of the output is named so" || { echo "unclear: $out"; return 1; }
+  [ ! -e "$tmp/z.gguf" ] || { echo "left output behind"; return 1; }
+}
+check "quantize refuses an unknown format and an override that matches nothing" quantize_refuses
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -34,8 +34,8 @@ public struct PlannedTensor: Sendable, Equatable {
     public var byteCount: Int { type.rowBytes(columns)! * rows }
 }
 
-/// A per-tensor type: every output tensor whose name matches `pattern` (`*` matches any run of characters, e.g.
-/// "blk.*.ffn_down.weight") is stored as `type`.
+/// A per-tensor type: every weight matrix of the output whose name matches `pattern` (`*` matches any run of
+/// characters, e.g. "blk.*.ffn_down.weight") is stored as `type` (norms stay f32 whatever matches them).
 public struct TypeOverride: Sendable, Equatable {
     public let pattern: String
     public let type: TensorType
@@ -146,7 +146,7 @@ public struct ConversionPlan: Sendable {
             }
             let name = targetNaming.name(of: w)
             if format == .gguf {
-                for o in overrides where o.matches(name) { out = o.type }
+                for o in overrides where !isNorm && o.matches(name) { out = o.type }  // norms stay f32
                 guard (t.shape.last ?? 1) % out.blockSize == 0 else {
                     throw .unsupported("\(name): rows of \(t.shape.last ?? 1) are not whole \(out) blocks of \(out.blockSize)")
                 }
@@ -157,7 +157,7 @@ public struct ConversionPlan: Sendable {
         if format == .huggingFace, !overrides.isEmpty || embeddingType != nil {
             throw .unsupported("per-tensor types are for GGUF output: a Hugging Face folder holds one float type")
         }
-        for o in overrides where !tensors.contains(where: { o.matches($0.name) }) {
+        for o in overrides where !tensors.contains(where: { $0.shape.count > 1 && o.matches($0.name) }) {
             throw .unsupported("--keep \(o.pattern)=\(o.type): no tensor of the output is named so (GGUF names: token_embd.weight, blk.N.attn_q.weight, blk.N.ffn_down.weight, ...)")
         }
 
