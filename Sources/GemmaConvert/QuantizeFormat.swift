@@ -40,7 +40,7 @@ public enum QuantizeFormat: String, CaseIterable, Sendable {
     /// The embedding's type when the release keeps it otherwise than llama-quantize's rule (nil: the rule).
     public var embeddingType: TensorType? {
         switch self {
-        case .int4Block, .q4_0: .f16  // Google's gemma-3-*-qat-q4_0-gguf files keep token_embd F16
+        case .int4Block: .f16  // Google's gemma-3-*-qat-q4_0-gguf files keep token_embd F16
         default: nil
         }
     }
@@ -56,9 +56,9 @@ public enum QuantizeFormat: String, CaseIterable, Sendable {
     /// One line on the policy, for the user.
     public var policy: String {
         switch self {
-        case .int4Block, .q4_0: "every matrix q4_0 (int4, one f16 scale per 32 weights), the embedding f16 as in Google's QAT Q4_0 GGUFs, norms f32"
+        case .int4Block: "every matrix q4_0 (int4, one f16 scale per 32 weights), the embedding f16 as in Google's QAT Q4_0 GGUFs, norms f32"
         case .q8_0: "every matrix q8_0, norms f32"
-        case .q4_k, .q6_k: "every matrix \(rawValue), the tied embedding by llama-quantize's rule for the output head, norms f32"
+        case .q4_0, .q4_k, .q6_k: "every matrix \(rawValue), the tied embedding by llama-quantize's rule for the output head, norms f32"
         case .bf16, .f16, .f32: "every matrix \(rawValue), norms f32"
         case .sfp8: "every matrix SFP8 with one scale per tensor, the embedding and norms bf16, as gemma.cpp stores them"
         case .int4Channel: "every matrix int4 with one scale per row (dm/gemma's convention), the embedding bf16, norms f32"

@@ -1,4 +1,4 @@
-// Row kernels for float weights (bf16, f16, f32: Hugging Face checkpoints) in `.fast` precision: each weight row is
+// Row kernels for float weights (bf16, f16, f32: Hugging Face checkpoints; SFP8) in `.fast` precision: each weight row is
 // read from the mapping once per block of rows and met by every activation row in f32 FMA; nothing is copied to an
 // f32 matrix. Decoding reads each weight once per token, so these run at memory speed when a row costs fewer cycles
 // than its bytes take to arrive.
@@ -8,6 +8,7 @@
 // lane-wise integer operations and a bit cast, no widening conversion (Swift's SIMD type conversions are slow). The
 // activations are split once per product into even and odd halves (`PairedActivations`), so that lane j of a
 // 16-lane step meets weights 2j and 2j + 1 of its 32-weight chunk.
+// SFP8 rows go through the same pair kernel, each 32-code chunk decoded to bf16 pairs in registers (SFP8Pairs).
 // f16 rows are converted to f32 into worker scratch (vcvtph2ps where the CPU has F16C), then dotted with each
 // activation row; f32 rows are dotted where they lie.
 // The sums run in another order than `dot` over dequantized rows (`.exact`), so results agree to rounding, not bits.
@@ -49,10 +50,78 @@ package final class PairedActivations: @unchecked Sendable {  // written before 
     @inline(__always) package func row(_ r: Int) -> UnsafePointer<Float> { UnsafePointer(values + r &* maxCols) }
 }
 
-/// One 32-weight bf16 chunk of a row at byte offset `offset` times the paired activations (`xe` even, `xo` odd).
+/// A row format whose 32-weight chunks the pair kernel reads as 16 UInt32 lanes of bf16 pairs (element 2j in the low
+/// half of lane j, 2j + 1 in the high half).
+protocol PairRowFormat {
+    /// Bytes per 32-weight chunk.
+    static var chunkBytes: Int { get }
+    /// Chunk `c` of `row` as bf16 pairs.
+    static func chunk(_ row: UnsafeRawPointer, _ c: Int) -> SIMD16<UInt32>
+    /// Weight `k` of `row` as f32 (the elements past the last whole chunk).
+    static func weight(_ row: UnsafeRawPointer, _ k: Int) -> Float
+}
+
+/// bf16 rows: the chunk is the stored bytes.
+enum BF16Pairs: PairRowFormat {
+    static var chunkBytes: Int { 64 }
+    @inline(__always) static func chunk(_ row: UnsafeRawPointer, _ c: Int) -> SIMD16<UInt32> {
+        row.loadUnaligned(fromByteOffset: 64 &* c, as: SIMD16<UInt32>.self)
+    }
+    @inline(__always) static func weight(_ row: UnsafeRawPointer, _ k: Int) -> Float {
+        Float(bitPattern: UInt32(row.loadUnaligned(fromByteOffset: 2 &* k, as: UInt16.self)) &<< 16)
+    }
+}
+
+/// SFP8 rows: 32 codes decoded to bf16 in int16 lanes (every SFP8 value is a bf16 value). With e the low 7 bits, a
+/// small code is (e << 5) + 0x3400, a large one (e << 4) + 0x3800 (small + 0x400 - 16e), e = 0 is +0, and bit 7
+/// moves to bit 15: `SFP8.bits`, 16 bits wide. The tests are written on words (large: e * 512 < 0; zero: small !=
+/// 0x3400) so that LLVM does not narrow them to byte compares and widen the masks again (148 -> 95 instructions per
+/// two rows' chunk; 4 -> 6 G weights/s per core fused with the dot, AMD EPYC Zen 3).
+enum SFP8Pairs: PairRowFormat {
+    static var chunkBytes: Int { 32 }
+    @inline(__always) static func chunk(_ row: UnsafeRawPointer, _ c: Int) -> SIMD16<UInt32> {
+        unsafeBitCast(decode32(row.assumingMemoryBound(to: UInt8.self) + 32 &* c), to: SIMD16<UInt32>.self)
+    }
+    @inline(__always) static func weight(_ row: UnsafeRawPointer, _ k: Int) -> Float {
+        SFP8.decode(row.load(fromByteOffset: k, as: UInt8.self))
+    }
+
+    typealias V = SIMD32<Int16>
+    typealias M = SIMDMask<SIMD32<Int16>>
+    @inline(__always) static func and(_ a: V, _ m: M) -> V { unsafeBitCast(unsafeBitCast(a, to: M.self) .& m, to: V.self) }
+    @inline(__always) static func and(_ a: V, _ b: V) -> V { and(a, unsafeBitCast(b, to: M.self)) }
+    @inline(__always) static func or(_ a: V, _ b: V) -> V { unsafeBitCast(unsafeBitCast(a, to: M.self) .| unsafeBitCast(b, to: M.self), to: V.self) }
+
+    /// The bf16 bit patterns of 32 codes.
+    @inline(__always) static func decode32(_ p: UnsafePointer<UInt8>) -> V {
+        let b = V(Int16(p[0]), Int16(p[1]), Int16(p[2]), Int16(p[3]), Int16(p[4]), Int16(p[5]), Int16(p[6]), Int16(p[7]),
+                  Int16(p[8]), Int16(p[9]), Int16(p[10]), Int16(p[11]), Int16(p[12]), Int16(p[13]), Int16(p[14]), Int16(p[15]),
+                  Int16(p[16]), Int16(p[17]), Int16(p[18]), Int16(p[19]), Int16(p[20]), Int16(p[21]), Int16(p[22]), Int16(p[23]),
+                  Int16(p[24]), Int16(p[25]), Int16(p[26]), Int16(p[27]), Int16(p[28]), Int16(p[29]), Int16(p[30]), Int16(p[31]))
+        let e = and(b, V(repeating: 0x7f))
+        let sign = and(b &* V(repeating: 256), V(repeating: Int16(bitPattern: 0x8000)))
+        let small = e &* V(repeating: 32) &+ V(repeating: 0x3400)
+        let value = small &+ and(V(repeating: 0x400) &- e &* V(repeating: 16), (e &* V(repeating: 512)) .< V(repeating: 0))
+        return and(or(value, sign), small .!= V(repeating: 0x3400))
+    }
+}
+
+/// Decodes `count` SFP8 codes to bf16 bit patterns (`SFP8Pairs.decode32` per 32, then `SFP8.bits`).
+package func decodeSFP8ToBF16(_ src: UnsafePointer<UInt8>, _ count: Int, into out: UnsafeMutablePointer<UInt16>) {
+    var i = 0
+    while i &+ 32 <= count {
+        UnsafeMutableRawPointer(out + i).storeBytes(of: SFP8Pairs.decode32(src + i), as: SIMD32<Int16>.self)
+        i &+= 32
+    }
+    while i < count {
+        out[i] = UInt16(truncatingIfNeeded: SFP8.bits(src[i]) >> 16)
+        i &+= 1
+    }
+}
+
+/// One 32-weight chunk (bf16 pairs `v`) times the paired activations (`xe` even, `xo` odd).
 @inline(__always)
-private func bf16Step(_ acc: inout SIMD16<Float>, _ row: UnsafeRawPointer, _ offset: Int, _ xe: SIMD16<Float>, _ xo: SIMD16<Float>) {
-    let v = row.loadUnaligned(fromByteOffset: offset, as: SIMD16<UInt32>.self)
+private func pairStep(_ acc: inout SIMD16<Float>, _ v: SIMD16<UInt32>, _ xe: SIMD16<Float>, _ xo: SIMD16<Float>) {
     acc = acc.addingProduct(unsafeBitCast(v &<< 16, to: SIMD16<Float>.self), xe)
     acc = acc.addingProduct(unsafeBitCast(v & SIMD16<UInt32>(repeating: 0xffff_0000), to: SIMD16<Float>.self), xo)
 }
@@ -64,102 +133,85 @@ private func laneSum(_ v: SIMD16<Float>) -> Float {
     return c[0] + c[1]
 }
 
-/// The elements of a bf16 row past its whole 32-weight chunks.
+/// The elements of a row past its whole 32-weight chunks.
 @inline(__always)
-private func bf16Tail(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ from: Int, _ cols: Int) -> Float {
+private func pairTail<F: PairRowFormat>(_: F.Type, _ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ from: Int, _ cols: Int) -> Float {
     var s: Float = 0
-    for k in from..<cols {
-        s += Float(bitPattern: UInt32(row.loadUnaligned(fromByteOffset: 2 &* k, as: UInt16.self)) &<< 16) * x[k]
-    }
+    for k in from..<cols { s += F.weight(row, k) * x[k] }
     return s
 }
 
 /// `y[i] = row_i · x` for `count` bf16 rows (`rowBytes` apart, `cols` weights each); `paired` is `x` split by
-/// `PairedActivations`. Several rows per pass share the activation loads: four with AVX-512's 32 registers, two
-/// with AVX2's 16 (four spill there).
+/// `PairedActivations`.
 @inline(never)
 package func dotRowsBF16(_ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, x: UnsafePointer<Float>,
                          paired: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
-    let chunks = cols &>> 5, tail = chunks &<< 5
+    dotPairRows(BF16Pairs.self, rows, rowBytes: rowBytes, count: count, cols: cols, x: x, paired: paired, into: y)
+}
+
+/// `y[i] = row_i · x` for `count` SFP8 rows (the tensor scale not applied).
+@inline(never)
+package func dotRowsSFP8(_ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, x: UnsafePointer<Float>,
+                         paired: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
+    dotPairRows(SFP8Pairs.self, rows, rowBytes: rowBytes, count: count, cols: cols, x: x, paired: paired, into: y)
+}
+
+/// The pair kernel: several rows per pass share the activation loads (four with AVX-512's 32 registers, two with
+/// AVX2's 16, where four spill).
+@inline(__always)
+private func dotPairRows<F: PairRowFormat>(_ f: F.Type, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int,
+                                           x: UnsafePointer<Float>, paired: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
+    let chunks = cols &>> 5, tail = chunks &<< 5, cb = F.chunkBytes
     let p = UnsafeRawPointer(paired), four = CPUFeatures.avx512
-    // Software prefetch of the same chunk of the rows some passes ahead (8 rows of 640: 10 KB): one core streaming from DRAM
-    // keeps more lines in flight than its hardware prefetcher does (one core, the 270M's head: 9.5 -> 12.5 GB/s).
+    // Software prefetch of the same chunk of the rows some passes ahead (8 rows of 640 bf16: 10 KB): one core streaming
+    // from DRAM keeps more lines in flight than its hardware prefetcher does (one core, the 270M's bf16 head: 9.5 ->
+    // 12.5 GB/s).
     let ahead = 4 &* rowBytes &* max(1, 12288 / (4 &* rowBytes))
     var i = 0
     while four, i &+ 4 <= count {
         let r0 = rows + i &* rowBytes, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes
         var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
         for c in 0..<chunks {
-            cpu_prefetch(r0 + (ahead &+ 64 &* c))
-            cpu_prefetch(r1 + (ahead &+ 64 &* c))
-            cpu_prefetch(r2 + (ahead &+ 64 &* c))
-            cpu_prefetch(r3 + (ahead &+ 64 &* c))
+            cpu_prefetch(r0 + (ahead &+ cb &* c))
+            cpu_prefetch(r1 + (ahead &+ cb &* c))
+            cpu_prefetch(r2 + (ahead &+ cb &* c))
+            cpu_prefetch(r3 + (ahead &+ cb &* c))
             let xe = p.load(fromByteOffset: 128 &* c, as: SIMD16<Float>.self)
             let xo = p.load(fromByteOffset: 128 &* c &+ 64, as: SIMD16<Float>.self)
-            bf16Step(&a0, r0, 64 &* c, xe, xo)
-            bf16Step(&a1, r1, 64 &* c, xe, xo)
-            bf16Step(&a2, r2, 64 &* c, xe, xo)
-            bf16Step(&a3, r3, 64 &* c, xe, xo)
+            pairStep(&a0, F.chunk(r0, c), xe, xo)
+            pairStep(&a1, F.chunk(r1, c), xe, xo)
+            pairStep(&a2, F.chunk(r2, c), xe, xo)
+            pairStep(&a3, F.chunk(r3, c), xe, xo)
         }
-        y[i] = laneSum(a0) + bf16Tail(r0, x, tail, cols)
-        y[i &+ 1] = laneSum(a1) + bf16Tail(r1, x, tail, cols)
-        y[i &+ 2] = laneSum(a2) + bf16Tail(r2, x, tail, cols)
-        y[i &+ 3] = laneSum(a3) + bf16Tail(r3, x, tail, cols)
+        y[i] = laneSum(a0) + pairTail(f, r0, x, tail, cols)
+        y[i &+ 1] = laneSum(a1) + pairTail(f, r1, x, tail, cols)
+        y[i &+ 2] = laneSum(a2) + pairTail(f, r2, x, tail, cols)
+        y[i &+ 3] = laneSum(a3) + pairTail(f, r3, x, tail, cols)
         i &+= 4
     }
     while i &+ 2 <= count {
         let r0 = rows + i &* rowBytes, r1 = r0 + rowBytes
         var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
         for c in 0..<chunks {
-            cpu_prefetch(r0 + (ahead &+ 64 &* c))
-            cpu_prefetch(r1 + (ahead &+ 64 &* c))
+            cpu_prefetch(r0 + (ahead &+ cb &* c))
+            cpu_prefetch(r1 + (ahead &+ cb &* c))
             let xe = p.load(fromByteOffset: 128 &* c, as: SIMD16<Float>.self)
             let xo = p.load(fromByteOffset: 128 &* c &+ 64, as: SIMD16<Float>.self)
-            bf16Step(&a0, r0, 64 &* c, xe, xo)
-            bf16Step(&a1, r1, 64 &* c, xe, xo)
+            pairStep(&a0, F.chunk(r0, c), xe, xo)
+            pairStep(&a1, F.chunk(r1, c), xe, xo)
         }
-        y[i] = laneSum(a0) + bf16Tail(r0, x, tail, cols)
-        y[i &+ 1] = laneSum(a1) + bf16Tail(r1, x, tail, cols)
+        y[i] = laneSum(a0) + pairTail(f, r0, x, tail, cols)
+        y[i &+ 1] = laneSum(a1) + pairTail(f, r1, x, tail, cols)
         i &+= 2
     }
     while i < count {
         let r0 = rows + i &* rowBytes
         var a0 = SIMD16<Float>()
         for c in 0..<chunks {
-            bf16Step(&a0, r0, 64 &* c, p.load(fromByteOffset: 128 &* c, as: SIMD16<Float>.self),
+            pairStep(&a0, F.chunk(r0, c), p.load(fromByteOffset: 128 &* c, as: SIMD16<Float>.self),
                      p.load(fromByteOffset: 128 &* c &+ 64, as: SIMD16<Float>.self))
         }
-        y[i] = laneSum(a0) + bf16Tail(r0, x, tail, cols)
-        i &+= 1
-    }
-}
-
-/// Decodes `count` SFP8 codes to bf16 bit patterns (every SFP8 value is a bf16 value): with e the low 7 bits, a
-/// small code is (e << 5) + 0x3400, a large one (e << 4) + 0x3800, e = 0 is +0, and bit 7 moves to bit 15
-/// (SFP8.bits, 16 bits wide), 32 codes per step in int16 lanes. ~7 G codes/s per core (AMD EPYC Zen 3).
-@inline(__always)
-package func decodeSFP8ToBF16(_ src: UnsafePointer<UInt8>, _ count: Int, into out: UnsafeMutablePointer<UInt16>) {
-    typealias V = SIMD32<Int16>
-    typealias M = SIMDMask<SIMD32<Int16>>
-    @inline(__always) func and(_ a: V, _ m: M) -> V { unsafeBitCast(unsafeBitCast(a, to: M.self) .& m, to: V.self) }
-    @inline(__always) func and(_ a: V, _ b: V) -> V { and(a, unsafeBitCast(b, to: M.self)) }
-    @inline(__always) func or(_ a: V, _ b: V) -> V { unsafeBitCast(unsafeBitCast(a, to: M.self) .| unsafeBitCast(b, to: M.self), to: V.self) }
-    var i = 0
-    while i &+ 32 <= count {
-        let p = src + i
-        let b = V(Int16(p[0]), Int16(p[1]), Int16(p[2]), Int16(p[3]), Int16(p[4]), Int16(p[5]), Int16(p[6]), Int16(p[7]),
-                  Int16(p[8]), Int16(p[9]), Int16(p[10]), Int16(p[11]), Int16(p[12]), Int16(p[13]), Int16(p[14]), Int16(p[15]),
-                  Int16(p[16]), Int16(p[17]), Int16(p[18]), Int16(p[19]), Int16(p[20]), Int16(p[21]), Int16(p[22]), Int16(p[23]),
-                  Int16(p[24]), Int16(p[25]), Int16(p[26]), Int16(p[27]), Int16(p[28]), Int16(p[29]), Int16(p[30]), Int16(p[31]))
-        let e = and(b, V(repeating: 0x7f))
-        let sign = and(b &* V(repeating: 256), V(repeating: Int16(bitPattern: 0x8000)))
-        let small = e &* V(repeating: 32) &+ V(repeating: 0x3400)
-        let value = small &+ and(V(repeating: 0x400) &- e &* V(repeating: 16), e .> V(repeating: 63))  // large - small
-        UnsafeMutableRawPointer(out + i).storeBytes(of: and(or(value, sign), e .!= V(repeating: 0)), as: V.self)
-        i &+= 32
-    }
-    while i < count {
-        out[i] = UInt16(truncatingIfNeeded: SFP8.bits(src[i]) >> 16)
+        y[i] = laneSum(a0) + pairTail(f, r0, x, tail, cols)
         i &+= 1
     }
 }
@@ -209,19 +261,12 @@ struct FloatRowJob: RangeJob {
                                 paired: paired.row(t), into: y + t &* yStride + r0)
                 }
             case nil where m.isSFP8:
-                // Up to 8 rows decoded to bf16 in worker scratch (16 * cols bytes), then the bf16 kernel; the
-                // tensor's scale multiplies the sums.
-                let buf = UnsafeMutableRawPointer(scratch.row(w)).assumingMemoryBound(to: UInt16.self), scale = m.encoding.scale
-                var i = 0
-                while i < n {
-                    let k = min(8, n &- i)
-                    for j in 0..<k { decodeSFP8ToBF16((rows + (i &+ j) &* m.rowBytes).assumingMemoryBound(to: UInt8.self), cols, into: buf + j &* cols) }
-                    for t in 0..<batch {
-                        let yt = y + (t &* yStride &+ r0 &+ i)
-                        dotRowsBF16(buf, rowBytes: 2 &* cols, count: k, cols: cols, x: x + t &* xStride, paired: paired.row(t), into: yt)
-                        if scale != 1 { for j in 0..<k { yt[j] *= scale } }
-                    }
-                    i &+= k
+                // Decoded in registers by the pair kernel; the tensor's scale multiplies the sums.
+                let scale = m.encoding.scale
+                for t in 0..<batch {
+                    let yt = y + (t &* yStride &+ r0)
+                    dotRowsSFP8(rows, rowBytes: m.rowBytes, count: n, cols: cols, x: x + t &* xStride, paired: paired.row(t), into: yt)
+                    if scale != 1 { for j in 0..<n { yt[j] *= scale } }
                 }
             case .f16?:
                 let buf = scratch.row(w)

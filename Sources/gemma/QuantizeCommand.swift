@@ -13,7 +13,7 @@ struct Quantize: ParsableCommand {
         discussion: """
             FORMAT: \(QuantizeFormat.allCases.map(\.rawValue).joined(separator: ", ")). int4-block is llama.cpp's \
             q4_0 (4 bits + an f16 scale per 32 weights) with the embedding kept f16, as Google's QAT GGUFs store it; \
-            q8_0, q4_k, q6_k follow llama-quantize (the tied embedding by its rule for the output head); \
+            q4_0, q8_0, q4_k, q6_k follow llama-quantize (the tied embedding by its rule for the output head); \
             bf16, f16, f32 are plain. Norms stay f32. --keep NAME=TYPE stores the weight matrices whose GGUF name \
             matches NAME (* matches anything) as TYPE, e.g. --keep token_embd.weight=q8_0 --keep 'blk.*.ffn_down.weight=q6_K'. \
             Example: gemma quantize model.gguf model-q4_0.gguf --to int4-block
