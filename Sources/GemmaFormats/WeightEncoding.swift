@@ -5,12 +5,13 @@
 // descriptor (correct through `dequantizeRow` at once) plus, for speed, its kernels.
 
 /// A block layout that the integer kernels (GemmaKernels: row kernels and the int16 GEMM) unpack directly to int16.
-/// Each is the ggml block of the same name; `activationLimit` bounds the int16-quantized activations so that the
-/// kernels' int32 pair sums cannot overflow (Q6_K's 6-bit values times 2 need one bit more headroom).
+/// Each is the ggml block of the same name, or (int4Channel) our per-row-scale int4, whose blocks are Q4_0's nibbles;
+/// `activationLimit` bounds the int16-quantized activations so that the kernels' int32 pair sums cannot overflow
+/// (Q6_K's 6-bit values times 2 need one bit more headroom).
 public enum IntegerLayout: Sendable, Equatable, CaseIterable {
-    case q8_0, q4_0, q5_0, q4_K, q6_K
+    case q8_0, q4_0, q5_0, q4_K, q6_K, int4Channel
 
-    /// The ggml tensor type whose blocks this layout is.
+    /// The tensor type whose rows this layout is.
     public var blockType: TensorType {
         switch self {
         case .q8_0: .q8_0
@@ -18,6 +19,7 @@ public enum IntegerLayout: Sendable, Equatable, CaseIterable {
         case .q5_0: .q5_0
         case .q4_K: .q4_K
         case .q6_K: .q6_K
+        case .int4Channel: .int4Channel
         }
     }
 
@@ -35,8 +37,7 @@ public final class WeightEncoding: Sendable, Hashable, CustomStringConvertible {
     public let bytesPerBlock: Int
     /// Bytes per row besides its blocks (int4 per channel: a 4-byte scale).
     public let bytesPerRow: Int
-    /// The tensor type with this layout, when there is one (what a GGUF file stores: a ggml type, or our extended
-    /// int4Channel).
+    /// The ggml tensor type with this layout, when there is one (what a GGUF file stores).
     public let tensorType: TensorType?
     /// The integer-kernel layout, when the integer kernels compute on these rows directly.
     public let integerLayout: IntegerLayout?
@@ -102,10 +103,10 @@ extension WeightEncoding {
     public static var bf16: WeightEncoding { gguf(.bf16) }
 
     /// The report's "Int4" (dm/gemma's per-channel int4): 4-bit integers with one f32 scale per output channel (row),
-    /// w = q / scale; stored as TensorType.int4Channel (Int4Channel.swift), computed through dequantized rows.
+    /// w = q / scale; stored as TensorType.int4Channel (Int4Channel.swift), computed by the integer kernels.
     public static let int4 = WeightEncoding(name: "int4", blockSize: 32, bytesPerBlock: 16,
                                             bytesPerRow: TensorType.int4Channel.rowOverheadBytes, tensorType: .int4Channel,
-                                            vectorBytesPerValue: 2,
+                                            integerLayout: .int4Channel, vectorBytesPerValue: 2,
                                             dequantizeRow: { src, cols, out in TensorType.dequantizeInt4Channel(src, count: cols, into: out) })
     /// The report's "Int4 blocks=32": one 16-bit scale per 32 weights, llama.cpp's Q4_0 layout (4.5 bits per weight).
     public static let int4Blocks32 = WeightEncoding(name: "int4-b32", blockSize: 32, bytesPerBlock: 18,

@@ -423,12 +423,14 @@ func dotRowsMany(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: In
     case .q5_0: run(.q5_0)
     case .q4_K: run(.q4_K)
     case .q6_K: run(.q6_K)
+    case .int4Channel: run(.int4Channel)
     }
 }
 
 /// `dotRowsMany` for one activation row, `k` weight rows per pass (4 when they fit the scratch, else 2): the rows
 /// are contiguous whole groups (32-weight formats with `cols % 128 == 0`, the K formats always), so one unpacking
 /// call reads them as one long row, and the `k` rows' dot products run interleaved (independent accumulator chains).
+/// (int4Channel rows, which each start with their scale, are unpacked one by one into the same places.)
 /// Per output exactly the operations of `kernel1` (bit-identical to `dotRowsImpl` with batch 1). Short rows of the
 /// decode step (Q5_0 q/k/gate/up, 640 weights: 5 groups) otherwise paid an unpacking call, a loop setup and a
 /// 20-cycle reduction chain each. Returns the number of rows done (a multiple of `k`; 0 where it does not apply:
@@ -442,7 +444,16 @@ func dotRowsMany1(_ f: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, coun
     let x0 = a.actRow(firstRow, cols: cols)
     var i = 0
     while i &+ k <= count {
-        unpack(f, rows + i &* rowBytes, 0, k &* ng, k &* nb, s)
+        if f == .int4Channel {
+            // Rows with a scale each (not one long row of blocks): unpacked one by one into consecutive groups.
+            for r in 0..<k {
+                var sr = s
+                sr.w = s.w + 128 &* ng &* r; sr.ws = s.ws + 16 &* ng &* r
+                unpack(f, rows + (i &+ r) &* rowBytes, 0, ng, nb, sr)
+            }
+        } else {
+            unpack(f, rows + i &* rowBytes, 0, k &* ng, k &* nb, s)
+        }
         let w = UnsafePointer(s.w + s.z)
         var e0 = SIMD16<Float>(), e1 = SIMD16<Float>(), e2 = SIMD16<Float>(), e3 = SIMD16<Float>()
         if k == 4 {
@@ -515,6 +526,7 @@ func dotRowsMany4(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: I
     case .q5_0: run(.q5_0)
     case .q4_K: run(.q4_K)
     case .q6_K: run(.q6_K)
+    case .int4Channel: run(.int4Channel)
     }
 }
 

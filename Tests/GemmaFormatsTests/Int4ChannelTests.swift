@@ -62,7 +62,7 @@ import Testing
     @Test func encodingGeometry() {
         let e = WeightEncoding.int4
         #expect(e.rowBytes(640) == 4 + 320 && e.rowBytes(48) == nil)
-        #expect(e.tensorType == .int4Channel && e.integerLayout == nil && e.canDequantize)
+        #expect(e.tensorType == .int4Channel && e.integerLayout == .int4Channel && e.canDequantize)
         #expect(WeightEncoding.of(.int4Channel) == .int4 && WeightEncoding.named("int4-channel") == .int4)
         #expect(!TensorType.int4Channel.isGGML && TensorType.int4Channel.rawValue == 1024)
         #expect(TensorType.allCases.filter { !$0.isGGML } == [.int4Channel])
