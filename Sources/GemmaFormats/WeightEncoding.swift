@@ -37,7 +37,8 @@ public final class WeightEncoding: Sendable, Hashable, CustomStringConvertible {
     public let bytesPerBlock: Int
     /// Bytes per row besides its blocks (int4 per channel: a 4-byte scale).
     public let bytesPerRow: Int
-    /// The ggml tensor type with this layout, when there is one (what a GGUF file stores).
+    /// The tensor type with this layout, when there is one (what a GGUF file stores: a ggml type, or our extended
+    /// int4Channel).
     public let tensorType: TensorType?
     /// The integer-kernel layout, when the integer kernels compute on these rows directly.
     public let integerLayout: IntegerLayout?

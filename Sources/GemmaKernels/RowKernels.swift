@@ -9,7 +9,8 @@ import GemmaFormats
 // whole number of groups: zero activations with zero scales; the missing weight blocks read a zero block (scale 0).
 // The weight row is unpacked (RowUnpack.swift), up to `rowChunkBlocks` blocks at a time, into int16 values (q minus
 // the format's offset; Q6_K times its per-16 int8 scale, |w| <= 4096) and the group's 4 block scales expanded to 16
-// f32 lanes [s0 x4, s1 x4, s2 x4, s3 x4] (plus, for Q4_K, one f32 min per 32). Then, per activation row and group:
+// f32 lanes [s0 x4, s1 x4, s2 x4, s3 x4] (plus, for Q4_K, one f32 min per 32; int4Channel: Q4_0's nibbles, every
+// block's scale the row's 1 / scale). Then, per activation row and group:
 //     P = pairDot(w0, x0) + pairDot(w1, x1) + pairDot(w2, x2) + pairDot(w3, x3)   (vpmaddwd + 3 vpdpwssd, exact)
 //     acc += Float(P) * (ws * xs)          (vcvtdq2ps, vmulps with the activation's expanded scales, one FMA)
 // 16 Int32 lanes, lanes 4m ..< 4m + 4 = block m, each a sum of 8 products, summed once per row by a fixed tree.
