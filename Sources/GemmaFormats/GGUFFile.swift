@@ -13,11 +13,11 @@ public struct GGUFTensorInfo: Sendable, Equatable {
 
     public var elementCount: Int { dimensions.reduce(1, *) }
     /// Bytes of the data (checked against overflow when the file was read).
-    public var byteCount: Int { (elementCount / type.blockSize) * type.blockBytes }
+    public var byteCount: Int { type.byteCount(rows: rowCount, cols: dimensions.first ?? 1) ?? 0 }
     /// Rows, counting every dimension past the first.
     public var rowCount: Int { dimensions.dropFirst().reduce(1, *) }
-    /// Bytes per row of `dimensions[0]` elements.
-    public var rowBytes: Int { ((dimensions.first ?? 1) / type.blockSize) * type.blockBytes }
+    /// Bytes per row of `dimensions[0]` elements (with the row's scale for an extended per-row type).
+    public var rowBytes: Int { type.rowBytes(dimensions.first ?? 1) ?? 0 }
 
     public init(name: String, type: TensorType, dimensions: [Int], offset: Int) {
         self.name = name
@@ -94,6 +94,9 @@ public final class GGUFFile: Sendable {
         }
         self.alignment = alignment
 
+        // This engine's extended tensor types are read only from files that declare them (GGUFFile+ExtendedTypes).
+        let declaredTypes = try Self.declaredExtendedTypes(metadata)
+
         var infos: [GGUFTensorInfo] = []
         infos.reserveCapacity(tensorCount)
         var index: [String: Int] = [:]
@@ -120,10 +123,22 @@ public final class GGUFFile: Sendable {
             if dims.isEmpty { dims = [1] }
             let typeID = try r.read(UInt32.self, "tensor \(name) type")
             guard let type = TensorType(rawValue: typeID) else { throw .unknownTensorType(tensor: name, id: typeID) }
+            guard type.isGGML || declaredTypes.contains(type) else {
+                throw .metadata(key: Self.extendedTypesKey,
+                                reason: "tensor \(name) has the extended type \(typeID) (\(type)), which the file does not declare")
+            }
             guard dims[0] % type.blockSize == 0 else {
                 throw .badTensorData(tensor: name, reason: "row length \(dims[0]) is not a multiple of the \(type) block size \(type.blockSize)")
             }
-            guard type.rowBytes(elements) != nil else {
+            var rows = 1
+            for d in dims.dropFirst() {
+                let (product, overflow) = rows.multipliedReportingOverflow(by: d)
+                guard !overflow else {
+                    throw .implausible(field: "tensor \(name) rows", value: UInt64(d), reason: "row count overflows")
+                }
+                rows = product
+            }
+            guard type.byteCount(rows: rows, cols: dims[0]) != nil else {
                 throw .implausible(field: "tensor \(name) size", value: UInt64(elements), reason: "byte size overflows")
             }
             let offset = try r.read(UInt64.self, "tensor \(name) offset")

@@ -56,13 +56,15 @@ public struct GGUFWriter: Sendable {
         guard dimensions[0] % type.blockSize == 0 else {
             throw .badTensorData(tensor: name, reason: "row length \(dimensions[0]) is not a multiple of the \(type) block size \(type.blockSize)")
         }
-        var elements = 1
-        for d in dimensions {
+        var elements = 1, rows = 1
+        for (i, d) in dimensions.enumerated() {
             let (product, overflow) = elements.multipliedReportingOverflow(by: d)
-            guard !overflow else { throw .badTensorData(tensor: name, reason: "dimensions \(dimensions) overflow") }
+            let (r, o2) = i == 0 ? (rows, false) : rows.multipliedReportingOverflow(by: d)
+            guard !overflow, !o2 else { throw .badTensorData(tensor: name, reason: "dimensions \(dimensions) overflow") }
             elements = product
+            rows = r
         }
-        guard let bytes = type.rowBytes(elements) else {
+        guard let bytes = type.byteCount(rows: rows, cols: dimensions[0]) else {
             throw .badTensorData(tensor: name, reason: "\(type) \(dimensions) needs too many bytes")
         }
         return bytes
@@ -84,6 +86,8 @@ public struct GGUFWriter: Sendable {
     /// the next aligned offset after the one before), and the padding up to the aligned start of the data section.
     static func header(metadata: GGUFMetadata, tensors: [(name: String, type: TensorType, dimensions: [Int], byteCount: Int)],
                        alignment: Int) -> [UInt8] {
+        // Extended tensor types only ever go out with the marker that declares them (GGUFFile+ExtendedTypes.swift).
+        let metadata = GGUFFile.declaringExtendedTypes(metadata, tensors.map(\.type))
         var out: [UInt8] = []
         put(GGUFFile.magic, &out)
         put(UInt32(3), &out)

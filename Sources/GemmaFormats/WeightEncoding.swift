@@ -1,15 +1,17 @@
 // How a weight matrix's rows are stored, as data: bytes per row for a column count, how to dequantize a row, and
 // (optionally) which integer-kernel layout computes on it directly. A GGUF tensor type maps to one at load; an
-// encoding with no ggml id (int4 with one scale per row, switched fp8) is just another descriptor. Adding an
-// encoding is one descriptor (correct through `dequantizeRow` at once) plus, for speed, its kernels.
+// encoding with no ggml id (switched fp8) is just another descriptor, and one with an extended id of ours (int4 with
+// one scale per row, TensorType.int4Channel) is stored in GGUF files marked for it. Adding an encoding is one
+// descriptor (correct through `dequantizeRow` at once) plus, for speed, its kernels.
 
 /// A block layout that the integer kernels (GemmaKernels: row kernels and the int16 GEMM) unpack directly to int16.
-/// Each is the ggml block of the same name; `activationLimit` bounds the int16-quantized activations so that the
-/// kernels' int32 pair sums cannot overflow (Q6_K's 6-bit values times 2 need one bit more headroom).
+/// Each is the ggml block of the same name, or (int4Channel) our per-row-scale int4, whose blocks are Q4_0's nibbles;
+/// `activationLimit` bounds the int16-quantized activations so that the kernels' int32 pair sums cannot overflow
+/// (Q6_K's 6-bit values times 2 need one bit more headroom).
 public enum IntegerLayout: Sendable, Equatable, CaseIterable {
-    case q8_0, q4_0, q5_0, q4_K, q6_K
+    case q8_0, q4_0, q5_0, q4_K, q6_K, int4Channel
 
-    /// The ggml tensor type whose blocks this layout is.
+    /// The tensor type whose rows this layout is.
     public var blockType: TensorType {
         switch self {
         case .q8_0: .q8_0
@@ -17,6 +19,7 @@ public enum IntegerLayout: Sendable, Equatable, CaseIterable {
         case .q5_0: .q5_0
         case .q4_K: .q4_K
         case .q6_K: .q6_K
+        case .int4Channel: .int4Channel
         }
     }
 
@@ -32,9 +35,10 @@ public final class WeightEncoding: Sendable, Hashable, CustomStringConvertible {
     public let blockSize: Int
     /// Bytes per block.
     public let bytesPerBlock: Int
-    /// Bytes per row besides its blocks (int4 per channel: a 2-byte scale).
+    /// Bytes per row besides its blocks (int4 per channel: a 4-byte scale).
     public let bytesPerRow: Int
-    /// The ggml tensor type with this layout, when there is one (what a GGUF file stores).
+    /// The tensor type with this layout, when there is one (what a GGUF file stores: a ggml type, or our extended
+    /// int4Channel).
     public let tensorType: TensorType?
     /// The integer-kernel layout, when the integer kernels compute on these rows directly.
     public let integerLayout: IntegerLayout?
@@ -89,7 +93,9 @@ public final class WeightEncoding: Sendable, Hashable, CustomStringConvertible {
 extension WeightEncoding {
     /// The encoding of a GGUF tensor type (dequantized bit-identically to gguf-py), or nil when the type cannot be
     /// computed with.
-    public static func of(_ type: TensorType) -> WeightEncoding? { ggmlEncodings[Int(type.rawValue)] }
+    public static func of(_ type: TensorType) -> WeightEncoding? {
+        type == .int4Channel ? .int4 : type.isGGML ? ggmlEncodings[Int(type.rawValue)] : nil
+    }
 
     /// Planning-only descriptor of a GGUF type (any type with a known block geometry).
     public static func gguf(_ type: TensorType) -> WeightEncoding {
@@ -101,9 +107,12 @@ extension WeightEncoding {
     public static var f16: WeightEncoding { gguf(.f16) }
     public static var bf16: WeightEncoding { gguf(.bf16) }
 
-    /// The report's "Int4": 4-bit integers with one bf16 scale per output channel (row). Planning only for now.
-    public static let int4 = WeightEncoding(name: "int4", blockSize: 2, bytesPerBlock: 1, bytesPerRow: 2,
-                                            vectorBytesPerValue: 2, dequantizeRow: nil)
+    /// The report's "Int4" (dm/gemma's per-channel int4): 4-bit integers with one f32 scale per output channel (row),
+    /// w = q / scale; stored as TensorType.int4Channel (Int4Channel.swift), computed by the integer kernels.
+    public static let int4 = WeightEncoding(name: "int4", blockSize: 32, bytesPerBlock: 16,
+                                            bytesPerRow: TensorType.int4Channel.rowOverheadBytes, tensorType: .int4Channel,
+                                            integerLayout: .int4Channel, vectorBytesPerValue: 2,
+                                            dequantizeRow: { src, cols, out in TensorType.dequantizeInt4Channel(src, count: cols, into: out) })
     /// The report's "Int4 blocks=32": one 16-bit scale per 32 weights, llama.cpp's Q4_0 layout (4.5 bits per weight).
     public static let int4Blocks32 = WeightEncoding(name: "int4-b32", blockSize: 32, bytesPerBlock: 18,
                                                     tensorType: .q4_0, integerLayout: .q4_0, vectorBytesPerValue: 2,
@@ -121,7 +130,7 @@ extension WeightEncoding {
     /// Parses "f32", "f16", "bf16", "int4", "int4-b32", "sfp8", or a GGUF type name ("q4_0", "Q4_K", "q6_k", ...).
     public static func named(_ name: String) -> WeightEncoding? {
         switch name.lowercased() {
-        case "int4", "int4-channel": return .int4
+        case "int4", "int4-channel", "int4_channel": return .int4
         case "int4-b32", "int4-blocks32", "int4b32": return .int4Blocks32
         case "sfp8", "sfp": return .sfp8
         case let other:
@@ -141,9 +150,10 @@ extension WeightEncoding {
 
     /// One descriptor per ggml type that can be dequantized, indexed by type id.
     private static let ggmlEncodings: [WeightEncoding?] = {
-        let maxID = Int(TensorType.allCases.map(\.rawValue).max()!)
+        let ggml = TensorType.allCases.filter(\.isGGML)
+        let maxID = Int(ggml.map(\.rawValue).max()!)
         var table = [WeightEncoding?](repeating: nil, count: maxID + 1)
-        for t in TensorType.allCases where t.canDequantize {
+        for t in ggml where t.canDequantize {
             let layout = IntegerLayout.allCases.first { $0.blockType == t }
             table[Int(t.rawValue)] = WeightEncoding(
                 name: t.description.lowercased(), blockSize: t.blockSize, bytesPerBlock: t.blockBytes, tensorType: t,

@@ -9,7 +9,8 @@ import GemmaFormats
 // whole number of groups: zero activations with zero scales; the missing weight blocks read a zero block (scale 0).
 // The weight row is unpacked (RowUnpack.swift), up to `rowChunkBlocks` blocks at a time, into int16 values (q minus
 // the format's offset; Q6_K times its per-16 int8 scale, |w| <= 4096) and the group's 4 block scales expanded to 16
-// f32 lanes [s0 x4, s1 x4, s2 x4, s3 x4] (plus, for Q4_K, one f32 min per 32). Then, per activation row and group:
+// f32 lanes [s0 x4, s1 x4, s2 x4, s3 x4] (plus, for Q4_K, one f32 min per 32; int4Channel: Q4_0's nibbles, every
+// block's scale the row's 1 / scale). Then, per activation row and group:
 //     P = pairDot(w0, x0) + pairDot(w1, x1) + pairDot(w2, x2) + pairDot(w3, x3)   (vpmaddwd + 3 vpdpwssd, exact)
 //     acc += Float(P) * (ws * xs)          (vcvtdq2ps, vmulps with the activation's expanded scales, one FMA)
 // 16 Int32 lanes, lanes 4m ..< 4m + 4 = block m, each a sum of 8 products, summed once per row by a fixed tree.
@@ -423,12 +424,14 @@ func dotRowsMany(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: In
     case .q5_0: run(.q5_0)
     case .q4_K: run(.q4_K)
     case .q6_K: run(.q6_K)
+    case .int4Channel: run(.int4Channel)
     }
 }
 
 /// `dotRowsMany` for one activation row, `k` weight rows per pass (4 when they fit the scratch, else 2): the rows
 /// are contiguous whole groups (32-weight formats with `cols % 128 == 0`, the K formats always), so one unpacking
 /// call reads them as one long row, and the `k` rows' dot products run interleaved (independent accumulator chains).
+/// (int4Channel rows, which each start with their scale, are unpacked one by one into the same places.)
 /// Per output exactly the operations of `kernel1` (bit-identical to `dotRowsImpl` with batch 1). Short rows of the
 /// decode step (Q5_0 q/k/gate/up, 640 weights: 5 groups) otherwise paid an unpacking call, a loop setup and a
 /// 20-cycle reduction chain each. Returns the number of rows done (a multiple of `k`; 0 where it does not apply:
@@ -442,7 +445,16 @@ func dotRowsMany1(_ f: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, coun
     let x0 = a.actRow(firstRow, cols: cols)
     var i = 0
     while i &+ k <= count {
-        unpack(f, rows + i &* rowBytes, 0, k &* ng, k &* nb, s)
+        if f == .int4Channel {
+            // Rows with a scale each (not one long row of blocks): unpacked one by one into consecutive groups.
+            for r in 0..<k {
+                var sr = s
+                sr.w = s.w + 128 &* ng &* r; sr.ws = s.ws + 16 &* ng &* r
+                unpack(f, rows + (i &+ r) &* rowBytes, 0, ng, nb, sr)
+            }
+        } else {
+            unpack(f, rows + i &* rowBytes, 0, k &* ng, k &* nb, s)
+        }
         let w = UnsafePointer(s.w + s.z)
         var e0 = SIMD16<Float>(), e1 = SIMD16<Float>(), e2 = SIMD16<Float>(), e3 = SIMD16<Float>()
         if k == 4 {
@@ -515,6 +527,7 @@ func dotRowsMany4(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: I
     case .q5_0: run(.q5_0)
     case .q4_K: run(.q4_K)
     case .q6_K: run(.q6_K)
+    case .int4Channel: run(.int4Channel)
     }
 }
 

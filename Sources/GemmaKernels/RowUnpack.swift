@@ -333,10 +333,10 @@ import GemmaFormats
     return expand4(kF16(b0, 0), kF16(b1, 0), kF16(b2, 0), kF16(b3, 0))
 }
 
-@inline(__always) func unpackGroupQ4_0(_ b0: UnsafeRawPointer, _ b1: UnsafeRawPointer, _ b2: UnsafeRawPointer, _ b3: UnsafeRawPointer,
-                                       _ w: UnsafeMutablePointer<Int16>) -> SIMD16<Float> {
-    let p0 = (b0 + 2).assumingMemoryBound(to: UInt8.self), p1 = (b1 + 2).assumingMemoryBound(to: UInt8.self)
-    let p2 = (b2 + 2).assumingMemoryBound(to: UInt8.self), p3 = (b3 + 2).assumingMemoryBound(to: UInt8.self)
+/// Four blocks of Q4_0 nibbles (16 bytes each: element j low nibble of byte j, j + 16 high; q = nibble - 8) as int16
+/// into `w` (128, chunk-interleaved). Shared by Q4_0 and int4Channel (the same nibbles, one scale per row).
+@inline(__always) func unpackNibbles4(_ p0: UnsafePointer<UInt8>, _ p1: UnsafePointer<UInt8>, _ p2: UnsafePointer<UInt8>,
+                                      _ p3: UnsafePointer<UInt8>, _ w: UnsafeMutablePointer<Int16>) {
     store32(SIMD32<Int16>(
             Int16(p0[0] & 15) &- 8,
             Int16(p0[1] & 15) &- 8,
@@ -469,6 +469,12 @@ import GemmaFormats
             Int16(p3[13] >> 4) &- 8,
             Int16(p3[14] >> 4) &- 8,
             Int16(p3[15] >> 4) &- 8), w + 96)
+}
+
+@inline(__always) func unpackGroupQ4_0(_ b0: UnsafeRawPointer, _ b1: UnsafeRawPointer, _ b2: UnsafeRawPointer, _ b3: UnsafeRawPointer,
+                                       _ w: UnsafeMutablePointer<Int16>) -> SIMD16<Float> {
+    unpackNibbles4((b0 + 2).assumingMemoryBound(to: UInt8.self), (b1 + 2).assumingMemoryBound(to: UInt8.self),
+                   (b2 + 2).assumingMemoryBound(to: UInt8.self), (b3 + 2).assumingMemoryBound(to: UInt8.self), w)
     return expand4(kF16(b0, 0), kF16(b1, 0), kF16(b2, 0), kF16(b3, 0))
 }
 
@@ -510,6 +516,21 @@ import GemmaFormats
     for g in 0..<ng {
         let (b0, b1, b2, b3) = groupBlocks(row, g0 &+ g, nb, 18, s.zeroBlock)
         store16(unpackGroupQ4_0(b0, b1, b2, b3, s.w + 128 &* g), s.ws + 16 &* g)
+    }
+}
+
+/// int4Channel (per-row scale; BlockLayouts.swift): the row's 16-byte nibble blocks from byte 4 unpacked as Q4_0's,
+/// every block's scale the row's 1 / scale (the kernels then compute q * (1 / scale) * x, within an f32 rounding of
+/// dm/gemma's q / scale; `.exact` divides). A row's missing blocks in its last group read the zero block: their
+/// activations are 0, so the row's nonzero scale there multiplies a zero integer sum.
+@inline(never) func unpackInt4Channel(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ nb: Int, _ s: RowScratch) {
+    let ws = SIMD16<Float>(repeating: 1 / Float(bitPattern: UInt32(littleEndian: row.loadUnaligned(as: UInt32.self))))
+    let blocks = row + 4
+    for g in 0..<ng {
+        let (b0, b1, b2, b3) = groupBlocks(blocks, g0 &+ g, nb, 16, s.zeroBlock)
+        unpackNibbles4(b0.assumingMemoryBound(to: UInt8.self), b1.assumingMemoryBound(to: UInt8.self),
+                       b2.assumingMemoryBound(to: UInt8.self), b3.assumingMemoryBound(to: UInt8.self), s.w + 128 &* g)
+        store16(ws, s.ws + 16 &* g)
     }
 }
 
@@ -1936,6 +1957,7 @@ import GemmaFormats
     case .q5_0: unpackQ5_0(row, g0, ng, nb, s)
     case .q4_K: unpackQ4_K(row, g0, ng, nb, s)
     case .q6_K: unpackQ6_K(row, g0, ng, nb, s)
+    case .int4Channel: unpackInt4Channel(row, g0, ng, nb, s)
     default: preconditionFailure("no integer row kernel for \(type)")
     }
 }

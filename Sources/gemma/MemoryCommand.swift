@@ -16,7 +16,7 @@ struct Memory: ParsableCommand {
             1152 x (hidden + 1) parameters; the report's "417M"). With --model, the file's tensors at their stored \
             bytes, unless --weights is given. KV = K and V, kv_heads x head_dim values per position and layer: \
             local layers keep min(window, context) positions (a ring), global layers keep the context; the \
-            all-global line is the cache without that saving. int4 = 4 bits + a bf16 scale per output channel; \
+            all-global line is the cache without that saving. int4 = 4 bits + an f32 scale per output channel; \
             int4-b32 = 4 bits + a 16-bit scale per 32 weights (Q4_0, 4.5 bits); sfp8 = 8 bits; GGUF types at \
             their block size (q8_0 KV = 34 bytes per 32 values).
 

@@ -17,6 +17,19 @@ func randomMatrix(_ type: TensorType, rows: Int, cols: Int, _ r: inout SplitMix6
     return bytes
 }
 
+/// The matrix `bytes` dequantized row by row (int4Channel rows carry their own scale, so a whole matrix is not one
+/// run of blocks).
+func dequantizeMatrix(_ type: TensorType, _ bytes: [UInt8], rows: Int, cols: Int) throws -> [Float] {
+    var deq = [Float](repeating: 0, count: rows * cols)
+    let rowBytes = type.rowBytes(cols)!
+    try bytes.withUnsafeBytes { src in
+        try deq.withUnsafeMutableBufferPointer { out in
+            for r in 0..<rows { try type.dequantize(src.baseAddress! + r * rowBytes, count: cols, into: out.baseAddress! + r * cols) }
+        }
+    }
+    return deq
+}
+
 /// The largest |y - W x| / sum |w x| over a batch, against an f64 product of the dequantized weights `deq`.
 func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: Int, batch: Int) -> Double {
     var worst = 0.0
@@ -36,13 +49,12 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
 @Suite struct WeightMatrixTests {
     static let relativeTolerance = 1e-5
 
-    @Test(arguments: [TensorType.f32, .f16, .bf16, .q4_0, .q5_0, .q8_0, .q4_K, .q6_K])
+    @Test(arguments: [TensorType.f32, .f16, .bf16, .q4_0, .q5_0, .q8_0, .q4_K, .q6_K, .int4Channel])
     func batchProductMatchesReference(type: TensorType) throws {
         let cols = type.blockSize == 256 ? 512 : 96, rows = 37, batch = 5
         var r = SplitMix64(seed: UInt64(type.rawValue) + 1)
         let bytes = try randomMatrix(type, rows: rows, cols: cols, &r)
-        var deq = [Float](repeating: 0, count: rows * cols)
-        try bytes.withUnsafeBytes { try type.dequantize($0.baseAddress!, count: rows * cols, into: &deq) }
+        let deq = try dequantizeMatrix(type, bytes, rows: rows, cols: cols)
         let x = r.floats(batch * cols)
         var y = [Float](repeating: .nan, count: batch * rows)
         bytes.withUnsafeBytes { raw in
@@ -97,8 +109,7 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
         let rows = cols > 4096 ? 9 : 37
         var r = SplitMix64(seed: UInt64(type.rawValue) &* 31 &+ UInt64(cols))
         let bytes = try randomMatrix(type, rows: rows, cols: cols, &r)
-        var deq = [Float](repeating: 0, count: rows * cols)
-        try bytes.withUnsafeBytes { try type.dequantize($0.baseAddress!, count: rows * cols, into: &deq) }
+        let deq = try dequantizeMatrix(type, bytes, rows: rows, cols: cols)
         for batch in [1, 3] {
             let x = r.floats(batch * cols, scale: 3)
             var fast = [Float](repeating: .nan, count: batch * rows), exact = fast
@@ -127,7 +138,7 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
 @Suite struct GemmTests {
     /// Float weights (f32 panel GEMM both ways) also at widths that are not a multiple of the panel fill's 8 x 8
     /// transposition (72, 100).
-    @Test(arguments: [TensorType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K, .f32, .f16, .bf16])
+    @Test(arguments: [TensorType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K, .int4Channel, .f32, .f16, .bf16])
     func promptBatchesMatchReference(type: TensorType) throws {
         var r = SplitMix64(seed: 77 &+ UInt64(type.rawValue))
         var worst: [Precision: Double] = [:]
@@ -135,8 +146,7 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
             : [(type.blockSize == 256 ? 256 : 96, 100, 8), (type.blockSize == 256 ? 768 : 640, 64, 29), (type.blockSize == 256 ? 512 : 160, 35, 70)]
         for (cols, rows, batch) in shapes {
             let bytes = try randomMatrix(type, rows: rows, cols: cols, &r)
-            var deq = [Float](repeating: 0, count: rows * cols)
-            try bytes.withUnsafeBytes { try type.dequantize($0.baseAddress!, count: rows * cols, into: &deq) }
+            let deq = try dequantizeMatrix(type, bytes, rows: rows, cols: cols)
             let x = r.floats(batch * cols, scale: 3)
             for precision in Precision.allCases {
                 for threads in [1, 2] {
@@ -188,7 +198,7 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
 
     /// From `gemmInt16TokenSplitMinimum` tokens two workers split a product by tokens instead of panels: every output
     /// must be bit for bit what one worker computes (tokens not a multiple of the 6-token tile, a tail of rows).
-    @Test(arguments: [TensorType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K])
+    @Test(arguments: [TensorType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K, .int4Channel])
     func tokenSplitIsBitIdenticalToOneWorker(type: TensorType) throws {
         var r = SplitMix64(seed: 991 &+ UInt64(type.rawValue))
         let cols = type.blockSize == 256 ? 512 : 160, rows = 70, batch = gemmInt16TokenSplitMinimum + 5
@@ -218,7 +228,7 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
 @Suite struct RowKernelBatchTests {
     /// Every format (the float formats through FloatRowJob) at every width; 640 (20 blocks of 32) is no whole number of the K formats' 256-weight
     /// super-blocks, so they take 768 (3 super-blocks) instead.
-    static let cases: [(TensorType, Int)] = [TensorType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K, .bf16, .f16, .f32].flatMap { type in
+    static let cases: [(TensorType, Int)] = [TensorType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K, .int4Channel, .bf16, .f16, .f32].flatMap { type in
         [256, type.blockSize == 256 ? 768 : 640, 1024, 2048, 2560, 4096, 5376, 6912, 21504].map { (type, $0) }
     }
 

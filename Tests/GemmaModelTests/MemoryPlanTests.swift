@@ -90,7 +90,7 @@ import GemmaModel
         #expect(WeightEncoding.int4Blocks32.matrixBytes(rows: 2, columns: 64) == TensorType.q4_0.rowBytes(64)! * 2)
         #expect(WeightEncoding.gguf(.q8_0).matrixBytes(rows: 3, columns: 640) == 3 * 680)
         #expect(WeightEncoding.gguf(.q4_K).matrixBytes(rows: 1, columns: 512) == 288)
-        #expect(WeightEncoding.int4.matrixBytes(rows: 10, columns: 640) == 10 * (320 + 2))
+        #expect(WeightEncoding.int4.matrixBytes(rows: 10, columns: 640) == 10 * (320 + 4))
         #expect(WeightEncoding.sfp8.matrixBytes(rows: 10, columns: 640) == 6400)
         // bf16 weights are 2 bytes per parameter, norms included.
         for size in Gemma3Size.allCases {

@@ -1,7 +1,7 @@
 import GemmaFormats
-// Quantized weight rows unpacked to int16 in element order, one f32 scale per 32 (Q4_K also its min), for the int16
-// prompt GEMM (GemmInt16.swift), which transposes them into its panels. (The row kernels unpack into their own
-// chunk-interleaved layout, RowKernels.swift.) Values: q minus the format's offset; Q6_K times its per-16 int8
+// Quantized weight rows unpacked to int16 in element order, one f32 scale per 32 (Q4_K also its min; int4Channel the
+// row's 1 / scale for each 32), for the int16 prompt GEMM (GemmInt16.swift), which transposes them into its panels.
+// (The row kernels unpack into their own chunk-interleaved layout, RowKernels.swift.) Values: q minus the format's offset; Q6_K times its per-16 int8
 // scale (|w| <= 4096). The lane expressions are written out by the generator (line 1; RowKernels.swift's header
 // says why).
 
@@ -26,6 +26,13 @@ struct PanelUnpackTarget {
     return kF16(blk, 0)
 }
 
+/// int4Channel: block g's 16 nibble bytes (from byte 4 of the row) as Q4_0's; the scale of every block is the
+/// row's 1 / scale (see unpackInt4Channel).
+@inline(__always) func panelUnpackBlockInt4Channel(_ row: UnsafeRawPointer, _ g: Int, _ dst: UnsafeMutablePointer<Int16>) {
+    let p = (row + (4 &+ 16 &* g)).assumingMemoryBound(to: UInt8.self)
+    store32(@@Q4@@, dst)
+}
+
 @inline(__always) func panelUnpackBlockQ5_0(_ row: UnsafeRawPointer, _ g: Int, _ dst: UnsafeMutablePointer<Int16>) -> Float {
     let blk = row + 22 &* g
     let cm = q5ClearMask(blk)
@@ -41,6 +48,14 @@ struct PanelUnpackTarget {
 
 @inline(never) func panelUnpackQ4_0(_ row: UnsafeRawPointer, _ b0: Int, _ n: Int, _ s: PanelUnpackTarget) {
     for b in 0..<n { s.ws[b] = panelUnpackBlockQ4_0(row, b0 &+ b, s.w + 32 &* b) }
+}
+
+@inline(never) func panelUnpackInt4Channel(_ row: UnsafeRawPointer, _ b0: Int, _ n: Int, _ s: PanelUnpackTarget) {
+    let ws = 1 / Float(bitPattern: UInt32(littleEndian: row.loadUnaligned(as: UInt32.self)))
+    for b in 0..<n {
+        panelUnpackBlockInt4Channel(row, b0 &+ b, s.w + 32 &* b)
+        s.ws[b] = ws
+    }
 }
 
 @inline(never) func panelUnpackQ5_0(_ row: UnsafeRawPointer, _ b0: Int, _ n: Int, _ s: PanelUnpackTarget) {
@@ -86,6 +101,7 @@ struct PanelUnpackTarget {
     case .q5_0: panelUnpackQ5_0(row, b0, n, s)
     case .q4_K: panelUnpackQ4_K(row, b0, n, s)
     case .q6_K: panelUnpackQ6_K(row, b0, n, s)
+    case .int4Channel: panelUnpackInt4Channel(row, b0, n, s)
     default: preconditionFailure("no integer kernel for \(type)")
     }
 }

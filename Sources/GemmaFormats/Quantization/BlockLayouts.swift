@@ -28,6 +28,10 @@
 //     q = (low | high << 4) - 32; group g = e/16;  x = (d * scales[g]) * q
 // Q8_K (256 el, 292 B): d f32 @0 | qs[256] i8 @4 | bsums[16] i16 @260 (sums of 16 qs; unused here). x = d * qs[e]
 //
+// INT4_CHANNEL (extended type 1024, not ggml; a row of n = 32k elements, 4 + 16k B): scale f32 @0 | k nibble blocks
+//     of 16 B @4 + 16b, each laid out as Q4_0's qs: e<16: lo(qs[e]), e>=16: hi(qs[e-16]); q = nibble - 8 in -8...7;
+//     x = q / scale (a division: dm/gemma's stored scale is the reciprocal of the step). See Int4Channel.swift.
+//
 // The multiplication order above is gguf-py's, so that results are bit-identical to gguf.quants.dequantize.
 
 /// Byte offsets of the fields of each block format (see the table above).
@@ -43,6 +47,8 @@ enum BlockLayout {
     enum Q5_K { static let d = 0, dmin = 2, scales = 4, qh = 16, qs = 48 }
     enum Q6_K { static let ql = 0, qh = 128, scales = 192, d = 208 }
     enum Q8_K { static let d = 0, qs = 4, bsums = 260 }
+    /// Per row, not per block: the scale, then the nibble blocks.
+    enum Int4Channel { static let scale = 0, blocks = 4 }
 }
 
 // Unaligned little-endian field readers used by the converters.

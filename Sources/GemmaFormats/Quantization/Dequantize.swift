@@ -9,7 +9,7 @@ extension TensorType {
         switch self {
         case .f32, .f16, .bf16, .i8, .i16, .i32,
              .q4_0, .q4_1, .q5_0, .q5_1, .q8_0,
-             .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K:
+             .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K, .int4Channel:
             true
         default:
             false
@@ -17,6 +17,7 @@ extension TensorType {
     }
 
     /// Dequantizes `count` elements (a whole number of blocks) from `source` into `destination`.
+    /// INT4_CHANNEL dequantizes one row (its scale is the row's): `count` is the row length.
     public func dequantize(
         _ source: UnsafeRawPointer, count: Int, into destination: UnsafeMutablePointer<Float>
     ) throws(FormatError) {
@@ -53,6 +54,7 @@ extension TensorType {
         case .q5_K: Self.dequantizeQ5_K(source, blocks: blocks, into: destination)
         case .q6_K: Self.dequantizeQ6_K(source, blocks: blocks, into: destination)
         case .q8_K: Self.dequantizeQ8_K(source, blocks: blocks, into: destination)
+        case .int4Channel: Self.dequantizeInt4Channel(source, count: count, into: destination)
         default:
             throw .unsupportedConversion(type: self, operation: "dequantization")
         }

@@ -6,12 +6,13 @@ extension TensorType {
     /// True for the types `quantize` handles.
     public var canQuantize: Bool {
         switch self {
-        case .f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q6_K: true
+        case .f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q6_K, .int4Channel: true
         default: false
         }
     }
 
     /// Quantizes `count` floats (whole blocks) into `destination`, which holds rowBytes(count)! bytes.
+    /// INT4_CHANNEL quantizes one row (its scale is the row's): `count` is the row length.
     public func quantize(
         _ source: UnsafePointer<Float>, count: Int, into destination: UnsafeMutableRawPointer
     ) throws(FormatError) {
@@ -32,6 +33,7 @@ extension TensorType {
         case .q8_0: Self.quantizeQ8_0(source, blocks: blocks, into: destination)
         case .q4_K: Self.quantizeQ4_K(source, blocks: blocks, into: destination)
         case .q6_K: Self.quantizeQ6_K(source, blocks: blocks, into: destination)
+        case .int4Channel: Self.quantizeInt4Channel(source, count: count, into: destination)
         default:
             throw .unsupportedConversion(type: self, operation: "quantization")
         }

@@ -7,7 +7,7 @@ import GemmaFormats
 // ranges and y layout as `gemmPanels`; `a` = the tokens' activations quantized once per product by the caller
 // (`a.quantize(x, stride:, rows: tokens, cols:)`, shared by all workers and by q/k/v or gate/up; for Q6_K pass
 // `limit: 16383`, see below). Scratch per worker: `gemmInt16ScratchBytes` (~640 KB), 64-byte aligned. Formats:
-// Q8_0, Q4_0, Q5_0, Q4_K, Q6_K (the `IntegerLayout`s). Workers split the panels, or from
+// Q8_0, Q4_0, Q5_0, Q4_K, Q6_K, int4Channel (the `IntegerLayout`s). Workers split the panels, or from
 // `gemmInt16TokenSplitMinimum` tokens the tokens (GemmInt16Product.swift).
 //
 // Scheme, per worker, for passes of up to 32 panels of 32 rows:
@@ -225,7 +225,7 @@ extension WeightMatrix {
     /// `y[t][32p ..< 32p + 32] = W[those rows] . x[t]` for the 32-row panels p in `panels` and t < tokens, with `a` holding the
     /// tokens' activations quantized (`a.quantize(x, stride:, rows: tokens, cols: cols)`, done once per product and shared
     /// by the workers). `scratch`: `gemmInt16ScratchBytes` bytes per worker, 64-byte aligned.
-    /// Formats: those with an integer layout (`layout`: Q8_0, Q4_0, Q5_0, Q4_K, Q6_K).
+    /// Formats: those with an integer layout (`layout`: Q8_0, Q4_0, Q5_0, Q4_K, Q6_K, int4Channel).
     package func gemmPanelsInt16(_ panels: Range<Int>, _ a: PanelActivations, tokens: Int,
                                 into y: UnsafeMutablePointer<Float>, yStride: Int, scratch: UnsafeMutableRawPointer,
                                 tokenBlock: Int = gemmInt16TokenBlock, passBlocks: Int = gemmInt16PassBlocks,
