@@ -5,6 +5,13 @@
 // `2` NUQ, `I` int8) whose shapes gemma.cpp takes from the model it deduces from the layer count. Old files keep the
 // tokenizer beside them (`tokenizer.spm`) and SFP scales in an optional `Fscales` blob (SbsFile+Legacy.swift).
 // Every tensor's bytes must be exactly its blob: rows x cols packed elements of its type.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One tensor of an .sbs file, as gemma.cpp stores it: a packed `rows` x `cols` matrix (vectors have one row).
 public struct SbsTensor: @unchecked Sendable {  // the bytes point into the file mapping its SbsFile keeps alive
@@ -168,5 +175,15 @@ public final class SbsFile: @unchecked Sendable {  // immutable after init
         guard mat.scale > 0 else { throw .badTensorData(tensor: name, reason: "scale \(mat.scale) is not positive") }
         return SbsTensor(name: name, type: type, rows: rows, cols: cols, scale: mat.scale,
                          bytes: UnsafeRawBufferPointer(rebasing: file[blob.offset..<blob.offset + blob.size]))
+    }
+}
+
+extension SbsFile {
+    /// True when the file at `path` starts with the BlobStore magic ("SBS\n").
+    public static func hasMagic(path: String) -> Bool {
+        guard let f = fopen(path, "rb") else { return false }
+        defer { fclose(f) }
+        var magic: UInt32 = 0
+        return fread(&magic, 4, 1, f) == 1 && UInt32(littleEndian: magic) == SbsBlobStore.magic
     }
 }
