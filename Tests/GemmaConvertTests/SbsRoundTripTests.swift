@@ -189,3 +189,30 @@ final class MemorySource: TensorSource, @unchecked Sendable {  // immutable afte
         }
     }
 }
+
+/// The fetched 270M (Q4_K_M GGUF) written as an SFP8 .sbs (its tokenizer in the blob) and loaded back: the vocabulary
+/// is the GGUF's, and the next-token choices agree with the GGUF's on a real sentence (SFP8 re-rounds the weights).
+@Suite(.serialized) struct SbsRealModelTests {
+    @Test func the270MAsSFP8() throws {
+        let gguf = try #require(TestPaths.requireModel())
+        let source = try Checkpoint.open(path: gguf)
+        let vocabulary = try Vocabulary(gguf: #require(source.gguf).metadata)
+        let path = NSTemporaryDirectory() + "sbs-270m-\(UUID().uuidString).sbs"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let written = try SbsExport.write(source: source.source, naming: source.naming, normOffset: source.normOffset,
+                                          config: source.config, tokenizer: vocabulary.sentencePieceModel(), matrices: .sfp8, to: path)
+        #expect(written.count == 2 + 10 * 18 && written.filter { $0.type == .sfp }.count == 4 * 18)
+        let sbs = try Checkpoint.open(path: path)
+        #expect(sbs.sbs?.config?.model == SbsModelConfig.Gemma3Model.m270.rawValue && sbs.sbs?.config?.displayName == "Gemma3_270M")
+        #expect(sbs.config.layers == source.config.layers && sbs.config.queryPreAttnScalar == source.config.queryPreAttnScalar)
+        #expect(try Vocabulary(sentencePieceModel: #require(sbs.sentencePieceModel)).pieces == vocabulary.pieces)
+
+        let ids = [2, 818, 5279, 529, 506, 15429, 3710, 563, 496, 3393, 236761, 108, 2094, 1214, 563, 1144, 3101, 529, 506, 1902]
+        let (a, b) = (try SbsRoundTripTests.logits(sbs, ids), try SbsRoundTripTests.logits(source, ids))
+        let n = source.config.vocabSize
+        func argmax(_ x: ArraySlice<Float>) -> Int { x.indices.max { x[$0] < x[$1] }! - x.startIndex }
+        let agree = (0..<ids.count).filter { argmax(a[($0 * n)..<(($0 + 1) * n)]) == argmax(b[($0 * n)..<(($0 + 1) * n)]) }.count
+        print("270M SFP8 .sbs vs Q4_K_M GGUF: top-1 agrees at \(agree) of \(ids.count) positions")
+        #expect(agree >= ids.count - 3)
+    }
+}

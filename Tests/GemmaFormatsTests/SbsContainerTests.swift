@@ -241,3 +241,71 @@ enum SbsTestFiles {
         expectError(with(2, 0x5f5f_5f5f), "has no blob of that name")
     }
 }
+
+/// Robustness: small V1 and V2 files mutated at random; each case must end in a thrown FormatError or a file whose
+/// every tensor's bytes can be read (all inside the file), never a crash.
+@Suite struct SbsFuzzTests {
+    @Test func mutatedFilesThrowOrReadCleanly() throws {
+        let v2 = try SbsTestFiles.small(), v1 = try SbsTestFiles.v1(from: v2)
+        var rng = SplitMix64(seed: 0x5b5)
+        var loaded = 0, refused = 0
+        let nasty: [UInt64] = [0, 1, 15, 16, 255, 256, 257, 4096, 65_536, 1 << 31, 1 << 32, 1 << 62, .max, .max - 255]
+        for i in 0..<6000 {
+            let base = i % 2 == 0 ? v1 : v2
+            var b = base
+            // Where the structure is: V1's header, directory and small blobs; V2's header and its trailing directory.
+            let hot = i % 2 == 0 ? 0..<min(b.count, 2048) : (b.count - 16 - 6 * 32)..<b.count
+            switch i % 5 {
+            case 0:
+                for _ in 0..<Int.random(in: 1...6, using: &rng) { b[Int.random(in: hot, using: &rng)] ^= 1 << UInt8.random(in: 0...7, using: &rng) }
+            case 1:
+                let at = Int.random(in: hot.lowerBound...(hot.upperBound - 8), using: &rng)
+                SbsTestFiles.put64(&b, at, nasty.randomElement(using: &rng)!)
+            case 2:
+                let at = Int.random(in: hot.lowerBound...(hot.upperBound - 4), using: &rng)
+                SbsTestFiles.put32(&b, at, UInt32(truncatingIfNeeded: nasty.randomElement(using: &rng)!))
+            case 3:
+                b = Array(b.prefix(Int.random(in: 0..<b.count, using: &rng)))
+            default:
+                // Mutate the config and toc blobs' words (V2: they sit at 1024 ..< 1792).
+                let at = 1024 + 4 * Int.random(in: 0..<150, using: &rng)
+                if at + 4 <= b.count { SbsTestFiles.put32(&b, at, UInt32(truncatingIfNeeded: nasty.randomElement(using: &rng)!) &+ UInt32.random(in: 0...3, using: &rng)) }
+            }
+            do {
+                let f = try SbsTestFiles.open(b)
+                var sum = 0
+                for t in f.tensors { sum &+= t.bytes.reduce(0) { $0 &+ Int($1) } }
+                #expect(f.tensors.allSatisfy { $0.bytes.count == $0.rows * $0.cols * $0.type.elementBytes || $0.type == .nuq || $0.type == .i8 })
+                _ = sum
+                loaded += 1
+            } catch {
+                refused += 1
+            }
+        }
+        print("sbs fuzz: \(loaded) loaded, \(refused) refused")
+        #expect(refused > 1000 && loaded > 100)
+    }
+}
+
+extension SbsFuzzTests {
+    /// The pre-2025 fixture (shapes read off element counts, Fscales) mutated at random: throw or read cleanly.
+    @Test func mutatedLegacyFilesThrowOrReadCleanly() throws {
+        let base = try [UInt8](Data(contentsOf: URL(fileURLWithPath: TestPaths.fixtures + "/sbs/tiny-legacy.sbs")))
+        var rng = SplitMix64(seed: 0x1e6)
+        var loaded = 0
+        for i in 0..<3000 {
+            var b = base
+            let at = Int.random(in: 0...(min(b.count, 1024) - 8), using: &rng)  // header, directory (23 blobs: 752 bytes)
+            switch i % 4 {
+            case 0: b[Int.random(in: 0..<b.count, using: &rng)] ^= 1 << UInt8.random(in: 0...7, using: &rng)
+            case 1: SbsTestFiles.put64(&b, at, [0, 1, 256, 4096, 1 << 40, .max].randomElement(using: &rng)!)
+            case 2: for k in 0..<4 { b[at + k] = UInt8.random(in: 0x20...0x7e, using: &rng) }  // key characters
+            default: b = Array(b.prefix(Int.random(in: 0..<b.count, using: &rng)))
+            }
+            guard let f = try? SbsTestFiles.open(b) else { continue }
+            #expect(f.tensors.allSatisfy { $0.bytes.count == $0.rows * $0.cols * $0.type.elementBytes && $0.scale > 0 })
+            loaded += 1
+        }
+        #expect(loaded > 100)
+    }
+}

@@ -53,7 +53,13 @@ extension SbsFile {
             guard let n = elements[name] else { throw .missingTensor(name) }
             return n
         }
-        func divide(_ a: Int, _ b: Int, _ what: String) throws(FormatError) -> Int {
+        /// a x b, or nil when it overflows (dimensions read off a hostile file can be as large as the file).
+        func mul(_ a: Int, _ b: Int) -> Int? {
+            let (p, o) = a.multipliedReportingOverflow(by: b)
+            return o ? nil : p
+        }
+        func divide(_ a: Int, _ b: Int?, _ what: String) throws(FormatError) -> Int {
+            guard let b else { throw .badBlob(blob: "(pre-2025 shapes)", reason: "\(what): the divisor overflows") }
             guard b > 0, a % b == 0, a / b > 0 else {
                 throw .badBlob(blob: "(pre-2025 shapes)", reason: "\(what): \(a) elements is not a positive multiple of \(b)")
             }
@@ -72,7 +78,7 @@ extension SbsFile {
             ff = try divide(try need("linear_w_0"), d, "linear_w_0 over the width \(d)")
             let attention: Int
             if let n = elements["att_ein_0"] { attention = n } else { attention = try need("att_w_0") }
-            heads = try divide(attention, d * qkv, "att_ein_0 over width x head dimension \(d * qkv)")
+            heads = try divide(attention, mul(d, qkv), "att_ein_0 over width x head dimension")
             let qkvRows: Int
             if let n = elements["qkv_ein_0"] { qkvRows = try divide(n, d, "qkv_ein_0 over the width") }
             else { qkvRows = try divide(try need("qkv1_w_0") + need("qkv2_w_0"), d, "qkv1_w_0 + qkv2_w_0 over the width") }
@@ -101,12 +107,13 @@ extension SbsFile {
             default: break
             }
             guard let (base, layer) = splitLayerSuffix(name), layer < layers else { return nil }
+            func rows(_ r: Int?, _ c: Int) -> (rows: Int, cols: Int)? { r.map { ($0, c) } }
             switch base {
-            case "qkv_ein": return ((heads + 2 * kvHeads) * qkv, d)
-            case "qkv1_w": return (heads * qkv, d)
-            case "qkv2_w": return (2 * kvHeads * qkv, d)
-            case "att_ein": return (heads * d, qkv)
-            case "att_w": return (d, heads * qkv)
+            case "qkv_ein": return rows(mul(heads + 2 * kvHeads, qkv), d)
+            case "qkv1_w": return rows(mul(heads, qkv), d)
+            case "qkv2_w": return rows(mul(2 * kvHeads, qkv), d)
+            case "att_ein": return rows(mul(heads, d), qkv)
+            case "att_w": return mul(heads, qkv).map { (d, $0) }
             case "gating_ein": return (2 * ff, d)
             case "gating1_w", "gating2_w": return (ff, d)
             case "linear_w": return (d, ff)
@@ -144,7 +151,7 @@ extension SbsFile {
             guard let (rows, cols) = shape(e.name) else {
                 throw .badTensorData(tensor: e.name, reason: "not a tensor of a Gemma 3 text model of \(layers) layers (pre-2025 files carry no shapes)")
             }
-            guard rows > 0, cols > 0, rows * cols == elements[e.name] else {
+            guard rows > 0, cols > 0, mul(rows, cols) == elements[e.name] else {
                 throw .badTensorData(tensor: e.name, reason: "\(elements[e.name] ?? 0) elements, but the model's dimensions make it \(rows) x \(cols)")
             }
             tensors.append(SbsTensor(name: e.name, type: e.type, rows: rows, cols: cols, scale: scaleOf[e.name] ?? 1,

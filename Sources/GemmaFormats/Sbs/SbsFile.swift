@@ -163,9 +163,11 @@ public final class SbsFile: @unchecked Sendable {  // immutable after init
         let rows = Int(mat.rows), cols = Int(mat.cols)
         guard rows > 0, cols > 0 else { throw .badTensorData(tensor: name, reason: "shape \(rows) x \(cols) is empty") }
         // NUQ and int8 store tables besides the elements; the other types exactly rows x cols.
+        // (rows and cols are u32: their product can overflow 63 bits.)
+        let (area, overflow) = rows.multipliedReportingOverflow(by: cols)
         if type != .nuq && type != .i8 {
-            guard Int(mat.numElements) == rows * cols else {
-                throw .badTensorData(tensor: name, reason: "num_elements is \(mat.numElements) but the shape \(rows) x \(cols) has \(rows * cols)")
+            guard !overflow, Int(mat.numElements) == area else {
+                throw .badTensorData(tensor: name, reason: "num_elements is \(mat.numElements) but the shape \(rows) x \(cols) has \(overflow ? "more than 2^63" : "\(area)")")
             }
         }
         let bytes = Int(mat.numElements) * type.elementBytes
