@@ -57,12 +57,15 @@ public struct ConversionInput: Sendable {
     /// A name for general.name: the GGUF's own, or the folder's name.
     public let name: String?
 
-    /// Opens a GGUF file or a Hugging Face folder; errors name the path and what is wrong.
+    /// Opens a GGUF file, a gemma.cpp .sbs file or a Hugging Face folder; errors name the path and what is wrong.
     public init(path: String) throws(ConvertError) {
         do {
             checkpoint = try Checkpoint.open(path: path)
         } catch {
             throw .input(path: path, reason: Self.reason(error))
+        }
+        if let sbs = checkpoint.sbs, sbs.tokenizerModel == nil {
+            throw .input(path: path, reason: "holds no tokenizer (no tokenizer blob, and no \(SbsFile.legacyTokenizerName) beside it)")
         }
         do {
             if let gguf = checkpoint.gguf {
@@ -70,6 +73,11 @@ public struct ConversionInput: Sendable {
                 chatTemplate = gguf.metadata["tokenizer.chat_template"]?.string
                 sampling = SamplingDefaults(gguf: gguf.metadata)
                 name = gguf.metadata["general.name"]?.string
+            } else if let sbs = checkpoint.sbs, let spm = sbs.tokenizerModel {
+                vocabulary = try Vocabulary(sentencePieceModel: spm)
+                chatTemplate = nil
+                sampling = SamplingDefaults(checkpoint.generation)
+                name = sbs.config.map(\.displayName).flatMap { $0.isEmpty ? nil : $0 }
             } else {
                 let dir = checkpoint.path
                 vocabulary = try Vocabulary(directory: dir)

@@ -34,6 +34,10 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownDType(tensor: String, dtype: String)
     /// A sharded checkpoint's index (model.safetensors.index.json) that is malformed or disagrees with its shards.
     case badIndex(path: String, reason: String)
+    /// A gemma.cpp .sbs file whose header, directory or blob ranges are not the BlobStore layout.
+    case badBlobStore(reason: String)
+    /// A blob of an .sbs file (config, toc, tokenizer, scales, a tensor) that does not deserialize or is inconsistent.
+    case badBlob(blob: String, reason: String)
     /// An error in the file at `path` (one shard of a checkpoint, a file opened by path).
     indirect case inFile(path: String, error: FormatError)
 
@@ -58,6 +62,8 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .badHeader(reason): "safetensors header: \(reason)"
         case let .unknownDType(tensor, dtype): "tensor \(tensor): unknown safetensors dtype \"\(dtype)\""
         case let .badIndex(path, reason): "\(path): \(reason)"
+        case let .badBlobStore(reason): "not a valid .sbs (gemma.cpp BlobStore) file: \(reason)"
+        case let .badBlob(blob, reason): ".sbs blob \(blob): \(reason)"
         case let .inFile(path, error): "\(path): \(error)"
         }
     }

@@ -3,6 +3,7 @@
 // that must not occupy the cooperative pool) with its own KV cache; cancelling the consuming task, or dropping the
 // stream, ends generation within one model step.
 import Foundation
+import GemmaFormats
 import GemmaModel
 import GemmaTokenizer
 import Synchronization
@@ -34,7 +35,7 @@ public final class LanguageModel: Sendable {
     /// Loads a model: weights, config and tokenizer. The one entry every command and the server load through.
     ///
     /// - Parameters:
-    ///   - path: A GGUF file, or a Hugging Face folder (config.json, safetensors, tokenizer.model or tokenizer.json,
+    ///   - path: A GGUF file, a gemma.cpp .sbs file, or a Hugging Face folder (config.json, safetensors, tokenizer.model or tokenizer.json,
     ///     generation_config.json).
     ///   - options: Threads, precision, where the weights live, KV-cache storage, embedding scale.
     /// - Throws: `ModelError` for a bad file or config, `TokenizerError` for a bad vocabulary.
@@ -43,8 +44,12 @@ public final class LanguageModel: Sendable {
         var vocabulary: Vocabulary
         if let gguf = model.checkpoint.gguf {
             vocabulary = try Vocabulary(gguf: gguf.metadata)
+        } else if let spm = model.checkpoint.sentencePieceModel {
+            vocabulary = try Vocabulary(sentencePieceModel: spm)
         } else if let dir = model.checkpoint.directory {
             vocabulary = try Vocabulary(directory: dir)
+        } else if model.checkpoint.sbs != nil {
+            throw ModelError.config("\(path) holds no tokenizer (no tokenizer blob, and no \(SbsFile.legacyTokenizerName) beside it)")
         } else {
             throw ModelError.config("\(path) holds no tokenizer")
         }

@@ -1,4 +1,4 @@
-// `gemma info`: what a GGUF model file or a Hugging Face folder holds: architecture, hyperparameters, tensors by type, parameters, size.
+// `gemma info`: what a GGUF model file, a gemma.cpp .sbs file or a Hugging Face folder holds: architecture, hyperparameters, tensors by type, parameters, size.
 import ArgumentParser
 import Foundation
 import GemmaFormats
@@ -8,7 +8,7 @@ import GemmaServer
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a model's architecture, hyperparameters and tensors.")
 
-    @Argument(help: "GGUF model file or Hugging Face folder (default: the fetched Gemma 3 270M Q4_K_M).")
+    @Argument(help: "GGUF model file, gemma.cpp .sbs file or Hugging Face folder (default: the fetched Gemma 3 270M Q4_K_M).")
     var modelPath: String?
 
     @Flag(help: "Print one JSON object.")
@@ -22,6 +22,11 @@ struct Info: ParsableCommand {
             || path.hasSuffix(".safetensors") || path.hasSuffix("config.json") || path.hasSuffix(".safetensors.index.json") {
             // A Hugging Face folder: its config must read (there is no other source of the hyperparameters).
             do { report = InfoReport(path: path, checkpoint: try Checkpoint.open(path: path)) } catch {
+                throw ExitCodeError(message: "\(path): \(error)")
+            }
+        } else if path.hasSuffix(".sbs") || SbsFile.hasMagic(path: path) {
+            // A gemma.cpp .sbs file: shown even when its config is none this engine runs (printed as a warning).
+            do { report = InfoReport(path: path, sbs: try SbsFile(path: path)) } catch {
                 throw ExitCodeError(message: "\(path): \(error)")
             }
         } else {
@@ -53,7 +58,7 @@ struct ExitCodeError: Error, CustomStringConvertible {
 /// The facts `gemma info` shows, gathered once for both output forms.
 struct InfoReport {
     let path: String
-    /// "gguf" or "safetensors".
+    /// "gguf", "safetensors" or "sbs".
     let format: String
     /// Bytes on disk: the GGUF file, or the folder's weight files.
     let fileSize: Int
@@ -64,6 +69,8 @@ struct InfoReport {
     let tensors: [(type: String, elements: Int)]
     let config: Gemma3Config?
     let configError: String?
+    /// Format-specific facts shown after the name (.sbs: layout, gemma.cpp model, wrapping, tokenizer).
+    var extra: [(String, Any)] = []
 
     init(path: String, file: GGUFFile) {
         self.path = path
@@ -103,6 +110,37 @@ struct InfoReport {
         configError = nil
     }
 
+    /// A gemma.cpp .sbs file: its stored (or deduced) config, tensors as gemma.cpp stores them (sfp, bf16, f32).
+    init(path: String, sbs file: SbsFile) {
+        self.path = path
+        format = "sbs"
+        fileSize = file.storage.count
+        ggufVersion = nil
+        let stored = file.config
+        architecture = "gemma.cpp " + (stored?.modelName ?? "unknown")
+        name = stored?.displayName ?? ""
+        tensors = file.tensors.map { ("\($0.type)", $0.rows * $0.cols) }
+        if let stored {
+            do { config = try Gemma3Config(sbs: stored); configError = nil } catch {
+                config = nil
+                configError = "\(error)"
+            }
+        } else {
+            config = nil
+            configError = "a pre-2025 file without a config blob, of no Gemma 3 size gemma.cpp knows"
+        }
+        extra = [("sbs_layout", file.store.layout.rawValue + (file.isLegacy ? " (pre-2025 keys)" : "")),
+                 ("blobs", file.store.blobs.count),
+                 ("sbs_config", stored == nil ? "none" : file.configIsDeduced ? "deduced from the layer count" : "stored"),
+                 ("prompt_wrapping", stored?.wrappingName ?? "unknown"),
+                 ("weight_type", stored.flatMap { SbsType(rawValue: $0.weight) }.map { "\($0)" } ?? "unknown"),
+                 ("tokenizer", file.tokenizerOrigin.map { $0 == "blob" ? "tokenizer blob, \(file.tokenizerModel?.count ?? 0) bytes" : $0 } ?? "none")]
+        let scaled = file.tensors.filter { $0.scale != 1 }.map(\.scale)
+        if let lo = scaled.min(), let hi = scaled.max() {
+            extra.append(("sfp_scales", "\(scaled.count) tensors, \(lo) ... \(hi)"))
+        }
+    }
+
     var parameterCount: Int { tensors.reduce(0) { $0 + $1.elements } }
     var tensorsByType: [(String, Int)] {
         Dictionary(grouping: tensors, by: \.type).map { ($0.key, $0.value.count) }.sorted { $0.0 < $1.0 }
@@ -114,6 +152,9 @@ struct InfoReport {
         f += [
             ("architecture", architecture),
             ("name", name),
+        ]
+        f += extra
+        f += [
             ("tensor_count", tensors.count),
             ("tensors_by_type", tensorsByType),
             ("parameter_count", parameterCount),

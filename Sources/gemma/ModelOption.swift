@@ -8,7 +8,7 @@ import GemmaGenerate
 import GemmaModel
 
 struct ModelOption: ParsableArguments {
-    @Option(name: .shortAndLong, help: "A GGUF file or a Hugging Face model folder (default: the fetched Gemma 3 270M Q4_K_M).")
+    @Option(name: .shortAndLong, help: "A GGUF file, a gemma.cpp .sbs file or a Hugging Face model folder (default: the fetched Gemma 3 270M Q4_K_M).")
     var model: String?
 
     /// The model path: --model, else $GEMMA_MODEL, else the default model in the cache. Throws if it does not exist.
