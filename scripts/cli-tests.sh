@@ -107,6 +107,23 @@ quantize_refuses() {
   [ ! -e "$tmp/z.gguf" ] || { echo "left output behind"; return 1; }
 }
 check "quantize refuses an unknown format and an override that matches nothing" quantize_refuses
+quantize_sfp8() {
+  local out
+  out="$("$GEMMA_BIN" quantize "$MODEL" "$tmp/q.sbs" --to sfp8 2>"$tmp/s.err")" || { cat "$tmp/s.err"; return 1; }
+  grep -q '^wrote .*q.sbs: 182 tensors (72 sfp8)' "$tmp/s.err" || { cat "$tmp/s.err"; return 1; }
+  echo "$out" | grep -q '^relative RMSE against the input.s weights: ' || { echo "no RMSE line: $out"; return 1; }
+  "$GEMMA_BIN" info "$tmp/q.sbs" >/dev/null || return 1
+  "$GEMMA_BIN" generate --model "$tmp/q.sbs" --ids 2,10,20 -n 4 --temp 0 --ignore-eos --json | grep -q '"tokens":\[' || return 1
+  rm -f "$tmp/q.sbs"
+  out="$("$GEMMA_BIN" quantize "$TINY" "$tmp/q.sbs" --to sfp8 2>&1)" && { echo "exited 0: $out"; return 1; }
+  echo "$out" | grep -q "query_pre_attn_scalar 48.0 is neither head_dim" || { echo "unclear: $out"; return 1; }
+  [ ! -e "$tmp/q.sbs" ] || { echo "left output behind"; return 1; }
+  out="$("$GEMMA_BIN" quantize "$TINY" "$tmp/q.sbs" --to sfp8 --force --keep 'x=q8_0' 2>&1)" && { echo "exited 0: $out"; return 1; }
+  echo "$out" | grep -q -- "--keep is for GGUF outputs" || { echo "unclear: $out"; return 1; }
+  out="$("$GEMMA_BIN" quantize "$TINY" "$tmp/q.gguf" --to sfp8 2>&1)" && { echo "exited 0: $out"; return 1; }
+  echo "$out" | grep -q "name OUTPUT ...\.sbs" || { echo "unclear: $out"; return 1; }
+}
+check "quantize --to sfp8 writes a gemma.cpp .sbs that loads and generates; refuses what gemma.cpp cannot express" quantize_sfp8
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

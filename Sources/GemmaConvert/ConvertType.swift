@@ -6,6 +6,8 @@ import GemmaFormats
 /// A target weight type of a conversion.
 public enum ConvertType: String, CaseIterable, Sendable {
     case f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q6_k
+    /// The report's per-channel int4 (dm/gemma's convention), in a GGUF under our extended type id (llama.cpp refuses it).
+    case int4_channel
 
     /// The ggml type of a weight matrix converted to this type (before any per-tensor fallback).
     public var tensorType: TensorType {
@@ -20,6 +22,7 @@ public enum ConvertType: String, CaseIterable, Sendable {
         case .q5_1: .q5_1
         case .q4_k: .q4_K
         case .q6_k: .q6_K
+        case .int4_channel: .int4Channel
         }
     }
 
@@ -50,6 +53,7 @@ public enum ConvertType: String, CaseIterable, Sendable {
         case .q4_k: 14
         case .q6_k: 18
         case .bf16: 32
+        case .int4_channel: 1024  // no llama_ftype: the extended type's id
         }
     }
 

@@ -34,7 +34,7 @@ public enum ConvertEvent: Sendable {
     /// A line the user should read (from the plan: fallbacks, skipped tensors, llama.cpp caveats).
     case note(String)
     /// Tensor `index` (from 1) of `count` is being written.
-    case tensor(index: Int, count: Int, name: String, type: TensorType)
+    case tensor(index: Int, count: Int, name: String, type: String)
 }
 
 /// What a finished conversion wrote.
@@ -279,7 +279,7 @@ public enum Converter {
                              write: (UnsafeRawBufferPointer) throws(FormatError) -> Void) throws(ConvertError) -> Int {
         var bytes = 0
         for (i, t) in tensors.enumerated() {
-            progress(.tensor(index: first + i + 1, count: plan.tensors.count, name: t.name, type: t.type))
+            progress(.tensor(index: first + i + 1, count: plan.tensors.count, name: t.name, type: t.type.description))
             guard let source = plan.checkpoint.source.sourceTensor(named: t.sourceName) else {
                 throw .input(path: plan.checkpoint.path, reason: "weight \(t.sourceName) is missing")
             }

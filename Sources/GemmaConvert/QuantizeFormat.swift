@@ -33,7 +33,8 @@ public enum QuantizeFormat: String, CaseIterable, Sendable {
         case .bf16: .bf16
         case .f16: .f16
         case .f32: .f32
-        case .sfp8, .int4Channel: nil
+        case .int4Channel: .int4_channel
+        case .sfp8: nil
         }
     }
 
@@ -41,6 +42,7 @@ public enum QuantizeFormat: String, CaseIterable, Sendable {
     public var embeddingType: TensorType? {
         switch self {
         case .int4Block: .f16  // Google's gemma-3-*-qat-q4_0-gguf files keep token_embd F16
+        case .int4Channel: .bf16  // dm/gemma quantizes the einsums only
         default: nil
         }
     }
@@ -49,7 +51,7 @@ public enum QuantizeFormat: String, CaseIterable, Sendable {
     public var container: String {
         switch self {
         case .sfp8: ".sbs"  // gemma.cpp's BlobStore: the one engine besides us that runs SFP8 reads it
-        default: ".gguf"
+        default: ".gguf"  // int4-channel under the extended type id 1024 and the swift_gemma.extended_types marker
         }
     }
 
@@ -62,6 +64,29 @@ public enum QuantizeFormat: String, CaseIterable, Sendable {
         case .bf16, .f16, .f32: "every matrix \(rawValue), norms f32"
         case .sfp8: "every matrix SFP8 with one scale per tensor, the embedding and norms bf16, as gemma.cpp stores them"
         case .int4Channel: "every matrix int4 with one scale per row (dm/gemma's convention), the embedding bf16, norms f32"
+        }
+    }
+}
+
+extension Converter {
+    /// Writes `input` (any model we read) as a gemma.cpp .sbs file at `output` with SFP8 matrices (SbsExport: the
+    /// per-tensor scale, the embedding and norms bf16), refusing an existing output unless `force`.
+    @discardableResult
+    public static func writeSFP8(input: String, output: String, force: Bool,
+                                 progress: (ConvertEvent) -> Void = { _ in }) throws(ConvertError) -> [SbsExport.Written] {
+        _ = try checkOutput(output, format: .gguf, input: input, force: force)  // a file, like a GGUF
+        let source = try ConversionInput(path: input)
+        let c = source.checkpoint.config
+        var vocabulary = source.vocabulary
+        if vocabulary.count < c.vocabSize {
+            do { vocabulary = try vocabulary.padded(to: c.vocabSize) } catch { throw .unsupported("cannot pad the vocabulary: \(error)") }
+            progress(.note("the vocabulary has \(source.vocabulary.count) tokens and the embedding \(c.vocabSize) rows: padded with unused [PADn] pieces"))
+        }
+        return try SbsExport.write(source: source.checkpoint.source, naming: source.checkpoint.naming,
+                                   normOffset: source.checkpoint.normOffset, config: c,
+                                   tokenizer: vocabulary.sentencePieceModel(), matrices: .sfp8, to: output) { i, n, name in
+            let matrix = ["att_ein", "qkv_ein", "gating_ein", "linear_w"].contains { name.hasPrefix($0) }
+            progress(.tensor(index: i, count: n, name: name, type: matrix ? "SFP8" : "BF16"))
         }
     }
 }

@@ -49,27 +49,15 @@ struct Convert: ParsableCommand {
                         Double(report.tensorBytes) / 1e9, seconds))
     }
 
-    /// Runs the converter with its notes and a progress line per tensor on stderr (one line rewritten in place on a
-    /// terminal, every line in a log).
+    /// Runs the converter with its notes and a progress line per tensor on stderr.
     static func convertShowingProgress(input: String, output: String, options: ConvertOptions) throws -> ConvertReport {
-        let interactive = isatty(STDERR_FILENO) == 1
-        var lastLine = ""
-        let report: ConvertReport
+        let display = ConversionProgress()
+        defer { display.end() }
         do {
-            report = try Converter.convert(input: input, output: output, options: options) { event in
-                switch event {
-                case let .note(text): writeErr("note: \(text)\n")
-                case let .tensor(i, n, name, type):
-                    lastLine = "[\(i)/\(n)] \(name) \(type)"
-                    writeErr(interactive ? "\r\u{1B}[K" + lastLine : lastLine + "\n")
-                }
-            }
+            return try Converter.convert(input: input, output: output, options: options, progress: display.show)
         } catch {
-            if interactive && !lastLine.isEmpty { writeErr("\n") }
             throw ExitCodeError(message: "\(error)")
         }
-        if interactive { writeErr("\n") }
-        return report
     }
 
     /// "4G", "500M", "64K" (powers of 1000) or a number of bytes.
@@ -81,5 +69,31 @@ struct Convert: ParsableCommand {
         if let u = text.last, let m = units[u] { scale = m; text.removeLast() }
         guard let v = Double(text), v.isFinite, v > 0 else { return nil }
         return Int(exactly: (v * Double(scale)).rounded())
+    }
+}
+
+/// A conversion's notes and a line per tensor on stderr: one line rewritten in place on a terminal, every line in a
+/// log (`gemma convert`, `gemma quantize`).
+final class ConversionProgress {
+    private let interactive = isatty(STDERR_FILENO) == 1
+    private var shown = false
+
+    func show(_ event: ConvertEvent) {
+        switch event {
+        case let .note(text):
+            if interactive && shown { writeErr("\n") }
+            shown = false
+            writeErr("note: \(text)\n")
+        case let .tensor(i, n, name, type):
+            let line = "[\(i)/\(n)] \(name) \(type)"
+            writeErr(interactive ? "\r\u{1B}[K" + line : line + "\n")
+            shown = true
+        }
+    }
+
+    /// Ends the in-place line.
+    func end() {
+        if interactive && shown { writeErr("\n") }
+        shown = false
     }
 }
