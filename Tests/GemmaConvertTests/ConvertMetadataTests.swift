@@ -85,7 +85,7 @@ import Testing
         defer { s.cleanup() }
         #expect(throws: ConvertError.unknownType("q3_k")) { try ConvertType.named("q3_k") }
         #expect(try ConvertType.named("Q4_K") == .q4_k)
-        #expect(ConvertError.unknownType("x").description == "unknown weight type \"x\": the types are f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q6_k")
+        #expect(ConvertError.unknownType("x").description == "unknown weight type \"x\": the types are f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q6_k, int4_channel")
 
         // A quantized type for a folder.
         #expect(throws: ConvertError.typeNotForFormat(type: .q8_0, format: .huggingFace)) {
