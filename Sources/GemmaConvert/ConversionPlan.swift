@@ -112,14 +112,7 @@ public struct ConversionPlan: Sendable {
 
         var notes: [String] = []
         var vocabulary = try Self.scoringAddedPieces(vocabulary)
-        if vocabulary.count < c.vocabSize {
-            notes.append("the vocabulary has \(vocabulary.count) tokens and the embedding \(c.vocabSize) rows: padded with [PAD1]...[PAD\(c.vocabSize - vocabulary.count)] (unused), as llama.cpp's converter pads it")
-            do { vocabulary = try vocabulary.padded(to: c.vocabSize) } catch {
-                throw .unsupported("cannot pad the vocabulary: \(error)")
-            }
-        } else if vocabulary.count > c.vocabSize {
-            throw .unsupported("the vocabulary has \(vocabulary.count) tokens but the embedding only \(c.vocabSize) rows")
-        }
+        if let note = try Self.padVocabulary(&vocabulary, to: c.vocabSize) { notes.append(note) }
 
         let (targetNaming, targetOffset): (TensorNaming, Float) = format == .gguf ? (.gguf, 0) : (.huggingFace(prefix: "model."), 1)
         var fallbacks: [String: Int] = [:]
@@ -179,6 +172,18 @@ public struct ConversionPlan: Sendable {
         self.vocabulary = vocabulary
         self.tensors = tensors
         self.notes = notes
+    }
+
+    /// Pads `vocabulary` to the embedding's `rows` with unused [PADn] pieces, as llama.cpp's converter pads it; returns
+    /// the note to show when it did. A vocabulary larger than the embedding is an error.
+    static func padVocabulary(_ vocabulary: inout Vocabulary, to rows: Int) throws(ConvertError) -> String? {
+        if vocabulary.count > rows {
+            throw .unsupported("the vocabulary has \(vocabulary.count) tokens but the embedding only \(rows) rows")
+        }
+        guard vocabulary.count < rows else { return nil }
+        let note = "the vocabulary has \(vocabulary.count) tokens and the embedding \(rows) rows: padded with [PAD1]...[PAD\(rows - vocabulary.count)] (unused), as llama.cpp's converter pads it"
+        do { vocabulary = try vocabulary.padded(to: rows) } catch { throw .unsupported("cannot pad the vocabulary: \(error)") }
+        return note
     }
 
     /// The type when none is given: no loss. f16 or bf16 when every weight is stored so, else f32.

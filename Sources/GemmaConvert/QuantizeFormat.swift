@@ -78,10 +78,7 @@ extension Converter {
         let source = try ConversionInput(path: input)
         let c = source.checkpoint.config
         var vocabulary = source.vocabulary
-        if vocabulary.count < c.vocabSize {
-            do { vocabulary = try vocabulary.padded(to: c.vocabSize) } catch { throw .unsupported("cannot pad the vocabulary: \(error)") }
-            progress(.note("the vocabulary has \(source.vocabulary.count) tokens and the embedding \(c.vocabSize) rows: padded with unused [PADn] pieces"))
-        }
+        if let note = try ConversionPlan.padVocabulary(&vocabulary, to: c.vocabSize) { progress(.note(note)) }
         return try SbsExport.write(source: source.checkpoint.source, naming: source.checkpoint.naming,
                                    normOffset: source.checkpoint.normOffset, config: c,
                                    tokenizer: vocabulary.sentencePieceModel(), matrices: .sfp8, to: output) { i, n, name in

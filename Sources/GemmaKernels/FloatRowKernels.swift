@@ -106,7 +106,8 @@ enum SFP8Pairs: PairRowFormat {
     }
 }
 
-/// Decodes `count` SFP8 codes to bf16 bit patterns (`SFP8Pairs.decode32` per 32, then `SFP8.bits`).
+/// Decodes `count` SFP8 codes to bf16 bit patterns (`SFP8Pairs.decode32` per 32, then `SFP8.bits`): the pair kernel's
+/// decoding laid out in memory, so that tests can check it code by code.
 package func decodeSFP8ToBF16(_ src: UnsafePointer<UInt8>, _ count: Int, into out: UnsafeMutablePointer<UInt16>) {
     var i = 0
     while i &+ 32 <= count {
@@ -232,7 +233,7 @@ extension WeightMatrix {
         }
     }
 
-    /// SFP8 rows (decoded to bf16 in scratch for the bf16 kernel).
+    /// SFP8 rows (decoded to bf16 pairs in registers by the pair kernel, `SFP8Pairs`).
     var isSFP8: Bool { encoding.name == WeightEncoding.sfp8.name }
 
     /// Whether the float row kernels take the activations paired (bf16 and SFP8 rows).

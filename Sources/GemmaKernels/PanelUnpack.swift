@@ -52,9 +52,8 @@ struct PanelUnpackTarget {
     return kF16(blk, 0)
 }
 
-@inline(__always) func panelUnpackBlockQ4_0(_ row: UnsafeRawPointer, _ g: Int, _ dst: UnsafeMutablePointer<Int16>) -> Float {
-    let blk = row + 18 &* g
-    let p = (blk + 2).assumingMemoryBound(to: UInt8.self)
+/// 16 bytes of Q4_0-style nibbles (element j low nibble of byte j, element j + 16 high nibble, stored as q + 8).
+@inline(__always) func panelUnpackNibbles(_ p: UnsafePointer<UInt8>, _ dst: UnsafeMutablePointer<Int16>) {
     store32(SIMD32<Int16>(
             Int16(p[0] & 15) &- 8,
             Int16(p[1] & 15) &- 8,
@@ -88,46 +87,18 @@ struct PanelUnpackTarget {
             Int16(p[13] >> 4) &- 8,
             Int16(p[14] >> 4) &- 8,
             Int16(p[15] >> 4) &- 8), dst)
+}
+
+@inline(__always) func panelUnpackBlockQ4_0(_ row: UnsafeRawPointer, _ g: Int, _ dst: UnsafeMutablePointer<Int16>) -> Float {
+    let blk = row + 18 &* g
+    panelUnpackNibbles((blk + 2).assumingMemoryBound(to: UInt8.self), dst)
     return kF16(blk, 0)
 }
 
 /// int4Channel: block g's 16 nibble bytes (from byte 4 of the row) as Q4_0's; the scale of every block is the
 /// row's 1 / scale (see unpackInt4Channel).
 @inline(__always) func panelUnpackBlockInt4Channel(_ row: UnsafeRawPointer, _ g: Int, _ dst: UnsafeMutablePointer<Int16>) {
-    let p = (row + (4 &+ 16 &* g)).assumingMemoryBound(to: UInt8.self)
-    store32(SIMD32<Int16>(
-            Int16(p[0] & 15) &- 8,
-            Int16(p[1] & 15) &- 8,
-            Int16(p[2] & 15) &- 8,
-            Int16(p[3] & 15) &- 8,
-            Int16(p[4] & 15) &- 8,
-            Int16(p[5] & 15) &- 8,
-            Int16(p[6] & 15) &- 8,
-            Int16(p[7] & 15) &- 8,
-            Int16(p[8] & 15) &- 8,
-            Int16(p[9] & 15) &- 8,
-            Int16(p[10] & 15) &- 8,
-            Int16(p[11] & 15) &- 8,
-            Int16(p[12] & 15) &- 8,
-            Int16(p[13] & 15) &- 8,
-            Int16(p[14] & 15) &- 8,
-            Int16(p[15] & 15) &- 8,
-            Int16(p[0] >> 4) &- 8,
-            Int16(p[1] >> 4) &- 8,
-            Int16(p[2] >> 4) &- 8,
-            Int16(p[3] >> 4) &- 8,
-            Int16(p[4] >> 4) &- 8,
-            Int16(p[5] >> 4) &- 8,
-            Int16(p[6] >> 4) &- 8,
-            Int16(p[7] >> 4) &- 8,
-            Int16(p[8] >> 4) &- 8,
-            Int16(p[9] >> 4) &- 8,
-            Int16(p[10] >> 4) &- 8,
-            Int16(p[11] >> 4) &- 8,
-            Int16(p[12] >> 4) &- 8,
-            Int16(p[13] >> 4) &- 8,
-            Int16(p[14] >> 4) &- 8,
-            Int16(p[15] >> 4) &- 8), dst)
+    panelUnpackNibbles((row + (4 &+ 16 &* g)).assumingMemoryBound(to: UInt8.self), dst)
 }
 
 @inline(__always) func panelUnpackBlockQ5_0(_ row: UnsafeRawPointer, _ g: Int, _ dst: UnsafeMutablePointer<Int16>) -> Float {

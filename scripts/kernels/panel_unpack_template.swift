@@ -19,18 +19,21 @@ struct PanelUnpackTarget {
     return kF16(blk, 0)
 }
 
+/// 16 bytes of Q4_0-style nibbles (element j low nibble of byte j, element j + 16 high nibble, stored as q + 8).
+@inline(__always) func panelUnpackNibbles(_ p: UnsafePointer<UInt8>, _ dst: UnsafeMutablePointer<Int16>) {
+    store32(@@Q4@@, dst)
+}
+
 @inline(__always) func panelUnpackBlockQ4_0(_ row: UnsafeRawPointer, _ g: Int, _ dst: UnsafeMutablePointer<Int16>) -> Float {
     let blk = row + 18 &* g
-    let p = (blk + 2).assumingMemoryBound(to: UInt8.self)
-    store32(@@Q4@@, dst)
+    panelUnpackNibbles((blk + 2).assumingMemoryBound(to: UInt8.self), dst)
     return kF16(blk, 0)
 }
 
 /// int4Channel: block g's 16 nibble bytes (from byte 4 of the row) as Q4_0's; the scale of every block is the
 /// row's 1 / scale (see unpackInt4Channel).
 @inline(__always) func panelUnpackBlockInt4Channel(_ row: UnsafeRawPointer, _ g: Int, _ dst: UnsafeMutablePointer<Int16>) {
-    let p = (row + (4 &+ 16 &* g)).assumingMemoryBound(to: UInt8.self)
-    store32(@@Q4@@, dst)
+    panelUnpackNibbles((row + (4 &+ 16 &* g)).assumingMemoryBound(to: UInt8.self), dst)
 }
 
 @inline(__always) func panelUnpackBlockQ5_0(_ row: UnsafeRawPointer, _ g: Int, _ dst: UnsafeMutablePointer<Int16>) -> Float {
