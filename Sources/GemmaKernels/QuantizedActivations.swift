@@ -6,7 +6,9 @@
 // Chunk-interleaved layout (see RowKernels.swift): a row is padded to a multiple of 128 elements (`paddedCols`) with
 // zero values and zero scales; each group of 4 blocks (128 elements) is stored as 4 vectors of 32 int16, vector c
 // holding elements 8c ..< 8c + 8 of blocks 4g, 4g + 1, 4g + 2, 4g + 3 in turn (`position(_:)`). Per group the
-// kernels also read the four block scales expanded to 16 lanes ([d0 x4, d1 x4, d2 x4, d3 x4], `expandedScales`).
+// kernels also read the four block scales expanded to 16 lanes ([d0 x4, d1 x4, d2 x4, d3 x4], `expandedScales`), and
+// the fused nibble kernels (Q4_0, int4Channel) 8 times the sum of each Int32 lane's 8 values (`offsetSums`), so that
+// they multiply the unsigned nibbles q and subtract: sum (q - 8) x = sum q x - 8 sum x, the same integer.
 
 /// Rows of activations quantized per 32 elements: `q` (int16, chunk-interleaved), `scales` (f32 per block),
 /// `expandedScales` (each block's scale 4 times, 16 per group of 4 blocks) and `scaledSums` (scale * sum of q per
@@ -16,6 +18,9 @@ package final class QuantizedActivations: @unchecked Sendable {  // written befo
     package let maxCols: Int
     let q: UnsafeMutablePointer<Int16>
     let scales, scaledSums, expandedScales: UnsafeMutablePointer<Float>
+    /// Per row and group, 16 Int32: lane 4m + i = 8 * the sum of the values the row kernels' Int32 lane 4m + i
+    /// multiplies (block m, elements 8c + 2i and 8c + 2i + 1 for c < 4); |8 * sum| <= 8 * 8 * 32767 < 2^21.
+    let offsetSums: UnsafeMutablePointer<Int32>
     package private(set) var cols = 0
 
     /// Row width in the buffers: `cols` rounded up to a multiple of 128 (a whole number of 4-block groups).
@@ -37,6 +42,7 @@ package final class QuantizedActivations: @unchecked Sendable {  // written befo
         scales = .allocate(capacity: blocks)
         scaledSums = .allocate(capacity: blocks)
         expandedScales = UnsafeMutableRawPointer.allocate(byteCount: 16 * blocks, alignment: 64).bindMemory(to: Float.self, capacity: 4 * blocks)
+        offsetSums = UnsafeMutableRawPointer.allocate(byteCount: 16 * blocks, alignment: 64).bindMemory(to: Int32.self, capacity: 4 * blocks)
     }
 
     deinit {
@@ -44,6 +50,7 @@ package final class QuantizedActivations: @unchecked Sendable {  // written befo
         scales.deallocate()
         scaledSums.deallocate()
         expandedScales.deallocate()
+        offsetSums.deallocate()
     }
 
     /// Quantizes `rows` rows of `cols` floats (`cols % 32 == 0`), `stride` floats apart. Rounds half away from zero.
@@ -60,7 +67,7 @@ package final class QuantizedActivations: @unchecked Sendable {  // written befo
                     for c in 0..<4 { for k in 0..<8 { o[32 * c + k] = 0 } }
                     scales[rowBlock + b] = 0
                     scaledSums[rowBlock + b] = 0
-                    for k in 0..<4 { expandedScales[4 * (rowBlock + b) + k] = 0 }
+                    for k in 0..<4 { expandedScales[4 * (rowBlock + b) + k] = 0; offsetSums[4 * (rowBlock + b) + k] = 0 }
                     continue
                 }
                 // Written so that LLVM vectorizes the loops (7.7x faster than max(abs) and Int16(rounded), whose
@@ -72,14 +79,17 @@ package final class QuantizedActivations: @unchecked Sendable {  // written befo
                 for i in 0..<32 { bits = max(bits, xb[i].bitPattern & 0x7fff_ffff) }
                 let d = Float(bitPattern: bits) / 32767, id: Float = d == 0 ? 0 : 1 / d
                 var s: Int32 = 0
+                var lane = SIMD4<Int32>()  // the block's four Int32 lanes (element pairs 2i, 2i + 1 of each chunk)
                 for c in 0..<4 {
                     for k in 0..<8 {
                         let rounded = (xb[8 &* c &+ k] * id).rounded(.toNearestOrAwayFromZero)
                         let v = Int32(bitPattern: (rounded + 12_582_912).bitPattern) &- 0x4B40_0000
                         o[32 &* c &+ k] = Int16(truncatingIfNeeded: v)
                         s &+= v
+                        lane[k &>> 1] &+= v
                     }
                 }
+                for i in 0..<4 { offsetSums[4 * (rowBlock + b) + i] = 8 &* lane[i] }
                 scales[rowBlock + b] = d
                 scaledSums[rowBlock + b] = d * Float(s)
                 for k in 0..<4 { expandedScales[4 * (rowBlock + b) + k] = d }

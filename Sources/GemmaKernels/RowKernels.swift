@@ -80,6 +80,8 @@ import GemmaFormats
 /// block); `g` groups of 128 elements.
 @usableFromInline struct ActRow {
     let q: UnsafePointer<Int16>, xs: UnsafePointer<Float>, ds: UnsafePointer<Float>
+    /// 16 Int32 per group: 8 * each lane's sum of values (QuantizedActivations.offsetSums).
+    let os: UnsafePointer<Int32>
 }
 
 extension QuantizedActivations {
@@ -87,7 +89,8 @@ extension QuantizedActivations {
     /// (swift_beginAccess) per read under -O, so the kernels take the width from their caller.
     @inline(__always) func actRow(_ r: Int, cols: Int) -> ActRow {
         let pc = QuantizedActivations.paddedCols(cols), b = r &* (pc / 32)
-        return ActRow(q: UnsafePointer(q + r &* pc), xs: UnsafePointer(expandedScales + 4 &* b), ds: UnsafePointer(scaledSums + b))
+        return ActRow(q: UnsafePointer(q + r &* pc), xs: UnsafePointer(expandedScales + 4 &* b), ds: UnsafePointer(scaledSums + b),
+                      os: UnsafePointer(offsetSums + 4 &* b))
     }
 }
 
@@ -396,7 +399,8 @@ func dotRows(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: Quanti
 @inline(never)
 func dotRowsMany(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, _ a: QuantizedActivations,
                  batch: Int, into y: UnsafeMutablePointer<Float>, yStride: Int, _ scratch: UnsafeMutableRawPointer, firstRow: Int = 0) {
-    if batch > 1 && !CPUFeatures.avx512 {
+    let wide = CPUFeatures.avx512
+    if batch > 1 && !wide {
         // Without 512-bit vectors the several-row kernels spill; the one-row kernels per activation row give the
         // same results (see dotRows) with the weight rows re-read from cache.
         for t in 0..<batch {
@@ -411,6 +415,12 @@ func dotRowsMany(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: In
     }
     let s = RowScratch(scratch, z: kernelOpaqueZero)
     @inline(__always) func run(_ f: TensorType) {
+        if batch == 1 && !wide && (f == .q4_0 || f == .int4Channel) {
+            // Without AVX-512: the unpacking fused into the one-row loop (FusedNibbleKernels.swift), same results.
+            let x0 = a.actRow(firstRow, cols: cols), nb = cols / 32
+            for i in 0..<count { y[i] = kernel1FusedNibbles(f, rows + i &* rowBytes, nb, s, x0) }
+            return
+        }
         // One activation row (decode): several weight rows per unpacking pass (dotRowsMany1), the rest one by one.
         let done = batch == 1 ? dotRowsMany1(f, rows, rowBytes: rowBytes, count: count, cols: cols, a, into: y, s, firstRow: firstRow) : 0
         for i in done..<count {

@@ -264,6 +264,29 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
         }
     }
 
+    /// The decode product (one activation row; on CPUs without AVX-512 the Q4_0 / int4Channel rows take the fused
+    /// nibble kernel, which multiplies unsigned nibbles and subtracts the activations' offset sums) gives every row
+    /// exactly the unpack-then-kernel1 result of `dotRow`, including rows whose last group of 4 blocks is partial.
+    @Test(arguments: [TensorType.q4_0, .int4Channel, .q8_0, .q5_0].flatMap { t in [32, 96, 160, 640, 2048, 2080, 6912].map { (t, $0) } })
+    func decodeProductEqualsTheUnpackedRowKernel(type: TensorType, cols: Int) throws {
+        let rows = 13
+        var r = SplitMix64(seed: UInt64(type.rawValue) * 31 + UInt64(cols))
+        let bytes = try randomMatrix(type, rows: rows, cols: cols, &r)
+        let x = r.floats(cols, scale: 3)
+        let a = QuantizedActivations(maxRows: 1, maxCols: cols)
+        x.withUnsafeBufferPointer { a.quantize($0.baseAddress!, stride: cols, rows: 1, cols: cols) }
+        bytes.withUnsafeBytes { raw in
+            let m = WeightMatrix(type: type, rows: rows, cols: cols, base: raw.baseAddress!)
+            var y = [Float](repeating: .nan, count: rows)
+            m.multiply(x, xStride: cols, batch: 1, into: &y, yStride: rows, allowGemm: false, pool: WorkerPool.shared(threads: 2),
+                       scratch: MatmulScratch(workers: 2, maxCols: cols, maxBatch: 1))
+            let rowBytes = type.rowBytes(cols)!
+            let differing = (0..<rows).filter { y[$0].bitPattern != dotRow(type, raw.baseAddress! + $0 * rowBytes, cols: cols, a, 0).bitPattern }
+            #expect(differing.isEmpty, "\(type) cols \(cols): rows \(differing) differ from dotRow")
+            #expect(y.allSatisfy { $0.isFinite })
+        }
+    }
+
     /// The K formats' rows are whole 256-weight super-blocks: a width that is not is refused by the geometry
     /// (`rowBytes` is nil), so no matrix of that shape can be made.
     @Test(arguments: [TensorType.q4_K, .q6_K])
