@@ -3,6 +3,7 @@
 // There is no system role: system text is folded into the next user turn. The assistant role is `model`. BOS is
 // added exactly once. Control tokens are inserted by id and message text is encoded without parsing special
 // tokens, so a message that spells `<end_of_turn>` cannot end its turn.
+import GemmaModel
 import GemmaTokenizer
 
 /// One message of a conversation.
@@ -26,16 +27,36 @@ public struct ChatMessage: Sendable, Equatable, Hashable {
     }
 
     public var role: Role
+    /// The message's text (with images: the text parts joined).
     public var content: String
+    /// Text and images in order, for a message with images; nil for a text message (then `content` is all of it).
+    public var parts: [ChatContent]?
 
     public init(_ role: Role, _ content: String) {
         self.role = role
         self.content = content
     }
 
+    /// A message of text and images in order (rendered as the chat template renders content lists: each image where
+    /// it stands, as its full image sequence, the text around it as written).
+    public init(_ role: Role, parts: [ChatContent]) {
+        self.role = role
+        self.content = parts.compactMap { if case let .text(t) = $0 { t } else { nil } }.joined()
+        self.parts = parts
+    }
+
+    /// Images of the message, in order.
+    public var images: [PromptImage] { (parts ?? []).compactMap { if case let .image(i) = $0 { i } else { nil } } }
+
     public static func system(_ text: String) -> ChatMessage { ChatMessage(.system, text) }
     public static func user(_ text: String) -> ChatMessage { ChatMessage(.user, text) }
     public static func model(_ text: String) -> ChatMessage { ChatMessage(.model, text) }
+}
+
+/// A piece of a chat message: text, or an image (its soft tokens from the vision encoder).
+public enum ChatContent: Sendable, Hashable {
+    case text(String)
+    case image(PromptImage)
 }
 
 /// Renders conversations in Gemma 3's format, as text or as token ids.
@@ -88,6 +109,51 @@ public enum ChatTemplate {
             }
         }
         if let system { out.append((.user, system)) }
+        return out
+    }
+
+    /// The conversation as a prompt whose messages may hold images (`ChatMessage(_:parts:)`): the same ids as
+    /// `tokens` for text, each image as its full image sequence (see PromptBuilder). With
+    /// `addGenerationPrompt`, ends with `<start_of_turn>model\n`.
+    public static func prompt(_ messages: [ChatMessage], tokenizer: Tokenizer, imageTokens: ImageTokens = ImageTokens(),
+                              addGenerationPrompt: Bool = true) -> Prompt {
+        var b = PromptBuilder(tokenizer: tokenizer, imageTokens: imageTokens)
+        b.append(tokens: [Int(tokenizer.vocabulary.bosID ?? 2)])
+        for (role, parts) in turnParts(messages) { appendTurn(role: role, parts: parts, to: &b) }
+        if addGenerationPrompt { b.append(tokens: generationPrompt(tokenizer: tokenizer)) }
+        return b.build()
+    }
+
+    /// One closed turn with images: `<start_of_turn>{role}\n{parts}<end_of_turn>\n`.
+    public static func appendTurn(role: ChatMessage.Role, parts: [ChatContent], to b: inout PromptBuilder) {
+        b.append(tokens: [startOfTurn])
+        b.append(text: "\(role.rawValue)\n")
+        for part in parts {
+            switch part {
+            case let .text(t): b.append(text: t)
+            case let .image(i): b.append(image: i)
+            }
+        }
+        b.append(tokens: [endOfTurn])
+        b.append(text: "\n")
+    }
+
+    /// `turns` with the messages' parts: system text folded into the next user turn as a text part
+    /// (`{system}\n\n` before the user's parts).
+    public static func turnParts(_ messages: [ChatMessage]) -> [(role: ChatMessage.Role, parts: [ChatContent])] {
+        var out: [(role: ChatMessage.Role, parts: [ChatContent])] = []
+        var system: String? = nil
+        for m in messages {
+            let parts = m.parts ?? [.text(m.content)]
+            switch m.role {
+            case .system: system = system.map { $0 + "\n\n" + m.content } ?? m.content
+            case .user:
+                out.append((.user, (system.map { [.text($0 + "\n\n")] } ?? []) + parts))
+                system = nil
+            case .model: out.append((.model, parts))
+            }
+        }
+        if let system { out.append((.user, [.text(system)])) }
         return out
     }
 
