@@ -1,4 +1,4 @@
-// llama.cpp mmproj GGUF files of the tiny vision fixture (scripts/reference/make_vision_mmproj_fixtures.py, run by
+// llama.cpp mmproj GGUF files of the tiny vision fixture (scripts/reference/make_vision_weight_fixtures.py, run by
 // scripts/test.sh: gguf-py's writer with the converter's names, metadata and type choices; f32, f16, bf16, q8_0, and
 // an old file with fc1 / fc2 under ffn_down / ffn_up). Each is compared with the NumPy reference (siglip_ref.py, f64)
 // on the same file's tensors as gguf-py dequantizes them: tight, as the weights are the same; and with transformers'
@@ -11,8 +11,8 @@ import GemmaVision
 import Testing
 
 @Suite(.serialized) struct MMProjFixtureTests {
-    static let folder = TestPaths.generated + "/gemma3-tiny-vision-mmproj"
-    static let script = "scripts/reference/make_vision_mmproj_fixtures.py"
+    static let folder = TestPaths.generated + "/gemma3-tiny-vision-weights"
+    static let script = "scripts/reference/make_vision_weight_fixtures.py"
 
     /// The file of `variant`, or a recorded failure naming the script that makes it.
     static func path(_ variant: String) -> String? { TestPaths.require(folder + "/\(variant).gguf", makeWith: script) }
