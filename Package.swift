@@ -28,6 +28,8 @@ let package = Package(
         .target(name: "GemmaTokenizer", dependencies: ["GemmaFormats"]),
         // Gemma3Config, weight binding by name, the text transformer and its KV cache.
         .target(name: "GemmaModel", dependencies: ["GemmaFormats", "GemmaKernels"]),
+        // Images to soft tokens: the SigLIP vision encoder and Gemma 3's multimodal projector.
+        .target(name: "GemmaVision", dependencies: ["GemmaFormats", "GemmaKernels"]),
         // Sampling, the generation loop with its stop conditions, perplexity.
         .target(name: "GemmaGenerate", dependencies: ["GemmaModel", "GemmaTokenizer"]),
         // Checkpoint conversion: Hugging Face folders to GGUF files (quantized) and GGUF files to Hugging Face folders.
@@ -62,6 +64,7 @@ let package = Package(
         .testTarget(name: "GemmaFormatsTests", dependencies: ["GemmaFormats", "GemmaKernels", "GemmaTestSupport"]),
         .testTarget(name: "GemmaTokenizerTests", dependencies: ["GemmaTokenizer", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaKernelsTests", dependencies: ["GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
+        .testTarget(name: "GemmaVisionTests", dependencies: ["GemmaVision", "GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaModelTests", dependencies: ["GemmaModel", "GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaGenerateTests", dependencies: ["GemmaGenerate", "GemmaModel", "GemmaTokenizer", "GemmaTestSupport"]),
         .testTarget(

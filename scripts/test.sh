@@ -32,6 +32,11 @@ fi
 python3 scripts/reference/make_size_structure_refs.py \
   --check-transformers Tests/Fixtures/size-structures-transformers.json
 
+# The tiny vision fixture's weights as llama.cpp mmproj GGUF files (f32, f16, bf16, q8_0, an old swapped-FFN file) and
+# Hugging Face folders (sharded f32, bf16, f16; three name layouts), with a NumPy reference for each (seconds, skipped
+# while up to date); read by Tests/GemmaVisionTests.
+python3 scripts/reference/make_vision_weight_fixtures.py
+
 # The tokenizer.json transformers makes of the model's vocabulary (33 MB, once): TokenizerJSONTests read it and check
 # that it is the file Tests/Fixtures/tokenizer-hf-270m.json was made from.
 if [ ! -f Tests/Fixtures/generated/gemma-3-270m-hf/tokenizer.json ]; then
