@@ -8,7 +8,7 @@ let package = Package(
     name: "swift-gemma",
     platforms: [.macOS(.v15)],
     products: [
-        .library(name: "Gemma", targets: ["GemmaFormats", "GemmaKernels", "GemmaTokenizer", "GemmaModel", "GemmaGenerate", "GemmaConvert"]),
+        .library(name: "Gemma", targets: ["GemmaFormats", "GemmaKernels", "GemmaTokenizer", "GemmaModel", "GemmaVision", "GemmaGenerate", "GemmaConvert"]),
         .library(name: "GemmaServer", targets: ["GemmaServer"]),
         .executable(name: "gemma", targets: ["gemma"]),
     ],
@@ -31,7 +31,7 @@ let package = Package(
         // Images to soft tokens: the SigLIP vision encoder and Gemma 3's multimodal projector.
         .target(name: "GemmaVision", dependencies: ["GemmaFormats", "GemmaKernels"]),
         // Sampling, the generation loop with its stop conditions, perplexity.
-        .target(name: "GemmaGenerate", dependencies: ["GemmaModel", "GemmaTokenizer"]),
+        .target(name: "GemmaGenerate", dependencies: ["GemmaModel", "GemmaTokenizer", "GemmaVision"]),
         // Checkpoint conversion: Hugging Face folders to GGUF files (quantized) and GGUF files to Hugging Face folders.
         .target(name: "GemmaConvert", dependencies: ["GemmaFormats", "GemmaKernels", "GemmaModel", "GemmaTokenizer"]),
         // OpenAI-compatible HTTP server: routes, request/response types, server-sent events, batching scheduler.
@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(name: "GemmaKernelsTests", dependencies: ["GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaVisionTests", dependencies: ["GemmaVision", "GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaModelTests", dependencies: ["GemmaModel", "GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
-        .testTarget(name: "GemmaGenerateTests", dependencies: ["GemmaGenerate", "GemmaModel", "GemmaTokenizer", "GemmaTestSupport"]),
+        .testTarget(name: "GemmaGenerateTests", dependencies: ["GemmaGenerate", "GemmaModel", "GemmaTokenizer", "GemmaVision", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(
             name: "GemmaConvertTests",
             dependencies: ["GemmaConvert", "GemmaModel", "GemmaFormats", "GemmaTokenizer", "GemmaTestSupport"]

@@ -6,6 +6,7 @@ import Foundation
 import GemmaFormats
 import GemmaModel
 import GemmaTokenizer
+import GemmaVision
 import Synchronization
 
 /// A Gemma 3 model with its tokenizer, loaded once. Immutable and `Sendable`: share one instance between tasks;
@@ -31,6 +32,8 @@ public final class LanguageModel: Sendable {
     /// Sampling defaults for this model: its generation_config.json's values when it ships them, else llama.cpp's
     /// (see `SamplingParameters(defaults:)`). The CLI's flags and a request's fields override them.
     public let samplingDefaults: SamplingParameters
+    /// The vision encoder and projector (Gemma 3 4B, 12B, 27B): nil for a text-only model.
+    public let vision: VisionEncoder?
 
     /// Loads a model: weights, config and tokenizer. The one entry every command and the server load through.
     ///
@@ -39,7 +42,9 @@ public final class LanguageModel: Sendable {
     ///     generation_config.json).
     ///   - options: Threads, precision, where the weights live, KV-cache storage, embedding scale.
     /// - Throws: `ModelError` for a bad file or config, `TokenizerError` for a bad vocabulary.
-    public static func load(path: String, options: ModelOptions = ModelOptions()) throws -> LanguageModel {
+    ///   - mmproj: A llama.cpp mmproj GGUF file with the vision encoder of a GGUF model (a Hugging Face folder holds
+    ///     its own: `vision_tower.*` tensors and `vision_config`, loaded when present).
+    public static func load(path: String, options: ModelOptions = ModelOptions(), mmproj: String? = nil) throws -> LanguageModel {
         let model = try Gemma3Model(path: path, options: options)
         var vocabulary: Vocabulary
         if let gguf = model.checkpoint.gguf {
@@ -60,15 +65,70 @@ public final class LanguageModel: Sendable {
         }
         // Gemma 3 4B and larger embed 262,208 rows for 262,144 tokenizer pieces: the rest become unused pieces.
         vocabulary = try vocabulary.padded(to: rows)
-        return LanguageModel(model: model, tokenizer: try Tokenizer(vocabulary: vocabulary))
+        var vision: VisionEncoder? = nil
+        if let mmproj {
+            vision = try VisionEncoder.load(mmproj: mmproj, threads: options.threads, precision: options.precision)
+        } else if let dir = model.checkpoint.directory, hasVisionConfig(dir + "/config.json") {
+            vision = try VisionEncoder.load(huggingFace: dir, threads: options.threads, precision: options.precision)
+        }
+        if let v = vision, v.config.textHiddenSize != model.config.hiddenSize {
+            throw ModelError.config("the vision encoder projects to width \(v.config.textHiddenSize) but \(path) is \(model.config.hiddenSize) wide: "
+                + "the mmproj file belongs to another model size")
+        }
+        return LanguageModel(model: model, tokenizer: try Tokenizer(vocabulary: vocabulary), vision: vision)
     }
 
-    /// Wraps an already loaded model and tokenizer.
-    public init(model: Gemma3Model, tokenizer: Tokenizer) {
+    /// Wraps an already loaded model, tokenizer and (for images) vision encoder.
+    public init(model: Gemma3Model, tokenizer: Tokenizer, vision: VisionEncoder? = nil) {
         self.model = model
         self.tokenizer = tokenizer
+        self.vision = vision
         generator = Generator(model: model)
         samplingDefaults = SamplingParameters(defaults: model.checkpoint.generation)
+    }
+
+    /// The control tokens around images (from the vision config); nil for a text-only model.
+    public var imageTokens: ImageTokens? {
+        vision.map { ImageTokens(startOfImage: $0.config.boiTokenIndex, endOfImage: $0.config.eoiTokenIndex, softToken: $0.config.imageTokenIndex) }
+    }
+
+    /// The vision encoder, or a clear error for a text-only model.
+    public func requireVision() throws -> VisionEncoder {
+        guard let vision else {
+            throw ModelError.input("this model reads no images: it has no vision encoder (Gemma 3 270M and 1B are text-only; "
+                + "for a 4B, 12B or 27B GGUF pass its mmproj file)")
+        }
+        return vision
+    }
+
+    /// Soft tokens of one image's views (the whole image, then its Pan & Scan crops): `pixelValues` holds
+    /// `views` preprocessed images ([views, 3, size, size], normalized, as transformers' `pixel_values`); `digest`
+    /// identifies the image's content (view i is keyed `digest#i`).
+    public func embedImage(pixelValues: [Float], views: Int, digest: String,
+                           progress: ((VisionEncodeProgress) -> Void)? = nil) throws -> PromptImage {
+        let v = try requireVision()
+        let out = try v.encode(pixelValues: pixelValues, images: views, progress: progress)
+        let n = v.outputPerImage
+        return PromptImage(views: (0..<views).map { i in
+            ImageEmbedding(rows: Array(out[i * n ..< (i + 1) * n]), count: v.config.mmTokensPerImage, digest: "\(digest)#\(i)")
+        })
+    }
+
+    /// Completion of a prompt of token ids and images (`Prompt.raw`, `ChatTemplate.prompt`).
+    public func generate(prompt: Prompt, _ parameters: GenerationParameters = GenerationParameters())
+        -> AsyncThrowingStream<GenerationEvent, any Error> {
+        let capacity = min(contextLength, prompt.count + max(parameters.maxTokens, 0) + 1)
+        return Self.stream { isCancelled, emit in
+            let state = self.makeState(capacity: capacity, for: prompt)
+            _ = try self.generator.run(prompt: prompt, state: state, parameters: parameters, tokenizer: self.tokenizer,
+                                       isCancelled: isCancelled, emit: emit)
+        }
+    }
+
+    /// A state whose forward steps hold the prompt's longest bidirectional span (an image stays in one step).
+    public func makeState(capacity: Int, for prompt: Prompt) -> Gemma3State {
+        let longest = prompt.bidirectionalSpans.map(\.count).max() ?? 0
+        return model.makeState(capacity: capacity, maxBatch: max(64, longest))
     }
 
     /// The model's context length in tokens.
@@ -142,4 +202,12 @@ final class CancelFlag: Sendable {
     private let value = Atomic<Bool>(false)
     func raise() { value.store(true, ordering: .relaxed) }
     var isRaised: Bool { value.load(ordering: .relaxed) }
+}
+
+/// True when the Hugging Face config at `path` has a non-null `vision_config` (Gemma3ForConditionalGeneration).
+private func hasVisionConfig(_ path: String) -> Bool {
+    guard let data = FileManager.default.contents(atPath: path), data.count < 64 << 20,
+          let json = try? JSONValue.parse(Array(data)), let v = json["vision_config"] else { return false }
+    if case .null = v { return false }
+    return true
 }
