@@ -75,3 +75,15 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// GemmaVision image input: JPEG, PNG and WebP decoded by the system's libjpeg-turbo, libpng and libwebp (found with
+// pkg-config; scripts/setup.sh installs the Debian packages), their setjmp error paths in a small C target, then
+// preprocessing and Pan & Scan as transformers' Gemma3ImageProcessor (Sources/GemmaVision/Image).
+package.targets += [
+    .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
+    .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+    .systemLibrary(name: "CWebP", pkgConfig: "libwebpdemux", providers: [.apt(["libwebp-dev"])]),
+    .target(name: "CImageCodecs", dependencies: ["CJPEG", "CPNG"]),
+    .target(name: "GemmaVision", dependencies: ["CImageCodecs", "CWebP", "GemmaFormats"]),
+    .testTarget(name: "GemmaVisionTests", dependencies: ["GemmaVision", "GemmaFormats", "GemmaTestSupport"]),
+]
