@@ -28,8 +28,15 @@ let package = Package(
         .target(name: "GemmaTokenizer", dependencies: ["GemmaFormats"]),
         // Gemma3Config, weight binding by name, the text transformer and its KV cache.
         .target(name: "GemmaModel", dependencies: ["GemmaFormats", "GemmaKernels"]),
-        // Images to soft tokens: the SigLIP vision encoder and Gemma 3's multimodal projector.
-        .target(name: "GemmaVision", dependencies: ["GemmaFormats", "GemmaKernels"]),
+        // Image input: JPEG, PNG and WebP decoded by the system's libjpeg-turbo, libpng and libwebp (found with
+        // pkg-config; scripts/setup.sh installs the Debian packages), their setjmp error paths in a small C target.
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CWebP", pkgConfig: "libwebpdemux", providers: [.apt(["libwebp-dev"])]),
+        .target(name: "CImageCodecs", dependencies: ["CJPEG", "CPNG"]),
+        // Images to soft tokens: decoding, preprocessing and Pan & Scan as transformers' Gemma3ImageProcessor (Image/),
+        // the SigLIP vision encoder and Gemma 3's multimodal projector (Encoder/).
+        .target(name: "GemmaVision", dependencies: ["CImageCodecs", "CWebP", "GemmaFormats", "GemmaKernels"]),
         // Sampling, the generation loop with its stop conditions, perplexity.
         .target(name: "GemmaGenerate", dependencies: ["GemmaModel", "GemmaTokenizer", "GemmaVision"]),
         // Checkpoint conversion: Hugging Face folders to GGUF files (quantized) and GGUF files to Hugging Face folders.

@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
-# Installs what the tests and scripts need on a fresh machine: Python packages from PyPI (gguf-py, numpy, safetensors; for the
-# tokenizer references, sentencepiece, protobuf, tokenizers and transformers without torch).
-# Swift and its packages come with the machine image; nothing else is needed yet.
+# Installs what the build, the tests and scripts need on a fresh machine: the Debian packages of the image decoders that
+# GemmaVision links through pkg-config (libjpeg-turbo, libpng, libwebp), and Python packages from PyPI (gguf-py, numpy,
+# safetensors; for the tokenizer references, sentencepiece, protobuf, tokenizers and transformers without torch).
+# Swift and its packages come with the machine image.
 set -euo pipefail
+debs=()
+for p in pkg-config libjpeg62-turbo-dev libpng-dev libwebp-dev; do
+  dpkg -s "$p" >/dev/null 2>&1 || debs+=("$p")
+done
+if [ ${#debs[@]} -gt 0 ]; then
+  echo "setup: apt-get install ${debs[*]}" >&2
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq >&2
+  $sudo apt-get install -y -qq "${debs[@]}" >&2
+fi
 need=()
 python3 -c "import numpy" 2>/dev/null || need+=(numpy)
 python3 -c "import gguf" 2>/dev/null || need+=("gguf>=0.17")

@@ -50,9 +50,10 @@ swift build --build-tests "${SWIFT_FLAGS[@]}"
 # The fuzzers measure peak RSS, so each runs in a process of its own.
 swift test --skip-build "${SWIFT_FLAGS[@]}" --filter GGUFFuzzTests
 swift test --skip-build "${SWIFT_FLAGS[@]}" --filter SafetensorsFuzzTests
+swift test --skip-build "${SWIFT_FLAGS[@]}" --filter ImageFuzzTests
 # The rest one test at a time: the model tests each use every core through the worker pool, so running them side by
 # side only makes them wait on each other (a parallel run took 1717 s and timed out server requests on 2 cores).
-swift test --skip-build "${SWIFT_FLAGS[@]}" --skip 'GGUFFuzzTests|SafetensorsFuzzTests' --no-parallel
+swift test --skip-build "${SWIFT_FLAGS[@]}" --skip 'GGUFFuzzTests|SafetensorsFuzzTests|ImageFuzzTests' --no-parallel
 # End-to-end checks of the release binary: every script runs, and any failure fails the suite at the end.
 status=0
 scripts/cli-tests.sh || status=1

@@ -1,0 +1,2 @@
+// libpng 1.6 (Debian: libpng-dev), found through pkg-config "libpng".
+#include <png.h>
