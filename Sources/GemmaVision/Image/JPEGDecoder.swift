@@ -30,8 +30,8 @@ enum JPEGDecoder {
         guard Int(info.output_components) == components else {
             throw .corrupt(.jpeg, detail: "libjpeg produced \(info.output_components) components for \(components)")
         }
-        let layout: SampleLayout = components == 1 ? .grey : components == 3 ? .rgb : .cmykInverted
-        let rgb = samples.withUnsafeBufferPointer {
+        let layout: SampleLayout = components == 1 ? .grey : .cmykInverted
+        let rgb = components == 3 ? samples : samples.withUnsafeBufferPointer {  // RGB already: no second buffer
             PixelConversion.rgb(from: $0, count: count, layout: layout, hasAlpha: false, key: nil, alpha: options.alpha)
         }
         let metadata = options.applyOrientation ? JPEGMetadata(bytes) : JPEGMetadata()

@@ -49,9 +49,14 @@ enum PNGDecoder {
         case (6, 4): layout = .rgba; hasAlpha = true
         default: throw .unsupported(.png, detail: "colour type \(info.color_type) at \(depth) bits")
         }
-        let rgb = samples.withUnsafeBufferPointer {
-            PixelConversion.rgb(from: $0, count: count, layout: layout, hasAlpha: hasAlpha, key: key,
-                                alpha: options.alpha)
+        let rgb: [UInt8]
+        if case .rgb = layout, key == nil || options.alpha == .drop {
+            rgb = samples  // RGB already: no second buffer
+        } else {
+            rgb = samples.withUnsafeBufferPointer {
+                PixelConversion.rgb(from: $0, count: count, layout: layout, hasAlpha: hasAlpha, key: key,
+                                    alpha: options.alpha)
+            }
         }
         var orientation: Int? = nil
         if options.applyOrientation {
