@@ -60,6 +60,7 @@ let package = Package(
                 "GemmaTokenizer",
                 "GemmaModel",
                 "GemmaGenerate",
+                "GemmaVision",
                 "GemmaConvert",
                 "GemmaServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

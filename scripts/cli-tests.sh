@@ -125,5 +125,53 @@ quantize_sfp8() {
 }
 check "quantize --to sfp8 writes a gemma.cpp .sbs that loads and generates; refuses what gemma.cpp cannot express" quantize_sfp8
 
+VISION=Tests/Fixtures/gemma3-tiny-vision
+vision_generate() {  # the processor's prompt with one image: the processor's ids (fixtures.json), 8 tokens
+  printf '<start_of_turn>user\n<start_of_image>Describe this image.<end_of_turn>\n<start_of_turn>model\n' > "$tmp/vprompt.txt"
+  "$GEMMA_BIN" generate -m "$VISION" --image "$VISION/images/wide.png" --file "$tmp/vprompt.txt" --temp 0 -n 8 --json > "$tmp/v.json" || return 1
+  python3 - "$tmp/v.json" "$VISION/fixtures.json" <<'PY'
+import json, sys
+out, ref = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert out["prompt_tokens"] == ref["processor"]["single"]["input_ids"], out["prompt_tokens"]
+assert len(out["tokens"]) == 8, out
+print(out)
+PY
+}
+check "generate --image: the processor's prompt ids with an image, then 8 tokens" vision_generate
+vision_run() {  # Pan & Scan of the 1000x400 image: the whole image and 3 crops, 98 prompt tokens as the processor's
+  out="$("$GEMMA_BIN" run -m "$VISION" --image "$VISION/images/wide.png" --pan-and-scan --temp 0 -n 4 --stats "Describe this image." 2>&1)" || { echo "$out"; return 1; }
+  echo "$out" | grep -q "prompt 98 tokens" || { echo "no 98-token prompt: $out"; return 1; }
+  # The same image as a data: URL gives the same reply.
+  url="data:image/png;base64,$(base64 -w0 "$VISION/images/wide.png")"
+  a="$("$GEMMA_BIN" run -m "$VISION" --image "$VISION/images/wide.png" --temp 0 -n 4 "Describe this image." 2>/dev/null)"
+  b="$("$GEMMA_BIN" run -m "$VISION" --image "$url" --temp 0 -n 4 "Describe this image." 2>/dev/null)"
+  [ -n "$a" ] && [ "$a" = "$b" ] || { echo "file and data: URL differ: '$a' vs '$b'"; return 1; }
+}
+check "run --image --pan-and-scan (98 prompt tokens); a data: URL reads as the file" vision_run
+vision_http() {  # an http URL from a loopback server; a 404 and a non-image are clear errors
+  port=$((20000 + RANDOM % 20000))
+  (cd "$VISION/images" && exec python3 -m http.server "$port" --bind 127.0.0.1) >/dev/null 2>&1 &
+  srv=$!
+  for _ in $(seq 50); do curl -s "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
+  a="$("$GEMMA_BIN" run -m "$VISION" --image "$VISION/images/tall.png" --temp 0 -n 4 "What is it?" 2>/dev/null)"
+  b="$("$GEMMA_BIN" run -m "$VISION" --image "http://127.0.0.1:$port/tall.png" --temp 0 -n 4 "What is it?" 2>&1)"
+  c="$("$GEMMA_BIN" run -m "$VISION" --image "http://127.0.0.1:$port/absent.png" "hi" 2>&1)"; rc=$?
+  kill "$srv"
+  [ -n "$a" ] && [ "$a" = "$b" ] || { echo "file and http URL differ: '$a' vs '$b'"; return 1; }
+  [ $rc -ne 0 ] && echo "$c" | grep -q "HTTP status 404" || { echo "404 unclear (rc $rc): $c"; return 1; }
+}
+check "run --image with an http URL (loopback server) reads as the file; a 404 is a clear error" vision_http
+vision_refuses() {
+  out="$("$GEMMA_BIN" run -m Tests/Fixtures/gemma3-tiny-text --image "$VISION/images/wide.png" "hi" 2>&1)" && { echo "exited 0: $out"; return 1; }
+  echo "$out" | grep -q "no vision encoder" || { echo "unclear: $out"; return 1; }
+  out="$("$GEMMA_BIN" run -m "$VISION" --image "$VISION/README.md" "hi" 2>&1)" && { echo "exited 0: $out"; return 1; }
+  echo "$out" | grep -q "not a JPEG, PNG or WebP image" || { echo "unclear: $out"; return 1; }
+  head -c 3000 "$VISION/images/wide.png" > "$tmp/cut.png"
+  out="$("$GEMMA_BIN" run -m "$VISION" --image "$tmp/cut.png" "hi" 2>&1)" && { echo "exited 0: $out"; return 1; }
+  echo "$out" | grep -q "cut.png" || { echo "unclear: $out"; return 1; }
+  echo "$out"
+}
+check "images refused clearly: a text-only model, a text file, a truncated PNG" vision_refuses
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

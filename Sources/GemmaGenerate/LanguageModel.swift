@@ -34,6 +34,9 @@ public final class LanguageModel: Sendable {
     public let samplingDefaults: SamplingParameters
     /// The vision encoder and projector (Gemma 3 4B, 12B, 27B): nil for a text-only model.
     public let vision: VisionEncoder?
+    /// How images become pixel values: the folder's preprocessor_config.json, else transformers' Gemma3ImageProcessor
+    /// at the encoder's image size (896 x 896 for the released models); nil for a text-only model.
+    public let imageProcessor: ImageProcessor?
 
     /// Loads a model: weights, config and tokenizer. The one entry every command and the server load through.
     ///
@@ -75,14 +78,31 @@ public final class LanguageModel: Sendable {
             throw ModelError.config("the vision encoder projects to width \(v.config.textHiddenSize) but \(path) is \(model.config.hiddenSize) wide: "
                 + "the mmproj file belongs to another model size")
         }
-        return LanguageModel(model: model, tokenizer: try Tokenizer(vocabulary: vocabulary), vision: vision)
+        var processor: ImageProcessor? = nil
+        if let v = vision {
+            if let dir = model.checkpoint.directory, FileManager.default.fileExists(atPath: dir + "/preprocessor_config.json") {
+                processor = try ImageProcessor(folder: dir)
+            } else {
+                var c = ImageProcessorConfig()
+                c.size = ImageSize(height: v.config.siglip.imageSize, width: v.config.siglip.imageSize)
+                c.imageSeqLength = v.config.mmTokensPerImage
+                processor = ImageProcessor(config: c)
+            }
+        }
+        return LanguageModel(model: model, tokenizer: try Tokenizer(vocabulary: vocabulary), vision: vision, imageProcessor: processor)
     }
 
-    /// Wraps an already loaded model, tokenizer and (for images) vision encoder.
-    public init(model: Gemma3Model, tokenizer: Tokenizer, vision: VisionEncoder? = nil) {
+    /// Wraps an already loaded model, tokenizer and (for images) vision encoder and image processor.
+    public init(model: Gemma3Model, tokenizer: Tokenizer, vision: VisionEncoder? = nil, imageProcessor: ImageProcessor? = nil) {
         self.model = model
         self.tokenizer = tokenizer
         self.vision = vision
+        self.imageProcessor = imageProcessor ?? vision.map { v in
+            var c = ImageProcessorConfig()
+            c.size = ImageSize(height: v.config.siglip.imageSize, width: v.config.siglip.imageSize)
+            c.imageSeqLength = v.config.mmTokensPerImage
+            return ImageProcessor(config: c)
+        }
         generator = Generator(model: model)
         samplingDefaults = SamplingParameters(defaults: model.checkpoint.generation)
     }
@@ -112,6 +132,24 @@ public final class LanguageModel: Sendable {
         return PromptImage(views: (0..<views).map { i in
             ImageEmbedding(rows: Array(out[i * n ..< (i + 1) * n]), count: v.config.mmTokensPerImage, digest: "\(digest)#\(i)")
         })
+    }
+
+    /// Soft tokens of an image file's bytes (JPEG, PNG or WebP): decoded (EXIF orientation applied, alpha dropped,
+    /// as transformers' load_image), preprocessed by `imageProcessor` (with Pan & Scan crops when asked and the image
+    /// is elongated enough), encoded. The views are keyed by the SHA-256 of the bytes, so the same image asked about
+    /// again reuses its cached positions.
+    /// - Throws: `ImageError` for a file that is no image, is corrupt or too large (`maxPixels`); `ModelError` for a
+    ///   text-only model.
+    public func embedImage(bytes: [UInt8], panAndScan: Bool = false, maxPixels: Int = DecodeOptions.pilMaxImagePixels,
+                           progress: ((VisionEncodeProgress) -> Void)? = nil) throws -> PromptImage {
+        _ = try requireVision()
+        let image = try RGBImage.decode(bytes, options: DecodeOptions(maxPixels: maxPixels))
+        let processed = imageProcessor!.process(image, panAndScan: panAndScan)
+        var pixels: [Float] = []
+        pixels.reserveCapacity(processed.pixelValues.reduce(0) { $0 + $1.values.count })
+        for t in processed.pixelValues { pixels += t.values }
+        return try embedImage(pixelValues: pixels, views: processed.pixelValues.count, digest: "sha256:" + SHA256.hex(bytes),
+                              progress: progress)
     }
 
     /// Completion of a prompt of token ids and images (`Prompt.raw`, `ChatTemplate.prompt`).

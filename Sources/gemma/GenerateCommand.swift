@@ -6,6 +6,7 @@ import GemmaFormats
 import GemmaGenerate
 import GemmaModel
 import GemmaTokenizer
+import GemmaVision
 
 /// llama.cpp-style sampling flags. Unset, the first five take the model's defaults: its generation_config.json's
 /// sampling values when a Hugging Face folder ships them, else llama.cpp's (`SamplingParameters(defaults:)`).
@@ -114,6 +115,17 @@ enum Progress {
 
     static func loaded(seconds: Double) { if enabled { writeErr(String(format: "\r\u{1B}[Kloaded in %.1f s\n", seconds)) } }
 
+    /// Encoding progress of image `i` of `n` (per encoder layer of each view).
+    static func image(_ i: Int, _ n: Int, _ p: VisionEncodeProgress) {
+        if enabled {
+            let views = p.images > 1 ? " (view \(p.image + 1)/\(p.images))" : ""
+            writeErr("\r\u{1B}[Kencoding image \(i)/\(n)\(views): layer \(p.layer)/\(p.layers)")
+        }
+    }
+    static func imageDone(_ i: Int, views: Int, seconds: Double) {
+        if enabled { writeErr(String(format: "\r\u{1B}[Kencoded image %d (%d view%@) in %.1f s\n", i, views, views == 1 ? "" : "s", seconds)) }
+    }
+
     static func prefill(_ done: Int, _ total: Int) {
         guard enabled else { return }
         writeErr(done < total ? "\r\u{1B}[Kprefill \(done)/\(total) tokens" : "\r\u{1B}[K")
@@ -141,30 +153,39 @@ struct Generate: ParsableCommand {
     @OptionGroup(title: "Sampling") var sampling: SamplingOptions
     @Flag(help: "Do not stop at <eos> or <end_of_turn>.") var ignoreEos = false
     @Flag(help: "Print one JSON object instead of streaming text.") var json = false
+    @OptionGroup(title: "Images") var imageOptions: ImageOptions
 
     func validate() throws {
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be >= 0") }
+        if ids != nil && !imageOptions.images.isEmpty { throw ValidationError("--image needs a text prompt (each image goes at a <start_of_image> in it, else before it), not --ids") }
     }
 
     func run() throws {
         let text = self.ids == nil ? try readPrompt(argument: prompt, file: file) : ""
         let loaded = try model.load()
-        let ids = try self.ids.map { list in
-            try list.split(separator: ",").map { item in
+        let images = try imageOptions.embed(loaded)
+        let prompt: Prompt
+        if let list = self.ids {
+            prompt = Prompt(tokens: try list.split(separator: ",").map { item in
                 guard let id = Int(item.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--ids: \(item) is not a token id") }
                 return id
-            }
-        } ?? loaded.tokenizer.encode(text, addSpecial: true, parseSpecial: true).map(Int.init)
+            })
+        } else if images.isEmpty {
+            prompt = Prompt(tokens: loaded.tokenizer.encode(text, addSpecial: true, parseSpecial: true).map(Int.init))
+        } else {
+            prompt = Prompt.raw(text, images: images, tokenizer: loaded.tokenizer, imageTokens: loaded.imageTokens!)
+        }
+        let ids = prompt.tokenIDs
         let seed = sampling.resolvedSeed
         let parameters = GenerationParameters(sampling: try sampling.parameters(seed: seed, defaults: loaded.samplingDefaults), maxTokens: maxTokens,
                                               stopStrings: sampling.stopStrings, ignoreStopTokens: ignoreEos)
         guard ids.count + maxTokens <= loaded.model.config.maxPositionEmbeddings else {
             throw ExitCodeError(message: "prompt (\(ids.count) tokens) + max tokens (\(maxTokens)) exceeds the model's context of \(loaded.model.config.maxPositionEmbeddings)")
         }
-        let state = loaded.model.makeState(capacity: ids.count + maxTokens + 1)
+        let state = loaded.makeState(capacity: ids.count + maxTokens + 1, for: prompt)
         let outcome: GenerationOutcome
         do {
-            outcome = try loaded.generator.run(prompt: Prompt(tokens: ids), state: state, parameters: parameters,
+            outcome = try loaded.generator.run(prompt: prompt, state: state, parameters: parameters,
                                                tokenizer: loaded.tokenizer) { event in
                 switch event {
                 case let .prefill(done, total): Progress.prefill(done, total)

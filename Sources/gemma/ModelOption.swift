@@ -6,6 +6,7 @@ import Foundation
 import GemmaFormats
 import GemmaGenerate
 import GemmaModel
+import GemmaVision
 
 struct ModelOption: ParsableArguments {
     @Option(name: .shortAndLong, help: "A GGUF file, a gemma.cpp .sbs file or a Hugging Face model folder (default: the fetched Gemma 3 270M Q4_K_M).")
@@ -50,6 +51,9 @@ struct ModelRunOptions: ParsableArguments {
     @Flag(help: "Exact f32 activations everywhere (no int16-quantized activations in the products).")
     var exact = false
 
+    @Option(help: "A llama.cpp mmproj GGUF file: the vision encoder for a GGUF model (a Hugging Face folder of a 4B, 12B or 27B model has its own).")
+    var mmproj: String?
+
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be >= 1") }
     }
@@ -69,7 +73,8 @@ struct ModelRunOptions: ParsableArguments {
         if progress { Progress.loading(file) }
         let t0 = Date()
         do {
-            let model = try LanguageModel.load(path: file, options: options)
+            if let mmproj, !FileManager.default.fileExists(atPath: mmproj) { throw ValidationError("no mmproj file at \(mmproj)") }
+            let model = try LanguageModel.load(path: file, options: options, mmproj: mmproj)
             if progress { Progress.loaded(seconds: Date().timeIntervalSince(t0)) }
             // Why the weights stayed in the file mapping (too large for the memory limit), always said.
             if let note = model.model.placementNote { writeErr("note: \(note)\n") }
@@ -77,5 +82,38 @@ struct ModelRunOptions: ParsableArguments {
         } catch {
             throw ExitCodeError(message: "\(file): \(error)")
         }
+    }
+}
+
+/// Images for the prompt (run, generate): files or URLs, decoded, preprocessed and encoded by the model's vision
+/// encoder, with a progress line on a terminal.
+struct ImageOptions: ParsableArguments {
+    @Option(name: .customLong("image"), help: "An image for a model with a vision encoder: a JPEG, PNG or WebP file, an http(s) URL or a data: URL. Repeatable.")
+    var images: [String] = []
+
+    @Flag(name: .customLong("pan-and-scan"), help: "Also encode Pan & Scan crops of wide or tall images (2-4 crops of at least 256 px; 256 more tokens each).")
+    var panAndScan = false
+
+    /// Each image read and encoded (in order); errors name the image.
+    func embed(_ lm: LanguageModel) throws -> [PromptImage] {
+        guard !images.isEmpty else { return [] }
+        if lm.vision == nil {
+            throw ExitCodeError(message: "this model reads no images: it has no vision encoder (Gemma 3 270M and 1B are text-only; for a 4B, 12B or 27B GGUF pass --mmproj)")
+        }
+        var out: [PromptImage] = []
+        for (i, reference) in images.enumerated() {
+            do {
+                let bytes = try ImageSource.bytes(of: reference)
+                let t0 = Date()
+                let image = try lm.embedImage(bytes: bytes, panAndScan: panAndScan) { p in
+                    Progress.image(i + 1, images.count, p)
+                }
+                Progress.imageDone(i + 1, views: image.views.count, seconds: Date().timeIntervalSince(t0))
+                out.append(image)
+            } catch {
+                throw ExitCodeError(message: "image \(reference.hasPrefix("data:") ? "data: URL" : reference): \(error)")
+            }
+        }
+        return out
     }
 }

@@ -17,6 +17,7 @@ struct Run: AsyncParsableCommand {
     @Option(name: [.customShort("n"), .long], help: "Maximum tokens of the reply.") var maxTokens = 512
     @OptionGroup(title: "Sampling") var sampling: SamplingOptions
     @Flag(help: "Print prompt and generation statistics (tok/s) on stderr.") var stats = false
+    @OptionGroup(title: "Images") var imageOptions: ImageOptions
 
     func validate() throws {
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be >= 0") }
@@ -25,12 +26,16 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         let text = try readPrompt(argument: prompt, file: file)
         let lm = try model.load()
+        let images = try imageOptions.embed(lm)
         var messages: [ChatMessage] = system.map { [.system($0)] } ?? []
-        messages.append(.user(text))
+        // Images first, then the text (as the chat template renders a content list of images and text).
+        messages.append(images.isEmpty ? .user(text) : ChatMessage(.user, parts: images.map { .image($0) } + [.text(text)]))
         let parameters = GenerationParameters(sampling: try sampling.parameters(seed: sampling.resolvedSeed, defaults: lm.samplingDefaults),
                                               maxTokens: maxTokens, stopStrings: sampling.stopStrings)
+        let events = images.isEmpty ? lm.generate(messages: messages, parameters)
+            : lm.generate(prompt: ChatTemplate.prompt(messages, tokenizer: lm.tokenizer, imageTokens: lm.imageTokens!), parameters)
         do {
-            for try await event in lm.generate(messages: messages, parameters) {
+            for try await event in events {
                 switch event {
                 case let .prefill(done, total): Progress.prefill(done, total)
                 case let .text(piece): writeOut(piece)
