@@ -72,6 +72,12 @@ public final class VisionEncoder: Sendable {
         }
     }
 
+    /// `encode` over pixel values in caller-owned memory.
+    public func encode(pixelValues: UnsafeBufferPointer<Float>, images: Int,
+                       progress: ((VisionEncodeProgress) -> Void)? = nil) throws(VisionEncoderError) -> [Float] {
+        try encode(pixelValues: pixelValues, images: images, progress: progress, observe: nil)
+    }
+
     /// `encode` with an observer of every stage of every image (tests); `layers` limits the encoder layers run
     /// (benchmarks: the rest of the pass is skipped only in depth, all other stages run).
     package func encode(pixelValues: UnsafeBufferPointer<Float>, images: Int, layers: Int? = nil,
