@@ -1,9 +1,10 @@
 // Pixels to soft tokens: the SigLIP vision tower (transformers' SiglipVisionTransformer: patch embedding, position
 // embedding, pre-LN encoder layers, post_layernorm) and Gemma 3's multimodal projector (MultimodalProjector.swift),
 // for a batch of images (an image and its Pan & Scan crops) in one call. Images go through the tower one at a time:
-// 4096 patch rows already reuse every weight panel 4096 times per product, and the buffers (allocated once per call)
-// stay one image's size. Products are the batched f32 panel GEMM of GemmaKernels on the worker pool; attention is
-// EncoderAttention.swift. Loading: VisionEncoder+Load.swift.
+// one image's 4096 patch rows already give the products far more rows than they need to reuse each weight panel well
+// (they run in blocks of 512), and the buffers (allocated once per call) stay one image's size. Products are the
+// batched f32 panel GEMM of GemmaKernels on the worker pool; attention is EncoderAttention.swift. Loading:
+// VisionEncoder+Load.swift. Measurements: docs/kernels.md.
 import GemmaFormats
 import GemmaKernels
 #if canImport(Glibc)
