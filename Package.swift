@@ -67,6 +67,9 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
+        // Encode time of the vision encoder on a checkpoint (random full-size weights: scripts/reference/make_random_mmproj.py).
+        .executableTarget(name: "vision-encoder-bench", dependencies: ["GemmaVision", "GemmaKernels", "GemmaFormats"],
+                          path: "Benchmarks/VisionEncoderBench"),
         // What every test target shares: fixture and model paths, a seeded generator, top-k.
         .target(name: "GemmaTestSupport", path: "Tests/GemmaTestSupport"),
         .testTarget(name: "GemmaFormatsTests", dependencies: ["GemmaFormats", "GemmaKernels", "GemmaTestSupport"]),

@@ -1,7 +1,8 @@
 // The encoder's tiled attention against its scalar twin (softmax(q·kᵀ·scale)·v per head in f64, the biases added
 // first), on sizes that hit every tail: token counts that are not multiples of the 6-key tiles or the 32-query blocks,
 // head dims that are not multiples of the 6-dimension value tiles, and key chunks far smaller than the keys, so that
-// the online softmax merges many chunks (the fixture model's 256 keys fit one chunk of the default 768).
+// the online softmax merges many chunks (the fixture model's 256 keys fit one chunk of the default 768); and the
+// softmax's vector exponential against libm.
 import Foundation
 import GemmaKernels
 import GemmaTestSupport
@@ -63,5 +64,26 @@ struct EncoderAttentionTests {
             print("attention tokens \(n) heads \(heads) dim \(shape.headDim) chunk \(chunk) threads \(threads): max |Δ| \(d) (max |out| \(scale))")
             #expect(d <= Self.tolerance * scale)
         }
+    }
+
+    @Test func exp8IsExpWithinItsBound() {
+        // The softmax's exponential: relative error <= 3e-7 against libm over the range the softmax uses (scores minus
+        // their maximum: 0 down to the clamp at -87.3, where e^x is 1.2e-38), 0 past the clamp (and for -inf).
+        var worst: Double = 0
+        var x: Float = 0
+        while x > -87 {
+            let lanes = SIMD8<Float>((0..<8).map { x - Float($0) * 0.001 })
+            let got = exp8(lanes)
+            for i in 0..<8 {
+                let want = Foundation.exp(Double(lanes[i]))
+                worst = max(worst, abs(Double(got[i]) - want) / want)
+            }
+            x -= 0.0137
+        }
+        print("exp8: max relative error \(worst)")
+        #expect(worst <= 3e-7)
+        let edge = exp8(SIMD8(-.infinity, -1000, -87.3, 88, 0, 1, -1, 10))
+        #expect(edge[0] < 2e-38 && edge[1] < 2e-38 && edge[2] < 2e-38 && edge[4] == 1)
+        #expect(abs(edge[5] - Float(M_E)) <= 1e-6 && abs(edge[7] - 22026.465) <= 0.01)
     }
 }

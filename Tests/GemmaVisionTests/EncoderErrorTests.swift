@@ -125,6 +125,25 @@ struct EncoderErrorTests {
         }
     }
 
+    @Test func configsLargerThanTheirWeightsFailBeforeAllocating() throws {
+        // Sizes from a config alone never size an allocation: the tensors are checked first (else 60000 x 32 and
+        // 1000 layers of vectors would be allocated before the first missing tensor is noticed).
+        let base = try SafetensorsCheckpoint(directory: VisionFixture.folder)
+        var wide = try #require(Self.fixtureConfig)
+        wide.textHiddenSize = 60_000
+        #expect(throws: VisionEncoderError.weightShape(name: "multi_modal_projector.mm_input_projection_weight", expected: [32, 60_000], found: [32, 80])) {
+            try VisionEncoder(huggingFace: base, config: wide, threads: 1)
+        }
+        var odd = try #require(Self.fixtureConfig)
+        odd.siglip.numAttentionHeads = 3
+        #expect(throws: VisionEncoderError.self) { try VisionEncoder(huggingFace: base, config: odd, threads: 1) }
+        var deep = try #require(Self.fixtureConfig)
+        deep.siglip.numHiddenLayers = 1000
+        #expect(throws: VisionEncoderError.missingWeight("vision_tower.encoder.layers.2.layer_norm1.weight")) {
+            try VisionEncoder(huggingFace: base, config: deep, threads: 1)
+        }
+    }
+
     @Test func wrongPixelCountsAreRefused() throws {
         let encoder = try VisionEncoder.load(path: VisionFixture.folder, threads: 1)
         #expect(throws: VisionEncoderError.self) { try encoder.encode(pixelValues: [Float](repeating: 0, count: 3 * 224 * 224 - 1), images: 1) }

@@ -27,7 +27,7 @@ package final class EncoderAttentionBuffers {
     /// Per head, values in 6-dimension tiles, key-major: [head][dimTile][key][6].
     let packedValues: UnsafeMutablePointer<Float>
     /// Per worker: query panel [headDim][32], probabilities [keyChunk][32], chunk output and accumulator
-    /// [dimTiles * 6][32], and per-query maximum, sum, rescale, chunk maximum (32 each).
+    /// [dimTiles * 6][32], per-query sums (32).
     let perWorker: UnsafeMutablePointer<Float>
     let workerStride: Int
     private let allocation: UnsafeMutableRawPointer
@@ -44,7 +44,7 @@ package final class EncoderAttentionBuffers {
         self.keyChunk = chunk
         // Each piece a multiple of 16 floats, so that every panel starts 64-byte aligned.
         func round(_ n: Int) -> Int { (n + 15) / 16 * 16 }
-        workerStride = round(headDim * 32) + round(chunk * 32) + 2 * round(dimTiles * 6 * 32) + 4 * 32
+        workerStride = round(headDim * 32) + round(chunk * 32) + 2 * round(dimTiles * 6 * 32) + 32
         let floats = round(keys) + round(values) + workers * workerStride
         allocation = .allocate(byteCount: floats * 4, alignment: 64)
         let base = allocation.bindMemory(to: Float.self, capacity: floats)
@@ -127,7 +127,7 @@ package struct EncoderAttention {
         let probs = panel + round(d * 32)                                 // [chunk][32]
         let chunkOut = probs + round(b.keyChunk * 32)                     // [dimTiles*6][32]
         let acc = chunkOut + round(dimTiles * 6 * 32)                     // [dimTiles*6][32]
-        let runMax = acc + round(dimTiles * 6 * 32), runSum = runMax + 32, alpha = runSum + 32, chunkMax = alpha + 32
+        let sums = acc + round(dimTiles * 6 * 32)                         // [32]
 
         let qb = qBias + h * d
         for i in 0..<32 {
@@ -138,8 +138,9 @@ package struct EncoderAttention {
                 for j in 0..<d { panel[j * 32 + i] = 0 }
             }
         }
-        for i in 0..<32 { runMax[i] = -.infinity; runSum[i] = 0 }
         acc.update(repeating: 0, count: d * 32)
+        // Per query: the running maximum of the scaled scores and the running sum of their exponentials.
+        var runMax = Lanes32(repeating: -.infinity), runSum = Lanes32(repeating: 0)
 
         let keys = b.packedKeys + h * b.keyTiles * 6 * d
         let values = b.packedValues + h * dimTiles * n * 6
@@ -153,39 +154,97 @@ package struct EncoderAttention {
                 gemmTile32x6(panel, keys + (c0 + t) * d, 1, d, probs + t * 32, 32, min(6, nk - t), xStep: 6)
                 t += 6
             }
-            // Online softmax, lane-wise over the 32 queries.
-            for i in 0..<32 { chunkMax[i] = -.infinity }
+            // Online softmax, lane-wise over the 32 queries: the new maximum, the old partials' rescale factor,
+            // then the chunk's probabilities (relative to the new maximum) in place and their sum.
+            // (Lanes32 methods and wrappers that call max8 / exp8 are not inlined by Swift 6.3: the calls are direct.)
+            var chunkMax = Lanes32(repeating: -.infinity)
             for key in 0..<nk {
-                let row = probs + key * 32
-                for i in 0..<32 { chunkMax[i] = max(chunkMax[i], row[i]) }
+                let row = Lanes32(probs + key * 32)
+                chunkMax = Lanes32(max8(chunkMax.v0, row.v0), max8(chunkMax.v1, row.v1), max8(chunkMax.v2, row.v2), max8(chunkMax.v3, row.v3))
             }
-            for i in 0..<32 {
-                let m = max(runMax[i], chunkMax[i] * scale)
-                alpha[i] = expFast(runMax[i] - m)
-                runMax[i] = m
-                runSum[i] *= alpha[i]
-            }
+            let scaledMax = chunkMax.scaled(scale)
+            let newMax = Lanes32(max8(runMax.v0, scaledMax.v0), max8(runMax.v1, scaledMax.v1), max8(runMax.v2, scaledMax.v2),
+                                 max8(runMax.v3, scaledMax.v3))
+            let shift = runMax - newMax
+            let alpha = Lanes32(exp8(shift.v0), exp8(shift.v1), exp8(shift.v2), exp8(shift.v3))
+            runMax = newMax
+            var sum = Lanes32(repeating: 0)
             for key in 0..<nk {
-                let row = probs + key * 32
-                for i in 0..<32 {
-                    let p = expFast(row[i] * scale - runMax[i])
-                    row[i] = p
-                    runSum[i] += p
-                }
+                let x = Lanes32(probs + key * 32).scaled(scale) - newMax
+                let p = Lanes32(exp8(x.v0), exp8(x.v1), exp8(x.v2), exp8(x.v3))
+                p.store(probs + key * 32)
+                sum = sum + p
             }
+            runSum = runSum * alpha + sum
             // This chunk's share of the output, out[dim][query], merged into the rescaled accumulator.
             for dt in 0..<dimTiles {
                 gemmTile32x6(probs, values + (dt * n + c0) * 6, 1, nk, chunkOut + dt * 6 * 32, 32, min(6, d - 6 * dt), xStep: 6)
             }
-            for j in 0..<d {
-                let a = acc + j * 32, c = chunkOut + j * 32
-                for i in 0..<32 { a[i] = a[i] * alpha[i] + c[i] }
-            }
+            for j in 0..<d { (Lanes32(acc + j * 32) * alpha + Lanes32(chunkOut + j * 32)).store(acc + j * 32) }
             c0 += nk
         }
+        runSum.store(sums)
         for i in 0..<rows {
-            let inv = 1 / runSum[i], dst = out + (q0 + i) * width + h * d
+            let inv = 1 / sums[i], dst = out + (q0 + i) * width + h * d
             for j in 0..<d { dst[j] = acc[j * 32 + i] * inv }
         }
     }
+}
+
+/// 32 floats, one per query of a block, as four 8-lane vectors (AVX2 registers): the softmax's lane-wise arithmetic.
+struct Lanes32 {
+    var v0, v1, v2, v3: SIMD8<Float>
+
+    @inline(__always) init(repeating x: Float) {
+        v0 = SIMD8(repeating: x); v1 = v0; v2 = v0; v3 = v0
+    }
+
+    @inline(__always) init(_ v0: SIMD8<Float>, _ v1: SIMD8<Float>, _ v2: SIMD8<Float>, _ v3: SIMD8<Float>) {
+        self.v0 = v0; self.v1 = v1; self.v2 = v2; self.v3 = v3
+    }
+
+    /// The 32 floats at `p`.
+    @inline(__always) init(_ p: UnsafePointer<Float>) {
+        let r = UnsafeRawPointer(p)
+        v0 = r.loadUnaligned(as: SIMD8<Float>.self)
+        v1 = r.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+        v2 = r.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self)
+        v3 = r.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self)
+    }
+
+    @inline(__always) func store(_ p: UnsafeMutablePointer<Float>) {
+        let r = UnsafeMutableRawPointer(p)
+        r.storeBytes(of: v0, as: SIMD8<Float>.self)
+        r.storeBytes(of: v1, toByteOffset: 32, as: SIMD8<Float>.self)
+        r.storeBytes(of: v2, toByteOffset: 64, as: SIMD8<Float>.self)
+        r.storeBytes(of: v3, toByteOffset: 96, as: SIMD8<Float>.self)
+    }
+
+    @inline(__always) static func + (a: Lanes32, b: Lanes32) -> Lanes32 { Lanes32(a.v0 + b.v0, a.v1 + b.v1, a.v2 + b.v2, a.v3 + b.v3) }
+    @inline(__always) static func - (a: Lanes32, b: Lanes32) -> Lanes32 { Lanes32(a.v0 - b.v0, a.v1 - b.v1, a.v2 - b.v2, a.v3 - b.v3) }
+    @inline(__always) static func * (a: Lanes32, b: Lanes32) -> Lanes32 { Lanes32(a.v0 * b.v0, a.v1 * b.v1, a.v2 * b.v2, a.v3 * b.v3) }
+    @inline(__always) func scaled(_ s: Float) -> Lanes32 { Lanes32(v0 * s, v1 * s, v2 * s, v3 * s) }
+}
+
+/// Lane-wise maximum as one vmaxps (the stdlib's `pointwiseMax` is a scalar loop with IEEE NaN rules).
+@inline(__always) package func max8(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: a .< b) }
+@inline(__always) package func min8(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: a .> b) }
+
+/// e^x on 8 lanes, `expFast`'s method (Cody-Waite reduction x = k·ln2 + r, a degree-6 Taylor polynomial for e^r,
+/// 2^k built in the exponent bits) with fused multiply-adds (Swift does not contract a * b + c on its own): relative
+/// error about 1e-7, like expFast's, but not its values bit for bit.
+@inline(__always)
+package func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    let x = max8(min8(x, SIMD8(repeating: 88.0)), SIMD8(repeating: -87.3))
+    let t = SIMD8<Float>(repeating: 12_582_912).addingProduct(x, SIMD8(repeating: 1.442_695_04))
+    let k = t - 12_582_912
+    let ki = unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000
+    let r = x.addingProduct(k, SIMD8(repeating: -0.693_145_75)).addingProduct(k, SIMD8(repeating: -1.428_606_8e-6))
+    var p = SIMD8<Float>(repeating: 1.0 / 120).addingProduct(SIMD8(repeating: 1.0 / 720), r)
+    p = SIMD8<Float>(repeating: 1.0 / 24).addingProduct(p, r)
+    p = SIMD8<Float>(repeating: 1.0 / 6).addingProduct(p, r)
+    p = SIMD8<Float>(repeating: 0.5).addingProduct(p, r)
+    p = SIMD8<Float>(repeating: 1).addingProduct(p, r)
+    p = SIMD8<Float>(repeating: 1).addingProduct(p, r)
+    return p * unsafeBitCast((ki &+ 127) &* 8_388_608, to: SIMD8<Float>.self)
 }

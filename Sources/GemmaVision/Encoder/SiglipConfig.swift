@@ -61,8 +61,9 @@ public struct SiglipConfig: Sendable, Equatable {
             throw .config("\(source): hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
         }
         guard layerNormEps.isFinite, layerNormEps >= 0 else { throw .config("\(source): layer_norm_eps \(layerNormEps) is not a non-negative number") }
-        // The largest activation buffer (tokens x intermediate) must be allocatable: So400m at 896 is 17.6M floats.
-        guard numPatches <= 1 << 16, numPatches * intermediateSize <= 1 << 30 else {
+        // The one activation buffer that the weights' sizes do not bound (tokens x intermediate) stays below 512 MB:
+        // So400m at 896 px needs 17.6M floats.
+        guard numPatches <= 1 << 16, numPatches * intermediateSize <= 1 << 27 else {
             throw .config("\(source): \(numPatches) patches of width \(intermediateSize) is more than this encoder allocates")
         }
     }

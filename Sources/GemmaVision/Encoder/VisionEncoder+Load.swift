@@ -43,6 +43,7 @@ extension VisionEncoder {
     /// Binds a Hugging Face checkpoint's tensors (any `TensorSource` with transformers' names) for `config`.
     public convenience init(huggingFace source: any TensorSource, config: Gemma3VisionConfig, threads: Int? = nil,
                             precision: Precision = .fast, name: String = "the checkpoint") throws(VisionEncoderError) {
+        try config.validate(name)
         let (tower, projector) = VisionTensorNaming.detectHuggingFace(source)
         guard let tower else {
             throw .noVisionTower("\(name) has no vision tower tensors (embeddings.patch_embedding.weight under "

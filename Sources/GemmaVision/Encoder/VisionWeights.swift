@@ -172,6 +172,26 @@ package final class VisionWeights: @unchecked Sendable {  // immutable after ini
             let (t, enc) = try tensor(w, shape)
             return WeightMatrix(encoding: enc, rows: shape[0], cols: shape.dropFirst().reduce(1, *), base: t.bytes.baseAddress!)
         }
+        // Every tensor present, of its shape and a usable type, before anything is allocated: the sizes below come
+        // from the config, and only tensors that exist in the file may size an allocation.
+        var expected: [(VisionWeight, [Int])] = [
+            (.patchEmbedding, [h, s.numChannels, s.patchSize, s.patchSize]), (.patchBias, [h]), (.positionEmbedding, [n, h]),
+            (.postNormWeight, [h]), (.postNormBias, [h]), (.softEmbNorm, [h]), (.inputProjection, [h, e]),
+        ]
+        for i in 0..<s.numHiddenLayers {
+            for l in VisionWeight.Layer.allCases {
+                let shape: [Int] = switch l {
+                case .q, .k, .v, .o: [h, h]
+                case .fc1: [f, h]
+                case .fc2: [h, f]
+                case .fc1Bias: [f]
+                default: [h]
+                }
+                expected.append((.layer(i, l), shape))
+            }
+        }
+        for (w, shape) in expected { _ = try tensor(w, shape) }
+
         // The f32 store: every vector, the position table, the transposed projection.
         let vectorsPerLayer = 9 * h + f
         let total = h + n * h + s.numHiddenLayers * vectorsPerLayer + 2 * h + h + e * h
