@@ -41,8 +41,6 @@ public struct ImageMessages: Sendable, Equatable {
         messages.flatMap(\.parts).compactMap { if case let .image(url, param) = $0 { (url, param) } else { nil } }
     }
 
-    public static func == (a: ImageMessages, b: ImageMessages) -> Bool { a.messages == b.messages && a.panAndScan == b.panAndScan }
-
     /// The prompt with `images` (one per image part, in order) where their parts stand.
     func prompt(tokenizer: Tokenizer, imageTokens: ImageTokens, images: [PromptImage]) -> Prompt {
         precondition(images.count == self.images.count, "one image per image part")
