@@ -172,6 +172,29 @@ vision_refuses() {
   echo "$out"
 }
 check "images refused clearly: a text-only model, a text file, a truncated PNG" vision_refuses
+vision_chat() {  # chat's /image attaches to the next message: the reply is run's; turn 2 reuses the image from the cache
+  ref="$("$GEMMA_BIN" run -m "$VISION" --image "$VISION/images/wide.png" --temp 0 -n 8 "Describe this image." 2>/dev/null)"
+  out="$(printf '/image %s\nDescribe this image.\nWhat colour is it?\n/image %s/README.md\n' "$VISION/images/wide.png" "$VISION" |
+    "$GEMMA_BIN" chat -m "$VISION" --temp 0 -n 8 --stats 2>&1)" || { echo "$out"; return 1; }
+  python3 - "$out" "$ref" <<'PY'
+import re, sys
+out, ref = sys.argv[1], sys.argv[2]
+assert "[image attached to your next message: 1 view(s), 16 soft tokens]" in out, out
+# The first reply: what follows the prompt after the attach note, up to the first stats line.
+first = out.split("soft tokens]\n> ", 1)[1].split("\n[prompt ", 1)[0]
+assert first == ref, (first, ref)
+stats = [tuple(map(int, m)) for m in re.findall(r"\[prompt (\d+) tokens: (\d+) reused, (\d+) prefilled.*?\| (\d+) generated", out)]
+assert len(stats) == 2, out
+(p1, r1, f1, g1), (p2, r2, f2, g2) = stats
+assert p1 == 32 and r1 == 0, stats           # the processor's 32 tokens (fixtures.json processor.single)
+assert r2 == p1 + g1 - 1 and p2 == r2 + f2, stats   # turn 2 keeps turn 1, image included, from the cache
+assert "not a JPEG, PNG or WebP image" in out, out  # a bad /image is an error line; the chat goes on
+print(stats)
+PY
+  out="$(printf '/image %s\n' "$VISION/images/wide.png" | "$GEMMA_BIN" chat -m Tests/Fixtures/gemma3-tiny-text 2>&1)"
+  echo "$out" | grep -q "no vision encoder" || { echo "unclear: $out"; return 1; }
+}
+check "chat: /image attaches to the next message (reply as run's, 32 prompt tokens), turn 2 reuses the image; refusals" vision_chat
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

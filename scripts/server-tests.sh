@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# End-to-end checks of `gemma serve` with the official openai Python client (scripts/server_tests.py): installs
-# `openai` from PyPI if missing, starts .build/release/gemma serve on a free 127.0.0.1 port, runs the checks, stops
-# it with SIGTERM. Prints one line per check and "server: N passed, N failed"; exits non-zero on failure.
-# Usage: scripts/server-tests.sh [path/to/gemma]   (build first: make build)
+# End-to-end checks of `gemma serve` with the official openai Python client: scripts/server_tests.py (the real
+# model: chat, completions, errors, load, disconnects, throughput) and scripts/server_vision_tests.py (image_url parts
+# on the tiny vision fixture, against `gemma run --image`). Installs `openai` from PyPI if missing; each script starts
+# its own server on a free 127.0.0.1 port and stops it with SIGTERM. Prints one line per check and a summary per
+# script; exits non-zero on failure.
+# Usage: scripts/server-tests.sh [path/to/gemma] [all|text|vision]   (build first: make build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${1:-.build/release/gemma}"
 if ! python3 -c "import openai" 2>/dev/null; then
     python3 -m pip install --quiet openai 2>/dev/null || python3 -m pip install --quiet --break-system-packages openai
 fi
-exec python3 scripts/server_tests.py --binary "$BIN" ${GEMMA_MODEL:+--model "$GEMMA_MODEL"}
+WHICH="${2:-all}"
+status=0
+if [ "$WHICH" != vision ]; then python3 scripts/server_tests.py --binary "$BIN" ${GEMMA_MODEL:+--model "$GEMMA_MODEL"} || status=1; fi
+if [ "$WHICH" != text ]; then python3 scripts/server_vision_tests.py --binary "$BIN" || status=1; fi
+exit $status

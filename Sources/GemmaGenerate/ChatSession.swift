@@ -1,6 +1,7 @@
-// A conversation that keeps its KV cache between turns: the history is kept as the exact token ids the model saw
-// (a reply is stored as the ids it generated, not re-encoded text), so each new turn shares the whole conversation
-// as a cached prefix and only the new turn is prefilled (plus the reply's last token when the reply ended without
+// A conversation that keeps its KV cache between turns: the history is kept as the exact prompt parts the model saw
+// (token ids, and each image's soft tokens keyed by its content; a reply is stored as the ids it generated, not
+// re-encoded text), so each new turn shares the whole conversation, images included, as a cached prefix and only the
+// new turn is prefilled (plus the reply's last token when the reply ended without
 // <end_of_turn>: it was sampled but never run through the model). When the context would overflow, the oldest
 // turns are dropped (the system text moves to the new first user turn and the conversation is prefilled again)
 // or, by choice, the turn is refused with `ChatError.contextFull`.
@@ -52,10 +53,10 @@ public final class ChatSession: Sendable {
     public let contextLength: Int
     public let overflow: OverflowPolicy
 
-    /// A closed turn and the exact tokens the model saw for it.
+    /// A closed turn and exactly what the model saw for it: token ids and image soft tokens.
     struct Entry: Sendable {
         var message: ChatMessage
-        var tokens: [Int]
+        var parts: [PromptPart]
     }
 
     struct History: Sendable {
@@ -74,7 +75,9 @@ public final class ChatSession: Sendable {
         self.system = system.flatMap { $0.isEmpty ? nil : $0 }
         self.contextLength = max(2, min(contextLength, model.contextLength))
         self.overflow = overflow
-        engine = Engine(model.model.makeState(capacity: self.contextLength))
+        // Steps of a state hold a bidirectional span whole: an image view's soft tokens are one step.
+        let rows = max(64, model.vision?.config.mmTokensPerImage ?? 0)
+        engine = Engine(model.model.makeState(capacity: self.contextLength, maxBatch: rows))
     }
 
     /// The conversation so far (system message first when there is one).
@@ -83,8 +86,9 @@ public final class ChatSession: Sendable {
         return (system.map { [ChatMessage.system($0)] } ?? []) + entries
     }
 
-    /// The token ids of the conversation so far: BOS and every closed turn.
-    public var tokens: [Int] { bosTokens + history.withLock { $0.entries.flatMap(\.tokens) } }
+    /// The token ids of the conversation so far: BOS and every closed turn (an image's soft tokens as its placeholder
+    /// id).
+    public var tokens: [Int] { bosTokens + Prompt(history.withLock { $0.entries.flatMap(\.parts) }).tokenIDs }
 
     /// User/model exchanges dropped so far to fit the context.
     public var droppedTurns: Int { history.withLock { $0.droppedTurns } }
@@ -98,9 +102,14 @@ public final class ChatSession: Sendable {
     }
 
     /// The prompt a message would be sent with: the conversation so far, the user turn and `<start_of_turn>model\n`.
-    public func prompt(for text: String) -> [Int] {
+    public func prompt(for text: String) -> [Int] { prompt(for: .user(text)).tokenIDs }
+
+    /// The prompt a message of text and images would be sent with.
+    public func prompt(parts: [ChatContent]) -> Prompt { prompt(for: ChatMessage(.user, parts: parts)) }
+
+    private func prompt(for message: ChatMessage) -> Prompt {
         let entries = history.withLock { $0.entries }
-        return assemble(entries, userEntry(text, first: entries.isEmpty))
+        return assemble(entries, userEntry(message, first: entries.isEmpty))
     }
 
     /// Sends a user message and streams the reply. The reply joins the history when the turn ends, however it
@@ -113,17 +122,37 @@ public final class ChatSession: Sendable {
     ///   cache and how many were prefilled.
     public func send(_ text: String, _ parameters: GenerationParameters = GenerationParameters())
         -> AsyncThrowingStream<GenerationEvent, any Error> {
+        send(message: .user(text), parameters)
+    }
+
+    /// Sends a user message of text and images, in order (images from `LanguageModel.embedImage`), and streams the
+    /// reply. The images stay in the history as their soft tokens, keyed by content: later turns reuse their cached
+    /// positions instead of running them again.
+    ///
+    /// ```swift
+    /// let photo = try model.embedImage(bytes: ImageSource.bytes(of: "cat.jpg"))
+    /// for try await event in chat.send(parts: [.image(photo), .text("What is this?")]) { ... }
+    /// for try await event in chat.send("What colour is it?") { ... }   // the image is reused from the cache
+    /// ```
+    /// - Throws (in the stream): `ModelError.input` when the model reads no images.
+    public func send(parts: [ChatContent], _ parameters: GenerationParameters = GenerationParameters())
+        -> AsyncThrowingStream<GenerationEvent, any Error> {
+        send(message: ChatMessage(.user, parts: parts), parameters)
+    }
+
+    private func send(message: ChatMessage, _ parameters: GenerationParameters) -> AsyncThrowingStream<GenerationEvent, any Error> {
         LanguageModel.stream { isCancelled, emit in
             self.turnLock.wait()
             defer { self.turnLock.signal() }
-            try self.turn(text, parameters, isCancelled: isCancelled, emit: emit)
+            try self.turn(message, parameters, isCancelled: isCancelled, emit: emit)
         }
     }
 
-    private func turn(_ text: String, _ parameters: GenerationParameters, isCancelled: () -> Bool,
+    private func turn(_ message: ChatMessage, _ parameters: GenerationParameters, isCancelled: () -> Bool,
                       emit: (GenerationEvent) -> Void) throws {
+        if !message.images.isEmpty { _ = try model.requireVision() }
         var entries = history.withLock { $0.entries }
-        var user = userEntry(text, first: entries.isEmpty)
+        var user = userEntry(message, first: entries.isEmpty)
         var prompt = assemble(entries, user)
         let room = min(max(parameters.maxTokens, 1), contextLength - 1)
         var dropped = 0
@@ -136,15 +165,15 @@ public final class ChatSession: Sendable {
             entries.removeFirst(min(2, entries.count))
             dropped += 1
             if let first = entries.first {
-                entries[0] = userEntry(first.message.content, first: true)
+                entries[0] = userEntry(first.message, first: true)
             } else {
-                user = userEntry(text, first: true)
+                user = userEntry(message, first: true)
             }
             prompt = assemble(entries, user)
         }
 
         var finished: GenerationStats? = nil
-        let outcome = try model.generator.run(prompt: Prompt(tokens: prompt), state: engine.state, parameters: parameters,
+        let outcome = try model.generator.run(prompt: prompt, state: engine.state, parameters: parameters,
                                               tokenizer: model.tokenizer, reuse: .longest, snapshot: true,
                                               isCancelled: isCancelled) { event in
             if case let .finished(stats) = event { finished = stats } else { emit(event) }
@@ -158,7 +187,7 @@ public final class ChatSession: Sendable {
         case .length, .cancelled: outcome.tokens
         }
         let reply = Entry(message: .model(outcome.text),
-                          tokens: ChatTemplate.generationPrompt(tokenizer: tk) + replyIDs + ChatTemplate.closingTokens(tokenizer: tk))
+                          parts: [.tokens(ChatTemplate.generationPrompt(tokenizer: tk) + replyIDs + ChatTemplate.closingTokens(tokenizer: tk))])
         history.withLock {
             $0.entries = entries + [user, reply]
             $0.droppedTurns += dropped
@@ -168,13 +197,22 @@ public final class ChatSession: Sendable {
 
     private var bosTokens: [Int] { [Int(model.tokenizer.vocabulary.bosID ?? 2)] }
 
-    private func userEntry(_ text: String, first: Bool) -> Entry {
-        let content = first ? (system.map { $0 + "\n\n" + text } ?? text) : text
-        return Entry(message: .user(text), tokens: ChatTemplate.turnTokens(role: .user, content: content, tokenizer: model.tokenizer))
+    /// A user turn: text as the template's token ids; with images, as `ChatTemplate.prompt` renders it (the same ids
+    /// for the text, each image's soft tokens where it stands). The first turn carries the system text.
+    private func userEntry(_ message: ChatMessage, first: Bool) -> Entry {
+        let system = first ? self.system : nil
+        guard let parts = message.parts, !message.images.isEmpty else {
+            let content = system.map { $0 + "\n\n" + message.content } ?? message.content
+            return Entry(message: message, parts: [.tokens(ChatTemplate.turnTokens(role: .user, content: content, tokenizer: model.tokenizer))])
+        }
+        var b = PromptBuilder(tokenizer: model.tokenizer, imageTokens: model.imageTokens ?? ImageTokens())
+        ChatTemplate.appendTurn(role: .user, parts: (system.map { [.text($0 + "\n\n")] } ?? []) + parts, to: &b)
+        return Entry(message: message, parts: b.build().parts)
     }
 
-    private func assemble(_ entries: [Entry], _ user: Entry) -> [Int] {
-        bosTokens + entries.flatMap(\.tokens) + user.tokens + ChatTemplate.generationPrompt(tokenizer: model.tokenizer)
+    private func assemble(_ entries: [Entry], _ user: Entry) -> Prompt {
+        Prompt([.tokens(bosTokens)] + entries.flatMap(\.parts) + user.parts
+               + [.tokens(ChatTemplate.generationPrompt(tokenizer: model.tokenizer))])
     }
 }
 

@@ -17,7 +17,8 @@ public enum ImageSourceError: Error, Equatable, Sendable, CustomStringConvertibl
         case let .file(path, why): "cannot read image file \(path): \(why)"
         case let .dataURL(why): "bad data: URL: \(why)"
         case let .fetch(url, why): "cannot fetch image \(url): \(why)"
-        case let .tooLarge(what, limit): "\(what) is larger than the \(limit / (1 << 20)) MiB limit for an image"
+        case let .tooLarge(what, limit):
+            "\(what) is larger than the \(limit % (1 << 20) == 0 ? "\(limit >> 20) MiB" : "\(limit)-byte") limit for an image"
         }
     }
 }
@@ -36,6 +37,9 @@ public struct ImageFetchLimits: Sendable, Equatable {
         self.timeout = timeout
         self.maxRedirects = maxRedirects
     }
+
+    /// The timeout for messages: "30", "2.5".
+    var seconds: String { timeout == timeout.rounded() && abs(timeout) < 1e9 ? String(Int(timeout)) : String(timeout) }
 }
 
 public enum ImageSource {
@@ -87,7 +91,7 @@ public enum ImageSource {
         request.setValue("swift-gemma", forHTTPHeaderField: "User-Agent")
         session.dataTask(with: request).resume()
         guard delegate.done.wait(timeout: .now() + limits.timeout + 1) == .success else {
-            throw ImageSourceError.fetch(url, "no answer within \(Int(limits.timeout)) s")
+            throw ImageSourceError.fetch(url, "no answer within \(limits.seconds) s")
         }
         return try delegate.result(url)
     }
@@ -150,7 +154,10 @@ private final class FetchDelegate: NSObject, URLSessionDataDelegate, @unchecked 
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
         lock.lock()
-        if let error, failure == nil, !over { failure = error.localizedDescription }
+        if let error, failure == nil, !over {
+            let timedOut = (error as? URLError)?.code == .timedOut || (error as NSError).code == NSURLErrorTimedOut
+            failure = timedOut ? "no answer within \(limits.seconds) s" : error.localizedDescription
+        }
         lock.unlock()
         done.signal()
     }

@@ -1,5 +1,5 @@
-// One generation request as the scheduler sees it: prompt tokens, parameters, the stream its events go to, and a
-// cancellation flag that the HTTP side raises when the client goes away.
+// One generation request as the scheduler sees it: its prompt (token ids, and the soft tokens of its images),
+// parameters, the stream its events go to, and a cancellation flag that the HTTP side raises when the client goes away.
 import GemmaGenerate
 import GemmaModel
 import Synchronization
@@ -11,10 +11,9 @@ import Synchronization
 /// `.finished`. A failed job's stream throws an `APIError`; a cancelled job's stream just ends.
 public final class Job: Sendable {
     public let id: Int
-    public let tokens: [Int]
+    /// Token ids and image soft tokens, as the model takes them.
+    public let prompt: Prompt
     public let parameters: GenerationParameters
-    /// The tokens as the model takes them.
-    let prompt: Prompt
     let continuation: AsyncThrowingStream<GenerationEvent, any Error>.Continuation
     let enqueued: ContinuousClock.Instant
     private let cancelled = Atomic<Bool>(false)
@@ -22,11 +21,10 @@ public final class Job: Sendable {
     let cancelledAtStep = Atomic<Int>(-1)
     private let onCancel: @Sendable (Job) -> Void
 
-    init(id: Int, tokens: [Int], parameters: GenerationParameters,
+    init(id: Int, prompt: Prompt, parameters: GenerationParameters,
          continuation: AsyncThrowingStream<GenerationEvent, any Error>.Continuation, onCancel: @escaping @Sendable (Job) -> Void) {
         self.id = id
-        self.tokens = tokens
-        prompt = Prompt(tokens: tokens)
+        self.prompt = prompt
         self.parameters = parameters
         self.continuation = continuation
         self.onCancel = onCancel

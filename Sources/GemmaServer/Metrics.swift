@@ -37,6 +37,8 @@ public final class Metrics: Sendable {
         var firstToken = Histogram([0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
         var queueWait = Histogram([0.001, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30])
         var decodeStep = Histogram([0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1])
+        var imageEncode = Histogram([0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120])
+        var images: [ImageOutcome: Int] = [:]
         var promptTokens = 0, reusedTokens = 0, prefilledTokens = 0, generatedTokens = 0
         var decodeSteps = 0, decodeRows = 0
         var cancelled = 0, lastCancelSteps = 0, maxCancelSteps = 0
@@ -73,6 +75,14 @@ public final class Metrics: Sendable {
         state.withLock {
             $0.promptTokens += total
             $0.reusedTokens += reused
+        }
+    }
+    /// What became of an image part.
+    enum ImageOutcome: String, CaseIterable { case encoded, cached, failed }
+    func countImage(_ outcome: ImageOutcome, seconds: Double? = nil) {
+        state.withLock {
+            $0.images[outcome, default: 0] += 1
+            if let seconds { $0.imageEncode.observe(seconds) }
         }
     }
     func countPrefilled(_ n: Int) { state.withLock { $0.prefilledTokens += n } }
@@ -119,6 +129,10 @@ public final class Metrics: Sendable {
         s.queueWait.render("gemma_queue_wait_seconds", into: &out)
         out += "# HELP gemma_decode_step_seconds Duration of one batched decode step.\n# TYPE gemma_decode_step_seconds histogram\n"
         s.decodeStep.render("gemma_decode_step_seconds", into: &out)
+        out += "# HELP gemma_images_total Image parts of chat requests: encoded, taken from the cache of encoded images, or refused.\n# TYPE gemma_images_total counter\n"
+        for o in ImageOutcome.allCases { out += "gemma_images_total{outcome=\"\(o.rawValue)\"} \(s.images[o] ?? 0)\n" }
+        out += "# HELP gemma_image_encode_seconds Time to decode, preprocess and encode one image.\n# TYPE gemma_image_encode_seconds histogram\n"
+        s.imageEncode.render("gemma_image_encode_seconds", into: &out)
         metric("gemma_prompt_tokens_total", "counter", "Prompt tokens of requests that started generating.", s.promptTokens)
         metric("gemma_prompt_tokens_reused_total", "counter", "Prompt tokens whose KV entries were reused from a slot's cache.", s.reusedTokens)
         metric("gemma_prompt_tokens_prefilled_total", "counter", "Prompt tokens run through the model.", s.prefilledTokens)

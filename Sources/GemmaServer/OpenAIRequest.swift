@@ -1,15 +1,22 @@
-// Parsing and validating OpenAI request bodies (POST /v1/chat/completions and /v1/completions) into prompt tokens
-// and generation parameters. Every field is checked for its JSON type and range and a bad one is refused with a
+// Parsing and validating OpenAI request bodies (POST /v1/chat/completions and /v1/completions) into prompts and
+// generation parameters. Chat content may hold `image_url` parts (a data: URL or an http(s) URL, also as the bare
+// string some clients send); their images are read and encoded afterwards (ImageInput.swift), so the parser only
+// checks their shape and sizes the prompt with one view per image. Every field is checked for its JSON type and range and a bad one is refused with a
 // 400 that names it (`param`), as OpenAI does. Sampling knobs OpenAI lacks (top_k, min_p, repeat_penalty) are taken
 // under llama.cpp's server names; anything unset keeps llama.cpp's defaults.
 import GemmaFormats
 import GemmaGenerate
+import GemmaModel
 import GemmaTokenizer
 
 /// A validated generation request.
 public struct GenerationRequest: Sendable {
     public var model: String?
-    public var tokens: [Int]
+    /// The prompt; for a chat request with images, its text-only stand-in until `images` are encoded.
+    public var prompt: Prompt
+    /// The messages of a chat request with images (nil without): the prompt is built from them once the images are
+    /// read and encoded.
+    public var images: ImageMessages?
     public var parameters: GenerationParameters
     public var stream: Bool
     /// stream_options.include_usage: a last chunk with the token counts.
@@ -72,6 +79,9 @@ struct PromptContext {
     let tokenizer: Tokenizer
     let contextLength: Int
     let vocabSize: Int
+    /// The control tokens around images and the soft tokens of one view; nil for a text-only model.
+    var imageTokens: ImageTokens? = nil
+    var softTokensPerImage = 0
     /// What a request's unset sampling fields take: the model's generation_config.json values when it ships them,
     /// else llama.cpp's with OpenAI's temperature 1.
     var samplingDefaults: SamplingParameters = {
@@ -90,7 +100,7 @@ enum RequestParser {
             throw .invalid("'messages' must be an array, got \(messagesValue.typeName).", param: "messages")
         }
         guard !items.isEmpty else { throw .invalid("'messages' must contain at least one message.", param: "messages") }
-        var messages: [ChatMessage] = []
+        var messages: [RequestMessage] = []
         for (i, item) in items.enumerated() {
             let param = "messages[\(i)]"
             guard case .object = item else { throw .invalid("\(param) must be an object, got \(item.typeName).", param: param) }
@@ -106,13 +116,32 @@ enum RequestParser {
                 throw .invalid("\(param).role '\(roleName)' is not supported (system, developer, user, assistant).",
                                param: "\(param).role")
             }
-            messages.append(ChatMessage(role, try content(item["content"], param: "\(param).content", optional: role == .model)))
+            let parts = try content(item["content"], param: "\(param).content", optional: role == .model)
+            if role != .user, let j = parts.firstIndex(where: \.isImage) {
+                throw .invalid("\(param).content[\(j)]: images are accepted in user messages only, not in '\(roleName)' messages.",
+                               param: "\(param).content[\(j)]")
+            }
+            messages.append(RequestMessage(role: role, parts: parts))
         }
         guard messages.contains(where: { $0.role == .user || $0.role == .system }) else {
             throw .invalid("'messages' needs a user or system message.", param: "messages")
         }
-        let tokens = ChatTemplate.tokens(messages, tokenizer: ctx.tokenizer)
-        var request = try common(f, tokens: tokens, ctx)
+        let panAndScan = try f.bool("pan_and_scan") ?? false
+        var request: GenerationRequest
+        if let first = messages.lazy.flatMap({ $0.parts }).first(where: \.isImage), case let .image(_, param) = first {
+            guard let imageTokens = ctx.imageTokens else {
+                throw .invalid("This model reads no images (it has no vision encoder; Gemma 3 270M and 1B are text-only): remove the image_url parts or serve a 4B, 12B or 27B model.",
+                               param: param, code: "images_not_supported")
+            }
+            let pending = ImageMessages(messages: messages, panAndScan: panAndScan)
+            // Sized with one view per image (Pan & Scan crops are counted once the images are read).
+            let sized = pending.prompt(tokenizer: ctx.tokenizer, imageTokens: imageTokens, softTokens: ctx.softTokensPerImage)
+            request = try common(f, prompt: sized, ctx)
+            request.images = pending
+        } else {
+            let chat = messages.map { ChatMessage($0.role, $0.parts.map(\.text).joined()) }
+            request = try common(f, prompt: Prompt(tokens: ChatTemplate.tokens(chat, tokenizer: ctx.tokenizer)), ctx)
+        }
         if let lp = try f.bool("logprobs") { request.logprobs = lp }
         if let top = try f.int("top_logprobs", 0...20) {
             guard request.logprobs else { throw .invalid("'top_logprobs' requires 'logprobs' to be true.", param: "top_logprobs") }
@@ -143,6 +172,9 @@ enum RequestParser {
                     ids.append(Int(x))
                 }
                 tokens = ids
+            } else if items.contains(where: { $0["type"] != nil }) {
+                throw .invalid("/v1/completions takes text only ('prompt' holds content parts); send images to /v1/chat/completions as image_url parts of a user message.",
+                               param: "prompt", code: "images_not_supported")
             } else if items.count > 1 {
                 throw .invalid("Only one prompt per request is supported ('prompt' has \(items.count)).", param: "prompt")
             } else {
@@ -153,7 +185,11 @@ enum RequestParser {
         }
         if try f.bool("echo") == true { throw .invalid("'echo' is not supported.", param: "echo") }
         if f.value("suffix") != nil { throw .invalid("'suffix' is not supported.", param: "suffix") }
-        var request = try common(f, tokens: tokens, ctx)
+        if f.value("pan_and_scan") != nil {
+            throw .invalid("'pan_and_scan' applies to images, which /v1/completions does not take; use /v1/chat/completions.",
+                           param: "pan_and_scan")
+        }
+        var request = try common(f, prompt: Prompt(tokens: tokens), ctx)
         if let n = try f.int("logprobs", 0...20) {
             request.logprobs = true
             request.parameters.topLogprobs = n
@@ -161,33 +197,63 @@ enum RequestParser {
         return request
     }
 
-    /// Text of a message's content: a string, or an array of text parts.
-    static func content(_ v: JSONValue?, param: String, optional: Bool) throws(APIError) -> String {
+    /// The parts of a message's content: a string (one text part), or an array of `text` and `image_url` parts.
+    static func content(_ v: JSONValue?, param: String, optional: Bool) throws(APIError) -> [RequestPart] {
         switch v {
-        case let .string(s)?: return s
+        case let .string(s)?: return [.text(s)]
         case let .array(parts)?:
-            var text = ""
+            var out: [RequestPart] = []
             for (j, part) in parts.enumerated() {
-                guard case let .string(type)? = part["type"] else {
-                    throw .invalid("\(param)[\(j)] must be an object with a 'type'.", param: "\(param)[\(j)]")
+                let p = "\(param)[\(j)]"
+                guard case let .string(type)? = part["type"] else { throw .invalid("\(p) must be an object with a 'type'.", param: p) }
+                switch type {
+                case "text":
+                    guard case let .string(t)? = part["text"] else { throw .invalid("\(p).text must be a string.", param: "\(p).text") }
+                    out.append(.text(t))
+                case "image_url":
+                    out.append(.image(url: try imageURL(part["image_url"], param: "\(p).image_url"), param: p))
+                default:
+                    throw .invalid("\(p): parts of type '\(type)' are not supported ('text' and 'image_url' are).", param: p)
                 }
-                guard type == "text", case let .string(t)? = part["text"] else {
-                    throw .invalid("\(param)[\(j)]: only parts of type 'text' with a string 'text' are supported, got '\(type)'.",
-                                   param: "\(param)[\(j)]")
-                }
-                text += t
             }
-            return text
+            return out
         case nil, .null?:
-            if optional { return "" }
+            if optional { return [] }
             throw .invalid("\(param) is required.", param: param)
         case let other?:
             throw .invalid("\(param) must be a string or an array of parts, got \(other.typeName).", param: param)
         }
     }
 
+    /// An image_url part's URL: `{"url": "...", "detail": ...}` (OpenAI's form; detail is accepted and ignored: every
+    /// image is seen at the model's resolution) or the bare string. Only data: and http(s) URLs: a server never reads
+    /// its own files for a client.
+    static func imageURL(_ v: JSONValue?, param: String) throws(APIError) -> String {
+        let url: String
+        switch v {
+        case let .string(s)?: url = s
+        case let object? where object.typeName == "object":
+            guard case let .string(s)? = object["url"] else {
+                throw .invalid("\(param).url is required and must be a string (a data: URL or an http(s) URL).", param: "\(param).url")
+            }
+            if let d = object["detail"], d != .null {
+                guard case .string = d else { throw .invalid("\(param).detail must be a string.", param: "\(param).detail") }
+            }
+            url = s
+        default:
+            throw .invalid("\(param) must be an object with a 'url' (or the URL as a string), got \(v?.typeName ?? "nothing").", param: param)
+        }
+        let scheme = url.prefix(8).lowercased()
+        guard scheme.hasPrefix("data:") || scheme.hasPrefix("http://") || scheme.hasPrefix("https://") else {
+            let shown = url.isEmpty ? "an empty string" : "'\(url.prefix(40))\(url.count > 40 ? "..." : "")'"
+            throw .invalid("\(param): the image URL is \(shown); it must be a data: URL (data:image/png;base64,...) or an http(s) URL.",
+                           param: param, code: "invalid_image_url")
+        }
+        return url
+    }
+
     /// Fields both endpoints share.
-    static func common(_ f: RequestFields, tokens: [Int], _ ctx: PromptContext) throws(APIError) -> GenerationRequest {
+    static func common(_ f: RequestFields, prompt: Prompt, _ ctx: PromptContext) throws(APIError) -> GenerationRequest {
         var model: String? = nil
         if f.value("model") != nil { model = try f.string("model") }
         if let n = try f.int("n", 1...Int.max), n != 1 { throw .invalid("Only n = 1 is supported.", param: "n") }
@@ -243,11 +309,16 @@ enum RequestParser {
                 includeUsage = b
             }
         }
-        guard tokens.count < ctx.contextLength else {
-            throw .invalid("This model's context is \(ctx.contextLength) tokens, but the prompt has \(tokens.count) (at least one more is needed to generate). Shorten the prompt.",
+        try checkLength(prompt, ctx)
+        return GenerationRequest(model: model, prompt: prompt, images: nil, parameters: p, stream: stream,
+                                 includeUsage: includeUsage, logprobs: false)
+    }
+
+    /// 400 when the prompt leaves no room to generate in a slot's context.
+    static func checkLength(_ prompt: Prompt, _ ctx: PromptContext) throws(APIError) {
+        guard prompt.count < ctx.contextLength else {
+            throw .invalid("This model's context is \(ctx.contextLength) tokens, but the prompt has \(prompt.count) (at least one more is needed to generate). Shorten the prompt.",
                            param: "messages", code: "context_length_exceeded")
         }
-        return GenerationRequest(model: model, tokens: tokens, parameters: p, stream: stream, includeUsage: includeUsage,
-                                 logprobs: false)
     }
 }

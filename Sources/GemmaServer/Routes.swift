@@ -1,6 +1,6 @@
 // The routes: OpenAI's /v1/chat/completions, /v1/completions and /v1/models, plus /health, /metrics, /tokenize and
-// /detokenize (llama.cpp's server names). Handlers parse and validate, submit to the scheduler and stream its
-// events; a client that disconnects (inbound side closed) cancels its job, which frees the slot before the next step.
+// /detokenize (llama.cpp's server names). Handlers parse and validate, read and encode a chat request's images
+// (ImageInput), submit to the scheduler and stream its events; a client that disconnects (inbound side closed) cancels its job, which frees the slot before the next step.
 import Foundation
 import GemmaFormats
 import GemmaGenerate
@@ -71,9 +71,14 @@ struct Routes: Sendable {
         }
     }
 
+    /// The model card; `meta` (llama.cpp's extension) says whether the model takes images (`modalities`, as
+    /// llama.cpp's /props does) and how many soft tokens one image (one Pan & Scan view) becomes.
     func model(_ e: Engine) -> JSONValue {
-        ["id": .string(e.modelName), "object": "model", "created": .int(e.created), "owned_by": "swift-gemma",
-         "meta": ["n_ctx": .int(e.scheduler.configuration.contextLength), "n_parallel": .int(e.scheduler.configuration.parallel)]]
+        let vision = e.scheduler.languageModel.vision
+        return ["id": .string(e.modelName), "object": "model", "created": .int(e.created), "owned_by": "swift-gemma",
+                "meta": ["n_ctx": .int(e.scheduler.configuration.contextLength), "n_parallel": .int(e.scheduler.configuration.parallel),
+                         "modalities": ["vision": .bool(vision != nil)],
+                         "image_tokens": vision.map { .int($0.config.mmTokensPerImage) } ?? .null]]
     }
 
     func json(_ v: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
@@ -83,7 +88,8 @@ struct Routes: Sendable {
 
     /// The body as JSON: 413 past the size limit, 400 when it is not JSON.
     func readJSON(_ request: inout Request) async throws -> JSONValue {
-        let buffer = try await request.collectBody(upTo: state.configuration.maxBodyBytes)
+        let limit = state.configuration.bodyLimit(readsImages: state.engine?.readsImages ?? false)
+        let buffer = try await request.collectBody(upTo: limit)
         let bytes = Array(buffer.readableBytesView)
         guard !bytes.isEmpty else { throw APIError.invalid("The request body is empty; a JSON object is expected.") }
         do {
@@ -98,9 +104,14 @@ struct Routes: Sendable {
         var request = request
         let engine = try state.requireEngine()
         let body = try await readJSON(&request)
-        let parsed = kind == .chat ? try RequestParser.chat(body, engine.promptContext)
-                                   : try RequestParser.completion(body, engine.promptContext)
-        let (job, events) = try engine.scheduler.submit(tokens: parsed.tokens, parameters: parsed.parameters)
+        var prepared = kind == .chat ? try RequestParser.chat(body, engine.promptContext)
+                                    : try RequestParser.completion(body, engine.promptContext)
+        if let pending = prepared.images {
+            prepared.prompt = try await state.images.prompt(for: pending, model: engine.scheduler.languageModel,
+                                                          contextLength: engine.scheduler.configuration.contextLength)
+        }
+        let parsed = prepared
+        let (job, events) = try engine.scheduler.submit(prompt: parsed.prompt, parameters: parsed.parameters)
         let builder = ResponseBuilder(
             kind: kind, id: (kind == .chat ? "chatcmpl-" : "cmpl-") + String(state.nextRequestID()),
             created: Int(Date().timeIntervalSince1970), model: parsed.model ?? engine.modelName, tokenizer: engine.tokenizer,

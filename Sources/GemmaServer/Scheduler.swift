@@ -5,7 +5,8 @@
 //      prefill would have computed the same way, so a request's answer never depends on what the server did before,
 //      whatever `prefillChunk` is);
 //   2. prefills each newly admitted prompt on its own slot state (`Prefill`), one chunk per iteration, so running
-//      sequences keep decoding while a long prompt goes in;
+//      sequences keep decoding while a long prompt goes in (an image's soft tokens, one bidirectional span, are one
+//      forward step: slot states take steps of max(64, soft tokens per image) rows);
 //   3. lets each generating slot's `GenerationCursor` emit its pending token, then runs ONE batched decode step
 //      (`BatchDecoder`) for the slots that go on, each weight matrix read once for all of them and each sequence's
 //      arithmetic that of stepping it alone.
@@ -39,9 +40,12 @@ public struct SchedulerConfiguration: Sendable {
 
 /// Runs jobs on one model thread with continuous batching.
 public final class Scheduler: @unchecked Sendable {
+    public let languageModel: LanguageModel
     public let model: Gemma3Model
     public let tokenizer: Tokenizer
     public let configuration: SchedulerConfiguration
+    /// Rows of a slot's forward step: the longest bidirectional span (an image's soft tokens) a prompt may hold.
+    public let stepRows: Int
     let stopTokens: Set<Int>
     let metrics: Metrics
     let log: @Sendable (String) -> Void
@@ -70,13 +74,17 @@ public final class Scheduler: @unchecked Sendable {
         c.contextLength = max(2, min(c.contextLength, model.model.config.maxPositionEmbeddings))
         c.queueLimit = max(0, c.queueLimit)
         c.prefillChunk = max(1, c.prefillChunk)
+        languageModel = model
         self.model = model.model
         tokenizer = model.tokenizer
         self.configuration = c
         self.metrics = metrics
         self.log = log
         stopTokens = model.generator.stopTokens
-        slots = (0..<c.parallel).map { Slot(index: $0, state: model.model.makeState(capacity: c.contextLength)) }
+        // As LanguageModel.makeState(capacity:for:): every view of an image is one span of mm_tokens_per_image rows.
+        let rows = max(64, model.vision?.config.mmTokensPerImage ?? 0)
+        stepRows = rows
+        slots = (0..<c.parallel).map { Slot(index: $0, state: model.model.makeState(capacity: c.contextLength, maxBatch: rows)) }
         decoder = BatchDecoder(model: model.model, maxSequences: c.parallel, maxContext: c.contextLength)
         metrics.setSlots(total: c.parallel, busy: 0, queued: 0)
     }
@@ -107,9 +115,13 @@ public final class Scheduler: @unchecked Sendable {
     /// `APIError` when the job fails, and just ends when the job is cancelled. Dropping it (or cancelling the task
     /// that reads it) cancels the job.
     ///
-    /// - Throws: `APIError.busy` when the queue is full, `.shuttingDown` after `shutdown()`.
-    public func submit(tokens: [Int], parameters: GenerationParameters) throws(APIError)
+    /// - Throws: `APIError.busy` when the queue is full, `.shuttingDown` after `shutdown()`, a 400 for a prompt whose
+    ///   bidirectional span does not fit one forward step of a slot.
+    public func submit(prompt: Prompt, parameters: GenerationParameters) throws(APIError)
         -> (Job, AsyncThrowingStream<GenerationEvent, any Error>) {
+        if let long = prompt.bidirectionalSpans.first(where: { $0.count > stepRows }) {
+            throw .invalid("The prompt holds a span of \(long.count) embedding rows, more than a forward step of \(stepRows) rows takes.")
+        }
         let (stream, continuation) = AsyncThrowingStream<GenerationEvent, any Error>.makeStream()
         condition.lock()
         defer { condition.unlock() }
@@ -117,7 +129,7 @@ public final class Scheduler: @unchecked Sendable {
         // Jobs that a free slot will take at once do not count against the queue.
         let free = configuration.parallel - busy
         if waiting.count >= configuration.queueLimit + max(0, free) { throw .busy }
-        let job = Job(id: nextJobID, tokens: tokens, parameters: parameters, continuation: continuation) { [weak self] job in
+        let job = Job(id: nextJobID, prompt: prompt, parameters: parameters, continuation: continuation) { [weak self] job in
             self?.cancelled(job)
         }
         nextJobID += 1
@@ -126,6 +138,12 @@ public final class Scheduler: @unchecked Sendable {
         metrics.setQueued(waiting.count)
         condition.signal()
         return (job, stream)
+    }
+
+    /// `submit(prompt:parameters:)` for token ids.
+    public func submit(tokens: [Int], parameters: GenerationParameters) throws(APIError)
+        -> (Job, AsyncThrowingStream<GenerationEvent, any Error>) {
+        try submit(prompt: Prompt(tokens: tokens), parameters: parameters)
     }
 
     private func cancelled(_ job: Job) {
@@ -221,7 +239,7 @@ public final class Scheduler: @unchecked Sendable {
     private func begin(_ slot: Slot) {
         guard let job = slot.job else { return }
         metrics.observeQueueWait(ContinuousClock.now - job.enqueued)
-        slot.cursor = GenerationCursor(prompt: job.tokens, parameters: job.parameters, stopTokens: stopTokens,
+        slot.cursor = GenerationCursor(prompt: job.prompt.tokenIDs, parameters: job.parameters, stopTokens: stopTokens,
                                        tokenizer: tokenizer, room: slot.state.cache.capacity - job.prompt.count)
         slot.prefillStarted = DispatchTime.now().uptimeNanoseconds
         do {

@@ -14,18 +14,25 @@ public struct ServerConfiguration: Sendable {
     public var port = 8080
     /// Required as `Authorization: Bearer KEY` on every route but /health and /metrics, when set.
     public var apiKey: String? = nil
-    /// Largest request body accepted (bytes); larger ones get 413.
-    public var maxBodyBytes = 1 << 20
+    /// Largest request body accepted (bytes); larger ones get 413. Nil: 1 MiB, or for a model that reads images
+    /// room for one image at the image size limit as a data: URL (`images.bodyBytes`).
+    public var maxBodyBytes: Int? = nil
     public var scheduler = SchedulerConfiguration()
+    /// Limits on image_url parts.
+    public var images = ImageInputConfiguration()
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, apiKey: String? = nil, maxBodyBytes: Int = 1 << 20,
-                scheduler: SchedulerConfiguration = SchedulerConfiguration()) {
+    public init(host: String = "127.0.0.1", port: Int = 8080, apiKey: String? = nil, maxBodyBytes: Int? = nil,
+                scheduler: SchedulerConfiguration = SchedulerConfiguration(), images: ImageInputConfiguration = ImageInputConfiguration()) {
         self.host = host
         self.port = port
         self.apiKey = apiKey
         self.maxBodyBytes = maxBodyBytes
         self.scheduler = scheduler
+        self.images = images
     }
+
+    /// The body limit for `engine`'s model.
+    func bodyLimit(readsImages: Bool) -> Int { maxBodyBytes ?? (readsImages ? max(1 << 20, images.bodyBytes) : 1 << 20) }
 }
 
 /// A loaded model ready to serve.
@@ -41,9 +48,13 @@ public final class Engine: Sendable {
     }
 
     var tokenizer: Tokenizer { scheduler.tokenizer }
+    /// True when the model has a vision encoder.
+    var readsImages: Bool { scheduler.languageModel.vision != nil }
     var promptContext: PromptContext {
         var c = PromptContext(tokenizer: scheduler.tokenizer, contextLength: scheduler.configuration.contextLength,
                               vocabSize: scheduler.model.config.vocabSize)
+        c.imageTokens = scheduler.languageModel.imageTokens
+        c.softTokensPerImage = scheduler.languageModel.vision?.config.mmTokensPerImage ?? 0
         let generation = scheduler.model.checkpoint.generation
         if generation.setsSampling { c.samplingDefaults = SamplingParameters(defaults: generation) }
         return c
@@ -54,12 +65,15 @@ public final class Engine: Sendable {
 public final class ServerState: Sendable {
     public let metrics: Metrics
     public let configuration: ServerConfiguration
+    /// Reads and encodes the images of chat requests.
+    let images: ImageInput
     private let loaded = Mutex<Engine?>(nil)
     private let requestIDs = Atomic<Int>(0)
 
     public init(configuration: ServerConfiguration, metrics: Metrics = Metrics()) {
         self.configuration = configuration
         self.metrics = metrics
+        images = ImageInput(configuration: configuration.images, metrics: metrics)
     }
 
     /// Makes the server ready: /health turns 200 and the generation routes open.
@@ -112,7 +126,8 @@ public enum GemmaServer {
                 scheduler.start()
                 schedulerBox.withLock { $0 = scheduler }
                 state.setEngine(Engine(scheduler: scheduler, modelName: modelName))
-                log("model loaded: \(modelName), \(scheduler.configuration.parallel) slots of \(scheduler.configuration.contextLength) tokens")
+                let vision = scheduler.languageModel.vision.map { ", reads images (\($0.config.mmTokensPerImage) soft tokens each)" } ?? ""
+                log("model loaded: \(modelName), \(scheduler.configuration.parallel) slots of \(scheduler.configuration.contextLength) tokens\(vision)")
             } catch {
                 log("cannot load the model: \(error)")
                 loadFailed.withLock { $0 = error }

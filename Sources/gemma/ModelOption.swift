@@ -85,7 +85,7 @@ struct ModelRunOptions: ParsableArguments {
     }
 }
 
-/// Images for the prompt (run, generate): files or URLs, decoded, preprocessed and encoded by the model's vision
+/// Images for the prompt (run, generate, chat): files or URLs, decoded, preprocessed and encoded by the model's vision
 /// encoder, with a progress line on a terminal.
 struct ImageOptions: ParsableArguments {
     @Option(name: .customLong("image"), help: "An image for a model with a vision encoder: a JPEG, PNG or WebP file, an http(s) URL or a data: URL. Repeatable.")
@@ -97,23 +97,27 @@ struct ImageOptions: ParsableArguments {
     /// Each image read and encoded (in order); errors name the image.
     func embed(_ lm: LanguageModel) throws -> [PromptImage] {
         guard !images.isEmpty else { return [] }
+        try Self.requireVision(lm)
+        return try images.enumerated().map { i, reference in try embed(lm, reference, index: i + 1, of: images.count) }
+    }
+
+    /// One image (a file, an http(s) URL or a data: URL) read and encoded, with progress as image `index` of `count`.
+    func embed(_ lm: LanguageModel, _ reference: String, index: Int = 1, of count: Int = 1) throws -> PromptImage {
+        do {
+            let bytes = try ImageSource.bytes(of: reference)
+            let t0 = Date()
+            let image = try lm.embedImage(bytes: bytes, panAndScan: panAndScan) { p in Progress.image(index, count, p) }
+            Progress.imageDone(index, views: image.views.count, seconds: Date().timeIntervalSince(t0))
+            return image
+        } catch {
+            throw ExitCodeError(message: "image \(reference.hasPrefix("data:") ? "data: URL" : reference): \(error)")
+        }
+    }
+
+    /// A clear error for a model without a vision encoder.
+    static func requireVision(_ lm: LanguageModel) throws {
         if lm.vision == nil {
             throw ExitCodeError(message: "this model reads no images: it has no vision encoder (Gemma 3 270M and 1B are text-only; for a 4B, 12B or 27B GGUF pass --mmproj)")
         }
-        var out: [PromptImage] = []
-        for (i, reference) in images.enumerated() {
-            do {
-                let bytes = try ImageSource.bytes(of: reference)
-                let t0 = Date()
-                let image = try lm.embedImage(bytes: bytes, panAndScan: panAndScan) { p in
-                    Progress.image(i + 1, images.count, p)
-                }
-                Progress.imageDone(i + 1, views: image.views.count, seconds: Date().timeIntervalSince(t0))
-                out.append(image)
-            } catch {
-                throw ExitCodeError(message: "image \(reference.hasPrefix("data:") ? "data: URL" : reference): \(error)")
-            }
-        }
-        return out
     }
 }

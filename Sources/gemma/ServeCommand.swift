@@ -15,7 +15,9 @@ struct Serve: AsyncParsableCommand {
         discussion: """
         Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, GET /metrics,
         POST /tokenize, POST /detokenize. Up to --parallel requests are decoded together in one forward step;
-        up to --queue more wait for a slot, beyond that requests get 429.
+        up to --queue more wait for a slot, beyond that requests get 429. A model with a vision encoder (a Hugging \
+        Face folder of Gemma 3 4B, 12B or 27B, or a GGUF with --mmproj) takes image_url parts in user messages: data: \
+        URLs, and http(s) URLs fetched within the --image-* limits; the request field pan_and_scan adds crops.
         """
     )
 
@@ -39,15 +41,34 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' (default: $GEMMA_API_KEY, else none).")
     var apiKey: String?
 
-    @Option(name: .customLong("max-body"), help: "Largest request body, in bytes.")
-    var maxBody = 1 << 20
+    @Option(name: .customLong("max-body"), help: "Largest request body, in bytes (default: 1 MiB; for a model that reads images, room for one --image-max-bytes image as a data: URL).")
+    var maxBody: Int?
+
+    @Option(name: .customLong("image-max-bytes"), help: "Largest image file, fetched or in a data: URL, in bytes.")
+    var imageMaxBytes = 20 << 20
+
+    @Option(name: .customLong("image-timeout"), help: "Seconds to fetch an http(s) image URL.")
+    var imageTimeout = 30.0
+
+    @Option(name: .customLong("image-redirects"), help: "Redirects followed when fetching an image URL.")
+    var imageRedirects = 5
+
+    @Option(name: .customLong("image-max-pixels"), help: "Largest image decoded, in pixels (width x height), checked before decoding.")
+    var imageMaxPixels = 50_000_000
+
+    @Flag(name: .customLong("no-image-urls"), help: "Do not fetch http(s) image URLs (data: URLs only).")
+    var noImageURLs = false
 
     func validate() throws {
         guard parallel >= 1 && parallel <= 64 else { throw ValidationError("--parallel must be between 1 and 64") }
         guard ctx >= 16 else { throw ValidationError("--ctx must be at least 16") }
         guard queue >= 0 else { throw ValidationError("--queue must be at least 0") }
         guard port >= 0 && port <= 65535 else { throw ValidationError("--port must be between 0 and 65535") }
-        guard maxBody >= 1024 else { throw ValidationError("--max-body must be at least 1024") }
+        if let maxBody { guard maxBody >= 1024 else { throw ValidationError("--max-body must be at least 1024") } }
+        guard imageMaxBytes >= 1024 else { throw ValidationError("--image-max-bytes must be at least 1024") }
+        guard imageTimeout > 0, imageTimeout <= 3600 else { throw ValidationError("--image-timeout must be between 0 and 3600 seconds") }
+        guard imageRedirects >= 0 else { throw ValidationError("--image-redirects must be at least 0") }
+        guard imageMaxPixels >= 1 else { throw ValidationError("--image-max-pixels must be at least 1") }
     }
 
     func run() async throws {
@@ -55,11 +76,15 @@ struct Serve: AsyncParsableCommand {
         let key = apiKey ?? ProcessInfo.processInfo.environment["GEMMA_API_KEY"]
         let config = ServerConfiguration(
             host: host, port: port, apiKey: key?.isEmpty == true ? nil : key, maxBodyBytes: maxBody,
-            scheduler: SchedulerConfiguration(parallel: parallel, contextLength: ctx, queueLimit: queue))
+            scheduler: SchedulerConfiguration(parallel: parallel, contextLength: ctx, queueLimit: queue),
+            images: ImageInputConfiguration(fetch: ImageFetchLimits(maxBytes: imageMaxBytes, timeout: imageTimeout, maxRedirects: imageRedirects),
+                                            maxPixels: imageMaxPixels, fetchURLs: !noImageURLs))
         let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         let options = model.options
+        let mmproj = model.mmproj
+        if let mmproj, !FileManager.default.fileExists(atPath: mmproj) { throw ValidationError("no mmproj file at \(mmproj)") }
         try await GemmaServer.run(configuration: config, modelName: name, load: {
-            let m = try LanguageModel.load(path: path, options: options)
+            let m = try LanguageModel.load(path: path, options: options, mmproj: mmproj)
             if let note = m.model.placementNote { FileHandle.standardError.write(Data("gemma serve: note: \(note)\n".utf8)) }
             return m
         }, onRunning: { port in

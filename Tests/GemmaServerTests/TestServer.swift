@@ -37,10 +37,12 @@ struct TestServer: Sendable {
     }
 
     static func start(_ lm: LanguageModel, apiKey: String?, parallel: Int = 4, queue: Int = 64,
-                      prefillChunk: Int = 256) async -> TestServer {
-        let config = ServerConfiguration(host: "127.0.0.1", port: 0, apiKey: apiKey, maxBodyBytes: 64 << 10,
+                      prefillChunk: Int = 256, maxBodyBytes: Int? = 64 << 10,
+                      images: ImageInputConfiguration = ImageInputConfiguration()) async -> TestServer {
+        let config = ServerConfiguration(host: "127.0.0.1", port: 0, apiKey: apiKey, maxBodyBytes: maxBodyBytes,
                                          scheduler: SchedulerConfiguration(parallel: parallel, contextLength: 512, queueLimit: queue,
-                                                                           prefillChunk: prefillChunk))
+                                                                           prefillChunk: prefillChunk),
+                                         images: images)
         let state = ServerState(configuration: config)
         let scheduler = Scheduler(model: lm, configuration: config.scheduler, metrics: state.metrics)
         scheduler.start()
