@@ -171,8 +171,22 @@ public final class Gemma3Model: Sendable {
             return
         }
         guard !positions.isEmpty else { return }
-        let ids = prompt.tokenIDs
-        try check(Array(ids[positions]), s.cache)
+        // Token ids are checked against the vocabulary; an embedding row's placeholder id need not have a row (llama.cpp's
+        // text GGUFs of the 4B-27B drop the image soft token's row, 262144), so its positions count as id 0 here.
+        var ids: [Int] = []
+        ids.reserveCapacity(positions.count)
+        var p = 0
+        for part in prompt.parts {
+            let lo = max(p, positions.lowerBound), hi = min(p + part.count, positions.upperBound)
+            if lo < hi {
+                switch part {
+                case let .tokens(t): ids += t[(lo - p)..<(hi - p)]
+                case .embeddings: ids += repeatElement(0, count: hi - lo)
+                }
+            }
+            p += part.count
+        }
+        try check(ids, s.cache)
         for part in prompt.parts {
             if case let .embeddings(e) = part, e.rows.count != e.count * config.hiddenSize {
                 throw .input("an embedding span has \(e.rows.count) floats for \(e.count) rows, not \(e.count) x hidden \(config.hiddenSize)")

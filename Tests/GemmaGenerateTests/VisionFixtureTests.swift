@@ -99,6 +99,26 @@ import Testing
         #expect(crossed > 0.5, "the image mask made no visible difference")
     }
 
+    /// llama.cpp's text GGUFs of the 4B-27B have no row for the image soft token (262144 = the vocabulary size): a
+    /// span whose placeholder id is past the vocabulary runs, and gives the same logits, greedy tokens included.
+    @Test func placeholderPastTheVocabulary() async throws {
+        let lm = try Self.loaded.get()
+        let inside = try mmSinglePrompt(lm, bidirectional: true)
+        let vocab = lm.model.config.vocabSize
+        let past = Prompt(inside.parts.map { part -> PromptPart in
+            guard case let .embeddings(e) = part else { return part }
+            return .embeddings(EmbeddingSpan(rows: e.rows, count: e.count, digest: e.digest, bidirectional: true, placeholder: vocab))
+        })
+        #expect(past.tokenIDs.contains(vocab))
+        #expect(try Self.logits(lm, past) == (try Self.logits(lm, inside)))
+        var params = GenerationParameters(maxTokens: 8)
+        params.sampling.temperature = 0
+        params.sampling.repeatPenalty = 1.1  // the penalty window holds the placeholder ids too
+        var ids: [Int] = []
+        for try await event in lm.generate(prompt: past, params) { if case let .token(t) = event { ids.append(t.id) } }
+        #expect(ids.count == 8 && ids.allSatisfy { $0 < vocab })
+    }
+
     @Test func greedyTokensWithAnImage() async throws {
         let lm = try Self.loaded.get()
         let prompt = try mmSinglePrompt(lm, bidirectional: true)
