@@ -10,8 +10,9 @@ PROMPT ?= The history of the printing press
 run: build model
 	$(GEMMA) generate -n 96 "$(PROMPT)"
 
-# Release build of the library and the gemma tool.
+# Release build of the library and the gemma tool (installs the image decoders' Debian packages when missing).
 build:
+	@scripts/setup-system.sh
 	swift build $(FLAGS) --product gemma
 
 # Fetch Gemma 3 270M Q4_K_M into ~/.cache/swift-gemma (sha256-checked, never twice).

@@ -5,16 +5,7 @@
 # official openai client for the server checks).
 # Swift and its packages come with the machine image.
 set -euo pipefail
-debs=()
-for p in pkg-config libjpeg62-turbo-dev libpng-dev libwebp-dev; do
-  dpkg -s "$p" >/dev/null 2>&1 || debs+=("$p")
-done
-if [ ${#debs[@]} -gt 0 ]; then
-  echo "setup: apt-get install ${debs[*]}" >&2
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq >&2
-  $sudo apt-get install -y -qq "${debs[@]}" >&2
-fi
+"$(dirname "$0")/setup-system.sh"
 need=()
 python3 -c "import numpy" 2>/dev/null || need+=(numpy)
 python3 -c "import gguf" 2>/dev/null || need+=("gguf>=0.17")
