@@ -71,7 +71,11 @@ public struct SHA256: Sendable {
     }
 
     private mutating func compress(_ p: UnsafeRawBufferPointer) {
-        var w = [UInt32](repeating: 0, count: 64)
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { compress(p, schedule: $0) }
+    }
+
+    /// One 64-byte block, with `w` as the message schedule (stack memory: no allocation per block).
+    private mutating func compress(_ p: UnsafeRawBufferPointer, schedule w: UnsafeMutableBufferPointer<UInt32>) {
         for t in 0..<16 {
             w[t] = UInt32(p[4 * t]) << 24 | UInt32(p[4 * t + 1]) << 16 | UInt32(p[4 * t + 2]) << 8 | UInt32(p[4 * t + 3])
         }

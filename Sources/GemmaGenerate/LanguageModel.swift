@@ -78,16 +78,10 @@ public final class LanguageModel: Sendable {
             throw ModelError.config("the vision encoder projects to width \(v.config.textHiddenSize) but \(path) is \(model.config.hiddenSize) wide: "
                 + "the mmproj file belongs to another model size")
         }
+        // The folder's preprocessor_config.json when it has one; else `init` makes the default for the encoder.
         var processor: ImageProcessor? = nil
-        if let v = vision {
-            if let dir = model.checkpoint.directory, FileManager.default.fileExists(atPath: dir + "/preprocessor_config.json") {
-                processor = try ImageProcessor(folder: dir)
-            } else {
-                var c = ImageProcessorConfig()
-                c.size = ImageSize(height: v.config.siglip.imageSize, width: v.config.siglip.imageSize)
-                c.imageSeqLength = v.config.mmTokensPerImage
-                processor = ImageProcessor(config: c)
-            }
+        if vision != nil, let dir = model.checkpoint.directory, FileManager.default.fileExists(atPath: dir + "/preprocessor_config.json") {
+            processor = try ImageProcessor(folder: dir)
         }
         return LanguageModel(model: model, tokenizer: try Tokenizer(vocabulary: vocabulary), vision: vision, imageProcessor: processor)
     }
@@ -140,15 +134,16 @@ public final class LanguageModel: Sendable {
     /// again reuses its cached positions.
     /// - Throws: `ImageError` for a file that is no image, is corrupt or too large (`maxPixels`); `ModelError` for a
     ///   text-only model.
+    /// - Parameter digest: the content key when the caller already hashed the bytes (`"sha256:" + SHA256.hex(bytes)`).
     public func embedImage(bytes: [UInt8], panAndScan: Bool = false, maxPixels: Int = DecodeOptions.pilMaxImagePixels,
-                           progress: ((VisionEncodeProgress) -> Void)? = nil) throws -> PromptImage {
+                           digest: String? = nil, progress: ((VisionEncodeProgress) -> Void)? = nil) throws -> PromptImage {
         _ = try requireVision()
         let image = try RGBImage.decode(bytes, options: DecodeOptions(maxPixels: maxPixels))
         let processed = imageProcessor!.process(image, panAndScan: panAndScan)
         var pixels: [Float] = []
         pixels.reserveCapacity(processed.pixelValues.reduce(0) { $0 + $1.values.count })
         for t in processed.pixelValues { pixels += t.values }
-        return try embedImage(pixelValues: pixels, views: processed.pixelValues.count, digest: "sha256:" + SHA256.hex(bytes),
+        return try embedImage(pixelValues: pixels, views: processed.pixelValues.count, digest: digest ?? "sha256:" + SHA256.hex(bytes),
                               progress: progress)
     }
 

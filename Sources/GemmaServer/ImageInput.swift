@@ -155,7 +155,7 @@ final class ImageInput: Sendable {
             metrics.countImage(.failed)
             throw Self.apiError(error, param: param)
         }
-        let key = "sha256:" + SHA256.hex(bytes) + (panAndScan ? " pan-and-scan" : "")
+        let digest = "sha256:" + SHA256.hex(bytes), key = digest + (panAndScan ? " pan-and-scan" : "")
         if let hit = cache.withLock({ $0.image(key) }) {
             metrics.countImage(.cached)
             return hit
@@ -168,7 +168,7 @@ final class ImageInput: Sendable {
                     return hit
                 }
                 let started = ContinuousClock.now
-                let image = try model.embedImage(bytes: bytes, panAndScan: panAndScan, maxPixels: configuration.maxPixels)
+                let image = try model.embedImage(bytes: bytes, panAndScan: panAndScan, maxPixels: configuration.maxPixels, digest: digest)
                 metrics.countImage(.encoded, seconds: (ContinuousClock.now - started).seconds)
                 cache.withLock { $0.insert(image, key: key) }
                 return image
