@@ -27,7 +27,7 @@ let package = Package(
         // SentencePiece vocabulary, encoder with byte fallback, streaming detokenizer.
         .target(name: "GemmaTokenizer", dependencies: ["GemmaFormats"]),
         // Gemma3Config, weight binding by name, the text transformer and its KV cache.
-        .target(name: "GemmaModel", dependencies: ["GemmaFormats", "GemmaKernels"]),
+        .target(name: "GemmaModel", dependencies: ["GemmaFormats", "GemmaKernels", "CPUHints"]),
         // Image input: JPEG, PNG and WebP decoded by the system's libjpeg-turbo, libpng and libwebp (found with
         // pkg-config; scripts/setup.sh installs the Debian packages), their setjmp error paths in a small C target.
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),

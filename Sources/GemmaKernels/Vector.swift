@@ -27,6 +27,108 @@ package func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int)
     return s
 }
 
+/// Dot products of one key with `count` query heads (`q + h * qStride`, n floats each), scaled:
+/// `out[h * outStride] = dot(q_h, key) * scale`. Heads go four (or two, or one) at a time so that each load of the
+/// key serves several heads; every head's sum has the same shape whatever its companions (two 8-wide partial sums
+/// over 16-float steps, then the scalar tail), so a head's score does not depend on how heads are grouped.
+@inlinable
+package func dotHeads(_ q: UnsafePointer<Float>, qStride: Int, count: Int, key: UnsafePointer<Float>, _ n: Int,
+                      scale: Float, into out: UnsafeMutablePointer<Float>, outStride: Int) {
+    let rk = UnsafeRawPointer(key)
+    @inline(__always) func k8(_ i: Int) -> SIMD8<Float> { rk.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self) }
+    @inline(__always) func tail(_ qh: UnsafePointer<Float>, _ i0: Int, _ s: Float) -> Float {
+        var s = s, i = i0
+        while i < n { s += qh[i] * key[i]; i += 1 }
+        return s
+    }
+    let n16 = n & ~15
+    var h = 0
+    while h + 4 <= count {
+        let q0 = UnsafeRawPointer(q + h * qStride), q1 = q0 + 4 * qStride, q2 = q1 + 4 * qStride, q3 = q2 + 4 * qStride
+        var a0 = SIMD8<Float>(), b0 = SIMD8<Float>(), a1 = SIMD8<Float>(), b1 = SIMD8<Float>()
+        var a2 = SIMD8<Float>(), b2 = SIMD8<Float>(), a3 = SIMD8<Float>(), b3 = SIMD8<Float>()
+        var i = 0
+        while i < n16 {
+            let ka = k8(i), kb = k8(i &+ 8), o = 4 &* i
+            a0 = a0.addingProduct(q0.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self), ka)
+            b0 = b0.addingProduct(q0.loadUnaligned(fromByteOffset: o &+ 32, as: SIMD8<Float>.self), kb)
+            a1 = a1.addingProduct(q1.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self), ka)
+            b1 = b1.addingProduct(q1.loadUnaligned(fromByteOffset: o &+ 32, as: SIMD8<Float>.self), kb)
+            a2 = a2.addingProduct(q2.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self), ka)
+            b2 = b2.addingProduct(q2.loadUnaligned(fromByteOffset: o &+ 32, as: SIMD8<Float>.self), kb)
+            a3 = a3.addingProduct(q3.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self), ka)
+            b3 = b3.addingProduct(q3.loadUnaligned(fromByteOffset: o &+ 32, as: SIMD8<Float>.self), kb)
+            i &+= 16
+        }
+        let qh = q + h * qStride
+        out[h * outStride] = tail(qh, n16, (a0 + b0).sum()) * scale
+        out[(h + 1) * outStride] = tail(qh + qStride, n16, (a1 + b1).sum()) * scale
+        out[(h + 2) * outStride] = tail(qh + 2 * qStride, n16, (a2 + b2).sum()) * scale
+        out[(h + 3) * outStride] = tail(qh + 3 * qStride, n16, (a3 + b3).sum()) * scale
+        h += 4
+    }
+    while h < count {
+        let q0 = UnsafeRawPointer(q + h * qStride)
+        var a0 = SIMD8<Float>(), b0 = SIMD8<Float>()
+        var i = 0
+        while i < n16 {
+            let o = 4 &* i
+            a0 = a0.addingProduct(q0.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self), k8(i))
+            b0 = b0.addingProduct(q0.loadUnaligned(fromByteOffset: o &+ 32, as: SIMD8<Float>.self), k8(i &+ 8))
+            i &+= 16
+        }
+        out[h * outStride] = tail(q + h * qStride, n16, (a0 + b0).sum()) * scale
+        h += 1
+    }
+}
+
+/// `out_h += sum_j w[h * wStride + j] * v_j` for `count` heads (`out + h * outStride`, n floats) over `keys` value
+/// rows (`v + j * vStride`), the keys added one after another into each element (fused multiply-adds in key order,
+/// the same arithmetic as adding one key at a time), with each output read and written once per call.
+@inlinable
+package func accumulateHeads(_ out: UnsafeMutablePointer<Float>, outStride: Int, count: Int, weights w: UnsafePointer<Float>,
+                             wStride: Int, values v: UnsafePointer<Float>, vStride: Int, keys: Int, _ n: Int) {
+    let rv = UnsafeRawPointer(v)
+    @inline(__always) func v8(_ j: Int, _ i: Int) -> SIMD8<Float> {
+        rv.loadUnaligned(fromByteOffset: 4 &* (j &* vStride &+ i), as: SIMD8<Float>.self)
+    }
+    let n8 = n & ~7, n32 = n & ~31
+    for h in 0..<count {
+        let o = UnsafeMutableRawPointer(out + h * outStride), wh = w + h * wStride
+        var i = 0
+        while i < n32 {  // four independent chains of adds
+            var a0 = o.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
+            var a1 = o.loadUnaligned(fromByteOffset: 4 &* i &+ 32, as: SIMD8<Float>.self)
+            var a2 = o.loadUnaligned(fromByteOffset: 4 &* i &+ 64, as: SIMD8<Float>.self)
+            var a3 = o.loadUnaligned(fromByteOffset: 4 &* i &+ 96, as: SIMD8<Float>.self)
+            for j in 0..<keys {
+                let x = SIMD8<Float>(repeating: wh[j])
+                a0 = a0.addingProduct(x, v8(j, i))
+                a1 = a1.addingProduct(x, v8(j, i &+ 8))
+                a2 = a2.addingProduct(x, v8(j, i &+ 16))
+                a3 = a3.addingProduct(x, v8(j, i &+ 24))
+            }
+            o.storeBytes(of: a0, toByteOffset: 4 &* i, as: SIMD8<Float>.self)
+            o.storeBytes(of: a1, toByteOffset: 4 &* i &+ 32, as: SIMD8<Float>.self)
+            o.storeBytes(of: a2, toByteOffset: 4 &* i &+ 64, as: SIMD8<Float>.self)
+            o.storeBytes(of: a3, toByteOffset: 4 &* i &+ 96, as: SIMD8<Float>.self)
+            i &+= 32
+        }
+        while i < n8 {
+            var acc = o.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
+            for j in 0..<keys { acc = acc.addingProduct(SIMD8(repeating: wh[j]), v8(j, i)) }
+            o.storeBytes(of: acc, toByteOffset: 4 &* i, as: SIMD8<Float>.self)
+            i &+= 8
+        }
+        while i < n {
+            var acc = out[h * outStride + i]
+            for j in 0..<keys { acc = acc.addingProduct(wh[j], v[j * vStride + i]) }
+            out[h * outStride + i] = acc
+            i += 1
+        }
+    }
+}
+
 /// Dot product, the plain scalar twin of `dot` (for tests).
 package func dotScalar(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
     var s: Double = 0

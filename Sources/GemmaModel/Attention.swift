@@ -66,14 +66,19 @@ package struct Attention: Sendable {
             var rb = r0
             while rb < r0 + count {
                 let re = min(rb + block, r0 + count)
-                for g in firstKey(rb, w) / G...((w.rowKeyEnd[re - 1] - 1) / G) {
-                    // Single rows (decode): one item per chunk of query heads, so that both workers share a step's
-                    // attention (each head's arithmetic is the same whichever item computes it).
-                    for chunk in 0..<(block == 1 ? w.headChunks : 1) {
+                let groups = firstKey(rb, w) / G...((w.rowKeyEnd[re - 1] - 1) / G)
+                // Single rows (decode) over few key groups (a local layer's window): one item per chunk of query
+                // heads, so that both workers share the row's attention; over many groups (deep in a global layer)
+                // one item per group with every head, so that each key is read once. Each head's arithmetic is the
+                // same whichever item computes it.
+                let chunks = block == 1 && groups.count < 2 * w.headChunks ? w.headChunks : 1
+                for g in groups {
+                    for chunk in 0..<chunks {
                         w.itemRow[items] = rb
                         w.itemRows[items] = re - rb
                         w.itemGroup[items] = g
                         w.itemHeadChunk[items] = chunk
+                        w.itemHeadChunks[items] = chunks
                         items += 1
                     }
                 }
@@ -98,7 +103,8 @@ package struct Attention: Sendable {
                 let r = w.itemRow[item]
                 if w.itemRows[item] == 1 {
                     let chunk = w.itemHeadChunk[item], heads = a.heads
-                    a.attendRow(r, group: w.itemGroup[item], heads: (chunk * heads / w.headChunks)..<((chunk + 1) * heads / w.headChunks),
+                    let chunks = w.itemHeadChunks[item]
+                    a.attendRow(r, group: w.itemGroup[item], heads: (chunk * heads / chunks)..<((chunk + 1) * heads / chunks),
                                 worker: worker, w, io)
                 } else {
                     a.attendBlock(r, rows: w.itemRows[item], group: w.itemGroup[item], worker: worker, w, io)
@@ -115,32 +121,59 @@ package struct Attention: Sendable {
     /// Key `k` of the row's segment (`p0`: the segment's first position, `r0`: its first row): from the step's
     /// buffer when the step holds it, else from the cache, converted into `scratch`.
     @inline(__always)
-    private func key(_ k: Int, _ p0: Int, _ r0: Int, _ cache: LayerKV?, _ io: IO, _ scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+    private func key(_ k: Int, _ p0: Int, _ r0: Int, _ cache: KVView?, _ io: IO, _ scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
         k >= p0 ? UnsafePointer(io.k + (r0 + k - p0) * kvHeads * headDim) : cache!.key(k, scratch: scratch)
     }
 
     @inline(__always)
-    private func value(_ k: Int, _ p0: Int, _ r0: Int, _ cache: LayerKV?, _ io: IO, _ scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+    private func value(_ k: Int, _ p0: Int, _ r0: Int, _ cache: KVView?, _ io: IO, _ scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
         k >= p0 ? UnsafePointer(io.v + (r0 + k - p0) * kvHeads * headDim) : cache!.value(k, scratch: scratch)
     }
 
-    /// One row's softmax partial over key group `g` for heads `hs` (dot products; decode rows).
+    /// Values of decode rows multiplied in batches of this many keys (each output element read and written once per
+    /// batch).
+    static let valueRows = 8
+    /// Keys ahead of the one being read whose cache lines decode rows ask for.
+    static let prefetchDistance = 8
+
+    /// Key (or value) `k`'s slice for KV head `kvh` as f32: from the step's buffer when the step holds it, else
+    /// from the cache, converted into `scratch` (`headDim` floats; the whole row, kvHeads x headDim, when the
+    /// storage cannot convert one head alone).
+    @inline(__always)
+    private func head(_ values: Bool, _ k: Int, _ kvh: Int, _ p0: Int, _ r0: Int, _ cache: KVView?, _ io: IO,
+                      _ scratch: UnsafeMutablePointer<Float>, _ rowScratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        let d = headDim
+        if k >= p0 { return UnsafePointer((values ? io.v : io.k) + (r0 + k - p0) * kvHeads * d + kvh * d) }
+        let c = cache!
+        if c.sliceable(d) {
+            return values ? c.value(k, offset: kvh * d, count: d, scratch: scratch) : c.key(k, offset: kvh * d, count: d, scratch: scratch)
+        }
+        return (values ? c.value(k, scratch: rowScratch) : c.key(k, scratch: rowScratch)) + kvh * d
+    }
+
+    /// One row's softmax partial over key group `g` for heads `hs` (decode rows): each key of each KV head is
+    /// converted once and dotted with all of the head's queries in `hs` together; values go in batches of
+    /// `valueRows` keys into the outputs.
     @inline(__always)
     private func attendRow(_ r: Int, group g: Int, heads hs: Range<Int>, worker: Int, _ w: AttentionWorkspace, _ io: IO) {
         let d = headDim, group = heads / kvHeads, qDim = heads * d, G = Self.keyGroup
         let scores = w.scores + worker * w.scoresStride, kbuf = w.kvScratch + worker * w.kvScratchStride
+        let vbuf = w.valueRows + worker * Self.valueRows * d
         let seg = w.rowSegment[r], p0 = w.segmentFirstPosition[seg], r0 = w.segmentStartRow[seg]
-        let cache = w.segmentCache[seg]?.takeUnretainedValue()
+        let cache = w.segmentCache[seg]?.takeUnretainedValue().view
         let first = firstKey(r, w)
         let lo = max(first, g * G), hi = min(w.rowKeyEnd[r], (g + 1) * G)
         let m = w.partials + (w.rowFirstJob[r] + g - first / G) * w.partialStride  // maxima, sums, outputs
         let out = m + 2 * heads
         (out + hs.lowerBound * d).update(repeating: 0, count: hs.count * d)
         let count = hi - lo
-        for k in lo..<hi {
-            let kp = key(k, p0, r0, cache, io, kbuf)
-            for hd in hs {
-                scores[hd * G + k - lo] = dot(io.q + r * qDim + hd * d, kp + (hd / group) * d, d) * scale
+        let q = io.q + r * qDim
+        for kvh in hs.lowerBound / group...((hs.upperBound - 1) / group) {
+            let h0 = max(hs.lowerBound, kvh * group), h1 = min(hs.upperBound, (kvh + 1) * group)
+            for k in lo..<hi {
+                if k + Self.prefetchDistance < p0 { cache!.prefetch(values: false, k + Self.prefetchDistance, offset: kvh * d, count: d) }
+                let kp = head(false, k, kvh, p0, r0, cache, io, kbuf, kbuf)
+                dotHeads(q + h0 * d, qStride: d, count: h1 - h0, key: kp, d, scale: scale, into: scores + h0 * G + k - lo, outStride: G)
             }
         }
         for hd in hs {
@@ -153,11 +186,21 @@ package struct Attention: Sendable {
             m[hd] = mx
             m[heads + hd] = sum
         }
-        for k in lo..<hi {
-            let vp = value(k, p0, r0, cache, io, kbuf)
-            for hd in hs {
-                let wgt = scores[hd * G + k - lo], vh = vp + (hd / group) * d, o = out + hd * d
-                for i in 0..<d { o[i] += wgt * vh[i] }
+        for kvh in hs.lowerBound / group...((hs.upperBound - 1) / group) {
+            let h0 = max(hs.lowerBound, kvh * group), h1 = min(hs.upperBound, (kvh + 1) * group)
+            var k = lo
+            while k < hi {
+                let n = min(Self.valueRows, hi - k)
+                for j in 0..<n {
+                    let ahead = k + j + Self.prefetchDistance
+                    if ahead < min(p0, hi) { cache!.prefetch(values: true, ahead, offset: kvh * d, count: d) }
+                    let dst = vbuf + j * d
+                    let vp = head(true, k + j, kvh, p0, r0, cache, io, dst, kbuf)
+                    if vp != UnsafePointer(dst) { dst.update(from: vp, count: d) }
+                }
+                accumulateHeads(out + h0 * d, outStride: d, count: h1 - h0, weights: scores + h0 * G + k - lo, wStride: G,
+                                values: vbuf, vStride: d, keys: n, d)
+                k += n
             }
         }
     }
@@ -170,7 +213,7 @@ package struct Attention: Sendable {
         let scores = w.scores + worker * w.scoresStride, kbuf = w.kvScratch + worker * w.kvScratchStride
         let panel = w.keyPanels + worker * 32 * d
         let seg = w.rowSegment[ra], p0 = w.segmentFirstPosition[seg], r0 = w.segmentStartRow[seg]
-        let cache = w.segmentCache[seg]?.takeUnretainedValue()
+        let cache = w.segmentCache[seg]?.takeUnretainedValue().view
         // Key ends never decrease along a segment's rows, so the block's last row sees furthest.
         let lo = max(g * G, firstKey(ra, w)), hi = min((g + 1) * G, w.rowKeyEnd[ra + rc - 1])
         let panels = (hi - lo + 31) / 32
@@ -299,9 +342,9 @@ package final class AttentionWorkspace {
     package let segmentCache: UnsafeMutablePointer<Unmanaged<LayerKV>?>
     /// Per row: its first partial slot (rowFirstJob[rows] = slots in all).
     let rowFirstJob: UnsafeMutablePointer<Int>
-    /// Work items: first row, rows, key group, and for single-row items the chunk of query heads (a decode row's
-    /// attention over one key group is split by heads across the workers: `headChunks` items).
-    let itemRow, itemRows, itemGroup, itemHeadChunk: UnsafeMutablePointer<Int>
+    /// Work items: first row, rows, key group, and for single-row items the chunk of query heads and the number of
+    /// chunks (a decode row's attention over one key group may be split by heads across the workers).
+    let itemRow, itemRows, itemGroup, itemHeadChunk, itemHeadChunks: UnsafeMutablePointer<Int>
     let headChunks: Int
     /// Per worker: scores of a block of rows x heads over a key group (scoresStride); a converted K/V row.
     let scores, kvScratch: UnsafeMutablePointer<Float>
@@ -309,6 +352,8 @@ package final class AttentionWorkspace {
     /// Per worker: 32 keys packed dimension-major (32 x headDim), a key group's values in 32-dimension panels
     /// (keyGroup x paddedHeadDim), a row block's output (rowBlock x heads x paddedHeadDim).
     let keyPanels, valuePanels, blockOut: UnsafeMutablePointer<Float>
+    /// Per worker: `Attention.valueRows` value rows of one KV head, converted to f32 (decode rows' P x V).
+    let valueRows: UnsafeMutablePointer<Float>
     /// Per (row, key group): softmax partials [maxima (heads), sums (heads), outputs (heads x headDim)].
     let partials: UnsafeMutablePointer<Float>
     let partialStride: Int
@@ -326,11 +371,13 @@ package final class AttentionWorkspace {
         let itemCount = b * groupsPerRow * headChunks
         itemRow = m.alloc(itemCount, Int.self); itemRows = m.alloc(itemCount, Int.self)
         itemGroup = m.alloc(itemCount, Int.self); itemHeadChunk = m.alloc(itemCount, Int.self)
+        itemHeadChunks = m.alloc(itemCount, Int.self)
         scoresStride = Attention.rowBlock * a.heads * G
         scores = m.alloc(workers * scoresStride)
         kvScratchStride = a.kvHeads * a.headDim
         kvScratch = m.alloc(workers * kvScratchStride)
         keyPanels = m.alloc(workers * 32 * a.headDim)
+        valueRows = m.alloc(workers * Attention.valueRows * a.headDim)
         valuePanels = m.alloc(workers * G * a.paddedHeadDim)
         blockOut = m.alloc(workers * Attention.rowBlock * a.heads * a.paddedHeadDim)
         partialStride = 2 * a.heads + a.heads * a.headDim

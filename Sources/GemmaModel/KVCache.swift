@@ -1,6 +1,7 @@
 // The KV cache of the Gemma 3 report: global layers keep every position; local (sliding-window) layers keep a ring
 // of exactly their window, so KV memory at long context is dominated by one layer in six. Storage is f32, f16,
 // bf16 or q8_0. The model reads keys and values through `LayerKV`, converting to f32 one position at a time.
+import CPUHints
 import GemmaFormats
 
 /// How keys and values are stored.
@@ -53,7 +54,7 @@ package final class LayerKV {
     private var keys: UnsafeMutableRawPointer
     private var values: UnsafeMutableRawPointer
 
-    init(kvDim: Int, storage: KVStorage, slots: Int, isRing: Bool) {
+    package init(kvDim: Int, storage: KVStorage, slots: Int, isRing: Bool) {
         precondition(storage != .q8_0 || kvDim % 32 == 0)
         self.kvDim = kvDim
         self.storage = storage
@@ -88,7 +89,7 @@ package final class LayerKV {
     @inline(__always) func slot(_ position: Int) -> Int { isRing ? position % slots : position }
 
     /// Stores position `p`'s key and value (f32, `kvDim` each).
-    func write(position p: Int, key: UnsafePointer<Float>, value: UnsafePointer<Float>) {
+    package func write(position p: Int, key: UnsafePointer<Float>, value: UnsafePointer<Float>) {
         let s = slot(p)
         store(key, to: keys + s * rowBytes)
         store(value, to: values + s * rowBytes)
@@ -107,29 +108,17 @@ package final class LayerKV {
         }
     }
 
-    /// Position `p`'s key as f32: a pointer into the cache (f32 storage) or into `scratch` (converted).
-    @inline(__always) func key(_ p: Int, scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
-        load(keys + slot(p) * rowBytes, scratch)
+    /// The layer's storage as a value: what attention reads per key, without reference counting on the layer
+    /// (workers retaining one object per key contend for its count). Valid until the layer next grows.
+    @inline(__always) package var view: KVView {
+        KVView(keys: keys, values: values, rowBytes: rowBytes, slots: slots, isRing: isRing, kvDim: kvDim, storage: storage)
     }
 
-    /// Position `p`'s value as f32, as `key`.
-    @inline(__always) func value(_ p: Int, scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
-        load(values + slot(p) * rowBytes, scratch)
-    }
+    /// Position `p`'s key as f32 (see `KVView.key`).
+    package func key(_ p: Int, scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> { view.key(p, scratch: scratch) }
 
-    @inline(__always) private func load(_ src: UnsafeMutableRawPointer, _ scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
-        switch storage {
-        case .f32: return UnsafePointer(src.assumingMemoryBound(to: Float.self))
-        case .f16:
-            let s = src.assumingMemoryBound(to: Float16.self)
-            for i in 0..<kvDim { scratch[i] = Float(s[i]) }
-        case .bf16:
-            let s = src.assumingMemoryBound(to: UInt16.self)
-            for i in 0..<kvDim { scratch[i] = Float(bitPattern: UInt32(s[i]) << 16) }
-        case .q8_0: try? TensorType.q8_0.dequantize(src, count: kvDim, into: scratch)
-        }
-        return UnsafePointer(scratch)
-    }
+    /// Position `p`'s value as f32 (see `KVView.value`).
+    package func value(_ p: Int, scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> { view.value(p, scratch: scratch) }
 
     /// A copy of the ring's contents (for prefix reuse after the ring has moved on).
     func copyContents() -> [UInt8] {
@@ -329,4 +318,74 @@ public enum PrefixReuse: Sendable, Equatable {
     /// Every position with the same content that the cache can keep, decoded ones included (see
     /// `KVCache.longestReusablePrefix`): a chat's rule, so that only the new turn is prefilled.
     case longest
+}
+
+/// One layer's keys and values as raw storage (`LayerKV.view`): conversion of positions to f32 and prefetching.
+package struct KVView {
+    let keys, values: UnsafeMutableRawPointer
+    let rowBytes, slots: Int
+    let isRing: Bool
+    let kvDim: Int
+    let storage: KVStorage
+
+    @inline(__always) func slot(_ position: Int) -> Int { isRing ? position % slots : position }
+
+    /// Position `p`'s key as f32: a pointer into the cache (f32 storage) or into `scratch` (converted).
+    @inline(__always) func key(_ p: Int, scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        load(keys + slot(p) * rowBytes, 0, kvDim, scratch)
+    }
+
+    /// Position `p`'s value as f32, as `key`.
+    @inline(__always) func value(_ p: Int, scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        load(values + slot(p) * rowBytes, 0, kvDim, scratch)
+    }
+
+    /// Values `offset ..< offset + count` of position `p`'s key (one KV head), as `key`; for q8_0 storage both must
+    /// be multiples of 32 (see `sliceable`).
+    @inline(__always) func key(_ p: Int, offset: Int, count: Int, scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        load(keys + slot(p) * rowBytes, offset, count, scratch)
+    }
+
+    /// Values `offset ..< offset + count` of position `p`'s value, as `key(_:offset:count:scratch:)`.
+    @inline(__always) func value(_ p: Int, offset: Int, count: Int, scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        load(values + slot(p) * rowBytes, offset, count, scratch)
+    }
+
+    /// Asks the CPU to start loading values `offset ..< offset + count` of position `p`'s key (or value) into the
+    /// caches: streams over the cache cross a page every few positions, where the hardware prefetchers stop.
+    @inline(__always) func prefetch(values: Bool, _ p: Int, offset: Int, count: Int) {
+        let row = (values ? self.values : keys) + slot(p) * rowBytes + storage.bytes(offset)
+        var b = 0, n = storage.bytes(count)
+        while b < n {
+            cpu_prefetch(row + b)
+            b &+= 64
+        }
+    }
+
+    /// Whether slices of `count` values at multiples of `count` can be read alone (q8_0 blocks are 32 wide).
+    func sliceable(_ count: Int) -> Bool { storage != .q8_0 || count % 32 == 0 }
+
+    /// Values `offset ..< offset + n` of a stored row, converted to f32 into `scratch` (f32 storage: in place).
+    @inline(__always) private func load(_ row: UnsafeMutableRawPointer, _ offset: Int, _ n: Int,
+                                        _ scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        switch storage {
+        case .f32: return UnsafePointer(row.assumingMemoryBound(to: Float.self) + offset)
+        case .f16:
+            let s = row.assumingMemoryBound(to: Float16.self) + offset
+            for i in 0..<n { scratch[i] = Float(s[i]) }
+        case .bf16:
+            let s = row.assumingMemoryBound(to: UInt16.self) + offset
+            for i in 0..<n { scratch[i] = Float(bitPattern: UInt32(s[i]) << 16) }
+        case .q8_0:
+            // As TensorType.q8_0.dequantize: each block's f16 scale times its 32 signed bytes.
+            var block = UnsafeRawPointer(row) + offset / 32 * 34
+            for b in 0..<n / 32 {
+                let d = Float(block.loadUnaligned(as: Float16.self))
+                let qs = (block + 2).assumingMemoryBound(to: Int8.self), out = scratch + 32 * b
+                for i in 0..<32 { out[i] = Float(qs[i]) * d }
+                block += 34
+            }
+        }
+        return UnsafePointer(scratch)
+    }
 }

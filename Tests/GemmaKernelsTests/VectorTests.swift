@@ -17,6 +17,35 @@ import Testing
         #expect(abs(fast - exact) <= Self.dotTolerance * max(norm, 1e-6))
     }
 
+    /// Several heads' scores against one key: each head's exactly as when it is scored alone (so a head's result
+    /// does not depend on how the workers split the heads), and each within the dot tolerance of the f64 sum.
+    @Test(arguments: [16, 33, 72, 256]) func dotHeadsScoresEachHeadAsAlone(n: Int) {
+        var r = SplitMix64(seed: UInt64(n))
+        let heads = 7, q = r.floats(heads * n), key = r.floats(n)
+        var all = [Float](repeating: 0, count: heads * 3), alone = [Float](repeating: 0, count: 1)
+        dotHeads(q, qStride: n, count: heads, key: key, n, scale: 0.5, into: &all, outStride: 3)
+        for h in 0..<heads {
+            q.withUnsafeBufferPointer { qp in
+                dotHeads(qp.baseAddress! + h * n, qStride: n, count: 1, key: key, n, scale: 0.5, into: &alone, outStride: 1)
+                let exact = dotScalar(qp.baseAddress! + h * n, key, n) * 0.5
+                let norm = (0..<n).reduce(Float(0)) { $0 + abs(qp[h * n + $1] * key[$1]) }
+                #expect(abs(all[h * 3] - exact) <= Self.dotTolerance * max(norm, 1e-6))
+            }
+            #expect(all[h * 3] == alone[0], "head \(h) of \(heads), n \(n)")
+        }
+    }
+
+    /// Weighted sums of value rows: the same bits as adding one key at a time with fused multiply-adds.
+    @Test(arguments: [8, 40, 72, 256]) func accumulateHeadsAddsKeysInOrder(n: Int) {
+        var r = SplitMix64(seed: UInt64(n) + 5)
+        let heads = 3, keys = 5, v = r.floats(keys * n), w = r.floats(heads * keys)
+        var out = r.floats(heads * n)
+        var want = out
+        for h in 0..<heads { for i in 0..<n { for j in 0..<keys { want[h * n + i] = want[h * n + i].addingProduct(w[h * keys + j], v[j * n + i]) } } }
+        accumulateHeads(&out, outStride: n, count: heads, weights: w, wStride: keys, values: v, vStride: n, keys: keys, n)
+        #expect(out == want)
+    }
+
     @Test(arguments: [1, 7, 256, 640]) func rmsNormMatchesDefinition(n: Int) {
         var r = SplitMix64(seed: 99)
         let x = r.floats(n, scale: 30), w = r.floats(n)

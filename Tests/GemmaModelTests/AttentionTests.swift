@@ -82,4 +82,55 @@ struct AttentionTests {
         print("attention, 8 heads over 2 KV heads x 128, window 300, 700 causal rows: max relative error \(e)")
         #expect(e < 1e-5)
     }
+
+    /// A decode row (one query at the end of a cached sequence) over a cache of each storage: the step's own key and
+    /// value from its buffers, the rest from the cache (converted per KV head, or per row when a head's slice is not
+    /// a whole number of q8_0 blocks), against a float64 softmax over the values the cache gives back. Contexts of
+    /// one key group (heads split across the workers) and of many (one item per group, every head).
+    @Test(arguments: [KVStorage.f32, .f16, .bf16, .q8_0])
+    func decodeRowOverACacheOfEveryStorage(storage: KVStorage) {
+        for (heads, kvHeads, headDim) in [(8, 2, 64), (4, 2, 48)] {
+            for context in [300, 2600] {
+                let a = Attention(heads: heads, kvHeads: kvHeads, headDim: headDim, scale: 0.125, window: nil)
+                let qd = heads * headDim, kvd = kvHeads * headDim
+                var rng = SplitMix64(seed: UInt64(context + headDim))
+                let cache = LayerKV(kvDim: kvd, storage: storage, slots: context, isRing: false)
+                var keys = rng.floats(context * kvd, scale: 2), values = rng.floats(context * kvd)
+                var q = rng.floats(qd, scale: 2), out = [Float](repeating: .nan, count: qd)
+                keys.withUnsafeBufferPointer { kp in values.withUnsafeBufferPointer { vp in
+                    for p in 0..<(context - 1) { cache.write(position: p, key: kp.baseAddress! + p * kvd, value: vp.baseAddress! + p * kvd) }
+                } }
+                // What the cache gives back (the step's own key and value are used as they are).
+                var scratch = [Float](repeating: 0, count: kvd)
+                for p in 0..<(context - 1) {
+                    let k = cache.key(p, scratch: &scratch)
+                    for i in 0..<kvd { keys[p * kvd + i] = k[i] }
+                    let v = cache.value(p, scratch: &scratch)
+                    for i in 0..<kvd { values[p * kvd + i] = v[i] }
+                }
+                let w = AttentionWorkspace(a, maxRows: 1, maxContext: context, workers: 2)
+                w.rowPosition[0] = context - 1; w.rowKeyEnd[0] = context; w.rowSegment[0] = 0
+                w.segmentStartRow[0] = 0; w.segmentStartRow[1] = 1; w.segmentFirstPosition[0] = context - 1
+                w.segmentCache[0] = Unmanaged.passUnretained(cache)
+                keys.withUnsafeMutableBufferPointer { kp in values.withUnsafeMutableBufferPointer { vp in
+                    a(rows: 1, segments: 1, q: &q, k: kp.baseAddress! + (context - 1) * kvd, v: vp.baseAddress! + (context - 1) * kvd,
+                      out: &out, workspace: w, pool: WorkerPool.shared(threads: 2))
+                } }
+                var worst = 0.0, scale = 0.0
+                for h in 0..<heads {
+                    let kvh = h / (heads / kvHeads)
+                    let scores = (0..<context).map { p in
+                        (0..<headDim).reduce(0.0) { $0 + Double(q[h * headDim + $1]) * Double(keys[p * kvd + kvh * headDim + $1]) } * 0.125
+                    }
+                    let m = scores.max()!, e = scores.map { exp($0 - m) }, sum = e.reduce(0, +)
+                    for i in 0..<headDim {
+                        let o = (0..<context).reduce(0.0) { $0 + e[$1] / sum * Double(values[$1 * kvd + kvh * headDim + i]) }
+                        worst = max(worst, abs(o - Double(out[h * headDim + i])))
+                        scale = max(scale, abs(o))
+                    }
+                }
+                #expect(worst / scale < 1e-5, "\(storage), \(heads) heads over \(kvHeads) x \(headDim), context \(context): \(worst / scale)")
+            }
+        }
+    }
 }
