@@ -27,18 +27,56 @@ package func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int)
     return s
 }
 
+/// How a row of stored values reads as f32: 8 at a time (one conversion instruction for f16, a shift for bf16)
+/// and one at a time (tails), at element offsets from a raw row pointer.
+@usableFromInline package protocol StoredElements {
+    static var bytes: Int { get }
+    static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float>
+    static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float
+}
+
+@usableFromInline package enum F32Elements: StoredElements {
+    @inlinable @inline(__always) package static var bytes: Int { 4 }
+    @inlinable @inline(__always) package static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float> {
+        p.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
+    }
+    @inlinable @inline(__always) package static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float {
+        p.loadUnaligned(fromByteOffset: 4 &* i, as: Float.self)
+    }
+}
+
+@usableFromInline package enum F16Elements: StoredElements {
+    @inlinable @inline(__always) package static var bytes: Int { 2 }
+    @inlinable @inline(__always) package static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float> {
+        SIMD8<Float>(p.loadUnaligned(fromByteOffset: 2 &* i, as: SIMD8<Float16>.self))
+    }
+    @inlinable @inline(__always) package static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float {
+        Float(p.loadUnaligned(fromByteOffset: 2 &* i, as: Float16.self))
+    }
+}
+
+@usableFromInline package enum BF16Elements: StoredElements {
+    @inlinable @inline(__always) package static var bytes: Int { 2 }
+    @inlinable @inline(__always) package static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float> {
+        let h = p.loadUnaligned(fromByteOffset: 2 &* i, as: SIMD8<UInt16>.self)
+        return unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: h) &<< 16, to: SIMD8<Float>.self)
+    }
+    @inlinable @inline(__always) package static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float {
+        Float(bitPattern: UInt32(p.loadUnaligned(fromByteOffset: 2 &* i, as: UInt16.self)) << 16)
+    }
+}
+
 /// Dot products of one key with `count` query heads (`q + h * qStride`, n floats each), scaled:
-/// `out[h * outStride] = dot(q_h, key) * scale`. Heads go four (or two, or one) at a time so that each load of the
-/// key serves several heads; every head's sum has the same shape whatever its companions (two 8-wide partial sums
-/// over 16-float steps, then the scalar tail), so a head's score does not depend on how heads are grouped.
+/// `out[h * outStride] = dot(q_h, key) * scale`, the key read as stored (`E`). Heads go four at a time (then one)
+/// so that each load of the key serves several heads; every head's sum has the same shape whatever its companions
+/// (two 8-wide partial sums over 16-float steps, then the scalar tail), so a head's score does not depend on how
+/// heads are grouped, nor on the key's storage beyond its values.
 @inlinable
-package func dotHeads(_ q: UnsafePointer<Float>, qStride: Int, count: Int, key: UnsafePointer<Float>, _ n: Int,
-                      scale: Float, into out: UnsafeMutablePointer<Float>, outStride: Int) {
-    let rk = UnsafeRawPointer(key)
-    @inline(__always) func k8(_ i: Int) -> SIMD8<Float> { rk.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self) }
+package func dotHeads<E: StoredElements>(_ q: UnsafePointer<Float>, qStride: Int, count: Int, key: UnsafeRawPointer, as _: E.Type,
+                                         _ n: Int, scale: Float, into out: UnsafeMutablePointer<Float>, outStride: Int) {
     @inline(__always) func tail(_ qh: UnsafePointer<Float>, _ i0: Int, _ s: Float) -> Float {
         var s = s, i = i0
-        while i < n { s += qh[i] * key[i]; i += 1 }
+        while i < n { s += qh[i] * E.load1(key, i); i += 1 }
         return s
     }
     let n16 = n & ~15
@@ -49,7 +87,7 @@ package func dotHeads(_ q: UnsafePointer<Float>, qStride: Int, count: Int, key: 
         var a2 = SIMD8<Float>(), b2 = SIMD8<Float>(), a3 = SIMD8<Float>(), b3 = SIMD8<Float>()
         var i = 0
         while i < n16 {
-            let ka = k8(i), kb = k8(i &+ 8), o = 4 &* i
+            let ka = E.load8(key, i), kb = E.load8(key, i &+ 8), o = 4 &* i
             a0 = a0.addingProduct(q0.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self), ka)
             b0 = b0.addingProduct(q0.loadUnaligned(fromByteOffset: o &+ 32, as: SIMD8<Float>.self), kb)
             a1 = a1.addingProduct(q1.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self), ka)
@@ -73,8 +111,8 @@ package func dotHeads(_ q: UnsafePointer<Float>, qStride: Int, count: Int, key: 
         var i = 0
         while i < n16 {
             let o = 4 &* i
-            a0 = a0.addingProduct(q0.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self), k8(i))
-            b0 = b0.addingProduct(q0.loadUnaligned(fromByteOffset: o &+ 32, as: SIMD8<Float>.self), k8(i &+ 8))
+            a0 = a0.addingProduct(q0.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self), E.load8(key, i))
+            b0 = b0.addingProduct(q0.loadUnaligned(fromByteOffset: o &+ 32, as: SIMD8<Float>.self), E.load8(key, i &+ 8))
             i &+= 16
         }
         out[h * outStride] = tail(q + h * qStride, n16, (a0 + b0).sum()) * scale
@@ -82,16 +120,22 @@ package func dotHeads(_ q: UnsafePointer<Float>, qStride: Int, count: Int, key: 
     }
 }
 
-/// `out_h += sum_j w[h * wStride + j] * v_j` for `count` heads (`out + h * outStride`, n floats) over `keys` value
-/// rows (`v + j * vStride`), the keys added one after another into each element (fused multiply-adds in key order,
-/// the same arithmetic as adding one key at a time), with each output read and written once per call.
+/// `dotHeads` over an f32 key.
 @inlinable
-package func accumulateHeads(_ out: UnsafeMutablePointer<Float>, outStride: Int, count: Int, weights w: UnsafePointer<Float>,
-                             wStride: Int, values v: UnsafePointer<Float>, vStride: Int, keys: Int, _ n: Int) {
-    let rv = UnsafeRawPointer(v)
-    @inline(__always) func v8(_ j: Int, _ i: Int) -> SIMD8<Float> {
-        rv.loadUnaligned(fromByteOffset: 4 &* (j &* vStride &+ i), as: SIMD8<Float>.self)
-    }
+package func dotHeads(_ q: UnsafePointer<Float>, qStride: Int, count: Int, key: UnsafePointer<Float>, _ n: Int,
+                      scale: Float, into out: UnsafeMutablePointer<Float>, outStride: Int) {
+    dotHeads(q, qStride: qStride, count: count, key: UnsafeRawPointer(key), as: F32Elements.self, n, scale: scale, into: out, outStride: outStride)
+}
+
+/// `out_h += sum_j w[h * wStride + j] * v_j` for `count` heads (`out + h * outStride`, n floats) over `keys` value
+/// rows (`v + j * vStride` bytes, read as stored: `E`), the keys added one after another into each element (fused
+/// multiply-adds in key order, the same arithmetic as adding one key at a time), each output read and written
+/// once per call.
+@inlinable
+package func accumulateHeads<E: StoredElements>(_ out: UnsafeMutablePointer<Float>, outStride: Int, count: Int,
+                                                weights w: UnsafePointer<Float>, wStride: Int, values v: UnsafeRawPointer,
+                                                as _: E.Type, vStrideBytes: Int, keys: Int, _ n: Int) {
+    @inline(__always) func v8(_ j: Int, _ i: Int) -> SIMD8<Float> { E.load8(v + j &* vStrideBytes, i) }
     let n8 = n & ~7, n32 = n & ~31
     for h in 0..<count {
         let o = UnsafeMutableRawPointer(out + h * outStride), wh = w + h * wStride
@@ -122,11 +166,19 @@ package func accumulateHeads(_ out: UnsafeMutablePointer<Float>, outStride: Int,
         }
         while i < n {
             var acc = out[h * outStride + i]
-            for j in 0..<keys { acc = acc.addingProduct(wh[j], v[j * vStride + i]) }
+            for j in 0..<keys { acc = acc.addingProduct(wh[j], E.load1(v + j &* vStrideBytes, i)) }
             out[h * outStride + i] = acc
             i += 1
         }
     }
+}
+
+/// `accumulateHeads` over f32 value rows `vStride` floats apart.
+@inlinable
+package func accumulateHeads(_ out: UnsafeMutablePointer<Float>, outStride: Int, count: Int, weights w: UnsafePointer<Float>,
+                             wStride: Int, values v: UnsafePointer<Float>, vStride: Int, keys: Int, _ n: Int) {
+    accumulateHeads(out, outStride: outStride, count: count, weights: w, wStride: wStride, values: UnsafeRawPointer(v),
+                    as: F32Elements.self, vStrideBytes: 4 * vStride, keys: keys, n)
 }
 
 /// Dot product, the plain scalar twin of `dot` (for tests).

@@ -151,12 +151,24 @@ package struct Attention: Sendable {
         return (values ? c.value(k, scratch: rowScratch) : c.key(k, scratch: rowScratch)) + kvh * d
     }
 
-    /// One row's softmax partial over key group `g` for heads `hs` (decode rows): each key of each KV head is
-    /// converted once and dotted with all of the head's queries in `hs` together; values go in batches of
-    /// `valueRows` keys into the outputs.
+    /// One row's softmax partial over key group `g` for heads `hs` (decode rows): each key of each KV head is read
+    /// once and dotted with all of the head's queries in `hs` together; values go in batches of `valueRows` keys
+    /// into the outputs. f16, bf16 and f32 caches are read as stored (converted in registers); q8_0 rows are
+    /// converted into a scratch row first.
     @inline(__always)
     private func attendRow(_ r: Int, group g: Int, heads hs: Range<Int>, worker: Int, _ w: AttentionWorkspace, _ io: IO) {
-        let d = headDim, group = heads / kvHeads, qDim = heads * d, G = Self.keyGroup
+        switch w.segmentCache[w.rowSegment[r]]?.takeUnretainedValue().storage {
+        case .f16: attendRow(r, group: g, heads: hs, worker: worker, w, io, F16Elements.self, direct: true)
+        case .bf16: attendRow(r, group: g, heads: hs, worker: worker, w, io, BF16Elements.self, direct: true)
+        case .f32: attendRow(r, group: g, heads: hs, worker: worker, w, io, F32Elements.self, direct: true)
+        case .q8_0, nil: attendRow(r, group: g, heads: hs, worker: worker, w, io, F32Elements.self, direct: false)
+        }
+    }
+
+    @inline(__always)
+    private func attendRow<E: StoredElements>(_ r: Int, group g: Int, heads hs: Range<Int>, worker: Int, _ w: AttentionWorkspace,
+                                              _ io: IO, _: E.Type, direct: Bool) {
+        let d = headDim, group = heads / kvHeads, qDim = heads * d, kvDim = kvHeads * d, G = Self.keyGroup
         let scores = w.scores + worker * w.scoresStride, kbuf = w.kvScratch + worker * w.kvScratchStride
         let vbuf = w.valueRows + worker * Self.valueRows * d
         let seg = w.rowSegment[r], p0 = w.segmentFirstPosition[seg], r0 = w.segmentStartRow[seg]
@@ -166,14 +178,29 @@ package struct Attention: Sendable {
         let m = w.partials + (w.rowFirstJob[r] + g - first / G) * w.partialStride  // maxima, sums, outputs
         let out = m + 2 * heads
         (out + hs.lowerBound * d).update(repeating: 0, count: hs.count * d)
-        let count = hi - lo
+        let count = hi - lo, cached = min(hi, p0)  // keys lo..<cached are in the cache, cached..<hi in the step
         let q = io.q + r * qDim
         for kvh in hs.lowerBound / group...((hs.upperBound - 1) / group) {
             let h0 = max(hs.lowerBound, kvh * group), h1 = min(hs.upperBound, (kvh + 1) * group)
+            let qh = q + h0 * d, sh = scores + h0 * G - lo
+            var slot = lo < cached ? cache!.slot(lo) : 0  // key k's slot, stepped along (no division per key)
             for k in lo..<hi {
-                if k + Self.prefetchDistance < p0 { cache!.prefetch(values: false, k + Self.prefetchDistance, offset: kvh * d, count: d) }
-                let kp = head(false, k, kvh, p0, r0, cache, io, kbuf, kbuf)
-                dotHeads(q + h0 * d, qStride: d, count: h1 - h0, key: kp, d, scale: scale, into: scores + h0 * G + k - lo, outStride: G)
+                if k < cached {
+                    let c = cache!
+                    if k + Self.prefetchDistance < cached { c.prefetch(values: false, slot: slot + Self.prefetchDistance, offset: kvh * d, count: d) }
+                    if direct {
+                        dotHeads(qh, qStride: d, count: h1 - h0, key: UnsafeRawPointer(c.keys + slot * c.rowBytes) + kvh * d * E.bytes,
+                                 as: E.self, d, scale: scale, into: sh + k, outStride: G)
+                    } else {
+                        dotHeads(qh, qStride: d, count: h1 - h0, key: head(false, k, kvh, p0, r0, cache, io, kbuf, kbuf), d,
+                                 scale: scale, into: sh + k, outStride: G)
+                    }
+                } else {
+                    dotHeads(qh, qStride: d, count: h1 - h0, key: io.k + (r0 + k - p0) * kvDim + kvh * d, d, scale: scale,
+                             into: sh + k, outStride: G)
+                }
+                slot += 1
+                if let c = cache, slot == c.slots { slot = 0 }
             }
         }
         for hd in hs {
@@ -188,18 +215,28 @@ package struct Attention: Sendable {
         }
         for kvh in hs.lowerBound / group...((hs.upperBound - 1) / group) {
             let h0 = max(hs.lowerBound, kvh * group), h1 = min(hs.upperBound, (kvh + 1) * group)
+            let oh = out + h0 * d, wh = scores + h0 * G - lo, nh = h1 - h0
             var k = lo
             while k < hi {
                 let n = min(Self.valueRows, hi - k)
-                for j in 0..<n {
-                    let ahead = k + j + Self.prefetchDistance
-                    if ahead < min(p0, hi) { cache!.prefetch(values: true, ahead, offset: kvh * d, count: d) }
-                    let dst = vbuf + j * d
-                    let vp = head(true, k + j, kvh, p0, r0, cache, io, dst, kbuf)
-                    if vp != UnsafePointer(dst) { dst.update(from: vp, count: d) }
+                if k + n <= cached, direct, let c = cache, !c.isRing || c.slot(k) + n <= c.slots {
+                    // Consecutive slots of the cache: the batch's rows are read where they are stored.
+                    let s0 = c.slot(k)
+                    for j in 0..<n where k + j + Self.prefetchDistance < cached {
+                        c.prefetch(values: true, slot: s0 + j + Self.prefetchDistance, offset: kvh * d, count: d)
+                    }
+                    accumulateHeads(oh, outStride: d, count: nh, weights: wh + k, wStride: G,
+                                    values: UnsafeRawPointer(c.values + s0 * c.rowBytes) + kvh * d * E.bytes, as: E.self,
+                                    vStrideBytes: c.rowBytes, keys: n, d)
+                } else {
+                    // Across the ring's end or the step's start, or q8_0: rows converted to f32 one by one.
+                    for j in 0..<n {
+                        let dst = vbuf + j * d
+                        let vp = head(true, k + j, kvh, p0, r0, cache, io, dst, kbuf)
+                        if vp != UnsafePointer(dst) { dst.update(from: vp, count: d) }
+                    }
+                    accumulateHeads(oh, outStride: d, count: nh, weights: wh + k, wStride: G, values: vbuf, vStride: d, keys: n, d)
                 }
-                accumulateHeads(out + h0 * d, outStride: d, count: h1 - h0, weights: scores + h0 * G + k - lo, wStride: G,
-                                values: vbuf, vStride: d, keys: n, d)
                 k += n
             }
         }

@@ -322,7 +322,7 @@ public enum PrefixReuse: Sendable, Equatable {
 
 /// One layer's keys and values as raw storage (`LayerKV.view`): conversion of positions to f32 and prefetching.
 package struct KVView {
-    let keys, values: UnsafeMutableRawPointer
+    package let keys, values: UnsafeMutableRawPointer
     let rowBytes, slots: Int
     let isRing: Bool
     let kvDim: Int
@@ -351,10 +351,12 @@ package struct KVView {
         load(values + slot(p) * rowBytes, offset, count, scratch)
     }
 
-    /// Asks the CPU to start loading values `offset ..< offset + count` of position `p`'s key (or value) into the
+    /// Asks the CPU to start loading values `offset ..< offset + count` of the key (or value) in `slot` (less than
+    /// twice the slot count) into the
     /// caches: streams over the cache cross a page every few positions, where the hardware prefetchers stop.
-    @inline(__always) func prefetch(values: Bool, _ p: Int, offset: Int, count: Int) {
-        let row = (values ? self.values : keys) + slot(p) * rowBytes + storage.bytes(offset)
+    @inline(__always) func prefetch(values: Bool, slot: Int, offset: Int, count: Int) {
+        let s = slot < slots ? slot : slot - slots  // a slot past the ring's end is its start again
+        let row = (values ? self.values : keys) + s * rowBytes + storage.bytes(offset)
         var b = 0, n = storage.bytes(count)
         while b < n {
             cpu_prefetch(row + b)

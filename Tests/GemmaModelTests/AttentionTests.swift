@@ -86,15 +86,17 @@ struct AttentionTests {
     /// A decode row (one query at the end of a cached sequence) over a cache of each storage: the step's own key and
     /// value from its buffers, the rest from the cache (converted per KV head, or per row when a head's slice is not
     /// a whole number of q8_0 blocks), against a float64 softmax over the values the cache gives back. Contexts of
-    /// one key group (heads split across the workers) and of many (one item per group, every head).
+    /// one key group (heads split across the workers) and of many (one item per group, every head); a sliding window
+    /// over a ring that has wrapped (batches of values that cross the ring's end).
     @Test(arguments: [KVStorage.f32, .f16, .bf16, .q8_0])
     func decodeRowOverACacheOfEveryStorage(storage: KVStorage) {
         for (heads, kvHeads, headDim) in [(8, 2, 64), (4, 2, 48)] {
-            for context in [300, 2600] {
-                let a = Attention(heads: heads, kvHeads: kvHeads, headDim: headDim, scale: 0.125, window: nil)
+            for (context, window) in [(300, nil), (2600, nil), (2600, 1003)] as [(Int, Int?)] {
+                let a = Attention(heads: heads, kvHeads: kvHeads, headDim: headDim, scale: 0.125, window: window)
                 let qd = heads * headDim, kvd = kvHeads * headDim
                 var rng = SplitMix64(seed: UInt64(context + headDim))
-                let cache = LayerKV(kvDim: kvd, storage: storage, slots: context, isRing: false)
+                let cache = LayerKV(kvDim: kvd, storage: storage, slots: window ?? context, isRing: window != nil)
+                let firstKey = window.map { context - $0 } ?? 0
                 var keys = rng.floats(context * kvd, scale: 2), values = rng.floats(context * kvd)
                 var q = rng.floats(qd, scale: 2), out = [Float](repeating: .nan, count: qd)
                 keys.withUnsafeBufferPointer { kp in values.withUnsafeBufferPointer { vp in
@@ -102,7 +104,7 @@ struct AttentionTests {
                 } }
                 // What the cache gives back (the step's own key and value are used as they are).
                 var scratch = [Float](repeating: 0, count: kvd)
-                for p in 0..<(context - 1) {
+                for p in firstKey..<(context - 1) {
                     let k = cache.key(p, scratch: &scratch)
                     for i in 0..<kvd { keys[p * kvd + i] = k[i] }
                     let v = cache.value(p, scratch: &scratch)
@@ -119,17 +121,17 @@ struct AttentionTests {
                 var worst = 0.0, scale = 0.0
                 for h in 0..<heads {
                     let kvh = h / (heads / kvHeads)
-                    let scores = (0..<context).map { p in
+                    let scores = (firstKey..<context).map { p in
                         (0..<headDim).reduce(0.0) { $0 + Double(q[h * headDim + $1]) * Double(keys[p * kvd + kvh * headDim + $1]) } * 0.125
                     }
                     let m = scores.max()!, e = scores.map { exp($0 - m) }, sum = e.reduce(0, +)
                     for i in 0..<headDim {
-                        let o = (0..<context).reduce(0.0) { $0 + e[$1] / sum * Double(values[$1 * kvd + kvh * headDim + i]) }
+                        let o = (firstKey..<context).reduce(0.0) { $0 + e[$1 - firstKey] / sum * Double(values[$1 * kvd + kvh * headDim + i]) }
                         worst = max(worst, abs(o - Double(out[h * headDim + i])))
                         scale = max(scale, abs(o))
                     }
                 }
-                #expect(worst / scale < 1e-5, "\(storage), \(heads) heads over \(kvHeads) x \(headDim), context \(context): \(worst / scale)")
+                #expect(worst / scale < 1e-5, "\(storage), \(heads) heads over \(kvHeads) x \(headDim), context \(context), window \(window ?? 0): \(worst / scale)")
             }
         }
     }
