@@ -30,13 +30,14 @@ package func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int)
 /// How a row of stored values reads as f32: 8 at a time (one conversion instruction for f16, a shift for bf16)
 /// and one at a time (tails), at element offsets from a raw row pointer.
 @usableFromInline package protocol StoredElements {
-    static var bytes: Int { get }
+    /// Bytes of the first `elements` elements of a row (a multiple of 32 for q8_0).
+    static func byteOffset(_ elements: Int) -> Int
     static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float>
     static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float
 }
 
 @usableFromInline package enum F32Elements: StoredElements {
-    @inlinable @inline(__always) package static var bytes: Int { 4 }
+    @inlinable @inline(__always) package static func byteOffset(_ n: Int) -> Int { 4 &* n }
     @inlinable @inline(__always) package static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float> {
         p.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
     }
@@ -46,7 +47,7 @@ package func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int)
 }
 
 @usableFromInline package enum F16Elements: StoredElements {
-    @inlinable @inline(__always) package static var bytes: Int { 2 }
+    @inlinable @inline(__always) package static func byteOffset(_ n: Int) -> Int { 2 &* n }
     @inlinable @inline(__always) package static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float> {
         SIMD8<Float>(p.loadUnaligned(fromByteOffset: 2 &* i, as: SIMD8<Float16>.self))
     }
@@ -56,13 +57,29 @@ package func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int)
 }
 
 @usableFromInline package enum BF16Elements: StoredElements {
-    @inlinable @inline(__always) package static var bytes: Int { 2 }
+    @inlinable @inline(__always) package static func byteOffset(_ n: Int) -> Int { 2 &* n }
     @inlinable @inline(__always) package static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float> {
         let h = p.loadUnaligned(fromByteOffset: 2 &* i, as: SIMD8<UInt16>.self)
         return unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: h) &<< 16, to: SIMD8<Float>.self)
     }
     @inlinable @inline(__always) package static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float {
         Float(bitPattern: UInt32(p.loadUnaligned(fromByteOffset: 2 &* i, as: UInt16.self)) << 16)
+    }
+}
+
+/// q8_0 blocks (an f16 scale, then 32 signed bytes) read as f32: each value its byte times its block's scale, the
+/// same product as `TensorType.q8_0.dequantize`. Element offsets within 8 of each other share a block when they
+/// start at multiples of 8.
+@usableFromInline package enum Q8_0Elements: StoredElements {
+    @inlinable @inline(__always) package static func byteOffset(_ n: Int) -> Int { (n >> 5) &* 34 }
+    @inlinable @inline(__always) package static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float> {
+        let b = p + (i >> 5) &* 34
+        let q = b.loadUnaligned(fromByteOffset: 2 &+ (i & 31), as: SIMD8<Int8>.self)
+        return SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: q)) * Float(b.loadUnaligned(as: Float16.self))
+    }
+    @inlinable @inline(__always) package static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float {
+        let b = p + (i >> 5) &* 34
+        return Float(b.loadUnaligned(fromByteOffset: 2 &+ (i & 31), as: Int8.self)) * Float(b.loadUnaligned(as: Float16.self))
     }
 }
 

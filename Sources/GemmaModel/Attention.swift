@@ -153,14 +153,15 @@ package struct Attention: Sendable {
 
     /// One row's softmax partial over key group `g` for heads `hs` (decode rows): each key of each KV head is read
     /// once and dotted with all of the head's queries in `hs` together; values go in batches of `valueRows` keys
-    /// into the outputs. f16, bf16 and f32 caches are read as stored (converted in registers); q8_0 rows are
-    /// converted into a scratch row first.
+    /// into the outputs. Caches are read as stored (converted in registers), except q8_0 rows whose heads are not a
+    /// whole number of blocks (converted into a scratch row first).
     @inline(__always)
     private func attendRow(_ r: Int, group g: Int, heads hs: Range<Int>, worker: Int, _ w: AttentionWorkspace, _ io: IO) {
         switch w.segmentCache[w.rowSegment[r]]?.takeUnretainedValue().storage {
         case .f16: attendRow(r, group: g, heads: hs, worker: worker, w, io, F16Elements.self, direct: true)
         case .bf16: attendRow(r, group: g, heads: hs, worker: worker, w, io, BF16Elements.self, direct: true)
         case .f32: attendRow(r, group: g, heads: hs, worker: worker, w, io, F32Elements.self, direct: true)
+        case .q8_0 where headDim % 32 == 0: attendRow(r, group: g, heads: hs, worker: worker, w, io, Q8_0Elements.self, direct: true)
         case .q8_0, nil: attendRow(r, group: g, heads: hs, worker: worker, w, io, F32Elements.self, direct: false)
         }
     }
@@ -189,7 +190,7 @@ package struct Attention: Sendable {
                     let c = cache!
                     if k + Self.prefetchDistance < cached { c.prefetch(values: false, slot: slot + Self.prefetchDistance, offset: kvh * d, count: d) }
                     if direct {
-                        dotHeads(qh, qStride: d, count: h1 - h0, key: UnsafeRawPointer(c.keys + slot * c.rowBytes) + kvh * d * E.bytes,
+                        dotHeads(qh, qStride: d, count: h1 - h0, key: UnsafeRawPointer(c.keys + slot * c.rowBytes) + E.byteOffset(kvh * d),
                                  as: E.self, d, scale: scale, into: sh + k, outStride: G)
                     } else {
                         dotHeads(qh, qStride: d, count: h1 - h0, key: head(false, k, kvh, p0, r0, cache, io, kbuf, kbuf), d,
@@ -226,10 +227,11 @@ package struct Attention: Sendable {
                         c.prefetch(values: true, slot: s0 + j + Self.prefetchDistance, offset: kvh * d, count: d)
                     }
                     accumulateHeads(oh, outStride: d, count: nh, weights: wh + k, wStride: G,
-                                    values: UnsafeRawPointer(c.values + s0 * c.rowBytes) + kvh * d * E.bytes, as: E.self,
+                                    values: UnsafeRawPointer(c.values + s0 * c.rowBytes) + E.byteOffset(kvh * d), as: E.self,
                                     vStrideBytes: c.rowBytes, keys: n, d)
                 } else {
-                    // Across the ring's end or the step's start, or q8_0: rows converted to f32 one by one.
+                    // Across the ring's end or the step's start, or q8_0 heads of partial blocks: rows converted to f32
+                    // one by one.
                     for j in 0..<n {
                         let dst = vbuf + j * d
                         let vp = head(true, k + j, kvh, p0, r0, cache, io, dst, kbuf)
