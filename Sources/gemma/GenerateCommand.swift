@@ -126,9 +126,27 @@ enum Progress {
         if enabled { writeErr(String(format: "\r\u{1B}[Kencoded image %d (%d view%@) in %.1f s\n", i, views, views == 1 ? "" : "s", seconds)) }
     }
 
+    /// When the running prefill's first report came, and how many tokens it had done then.
+    nonisolated(unsafe) private static var prefillStart: (nanoseconds: UInt64, done: Int)?
+
+    /// Prefill progress (reported between chunks): tokens done, speed since the first report, time left.
     static func prefill(_ done: Int, _ total: Int) {
         guard enabled else { return }
-        writeErr(done < total ? "\r\u{1B}[Kprefill \(done)/\(total) tokens" : "\r\u{1B}[K")
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard done < total else {
+            prefillStart = nil
+            writeErr("\r\u{1B}[K")
+            return
+        }
+        guard let start = prefillStart, done > start.done, now > start.nanoseconds else {
+            prefillStart = (now, done)
+            writeErr("\r\u{1B}[Kprefill \(done)/\(total) tokens")
+            return
+        }
+        let rate = Double(done - start.done) / (Double(now - start.nanoseconds) / 1e9)
+        let left = Int((Double(total - done) / rate).rounded(.up))
+        let eta = left >= 60 ? String(format: "%d min %02d s", left / 60, left % 60) : "\(left) s"
+        writeErr(String(format: "\r\u{1B}[Kprefill %d/%d tokens, %.0f tok/s, %@ left", done, total, rate, eta))
     }
 }
 
