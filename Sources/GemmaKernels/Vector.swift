@@ -198,6 +198,31 @@ package func accumulateHeads(_ out: UnsafeMutablePointer<Float>, outStride: Int,
                     as: F32Elements.self, vStrideBytes: 4 * vStride, keys: keys, n)
 }
 
+/// Softmax numerator in place over `n` scores: `x[i] = e^(x[i] - max)`; returns (max, sum of the exponentials).
+/// Max and sum in 8 lanes (the sum's order is fixed by n alone), the exponentials vectorized.
+@inlinable
+package func expShifted(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> (max: Float, sum: Float) {
+    let r = UnsafeMutableRawPointer(x), n8 = n & ~7
+    var m8 = SIMD8<Float>(repeating: -.infinity)
+    var i = 0
+    while i < n8 {
+        m8 = pointwiseMax(m8, r.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self))
+        i &+= 8
+    }
+    var mx = m8.max()
+    while i < n { mx = max(mx, x[i]); i += 1 }
+    for j in 0..<n { x[j] = expFast(x[j] - mx) }
+    var s8 = SIMD8<Float>()
+    i = 0
+    while i < n8 {
+        s8 += r.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
+        i &+= 8
+    }
+    var sum = s8.sum()
+    while i < n { sum += x[i]; i += 1 }
+    return (mx, sum)
+}
+
 /// Dot product, the plain scalar twin of `dot` (for tests).
 package func dotScalar(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
     var s: Double = 0

@@ -204,16 +204,7 @@ package struct Attention: Sendable {
                 if let c = cache, slot == c.slots { slot = 0 }
             }
         }
-        for hd in hs {
-            let sRow = scores + hd * G
-            var mx = -Float.infinity
-            for i in 0..<count { mx = max(mx, sRow[i]) }
-            for i in 0..<count { sRow[i] = expFast(sRow[i] - mx) }
-            var sum: Float = 0
-            for i in 0..<count { sum += sRow[i] }
-            m[hd] = mx
-            m[heads + hd] = sum
-        }
+        for hd in hs { (m[hd], m[heads + hd]) = expShifted(scores + hd * G, count) }
         for kvh in hs.lowerBound / group...((hs.upperBound - 1) / group) {
             let h0 = max(hs.lowerBound, kvh * group), h1 = min(hs.upperBound, (kvh + 1) * group)
             let oh = out + h0 * d, wh = scores + h0 * G - lo, nh = h1 - h0

@@ -46,6 +46,22 @@ import Testing
         #expect(out == want)
     }
 
+    /// Softmax numerators: the maximum, each e^(x - max) and their sum, against f64 (of the f32 differences).
+    @Test(arguments: sizes) func expShiftedMatchesDefinition(n: Int) {
+        var r = SplitMix64(seed: UInt64(n) + 11)
+        let x = r.floats(n, scale: 20)
+        var y = x
+        let (mx, sum) = expShifted(&y, n)
+        #expect(mx == x.max()!)
+        var want = 0.0
+        for i in 0..<n {
+            let e = Foundation.exp(Double(x[i] - mx))  // of the f32 difference, as the kernel takes it
+            want += e
+            #expect(abs(Double(y[i]) - e) <= 1e-6 * max(e, 1e-30))
+        }
+        #expect(abs(Double(sum) - want) <= 1e-6 * want)
+    }
+
     @Test(arguments: [1, 7, 256, 640]) func rmsNormMatchesDefinition(n: Int) {
         var r = SplitMix64(seed: 99)
         let x = r.floats(n, scale: 30), w = r.floats(n)
