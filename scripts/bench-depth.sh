@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Decoding deep in a context and long prompts, gemma beside llama.cpp's llama-bench on the same GGUF (issue 18).
+#
+#   scripts/bench-depth.sh [--depths 8192,32768] [--kv f16,q8_0] [--pp 16384,32768] [--tg 64] [--rounds 2]
+#                          [--reps 2] [--threads 2] [--model M]
+#
+# Each round runs, for every depth D and KV type K, `gemma bench -p 0 -n TG -d D --kv K` and then
+# `llama-bench -p 0 -n TG -d D -ctk K -ctv K` (llama.cpp's defaults otherwise: flash attention auto, mmap), and for
+# every prompt length L `gemma bench -p L -n 0` then `llama-bench -p L -n 0`: interleaved, so that load changes hit
+# both sides alike. Both tools prefill the depth untimed and print tok/s over REPS repetitions (median for gemma,
+# mean for llama-bench). Prints one line per test and round, then the ratios of the medians over rounds.
+#
+# llama-bench: $LLAMA_BENCH, else built once into .build/llama.cpp-peer from llama-cpp-python's source archive
+# (the llama.cpp the project measures against; cmake, about 10 minutes on 2 cores). On Intel CPUs with AMX the
+# native build dies with SIGILL in these VMs: the build then passes -mno-amx-*. Wants a quiet machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/swift-flags.sh
+
+DEPTHS=8192,32768 KVS=f16,q8_0 PPS=16384,32768 TG=64 ROUNDS=2 REPS=2 THREADS=2 MODEL=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --depths) DEPTHS=$2; shift 2 ;;
+        --kv) KVS=$2; shift 2 ;;
+        --pp) PPS=$2; shift 2 ;;
+        --tg) TG=$2; shift 2 ;;
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --reps) REPS=$2; shift 2 ;;
+        --threads|-t) THREADS=$2; shift 2 ;;
+        --model|-m) MODEL=$2; shift 2 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+[ -n "$MODEL" ] || MODEL=$(scripts/fetch-model.sh)
+[ -x "$GEMMA_BIN" ] || swift build --product gemma "${SWIFT_FLAGS[@]}"
+
+if [ -z "${LLAMA_BENCH:-}" ]; then
+    peer=.build/llama.cpp-peer
+    LLAMA_BENCH=$(ls "$peer"/llama_cpp_python-*/build/bin/llama-bench 2>/dev/null | head -1 || true)
+    if [ -z "$LLAMA_BENCH" ]; then
+        mkdir -p "$peer"
+        python3 -m pip download --quiet --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d "$peer"
+        tar -xzf "$peer"/llama_cpp_python-*.tar.gz -C "$peer"
+        src=$(ls -d "$peer"/llama_cpp_python-*/ | head -1)
+        flags=""
+        if grep -q amx_tile /proc/cpuinfo; then flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"; fi
+        cmake -S "$src/vendor/llama.cpp" -B "$src/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
+            -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" >/dev/null
+        cmake --build "$src/build" --target llama-bench -j "$(nproc)" >/dev/null
+        LLAMA_BENCH="$src/build/bin/llama-bench"
+    fi
+fi
+
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) vCPU, threads $THREADS, load $(cut -d' ' -f1 /proc/loadavg)"
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+gemma_tps() { "$GEMMA_BIN" bench -m "$MODEL" -t "$THREADS" -r "$REPS" --json "$@" 2>/dev/null |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(next(v for k, v in d.items() if k in ("tg", "pp"))["tok_s"])'; }
+llama_tps() { "$LLAMA_BENCH" -m "$MODEL" -t "$THREADS" -r "$REPS" -o json "$@" 2>/dev/null |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["avg_ts"])'; }
+for round in $(seq "$ROUNDS"); do
+    for d in ${DEPTHS//,/ }; do
+        for kv in ${KVS//,/ }; do
+            g=$(gemma_tps -p 0 -n "$TG" -d "$d" --kv "$kv"); l=$(llama_tps -p 0 -n "$TG" -d "$d" -ctk "$kv" -ctv "$kv")
+            echo "round $round  tg$TG @ d$d  kv $kv  gemma $g  llama.cpp $l" | tee -a "$results"
+        done
+    done
+    for p in ${PPS//,/ }; do
+        g=$(gemma_tps -p "$p" -n 0); l=$(llama_tps -p "$p" -n 0)
+        echo "round $round  pp$p  kv f16  gemma $g  llama.cpp $l" | tee -a "$results"
+    done
+done
+python3 - "$results" <<'EOF'
+import statistics, sys, collections
+rows = collections.defaultdict(lambda: ([], []))
+for line in open(sys.argv[1]):
+    f = line.split()
+    key = " ".join(f[2:f.index("gemma")])
+    rows[key][0].append(float(f[f.index("gemma") + 1])); rows[key][1].append(float(f[f.index("llama.cpp") + 1]))
+print("medians over rounds (tok/s):")
+for key, (g, l) in rows.items():
+    mg, ml = statistics.median(g), statistics.median(l)
+    print(f"  {key:28s} gemma {mg:8.1f}  llama.cpp {ml:8.1f}  {mg / ml:.2f}x")
+EOF
