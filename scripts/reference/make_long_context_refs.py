@@ -48,8 +48,8 @@ def sha256(path):
     return h.hexdigest()
 
 
-def tokenize_with_cli(gemma_bin, model, text_path):
-    data = open(text_path, "rb").read()
+def tokenize_with_cli(gemma_bin, model, text_path, repeats=1):
+    data = open(text_path, "rb").read() * repeats  # copies joined as the file is: each ends with its newline
     if data.endswith(b"\n"):
         data = data[:-1]  # llama-perplexity strips ONE trailing newline
     with tempfile.NamedTemporaryFile(suffix=".txt", delete=False) as f:
@@ -77,6 +77,11 @@ def main():
     ap.add_argument("--check-topk", default=os.path.join(REPO, "Tests/Fixtures/reference-topk.json"),
                     help="reference-topk.json: its ids must prefix ours, and overlapping positions must agree")
     ap.add_argument("--embed-scale", default="f32")
+    ap.add_argument("--repeat-text", action="store_true",
+                    help="with --gemma-bin: when the text is shorter than --n-tokens, tokenize it repeated k times "
+                         "(the file's bytes concatenated k times, so the copies are separated by its trailing newline, "
+                         "then ONE trailing newline stripped) for the smallest k that is long enough")
+    ap.add_argument("--ids-out", help="also write the --n-tokens ids used as a JSON list (for gemma dump-logits)")
     args = ap.parse_args()
 
     if bool(args.ids_file) == bool(args.gemma_bin):
@@ -85,15 +90,27 @@ def main():
         all_ids, source = load_ids(args.ids_file), f"ids file {os.path.basename(args.ids_file)}"
     else:
         all_ids, source = tokenize_with_cli(args.gemma_bin, args.model, args.text), "gemma tokenize --no-special"
+        repeats = 1
+        if args.repeat_text and len(all_ids) < args.n_tokens:
+            repeats = -(-args.n_tokens // (len(all_ids) - 1)) + 1
+            while repeats > 1 and len(tokenize_with_cli(args.gemma_bin, args.model, args.text, repeats - 1)) >= args.n_tokens:
+                repeats -= 1
+            n_once = len(all_ids)
+            all_ids = tokenize_with_cli(args.gemma_bin, args.model, args.text, repeats)
+            source += f" of the text repeated {repeats} times"
+            print(f"the text is {n_once} ids once; repeated {repeats} times: {len(all_ids)} ids", file=sys.stderr)
     print(f"{len(all_ids)} ids from {source}", file=sys.stderr)
     if all_ids[0] != 2:
         raise SystemExit("the ids must start with BOS (2)")
-    if len(all_ids) > args.n_tokens and len(all_ids) != LLAMA_PERPLEXITY_TOKENS:
+    if len(all_ids) > args.n_tokens and len(all_ids) != LLAMA_PERPLEXITY_TOKENS and "repeated" not in source:
         print(f"warning: {len(all_ids)} ids for the whole text, llama-perplexity has {LLAMA_PERPLEXITY_TOKENS}",
               file=sys.stderr)
     if len(all_ids) < args.n_tokens:
         raise SystemExit(f"need {args.n_tokens} ids, got {len(all_ids)}")
     ids = all_ids[:args.n_tokens]
+    if args.ids_out:
+        with open(args.ids_out, "w") as f:
+            json.dump(ids, f)
     golden = None
     if args.check_topk and os.path.exists(args.check_topk):
         golden = json.load(open(args.check_topk))
@@ -116,7 +133,7 @@ def main():
         np.save(args.logits_out, logits)
     doc = {
         "description": (f"Reference next-token distributions at positions past several sliding windows: the first "
-                        f"{len(ids)} tokens of ppl-public.txt (llama-perplexity tokenization: BOS, no special parsing, "
+                        f"{len(ids)} tokens of ppl-public.txt{' repeated (' + source + ')' if 'repeated' in source else ''} (llama-perplexity tokenization: BOS, no special parsing, "
                         f"one trailing newline stripped) evaluated as ONE causal sequence from position 0. For each "
                         f"listed position p (0-based; the prediction of token p+1): logsumexp of the full logit vector "
                         f"(float64 over the float32 logits) and the top-{args.topk} [id, logit] sorted by logit (ties by "
@@ -129,7 +146,7 @@ def main():
                       f"{m.window} including the current token, global layers "
                       f"{[i for i, g in enumerate(m.is_global) if g]}"),
         "generated_on": time.strftime("%Y-%m-%d", time.gmtime()),
-        "text": "ppl-public.txt",
+        "text": "ppl-public.txt" + (f" repeated {source.split('repeated ')[1]}" if "repeated" in source else ""),
         "ids_source": source,
         "n_tokens": len(ids),
         "input_ids": ids,
