@@ -118,18 +118,6 @@ package struct Attention: Sendable {
         func run(worker: Int, range: Range<Int>) { a.merge(rows: range, w, io) }
     }
 
-    /// Key `k` of the row's segment (`p0`: the segment's first position, `r0`: its first row): from the step's
-    /// buffer when the step holds it, else from the cache, converted into `scratch`.
-    @inline(__always)
-    private func key(_ k: Int, _ p0: Int, _ r0: Int, _ cache: KVView?, _ io: IO, _ scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
-        k >= p0 ? UnsafePointer(io.k + (r0 + k - p0) * kvHeads * headDim) : cache!.key(k, scratch: scratch)
-    }
-
-    @inline(__always)
-    private func value(_ k: Int, _ p0: Int, _ r0: Int, _ cache: KVView?, _ io: IO, _ scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
-        k >= p0 ? UnsafePointer(io.v + (r0 + k - p0) * kvHeads * headDim) : cache!.value(k, scratch: scratch)
-    }
-
     /// Values of decode rows multiplied in batches of this many keys (each output element read and written once per
     /// batch).
     static let valueRows = 8
@@ -253,8 +241,8 @@ package struct Attention: Sendable {
                 for i in 0..<32 {
                     let k = lo + 32 * pi + i
                     if k < hi {
-                        let kp = key(k, p0, r0, cache, io, kbuf)
-                        for j in 0..<d { panel[j * 32 + i] = kp[kvh * d + j] }
+                        let kp = head(false, k, kvh, p0, r0, cache, io, kbuf, kbuf)  // this KV head's slice only
+                        for j in 0..<d { panel[j * 32 + i] = kp[j] }
                     } else {
                         for j in 0..<d { panel[j * 32 + i] = 0 }
                     }
@@ -301,7 +289,7 @@ package struct Attention: Sendable {
         let keys = hi - lo, dPanels = dp32 / 32
         for kvh in 0..<kvHeads {
             for k in lo..<hi {
-                let vr = value(k, p0, r0, cache, io, kbuf) + kvh * d
+                let vr = head(true, k, kvh, p0, r0, cache, io, kbuf, kbuf)
                 for dp in 0..<dPanels {
                     let dst = vp + (dp * G + (k - lo)) * 32, src = vr + dp * 32, width = min(32, d - dp * 32)
                     for i in 0..<width { dst[i] = src[i] }

@@ -72,10 +72,10 @@ package final class LayerKV {
 
     package var bytes: Int { 2 * slots * rowBytes }
 
-    /// Grows a full (non-ring) layer to hold `positions`, keeping what it holds.
-    func reserve(_ positions: Int) {
+    /// Grows a full (non-ring) layer to hold `positions` (doubling, but never past `limit`), keeping what it holds.
+    func reserve(_ positions: Int, limit: Int) {
         guard !isRing, positions > slots else { return }
-        let newSlots = max(positions, slots * 2)
+        let newSlots = max(positions, min(slots * 2, limit))
         for which in 0..<2 {
             let fresh = UnsafeMutableRawPointer.allocate(byteCount: newSlots * rowBytes, alignment: 64)
             let old = which == 0 ? keys : values
@@ -172,9 +172,10 @@ public final class KVCache {
     public var bytes: Int { layers.reduce(0) { $0 + $1.bytes } }
 
     /// Grows full-length layers (and the content keys) to hold `positions` (rings never grow). Growth doubles, so
-    /// that a decode step, which reserves one more position, allocates nothing on most steps.
+    /// that a decode step, which reserves one more position, allocates nothing on most steps, but stops at the
+    /// capacity: a full cache holds what `MemoryPlan` says, never up to twice that.
     public func reserve(_ positions: Int) {
-        for l in layers { l.reserve(positions) }
+        for l in layers { l.reserve(positions, limit: capacity) }
         if positions > keys.capacity { keys.reserveCapacity(min(max(positions, 2 * keys.capacity), max(positions, capacity))) }
     }
 

@@ -53,6 +53,11 @@ import GemmaModel
         let cache = KVCache(config: config, capacity: 2048, storage: .f16)
         cache.reserve(2048)
         #expect(cache.bytes == MemoryPlan(config: config, context: 2048, kv: .f16).kv.total)
+        // Growing by doubling stops at the capacity: a cache filled one position at a time past a power of two
+        // holds the plan, not twice it.
+        let grown = KVCache(config: config, capacity: 5000, storage: .f16)
+        for n in stride(from: 4096, through: 5000, by: 1) { grown.reserve(n) }
+        #expect(grown.bytes == MemoryPlan(config: config, context: 5000, kv: .f16).kv.total)
     }
 
     @Test func allGlobalFactor() {
