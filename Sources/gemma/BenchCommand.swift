@@ -31,9 +31,10 @@ struct Bench: ParsableCommand {
         let m = try model.load(progress: false).model
         let t = model.threads
         var seed: UInt64 = 42
-        func nextID() -> Int {  // deterministic ids in the ordinary-text range
+        let vocab = m.config.vocabSize
+        func nextID() -> Int {  // deterministic ids in the ordinary-text range (any id of a small test vocabulary)
             seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            return 1000 + Int((seed >> 33) % 200_000)
+            return vocab > 201_000 ? 1000 + Int((seed >> 33) % 200_000) : Int((seed >> 33) % UInt64(vocab))
         }
         let prompt = (0..<max(p, 1)).map { _ in nextID() }
         let context = (0..<depth).map { _ in nextID() }
