@@ -8,7 +8,8 @@
 # `llama-bench -p 0 -n TG -d D -ctk K -ctv K` (llama.cpp's defaults otherwise: flash attention auto, mmap), and for
 # every prompt length L `gemma bench -p L -n 0` then `llama-bench -p L -n 0`: interleaved, so that load changes hit
 # both sides alike. Both tools prefill the depth untimed and print tok/s over REPS repetitions (median for gemma,
-# mean for llama-bench). Prints one line per test and round, then the ratios of the medians over rounds.
+# mean for llama-bench). Prints one line per test and round, then the ratios of the medians over rounds. A depth
+# plus TG must stay within the model's context (32,768 on 270M: use --depths 32640 for "after 32K").
 #
 # llama-bench: $LLAMA_BENCH, else built once into .build/llama.cpp-peer from llama-cpp-python's source archive
 # (the llama.cpp the project measures against; cmake, about 10 minutes on 2 cores). On Intel CPUs with AMX the
@@ -55,10 +56,11 @@ fi
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) vCPU, threads $THREADS, load $(cut -d' ' -f1 /proc/loadavg)"
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
-gemma_tps() { "$GEMMA_BIN" bench -m "$MODEL" -t "$THREADS" -r "$REPS" --json "$@" 2>/dev/null |
-    python3 -c 'import json,sys; d=json.load(sys.stdin); print(next(v for k, v in d.items() if k in ("tg", "pp"))["tok_s"])'; }
+# tok/s of one run, or nan with the tool's error on stderr (e.g. a depth past the model's context).
+gemma_tps() { "$GEMMA_BIN" bench -m "$MODEL" -t "$THREADS" -r "$REPS" --json "$@" |
+    python3 -c 'import json,sys; t=sys.stdin.read(); print(next(v for k, v in json.loads(t).items() if k in ("tg", "pp"))["tok_s"] if t.strip() else "nan")'; }
 llama_tps() { "$LLAMA_BENCH" -m "$MODEL" -t "$THREADS" -r "$REPS" -o json "$@" 2>/dev/null |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["avg_ts"])'; }
+    python3 -c 'import json,sys; t=sys.stdin.read(); print(json.loads(t)[0]["avg_ts"] if t.strip() else "nan")'; }
 for round in $(seq "$ROUNDS"); do
     for d in ${DEPTHS//,/ }; do
         for kv in ${KVS//,/ }; do
