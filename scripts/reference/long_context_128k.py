@@ -16,8 +16,8 @@ Steps (each skipped when its output exists; --force remakes):
              prefill seconds as the CLI prints them, peak RSS; the rows at the sampled positions are kept
   decode     `gemma generate --file PROMPT -n N --temp 0 --ignore-eos --json` on the same T ids (prefill, then N
              greedy tokens) under /usr/bin/time -v: prefill and decode ms, KV bytes and peak RSS as the CLI reports
-             them, peak RSS and wall from time -v. (`gemma bench` cannot run this model: its random ids are drawn
-             from the 262k vocabulary, so it stops at "token id ... is outside the vocabulary of 512".)
+             them, peak RSS and wall from time -v. (`gemma bench` also runs this model now, but on its own
+             pseudo-random ids, not these.)
   memory     `gemma memory --model MODEL --context T --kv KV --json`: the planned KV bytes
   reference  the NumPy reference (gemma3_ref.py's Gemma3Ref, float64 compute with float32 storage between ops)
              with the global layers' attention computed flash-style: blocks of queries x blocks of keys with a running
@@ -213,17 +213,23 @@ def time_v(stderr):
     return (int(rss.group(1)) if rss else None), secs
 
 
-def run_engine(args, model, ids_path, positions, out_json):
-    raw = os.path.join(args.out, f"engine-{args.tokens}-{args.kv}.f32")
-    cmd = ["/usr/bin/time", "-v", args.gemma_bin, "dump-logits", "-m", model, "--ids-file", ids_path, "--kv", args.kv,
-           "--batch", str(args.batch), "--out", raw] + (["-t", str(args.threads)] if args.threads else [])
+def run_timed(cmd, what):
+    """Runs cmd (under /usr/bin/time -v), echoes the tail of its stderr, fails clearly; returns (process, wall s)."""
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
     t0 = time.time()
     p = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.time() - t0
     sys.stderr.write(p.stderr[-3000:])
     if p.returncode != 0:
-        raise SystemExit(f"dump-logits failed ({p.returncode})")
+        raise SystemExit(f"{what} failed ({p.returncode})")
+    return p, wall
+
+
+def run_engine(args, model, ids_path, positions, out_json):
+    raw = os.path.join(args.out, f"engine-{args.tokens}-{args.kv}.f32")
+    cmd = ["/usr/bin/time", "-v", args.gemma_bin, "dump-logits", "-m", model, "--ids-file", ids_path, "--kv", args.kv,
+           "--batch", str(args.batch), "--out", raw] + (["-t", str(args.threads)] if args.threads else [])
+    p, wall = run_timed(cmd, "dump-logits")
     lg = np.memmap(raw, dtype=np.float32, mode="r").reshape(-1, VOCAB)
     rows = np.array(lg[positions])
     rss, _ = time_v(p.stderr)
@@ -240,13 +246,7 @@ def run_engine(args, model, ids_path, positions, out_json):
 def run_decode(args, model, prompt_path, out_json):
     cmd = ["/usr/bin/time", "-v", args.gemma_bin, "generate", "-m", model, "--kv", args.kv, "--file", prompt_path,
            "-n", str(args.decode), "--temp", "0", "--ignore-eos", "--json"] + (["-t", str(args.threads)] if args.threads else [])
-    print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
-    t0 = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.time() - t0
-    sys.stderr.write(p.stderr[-3000:])
-    if p.returncode != 0:
-        raise SystemExit(f"generate failed ({p.returncode})")
+    p, wall = run_timed(cmd, "generate")
     rss, _ = time_v(p.stderr)
     g = json.loads(p.stdout)
     rec = {"kv": args.kv, "prompt_tokens": len(g["prompt_tokens"]), "decode_tokens": len(g["tokens"]),
