@@ -141,10 +141,19 @@ package final class HugePageCopy: @unchecked Sendable {  // immutable after init
     /// heap or other anonymous memory, whose released pages would read back as zeros): each copied piece's whole
     /// pages are dropped from this process (MADV_DONTNEED), rounded inward, so no byte outside `source` is touched.
     /// Nil if the anonymous mapping cannot be made (the caller keeps reading the source).
-    package init?(of source: UnsafeRawBufferPointer, releasingSource: Bool) {
+    package convenience init?(of source: UnsafeRawBufferPointer, releasingSource: Bool) {
         guard let src = source.baseAddress, source.count > 0 else { return nil }
+        self.init(count: source.count) { dst in
+            Self.copy(source, from: src, to: dst, releasingSource: releasingSource)
+        }
+    }
+
+    /// `count` bytes of anonymous memory on transparent huge pages, written once by `fill` and then made read-only.
+    /// Nil if the mapping cannot be made.
+    package init?(count: Int, fill: (UnsafeMutableRawPointer) -> Void) {
+        guard count > 0 else { return nil }
         let huge = Self.hugePage
-        let len = (source.count + huge - 1) / huge * huge
+        let len = (count + huge - 1) / huge * huge
         guard let p = mmap(nil, len + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
             return nil
         }
@@ -154,6 +163,15 @@ package final class HugePageCopy: @unchecked Sendable {  // immutable after init
         #if os(Linux)
         _ = madvise(dst, len, MADV_HUGEPAGE)
         #endif
+        fill(dst)
+        _ = mprotect(dst, len, PROT_READ)
+        base = UnsafeRawPointer(dst)
+        self.count = count
+    }
+
+    private static func copy(_ source: UnsafeRawBufferPointer, from src: UnsafeRawPointer, to dst: UnsafeMutableRawPointer,
+                             releasingSource: Bool) {
+        let huge = hugePage
         // Whole pages of the source only (rounded inward): from the first page boundary at or after its start to the
         // last one at or before the end of what has been copied; `released` is where the next release starts.
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
@@ -171,12 +189,19 @@ package final class HugePageCopy: @unchecked Sendable {  // immutable after init
                 }
             }
         }
-        _ = mprotect(dst, len, PROT_READ)
-        base = UnsafeRawPointer(dst)
-        count = source.count
     }
 
     deinit { munmap(mapping, mappingBytes) }
+
+    /// Drops the whole pages inside `bytes` (rounded inward) from this process (MADV_DONTNEED). Only for bytes that
+    /// are never read again or that the kernel reads back from a file: a file mapping, or a copy's bytes that nothing
+    /// reads any more (they read back as zeros).
+    package static func release(_ bytes: UnsafeRawBufferPointer) {
+        guard let p = bytes.baseAddress else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: p) + page - 1) & ~(page - 1), end = (Int(bitPattern: p) + bytes.count) & ~(page - 1)
+        if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED) }
+    }
 
     /// A whole small file (sysfs, procfs: their size reads as 0, so read to the end), or nil.
     static func readText(_ path: String) -> String? {

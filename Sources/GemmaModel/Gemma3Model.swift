@@ -15,6 +15,8 @@ public final class Gemma3Model: Sendable {
     public let checkpoint: Checkpoint
     /// The weights' copies on huge pages, if any (the matrices point into them).
     let weightCopies: [HugePageCopy]
+    /// Matrices rewritten at load into a faster encoding (Q5_0 as Q8_0, `ModelOptions.widenQ5_0`), if any.
+    let repacked: HugePageCopy?
     /// Why `.auto` placement kept the weights in the file mapping (e.g. they exceed half the memory limit), else nil.
     public let placementNote: String?
     package let pool: WorkerPool
@@ -61,13 +63,29 @@ public final class Gemma3Model: Sendable {
         weightCopies = copies.compactMap { $0 }
         // A tensor's bytes: in its region's copy when there is one (reading the file's pages again would map them
         // back in, with the kernel's fault-around: ~7 MB for the 270M's norm vectors).
-        weights = try Gemma3Weights(source: checkpoint.source, naming: checkpoint.naming, normOffset: checkpoint.normOffset,
-                                    config: config) { p in
+        let bound = try Gemma3Weights(source: checkpoint.source, naming: checkpoint.naming, normOffset: checkpoint.normOffset,
+                                      config: config) { p in
             for (region, c) in zip(regions, copies) {
                 guard let c, let base = region.bytes.baseAddress, p >= base, p < base + region.bytes.count else { continue }
                 return c.base + (p - base)
             }
             return p
+        }
+        if options.widenQ5_0 {
+            // The Q5_0 bytes that the model no longer reads leave the resident set: in a copy (ours alone) or a file
+            // mapping (read again from the file if anyone asks); never heap bytes of a source, which others may read.
+            (weights, repacked) = Self.widenQ5_0(bound) { m in
+                let bytes = UnsafeRawBufferPointer(start: m.base, count: m.rows * m.rowBytes)
+                for c in copies.compactMap({ $0 }) where m.base >= c.base && m.base < c.base + c.count {
+                    return HugePageCopy.release(bytes)
+                }
+                for region in regions {
+                    if region.releasable, let base = region.bytes.baseAddress, m.base >= base,
+                       m.base < base + region.bytes.count { return HugePageCopy.release(bytes) }
+                }
+            }
+        } else {
+            (weights, repacked) = (bound, nil)
         }
         pool = WorkerPool.shared(threads: options.threads)
         attention = config.layers
@@ -89,6 +107,30 @@ public final class Gemma3Model: Sendable {
         }
         ropeInvFreq = kinds
         ropeKindOfLayer = ofLayer
+    }
+
+    /// Q5_0 matrices rewritten as Q8_0 (lossless: the same scales and integers) in one read-only arena on huge
+    /// pages; `release` is called with each original as soon as it is rewritten.
+    static func widenQ5_0(_ w: Gemma3Weights, release: (WeightMatrix) -> Void) -> (Gemma3Weights, HugePageCopy?) {
+        let q5 = w.matrices.filter { $0.type == .q5_0 }
+        guard !q5.isEmpty, let q8 = WeightEncoding.of(.q8_0) else { return (w, nil) }
+        var offsets: [UnsafeRawPointer: Int] = [:]
+        var total = 0
+        for m in q5 where offsets[m.base] == nil {
+            offsets[m.base] = total
+            total += (q8.rowBytes(m.cols)! * m.rows + 63) / 64 * 64
+        }
+        guard let arena = HugePageCopy(count: total, fill: { dst in
+            var done = Set<UnsafeRawPointer>()
+            for m in q5 where done.insert(m.base).inserted {
+                TensorType.repackQ5_0AsQ8_0(m.base, blocks: m.rows * m.cols / 32, into: dst + offsets[m.base]!)
+                release(m)  // at once, so that the resident set never holds both forms of every matrix
+            }
+        }) else { return (w, nil) }
+        return (w.mapMatrices { m in
+            guard m.type == .q5_0, let off = offsets[m.base] else { return m }
+            return WeightMatrix(encoding: q8, rows: m.rows, cols: m.cols, base: arena.base + off)
+        }, arena)
     }
 
     /// Fresh per-sequence state with a KV cache for up to `capacity` positions (the model's context at most).

@@ -126,4 +126,25 @@ package struct Gemma3Weights: Sendable {
         self.layers = layers
         self.normOffset = normOffset
     }
+
+    private init(embedding: WeightMatrix, finalNorm: [Float], layers: [Gemma3LayerWeights], normOffset: Float) {
+        self.embedding = embedding
+        self.finalNorm = finalNorm
+        self.layers = layers
+        self.normOffset = normOffset
+    }
+
+    /// Every matrix, the embedding first, then each layer's q, k, v, o, gate, up, down.
+    package var matrices: [WeightMatrix] {
+        [embedding] + layers.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down] }
+    }
+
+    /// These weights with every matrix replaced by `f` of it (in the order of `matrices`).
+    package func mapMatrices(_ f: (WeightMatrix) -> WeightMatrix) -> Gemma3Weights {
+        Gemma3Weights(embedding: f(embedding), finalNorm: finalNorm, layers: layers.map { l in
+            Gemma3LayerWeights(inputNorm: l.inputNorm, q: f(l.q), k: f(l.k), v: f(l.v), o: f(l.o), qNorm: l.qNorm, kNorm: l.kNorm,
+                               postAttentionNorm: l.postAttentionNorm, preFeedforwardNorm: l.preFeedforwardNorm,
+                               gate: f(l.gate), up: f(l.up), down: f(l.down), postFeedforwardNorm: l.postFeedforwardNorm)
+        }, normOffset: normOffset)
+    }
 }

@@ -72,6 +72,8 @@ public struct MemoryPlan: Sendable, Equatable {
     public let kv: KV
     /// KV bytes when every layer keeps `context` positions (no sliding-window ring).
     public let allGlobalKV: Int
+    /// Q5_0 matrices of the file counted at Q8_0's bytes (`init(checkpoint:...widenQ5_0:)`).
+    public private(set) var widenedQ5_0 = false
 
     /// Weights plus the sliding-window-aware KV cache.
     public var total: Int { weights.total + kv.total }
@@ -97,13 +99,20 @@ public struct MemoryPlan: Sendable, Equatable {
     }
 
     /// The plan of a checkpoint's text weights at their stored bytes (a GGUF file or a Hugging Face folder): the
-    /// tensors the model binds, found by the checkpoint's naming.
+    /// tensors the model binds, found by the checkpoint's naming; Q5_0 matrices at Q8_0's bytes with `widenQ5_0`
+    /// (as a model loaded with `ModelOptions.widenQ5_0` holds them).
     public init(checkpoint: Checkpoint, context: Int, kv: KVStorage = .bf16, includeVision: Bool = false,
-                visionFormat: WeightEncoding = .bf16) {
+                visionFormat: WeightEncoding = .bf16, widenQ5_0: Bool = false) {
         let config = checkpoint.config
+        var widened = false
         func tally(_ w: Gemma3Weight) -> (bytes: Int, count: Int) {
             guard let t = checkpoint.source.sourceTensor(named: checkpoint.naming.name(of: w)) else { return (0, 0) }
-            return (t.bytes.count, t.shape.reduce(1, *))
+            let count = t.shape.reduce(1, *)
+            if widenQ5_0, t.encoding?.tensorType == .q5_0, t.shape.count == 2 {
+                widened = true
+                return (count / 32 * 34, count)
+            }
+            return (t.bytes.count, count)
         }
         let e = tally(.embedding), n = tally(.finalNorm)
         var layers = n.bytes, layerCount = n.count
@@ -119,6 +128,7 @@ public struct MemoryPlan: Sendable, Equatable {
         self.init(config: config, context: context, weightFormat: nil, visionFormat: visionFormat, kv: kv,
                   parameters: GemmaParameterCount(embedding: e.count, layers: layerCount, vision: visionParams),
                   weights: Weights(embedding: e.bytes, layers: layers, vision: visionBytes))
+        widenedQ5_0 = widened
     }
 
     private init(config: Gemma3Config, context: Int, weightFormat: WeightEncoding?, visionFormat: WeightEncoding,

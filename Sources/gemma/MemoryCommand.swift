@@ -14,7 +14,8 @@ struct Memory: ParsableCommand {
             layer's q, k, v, o, gate, up, down matrices in the weight format, norm vectors (f32 for f32 and GGUF \
             types, else 16-bit), and with --vision the SigLIP vision tower and projector (416,866,032 + \
             1152 x (hidden + 1) parameters; the report's "417M"). With --model, the file's tensors at their stored \
-            bytes, unless --weights is given. KV = K and V, kv_heads x head_dim values per position and layer: \
+            bytes as the model holds them (Q5_0 matrices as Q8_0 on CPUs without AVX-512, where that decodes \
+            faster), unless --weights is given. KV = K and V, kv_heads x head_dim values per position and layer: \
             local layers keep min(window, context) positions (a ring), global layers keep the context; the \
             all-global line is the cache without that saving. int4 = 4 bits + an f32 scale per output channel; \
             int4-b32 = 4 bits + a 16-bit scale per 32 weights (Q4_0, 4.5 bits); sfp8 = 8 bits; GGUF types at \
@@ -90,7 +91,9 @@ struct Memory: ParsableCommand {
             if let format {
                 plan = MemoryPlan(config: checkpoint.config, context: context, weights: format, kv: storage, includeVision: withVision)
             } else {
-                plan = MemoryPlan(checkpoint: checkpoint, context: context, kv: storage, includeVision: withVision)
+                // As the model is loaded here: Q5_0 matrices held as Q8_0 on CPUs without AVX-512.
+                plan = MemoryPlan(checkpoint: checkpoint, context: context, kv: storage, includeVision: withVision,
+                                  widenQ5_0: ModelOptions().widenQ5_0)
             }
             source = path
         } else {
@@ -128,7 +131,7 @@ struct Memory: ParsableCommand {
 
     static func text(_ p: MemoryPlan, source: String) -> String {
         let name = p.config.knownSize.map { "Gemma 3 \($0.rawValue.uppercased())" } ?? "Gemma 3"
-        let w = p.weightFormat.map(\.description) ?? "as stored in the file"
+        let w = p.weightFormat.map(\.description) ?? (p.widenedQ5_0 ? "as stored in the file, Q5_0 held as Q8_0" : "as stored in the file")
         var out = ["\(name) (\(source)): context \(p.context), weights \(w)"
             + (p.parameters.vision > 0 ? " + vision tower \(p.visionFormat)" : "") + ", KV \(p.kvStorage.rawValue)",
             "parameters: embedding \(group(p.parameters.embedding)), layers \(group(p.parameters.layers))"

@@ -113,6 +113,16 @@ import GemmaModel
         #expect(fromFile.parameters.total == fromConfig.parameters.total)
         #expect(fromFile.weights.total == file.tensors.reduce(0) { $0 + $1.byteCount })
         #expect(fromFile.kv == fromConfig.kv)
+        #expect(!fromFile.widenedQ5_0)
+        // Widened: the plan counts what the loaded model holds, Q5_0 matrices as Q8_0 (34 bytes per 32, not 22).
+        let widened = MemoryPlan(checkpoint: try Checkpoint(gguf: file), context: 32_768, kv: .f16, widenQ5_0: true)
+        let model = try Gemma3Model(file: file, config: config, options: ModelOptions(threads: 1, widenQ5_0: true))
+        let held = model.weights.matrices.reduce(0) { $0 + $1.rows * $1.rowBytes }
+        let vectors = file.tensors.filter { $0.dimensions.count == 1 }.reduce(0) { $0 + $1.byteCount }
+        let q5 = file.tensors.filter { $0.type == .q5_0 }.reduce(0) { $0 + $1.byteCount }
+        #expect(widened.widenedQ5_0)
+        #expect(widened.weights.total == held + vectors)
+        #expect(widened.weights.total == fromFile.weights.total + q5 / 22 * 12)
     }
 
     // MARK: Table 3 of the report

@@ -131,3 +131,24 @@ extension TensorType {
         }
     }
 }
+
+extension TensorType {
+    /// Rewrites `blocks` Q5_0 blocks as Q8_0 blocks, losslessly: the same f16 scale and the same integers
+    /// (q - 16 in -16...15), one byte each. Q8_0's kernels are simpler than Q5_0's bit unpacking.
+    package static func repackQ5_0AsQ8_0(_ src: UnsafeRawPointer, blocks: Int, into dst: UnsafeMutableRawPointer) {
+        typealias L = BlockLayout.Q5_0
+        for b in 0..<blocks {
+            let block = src + b * 22, out = dst + b * 34
+            out.storeBytes(of: block.loadUnaligned(fromByteOffset: L.d, as: UInt16.self), as: UInt16.self)
+            let qh = UInt32(littleEndian: block.loadUnaligned(fromByteOffset: L.qh, as: UInt32.self))
+            let q = (out + 2).assumingMemoryBound(to: Int8.self)
+            for j in 0..<16 {
+                let byte = block.blockByte(L.qs + j)
+                let lo = (byte & 0x0F) | UInt8(truncatingIfNeeded: (qh >> UInt32(j)) & 1) << 4
+                let hi = (byte >> 4) | UInt8(truncatingIfNeeded: (qh >> UInt32(j + 16)) & 1) << 4
+                q[j] = Int8(lo) - 16
+                q[j + 16] = Int8(hi) - 16
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+// Q5_0 matrices rewritten as Q8_0 at load (`ModelOptions.widenQ5_0`) must change nothing but speed: the block
+// rewrite keeps every scale and integer (checked block by block against the Q5_0 dequantization, random high bits and
+// nibbles), and the real model's logits are bit-identical with and without it, in the prompt (GEMM) path,
+// the decode (row kernel) path and in exact precision.
+import GemmaFormats
+import GemmaKernels
+import GemmaModel
+import GemmaTestSupport
+import Testing
+
+@Suite(.serialized) struct WidenQ5_0Tests {
+    @Test func rewrittenBlocksDequantizeToTheSameValues() throws {
+        var rng = SplitMix64(seed: 0x5A0)
+        let blocks = 4096
+        var q5 = rng.bytes(blocks * 22)
+        for b in 0..<blocks {  // finite f16 scales of either sign, some zero
+            let scale = Float16(Float.random(in: -0.1...0.1, using: &rng) * (b % 97 == 0 ? 0 : 1))
+            q5[b * 22] = UInt8(scale.bitPattern & 0xff); q5[b * 22 + 1] = UInt8(scale.bitPattern >> 8)
+        }
+        var q8 = [UInt8](repeating: 0, count: blocks * 34)
+        q5.withUnsafeBytes { src in q8.withUnsafeMutableBytes { dst in
+            TensorType.repackQ5_0AsQ8_0(src.baseAddress!, blocks: blocks, into: dst.baseAddress!)
+        } }
+        var want = [Float](repeating: 0, count: blocks * 32), got = want
+        try q5.withUnsafeBytes { try TensorType.q5_0.dequantize($0.baseAddress!, count: blocks * 32, into: &want) }
+        try q8.withUnsafeBytes { try TensorType.q8_0.dequantize($0.baseAddress!, count: blocks * 32, into: &got) }
+        #expect(want.map(\.bitPattern) == got.map(\.bitPattern))
+        // The integers stay in Q5_0's range.
+        for b in 0..<blocks { for j in 0..<32 { #expect((-16...15).contains(Int8(bitPattern: q8[b * 34 + 2 + j]))) } }
+    }
+
+    @Test(arguments: [Precision.fast, .exact])
+    func logitsAreBitIdenticalWithAndWithout(_ precision: Precision) throws {
+        guard let path = TestPaths.requireModel() else { return }
+        let prompt = [2, 818, 5279, 529, 7001, 563, 496, 2012, 529, 236743, 236770, 236819, 236771, 236761, 108, 818, 1902]
+        func run(widen: Bool) throws -> [[Float]] {
+            let model = try Gemma3Model(path: path, options: ModelOptions(threads: 2, precision: precision, widenQ5_0: widen))
+            // The 270M's q, k, v, gate and up are Q5_0 in the file.
+            #expect(model.weights.layers[0].q.type == (widen ? .q8_0 : .q5_0))
+            #expect(model.weights.layers[17].up.type == (widen ? .q8_0 : .q5_0))
+            let state = model.makeState(capacity: 64)
+            var rows: [[Float]] = []
+            try model.forward(prompt, state: state, logits: .all) { _, l in rows.append(Array(l)) }
+            for _ in 0..<4 {
+                let next = topK(UnsafeBufferPointer(start: rows.last!, count: rows.last!.count), 1)[0].id
+                try model.forward([next], state: state) { _, l in rows.append(Array(l)) }
+            }
+            return rows
+        }
+        let widened = try run(widen: true), stored = try run(widen: false)
+        #expect(widened.count == prompt.count + 4)
+        for (i, (a, b)) in zip(widened, stored).enumerated() {
+            #expect(a.map(\.bitPattern) == b.map(\.bitPattern), "logits of row \(i) differ")
+        }
+    }
+}
