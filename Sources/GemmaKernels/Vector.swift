@@ -153,10 +153,62 @@ package func accumulateHeads<E: StoredElements>(_ out: UnsafeMutablePointer<Floa
                                                 weights w: UnsafePointer<Float>, wStride: Int, values v: UnsafeRawPointer,
                                                 as _: E.Type, vStrideBytes: Int, keys: Int, _ n: Int) {
     @inline(__always) func v8(_ j: Int, _ i: Int) -> SIMD8<Float> { E.load8(v + j &* vStrideBytes, i) }
-    let n8 = n & ~7, n32 = n & ~31
+    @inline(__always) func o8(_ h: Int, _ i: Int) -> SIMD8<Float> {
+        UnsafeRawPointer(out + h &* outStride).loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
+    }
+    @inline(__always) func store(_ x: SIMD8<Float>, _ h: Int, _ i: Int) {
+        UnsafeMutableRawPointer(out + h &* outStride).storeBytes(of: x, toByteOffset: 4 &* i, as: SIMD8<Float>.self)
+    }
+    @inline(__always) func w8(_ h: Int, _ j: Int) -> SIMD8<Float> { SIMD8(repeating: w[h &* wStride &+ j]) }
+    let n8 = n & ~7, n16 = n & ~15, n32 = n & ~31
+    // Blocks of heads share each value row's load and conversion: 4 heads x 16 lanes, or 2 heads x 32 lanes, of
+    // outputs in registers (the same fused multiply-adds in key order per element as one head at a time).
+    var h0 = 0, lanesDone = 0
+    if count >= 4 {
+        lanesDone = n16
+        while h0 + 4 <= count {
+            var i = 0
+            while i < n16 {
+                var a0 = o8(h0, i), b0 = o8(h0, i &+ 8), a1 = o8(h0 &+ 1, i), b1 = o8(h0 &+ 1, i &+ 8)
+                var a2 = o8(h0 &+ 2, i), b2 = o8(h0 &+ 2, i &+ 8), a3 = o8(h0 &+ 3, i), b3 = o8(h0 &+ 3, i &+ 8)
+                for j in 0..<keys {
+                    let va = v8(j, i), vb = v8(j, i &+ 8)
+                    let x0 = w8(h0, j), x1 = w8(h0 &+ 1, j), x2 = w8(h0 &+ 2, j), x3 = w8(h0 &+ 3, j)
+                    a0 = a0.addingProduct(x0, va); b0 = b0.addingProduct(x0, vb)
+                    a1 = a1.addingProduct(x1, va); b1 = b1.addingProduct(x1, vb)
+                    a2 = a2.addingProduct(x2, va); b2 = b2.addingProduct(x2, vb)
+                    a3 = a3.addingProduct(x3, va); b3 = b3.addingProduct(x3, vb)
+                }
+                store(a0, h0, i); store(b0, h0, i &+ 8); store(a1, h0 &+ 1, i); store(b1, h0 &+ 1, i &+ 8)
+                store(a2, h0 &+ 2, i); store(b2, h0 &+ 2, i &+ 8); store(a3, h0 &+ 3, i); store(b3, h0 &+ 3, i &+ 8)
+                i &+= 16
+            }
+            h0 &+= 4
+        }
+    } else if count == 2 {
+        lanesDone = n32
+        var i = 0
+        while i < n32 {
+            var a0 = o8(0, i), b0 = o8(0, i &+ 8), c0 = o8(0, i &+ 16), d0 = o8(0, i &+ 24)
+            var a1 = o8(1, i), b1 = o8(1, i &+ 8), c1 = o8(1, i &+ 16), d1 = o8(1, i &+ 24)
+            for j in 0..<keys {
+                let va = v8(j, i), vb = v8(j, i &+ 8), vc = v8(j, i &+ 16), vd = v8(j, i &+ 24)
+                let x0 = w8(0, j), x1 = w8(1, j)
+                a0 = a0.addingProduct(x0, va); b0 = b0.addingProduct(x0, vb)
+                c0 = c0.addingProduct(x0, vc); d0 = d0.addingProduct(x0, vd)
+                a1 = a1.addingProduct(x1, va); b1 = b1.addingProduct(x1, vb)
+                c1 = c1.addingProduct(x1, vc); d1 = d1.addingProduct(x1, vd)
+            }
+            store(a0, 0, i); store(b0, 0, i &+ 8); store(c0, 0, i &+ 16); store(d0, 0, i &+ 24)
+            store(a1, 1, i); store(b1, 1, i &+ 8); store(c1, 1, i &+ 16); store(d1, 1, i &+ 24)
+            i &+= 32
+        }
+        h0 = 2
+    }
+    // The lanes past the blocks, and heads past the last block: one head at a time.
     for h in 0..<count {
         let o = UnsafeMutableRawPointer(out + h * outStride), wh = w + h * wStride
-        var i = 0
+        var i = h < h0 ? lanesDone : 0
         while i < n32 {  // four independent chains of adds
             var a0 = o.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
             var a1 = o.loadUnaligned(fromByteOffset: 4 &* i &+ 32, as: SIMD8<Float>.self)

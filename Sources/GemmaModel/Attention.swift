@@ -4,10 +4,10 @@
 // keyEnd is position + 1 (causal) or the end of the row's bidirectional span (an image's rows see each other), or
 // anything the caller sets (an encoder: every row sees every key). Head dims need not be multiples of 32.
 //
-// Each row's keys are cut into groups at multiples of `keyGroup` (absolute positions), whose softmax partials merge
-// in group order, so a row's arithmetic depends only on its own keys, never on the thread count or on the other
-// rows of the step. Rows of decode-sized segments are one job per (row, group, chunk of heads), scored by dot
-// products; rows of prompt-sized segments go in blocks of `rowBlock` per group, with the group's keys packed once
+// Each row's keys are cut into groups at multiples of `keyGroup` (absolute positions; `splitKeyGroup` for decode
+// rows over few keys), whose softmax partials merge in group order, so a row's arithmetic depends only on its own
+// keys, never on the thread count or on the other rows of the step. Rows of decode-sized segments are one job per
+// (row, group), or per (row, group, chunk of heads) when groups are fewer than the workers, scored by dot products; rows of prompt-sized segments go in blocks of `rowBlock` per group, with the group's keys packed once
 // into 32-key panels and scored by the GEMM micro-kernel. No T x T matrix is ever built.
 import GemmaKernels
 
@@ -31,6 +31,12 @@ package struct Attention: Sendable {
 
     /// Keys per group: a row's keys are split at multiples of this absolute position.
     package static let keyGroup = 512
+    /// Keys per group of a decode row that sees at most `splitGroups` groups (a local layer's window, a global layer
+    /// early in a context): its keys are split at multiples of this instead, so that the workers share the row by
+    /// keys and each key and value row is read once (split by heads, each worker would read every row). Fixed, not
+    /// chosen by the thread count: a row's arithmetic stays the same whatever the workers.
+    static let splitKeyGroup = 128
+    static let splitGroups = 4
     /// Query rows of a prompt-sized segment that share each key group's packed keys.
     static let rowBlock = 48
     /// Segments of at least this many rows take the block (GEMM) path.
@@ -41,6 +47,14 @@ package struct Attention: Sendable {
 
     @inline(__always) func firstKey(_ r: Int, _ w: AttentionWorkspace) -> Int {
         window.map { max(0, w.rowPosition[r] - $0 + 1) } ?? 0
+    }
+
+    /// The key group size of row `r`: `splitKeyGroup` for a decode row (of a segment below the block path's size)
+    /// whose keys span at most `splitGroups` groups of `keyGroup`, else `keyGroup`.
+    @inline(__always) func keyUnit(_ r: Int, _ w: AttentionWorkspace) -> Int {
+        let seg = w.rowSegment[r], G = Self.keyGroup
+        guard w.segmentStartRow[seg + 1] - w.segmentStartRow[seg] < Self.blockMinimumRows else { return G }
+        return (w.rowKeyEnd[r] - 1) / G - firstKey(r, w) / G < Self.splitGroups ? Self.splitKeyGroup : G
     }
 
     /// Attention of rows 0..<n: queries `q` (n x heads*headDim), the step's keys and values `k`, `v`
@@ -55,7 +69,8 @@ package struct Attention: Sendable {
         var slots = 0
         for r in 0..<n {
             w.rowFirstJob[r] = slots
-            slots += (w.rowKeyEnd[r] - 1) / G - firstKey(r, w) / G + 1
+            let u = keyUnit(r, w)
+            slots += (w.rowKeyEnd[r] - 1) / u - firstKey(r, w) / u + 1
         }
         w.rowFirstJob[n] = slots
         // Work items: (first row, rows, group, head chunk).
@@ -66,11 +81,12 @@ package struct Attention: Sendable {
             var rb = r0
             while rb < r0 + count {
                 let re = min(rb + block, r0 + count)
-                let groups = firstKey(rb, w) / G...((w.rowKeyEnd[re - 1] - 1) / G)
-                // Single rows (decode) over few key groups (a local layer's window): one item per chunk of query
-                // heads, so that both workers share the row's attention; over many groups (deep in a global layer)
-                // one item per group with every head, so that each key is read once. Each head's arithmetic is the
-                // same whichever item computes it.
+                let u = block == 1 ? keyUnit(rb, w) : G
+                let groups = firstKey(rb, w) / u...((w.rowKeyEnd[re - 1] - 1) / u)
+                // Single rows (decode): one item per key group with every head, so that each key is read once;
+                // over fewer groups than twice the workers' share of heads, one item per group and chunk of query
+                // heads, so that the workers share the row. Each head's arithmetic is the same whichever item
+                // computes it.
                 let chunks = block == 1 && groups.count < 2 * w.headChunks ? w.headChunks : 1
                 for g in groups {
                     for chunk in 0..<chunks {
@@ -157,14 +173,15 @@ package struct Attention: Sendable {
     @inline(__always)
     private func attendRow<E: StoredElements>(_ r: Int, group g: Int, heads hs: Range<Int>, worker: Int, _ w: AttentionWorkspace,
                                               _ io: IO, _: E.Type, direct: Bool) {
+        // Scores are laid out keyGroup apart per head; this row's groups are `u` keys (keyUnit).
         let d = headDim, group = heads / kvHeads, qDim = heads * d, kvDim = kvHeads * d, G = Self.keyGroup
         let scores = w.scores + worker * w.scoresStride, kbuf = w.kvScratch + worker * w.kvScratchStride
         let vbuf = w.valueRows + worker * Self.valueRows * d
         let seg = w.rowSegment[r], p0 = w.segmentFirstPosition[seg], r0 = w.segmentStartRow[seg]
         let cache = w.segmentCache[seg]?.takeUnretainedValue().view
-        let first = firstKey(r, w)
-        let lo = max(first, g * G), hi = min(w.rowKeyEnd[r], (g + 1) * G)
-        let m = w.partials + (w.rowFirstJob[r] + g - first / G) * w.partialStride  // maxima, sums, outputs
+        let first = firstKey(r, w), u = keyUnit(r, w)
+        let lo = max(first, g * u), hi = min(w.rowKeyEnd[r], (g + 1) * u)
+        let m = w.partials + (w.rowFirstJob[r] + g - first / u) * w.partialStride  // maxima, sums, outputs
         let out = m + 2 * heads
         (out + hs.lowerBound * d).update(repeating: 0, count: hs.count * d)
         let count = hi - lo, cached = min(hi, p0)  // keys lo..<cached are in the cache, cached..<hi in the step
@@ -380,7 +397,8 @@ package final class AttentionWorkspace {
     package init(_ a: Attention, maxRows: Int, maxContext: Int, workers: Int) {
         let m = Allocations()
         self.maxRows = max(1, maxRows)
-        let b = self.maxRows, G = Attention.keyGroup, groupsPerRow = max(1, maxContext) / G + 2
+        let b = self.maxRows, G = Attention.keyGroup
+        let groupsPerRow = max(max(1, maxContext) / G + 2, (Attention.splitGroups + 1) * G / Attention.splitKeyGroup + 1)
         rowPosition = m.alloc(b, Int.self); rowKeyEnd = m.alloc(b, Int.self); rowSegment = m.alloc(b, Int.self)
         segmentStartRow = m.alloc(b + 1, Int.self); segmentFirstPosition = m.alloc(b, Int.self)
         segmentCache = m.alloc(b, Unmanaged<LayerKV>?.self)

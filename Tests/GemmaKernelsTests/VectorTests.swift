@@ -35,15 +35,19 @@ import Testing
         }
     }
 
-    /// Weighted sums of value rows: the same bits as adding one key at a time with fused multiply-adds.
-    @Test(arguments: [8, 40, 72, 256]) func accumulateHeadsAddsKeysInOrder(n: Int) {
-        var r = SplitMix64(seed: UInt64(n) + 5)
-        let heads = 3, keys = 5, v = r.floats(keys * n), w = r.floats(heads * keys)
-        var out = r.floats(heads * n)
-        var want = out
-        for h in 0..<heads { for i in 0..<n { for j in 0..<keys { want[h * n + i] = want[h * n + i].addingProduct(w[h * keys + j], v[j * n + i]) } } }
-        accumulateHeads(&out, outStride: n, count: heads, weights: w, wStride: keys, values: v, vStride: n, keys: keys, n)
-        #expect(out == want)
+    /// Weighted sums of value rows: the same bits as adding one key at a time with fused multiply-adds, for every
+    /// head count (blocks of 4 heads x 16 lanes and 2 heads x 32 lanes, the rest one head at a time) and widths
+    /// with and without remainders.
+    @Test(arguments: [3, 8, 40, 48, 72, 256]) func accumulateHeadsAddsKeysInOrder(n: Int) {
+        for heads in 1...6 {
+            var r = SplitMix64(seed: UInt64(n * 8 + heads) + 5)
+            let keys = 5, v = r.floats(keys * n), w = r.floats(heads * keys)
+            var out = r.floats(heads * n)
+            var want = out
+            for h in 0..<heads { for i in 0..<n { for j in 0..<keys { want[h * n + i] = want[h * n + i].addingProduct(w[h * keys + j], v[j * n + i]) } } }
+            accumulateHeads(&out, outStride: n, count: heads, weights: w, wStride: keys, values: v, vStride: n, keys: keys, n)
+            #expect(out == want, "\(heads) heads")
+        }
     }
 
     /// Softmax numerators: the maximum, each e^(x - max) and their sum, against f64 (of the f32 differences).
