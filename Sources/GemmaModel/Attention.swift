@@ -7,7 +7,8 @@
 // Each row's keys are cut into groups at multiples of `keyGroup` (absolute positions; `splitKeyGroup` for decode
 // rows over few keys), whose softmax partials merge in group order, so a row's arithmetic depends only on its own
 // keys, never on the thread count or on the other rows of the step. Rows of decode-sized segments are one job per
-// (row, group), or per (row, group, chunk of heads) when groups are fewer than the workers, scored by dot products; rows of prompt-sized segments go in blocks of `rowBlock` per group, with the group's keys packed once
+// (row, group), or per (row, group, chunk of heads) when groups are fewer than twice the head chunks, scored by dot
+// products; rows of prompt-sized segments go in blocks of `rowBlock` per group, with the group's keys packed once
 // into 32-key panels and scored by the GEMM micro-kernel. No T x T matrix is ever built.
 import GemmaKernels
 
@@ -161,12 +162,14 @@ package struct Attention: Sendable {
     /// whole number of blocks (converted into a scratch row first).
     @inline(__always)
     private func attendRow(_ r: Int, group g: Int, heads hs: Range<Int>, worker: Int, _ w: AttentionWorkspace, _ io: IO) {
-        switch w.segmentCache[w.rowSegment[r]]?.takeUnretainedValue().storage {
+        guard let cache = w.segmentCache[w.rowSegment[r]]?.takeUnretainedValue().view, cache.sliceable(headDim) else {
+            return attendRow(r, group: g, heads: hs, worker: worker, w, io, F32Elements.self, direct: false)
+        }
+        switch cache.storage {
         case .f16: attendRow(r, group: g, heads: hs, worker: worker, w, io, F16Elements.self, direct: true)
         case .bf16: attendRow(r, group: g, heads: hs, worker: worker, w, io, BF16Elements.self, direct: true)
         case .f32: attendRow(r, group: g, heads: hs, worker: worker, w, io, F32Elements.self, direct: true)
-        case .q8_0 where headDim % 32 == 0: attendRow(r, group: g, heads: hs, worker: worker, w, io, Q8_0Elements.self, direct: true)
-        case .q8_0, nil: attendRow(r, group: g, heads: hs, worker: worker, w, io, F32Elements.self, direct: false)
+        case .q8_0: attendRow(r, group: g, heads: hs, worker: worker, w, io, Q8_0Elements.self, direct: true)
         }
     }
 

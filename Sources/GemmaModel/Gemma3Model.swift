@@ -60,7 +60,8 @@ public final class Gemma3Model: Sendable {
         let (copy, note) = HugePageCopy.decide(placement: options.placement, bytes: total)
         placementNote = note
         let copies = copy ? regions.map { HugePageCopy(of: $0.bytes, releasingSource: $0.releasable) } : []
-        weightCopies = copies.compactMap { $0 }
+        let held = copies.compactMap { $0 }
+        weightCopies = held
         // A tensor's bytes: in its region's copy when there is one (reading the file's pages again would map them
         // back in, with the kernel's fault-around: ~7 MB for the 270M's norm vectors).
         let bound = try Gemma3Weights(source: checkpoint.source, naming: checkpoint.naming, normOffset: checkpoint.normOffset,
@@ -76,7 +77,7 @@ public final class Gemma3Model: Sendable {
             // mapping (read again from the file if anyone asks); never heap bytes of a source, which others may read.
             (weights, repacked) = Self.widenQ5_0(bound) { m in
                 let bytes = UnsafeRawBufferPointer(start: m.base, count: m.rows * m.rowBytes)
-                for c in copies.compactMap({ $0 }) where m.base >= c.base && m.base < c.base + c.count {
+                for c in held where m.base >= c.base && m.base < c.base + c.count {
                     return HugePageCopy.release(bytes)
                 }
                 for region in regions {
@@ -112,17 +113,16 @@ public final class Gemma3Model: Sendable {
     /// Q5_0 matrices rewritten as Q8_0 (lossless: the same scales and integers) in one read-only arena on huge
     /// pages; `release` is called with each original as soon as it is rewritten.
     static func widenQ5_0(_ w: Gemma3Weights, release: (WeightMatrix) -> Void) -> (Gemma3Weights, HugePageCopy?) {
-        let q5 = w.matrices.filter { $0.type == .q5_0 }
-        guard !q5.isEmpty, let q8 = WeightEncoding.of(.q8_0) else { return (w, nil) }
-        var offsets: [UnsafeRawPointer: Int] = [:]
-        var total = 0
-        for m in q5 where offsets[m.base] == nil {
+        guard let q8 = WeightEncoding.of(.q8_0) else { return (w, nil) }
+        // Each distinct Q5_0 matrix once (the embedding may also be the head) and its place in the arena.
+        var offsets: [UnsafeRawPointer: Int] = [:], q5: [WeightMatrix] = [], total = 0
+        for m in w.matrices where m.type == .q5_0 && offsets[m.base] == nil {
             offsets[m.base] = total
+            q5.append(m)
             total += (q8.rowBytes(m.cols)! * m.rows + 63) / 64 * 64
         }
-        guard let arena = HugePageCopy(count: total, fill: { dst in
-            var done = Set<UnsafeRawPointer>()
-            for m in q5 where done.insert(m.base).inserted {
+        guard !q5.isEmpty, let arena = HugePageCopy(count: total, fill: { dst in
+            for m in q5 {
                 TensorType.repackQ5_0AsQ8_0(m.base, blocks: m.rows * m.cols / 32, into: dst + offsets[m.base]!)
                 release(m)  // at once, so that the resident set never holds both forms of every matrix
             }

@@ -108,9 +108,10 @@ public struct MemoryPlan: Sendable, Equatable {
         func tally(_ w: Gemma3Weight) -> (bytes: Int, count: Int) {
             guard let t = checkpoint.source.sourceTensor(named: checkpoint.naming.name(of: w)) else { return (0, 0) }
             let count = t.shape.reduce(1, *)
-            if widenQ5_0, t.encoding?.tensorType == .q5_0, t.shape.count == 2 {
+            if widenQ5_0, t.encoding?.tensorType == .q5_0, t.shape.count == 2,
+               let rowBytes = WeightEncoding.of(.q8_0)?.rowBytes(t.shape[1]) {
                 widened = true
-                return (count / 32 * 34, count)
+                return (rowBytes * t.shape[0], count)
             }
             return (t.bytes.count, count)
         }

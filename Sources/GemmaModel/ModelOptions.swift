@@ -20,10 +20,13 @@ public struct ModelOptions: Sendable, Equatable {
     /// rather than memory is the bottleneck. Default (nil): on CPUs without AVX-512 (measured on AMD EPYC Zen 3).
     public var widenQ5_0: Bool
 
+    /// `widenQ5_0`'s default on this CPU: on where there is no AVX-512.
+    public static var widensQ5_0ByDefault: Bool { !CPUFeatures.avx512 }
+
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, precision: Precision = .fast,
                 placement: WeightPlacement = .auto, kvStorage: KVStorage = .f16, embeddingScale: EmbeddingScale = .exact,
                 widenQ5_0: Bool? = nil) {
-        self.widenQ5_0 = widenQ5_0 ?? !CPUFeatures.avx512
+        self.widenQ5_0 = widenQ5_0 ?? Self.widensQ5_0ByDefault
         self.threads = max(1, threads)
         self.precision = precision
         self.placement = placement

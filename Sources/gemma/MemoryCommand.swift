@@ -93,7 +93,7 @@ struct Memory: ParsableCommand {
             } else {
                 // As the model is loaded here: Q5_0 matrices held as Q8_0 on CPUs without AVX-512.
                 plan = MemoryPlan(checkpoint: checkpoint, context: context, kv: storage, includeVision: withVision,
-                                  widenQ5_0: ModelOptions().widenQ5_0)
+                                  widenQ5_0: ModelOptions.widensQ5_0ByDefault)
             }
             source = path
         } else {

@@ -93,15 +93,23 @@ extension TensorType {
         for b in 0..<blocks {
             let block = src + b * 22, out = dst + b * 32
             let d = block.blockF16(L.d)
-            let qh = UInt32(littleEndian: block.loadUnaligned(fromByteOffset: L.qh, as: UInt32.self))
             for j in 0..<16 {
-                let byte = block.blockByte(L.qs + j)
-                let lo = (byte & 0x0F) | UInt8(truncatingIfNeeded: (qh >> UInt32(j)) & 1) << 4
-                let hi = (byte >> 4) | UInt8(truncatingIfNeeded: (qh >> UInt32(j + 16)) & 1) << 4
-                out[j] = d * Float(Int8(lo) - 16)
-                out[j + 16] = d * Float(Int8(hi) - 16)
+                let (lo, hi) = q5_0Integers(block, j)
+                out[j] = d * Float(lo)
+                out[j + 16] = d * Float(hi)
             }
         }
+    }
+
+    /// Values j and j + 16 of a Q5_0 block as integers in -16...15: a nibble of qs[j] with bit j (or j + 16) of qh
+    /// above it, minus 16.
+    @inline(__always) static func q5_0Integers(_ block: UnsafeRawPointer, _ j: Int) -> (Int8, Int8) {
+        typealias L = BlockLayout.Q5_0
+        let qh = UInt32(littleEndian: block.loadUnaligned(fromByteOffset: L.qh, as: UInt32.self))
+        let byte = block.blockByte(L.qs + j)
+        let lo = (byte & 0x0F) | UInt8(truncatingIfNeeded: (qh >> UInt32(j)) & 1) << 4
+        let hi = (byte >> 4) | UInt8(truncatingIfNeeded: (qh >> UInt32(j + 16)) & 1) << 4
+        return (Int8(lo) - 16, Int8(hi) - 16)
     }
 
     static func dequantizeQ5_1(_ src: UnsafeRawPointer, blocks: Int, into dst: UnsafeMutablePointer<Float>) {
@@ -140,15 +148,8 @@ extension TensorType {
         for b in 0..<blocks {
             let block = src + b * 22, out = dst + b * 34
             out.storeBytes(of: block.loadUnaligned(fromByteOffset: L.d, as: UInt16.self), as: UInt16.self)
-            let qh = UInt32(littleEndian: block.loadUnaligned(fromByteOffset: L.qh, as: UInt32.self))
             let q = (out + 2).assumingMemoryBound(to: Int8.self)
-            for j in 0..<16 {
-                let byte = block.blockByte(L.qs + j)
-                let lo = (byte & 0x0F) | UInt8(truncatingIfNeeded: (qh >> UInt32(j)) & 1) << 4
-                let hi = (byte >> 4) | UInt8(truncatingIfNeeded: (qh >> UInt32(j + 16)) & 1) << 4
-                q[j] = Int8(lo) - 16
-                q[j + 16] = Int8(hi) - 16
-            }
+            for j in 0..<16 { (q[j], q[j + 16]) = q5_0Integers(block, j) }
         }
     }
 }
