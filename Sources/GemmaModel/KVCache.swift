@@ -28,7 +28,7 @@ public enum KVStorage: String, Sendable, CaseIterable {
 
     /// Rounds `n` floats in place to what this storage gives back (so that freshly computed keys are used at the
     /// same precision as stored ones, and results do not depend on how a prompt was chunked).
-    func round(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+    package func round(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
         switch self {
         case .f32: return
         case .f16: for i in 0..<n { x[i] = Float(Float16(x[i])) }
