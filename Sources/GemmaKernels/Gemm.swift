@@ -95,8 +95,8 @@ package func packGemmActivations(_ x: UnsafePointer<Float>, xStride: Int, tokens
 
 /// Rows 8 at a time into a k-major panel: `panel[j * 32 + i] = src[i * srcStride + j]` for i < 8, j < k, as 8 x 8
 /// blocks transposed in registers (unpack, shuffle, 128-bit lane swaps), the rest element by element.
-@inline(__always)
-func transposeEightRows(_ src: UnsafePointer<Float>, srcStride: Int, k: Int, into panel: UnsafeMutablePointer<Float>) {
+@inlinable @inline(__always)
+package func transposeEightRows(_ src: UnsafePointer<Float>, srcStride: Int, k: Int, into panel: UnsafeMutablePointer<Float>) {
     @inline(__always) func lo(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { SIMD8(a[0], b[0], a[1], b[1], a[4], b[4], a[5], b[5]) }
     @inline(__always) func hi(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { SIMD8(a[2], b[2], a[3], b[3], a[6], b[6], a[7], b[7]) }
     @inline(__always) func even(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { SIMD8(a[0], a[1], b[0], b[1], a[4], a[5], b[4], b[5]) }

@@ -258,7 +258,8 @@ package func expShifted(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> (max: Flo
     var m8 = SIMD8<Float>(repeating: -.infinity)
     var i = 0
     while i < n8 {
-        m8 = pointwiseMax(m8, r.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self))
+        let x8 = r.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
+        m8.replace(with: x8, where: x8 .> m8)  // one vmaxps (the stdlib's pointwiseMax is a scalar loop)
         i &+= 8
     }
     var mx = m8.max()

@@ -256,16 +256,20 @@ package struct Attention: Sendable {
         let lo = max(g * G, firstKey(ra, w)), hi = min((g + 1) * G, w.rowKeyEnd[ra + rc - 1])
         let panels = (hi - lo + 31) / 32
         let rowStride = heads * G  // scores[(t * heads + h) * G + key - lo]
+        let rows = w.valueRows + worker * Self.valueRows * d  // 8 keys as f32, transposed into the panel
         for kvh in 0..<kvHeads {
             for pi in 0..<panels {
-                for i in 0..<32 {
-                    let k = lo + 32 * pi + i
-                    if k < hi {
-                        let kp = head(false, k, kvh, p0, r0, cache, io, kbuf, kbuf)  // this KV head's slice only
-                        for j in 0..<d { panel[j * 32 + i] = kp[j] }
-                    } else {
-                        for j in 0..<d { panel[j * 32 + i] = 0 }
+                for i0 in stride(from: 0, to: 32, by: 8) {
+                    for i in 0..<8 {
+                        let k = lo + 32 * pi + i0 + i, dst = rows + i * d
+                        if k < hi {
+                            let kp = head(false, k, kvh, p0, r0, cache, io, dst, kbuf)  // this KV head's slice only
+                            if kp != UnsafePointer(dst) { dst.update(from: kp, count: d) }
+                        } else {
+                            dst.update(repeating: 0, count: d)
+                        }
                     }
+                    transposeEightRows(rows, srcStride: d, k: d, into: panel + i0)
                 }
                 for h in kvh * group..<(kvh + 1) * group {
                     var t = 0
@@ -285,14 +289,8 @@ package struct Attention: Sendable {
             let rlo = inGroup ? max(lo, first) : hi, rhi = inGroup ? min(hi, end) : hi
             for h in 0..<heads {
                 let sRow = scores + (t * heads + h) * G - lo
-                var mx = -Float.infinity
-                for k in rlo..<rhi {
-                    sRow[k] *= scale
-                    mx = max(mx, sRow[k])
-                }
-                for k in rlo..<rhi { sRow[k] = expFast(sRow[k] - mx) }
-                var sum: Float = 0
-                for k in rlo..<rhi { sum += sRow[k] }
+                for k in rlo..<rhi { sRow[k] *= scale }
+                let (mx, sum) = expShifted(sRow + rlo, rhi - rlo)  // max, exponentials and sum in 8 lanes
                 for k in lo..<rlo { sRow[k] = 0 }
                 for k in rhi..<hi { sRow[k] = 0 }
                 if inGroup {
