@@ -250,6 +250,13 @@ package func accumulateHeads(_ out: UnsafeMutablePointer<Float>, outStride: Int,
                     as: F32Elements.self, vStrideBytes: 4 * vStride, keys: keys, n)
 }
 
+/// Lane-wise maximum as one vmaxps (the stdlib's `pointwiseMax` is a scalar loop with IEEE NaN rules).
+@inlinable @inline(__always)
+package func max8(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: a .< b) }
+/// Lane-wise minimum as one vminps (see `max8`).
+@inlinable @inline(__always)
+package func min8(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: a .> b) }
+
 /// Softmax numerator in place over `n` scores: `x[i] = e^(x[i] - max)`; returns (max, sum of the exponentials).
 /// Max and sum in 8 lanes (the sum's order is fixed by n alone), the exponentials vectorized.
 @inlinable
@@ -258,8 +265,7 @@ package func expShifted(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> (max: Flo
     var m8 = SIMD8<Float>(repeating: -.infinity)
     var i = 0
     while i < n8 {
-        let x8 = r.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
-        m8.replace(with: x8, where: x8 .> m8)  // one vmaxps (the stdlib's pointwiseMax is a scalar loop)
+        m8 = max8(m8, r.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self))
         i &+= 8
     }
     var mx = m8.max()

@@ -388,7 +388,8 @@ package final class AttentionWorkspace {
     /// Per worker: 32 keys packed dimension-major (32 x headDim), a key group's values in 32-dimension panels
     /// (keyGroup x paddedHeadDim), a row block's output (rowBlock x heads x paddedHeadDim).
     let keyPanels, valuePanels, blockOut: UnsafeMutablePointer<Float>
-    /// Per worker: `Attention.valueRows` value rows of one KV head, converted to f32 (decode rows' P x V).
+    /// Per worker: `Attention.valueRows` (8) rows of one KV head as f32: values for decode rows' P x V, keys on their
+    /// way into the block path's transposed panels.
     let valueRows: UnsafeMutablePointer<Float>
     /// Per (row, key group): softmax partials [maxima (heads), sums (heads), outputs (heads x headDim)].
     let partials: UnsafeMutablePointer<Float>

@@ -226,10 +226,6 @@ struct Lanes32 {
     @inline(__always) func scaled(_ s: Float) -> Lanes32 { Lanes32(v0 * s, v1 * s, v2 * s, v3 * s) }
 }
 
-/// Lane-wise maximum as one vmaxps (the stdlib's `pointwiseMax` is a scalar loop with IEEE NaN rules).
-@inline(__always) package func max8(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: a .< b) }
-@inline(__always) package func min8(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: a .> b) }
-
 /// e^x on 8 lanes, `expFast`'s method (Cody-Waite reduction x = k·ln2 + r, a degree-6 Taylor polynomial for e^r,
 /// 2^k built in the exponent bits) with fused multiply-adds (Swift does not contract a * b + c on its own): relative
 /// error about 1e-7, like expFast's, but not its values bit for bit.
