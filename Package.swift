@@ -8,7 +8,7 @@ let package = Package(
     name: "swift-gemma",
     platforms: [.macOS(.v15)],
     products: [
-        .library(name: "Gemma", targets: ["GemmaFormats", "GemmaKernels", "GemmaTokenizer", "GemmaModel", "GemmaVision", "GemmaGenerate", "GemmaConvert"]),
+        .library(name: "Gemma", targets: ["GemmaFormats", "GemmaKernels", "GemmaTokenizer", "GemmaModel", "GemmaVision", "GemmaGenerate", "GemmaConvert", "GemmaGrammar"]),
         .library(name: "GemmaServer", targets: ["GemmaServer"]),
         .executable(name: "gemma", targets: ["gemma"]),
     ],
@@ -37,8 +37,10 @@ let package = Package(
         // Images to soft tokens: decoding, preprocessing and Pan & Scan as transformers' Gemma3ImageProcessor (Image/),
         // the SigLIP vision encoder and Gemma 3's multimodal projector (Encoder/).
         .target(name: "GemmaVision", dependencies: ["CImageCodecs", "CWebP", "GemmaFormats", "GemmaKernels"]),
+        // Grammars (GBNF, JSON Schema) as token masks over a vocabulary trie: constrained decoding.
+        .target(name: "GemmaGrammar", dependencies: ["GemmaFormats"]),
         // Sampling, the generation loop with its stop conditions, perplexity.
-        .target(name: "GemmaGenerate", dependencies: ["GemmaModel", "GemmaTokenizer", "GemmaVision"]),
+        .target(name: "GemmaGenerate", dependencies: ["GemmaModel", "GemmaTokenizer", "GemmaVision", "GemmaGrammar"]),
         // Checkpoint conversion: Hugging Face folders to GGUF files (quantized) and GGUF files to Hugging Face folders.
         .target(name: "GemmaConvert", dependencies: ["GemmaFormats", "GemmaKernels", "GemmaModel", "GemmaTokenizer"]),
         // OpenAI-compatible HTTP server: routes, request/response types, server-sent events, batching scheduler.
@@ -47,6 +49,7 @@ let package = Package(
             dependencies: [
                 "GemmaFormats",
                 "GemmaGenerate",
+                "GemmaGrammar",
                 "GemmaModel",
                 "GemmaTokenizer",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -62,6 +65,7 @@ let package = Package(
                 "GemmaGenerate",
                 "GemmaVision",
                 "GemmaConvert",
+                "GemmaGrammar",
                 "GemmaServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -75,6 +79,7 @@ let package = Package(
         // What every test target shares: fixture and model paths, a seeded generator, top-k.
         .target(name: "GemmaTestSupport", path: "Tests/GemmaTestSupport"),
         .testTarget(name: "GemmaFormatsTests", dependencies: ["GemmaFormats", "GemmaKernels", "GemmaTestSupport"]),
+        .testTarget(name: "GemmaGrammarTests", dependencies: ["GemmaGrammar", "GemmaTokenizer", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaTokenizerTests", dependencies: ["GemmaTokenizer", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaKernelsTests", dependencies: ["GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaVisionTests", dependencies: ["GemmaVision", "GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
