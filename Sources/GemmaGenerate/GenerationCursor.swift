@@ -2,6 +2,8 @@
 // probabilities, stop tokens, stop strings, the streaming detokenizer and the token limit. `Generator.run` steps one
 // cursor alone; the server's scheduler steps one per slot and batches their model steps (`BatchDecoder`). Either way
 // a token goes through the same three calls, so the same logits give the same tokens, events and statistics.
+import Dispatch
+import GemmaGrammar
 import GemmaModel
 import GemmaTokenizer
 
@@ -38,6 +40,12 @@ public struct GenerationCursor {
     private var stops: StopStringMatcher
     private let topLogprobs: Int?
     private var nextLogprobs: (Float, [TokenLogprob])? = nil
+    /// The grammar's state (with `parameters.constraint`), and the logits with the tokens it forbids at -inf.
+    private var matcher: GrammarMatcher?
+    private var masked: [Float] = []
+    /// Set when the grammar allowed no token and could not end (a grammar no vocabulary token can continue).
+    private var grammarStuck = false
+    private var constraintNanoseconds: UInt64 = 0
 
     /// - Parameters:
     ///   - prompt: The prompt's token ids (penalties look back over them too).
@@ -54,12 +62,68 @@ public struct GenerationCursor {
         detokenizer = tokenizer.map { StreamingDetokenizer(tokenizer: $0) }
         stops = StopStringMatcher(tokenizer == nil ? [] : parameters.stopStrings)
         topLogprobs = parameters.topLogprobs.map { max(0, $0) }
+        matcher = parameters.constraint.map { GrammarMatcher($0.index) }
     }
 
     /// Chooses the next token from the logits of the last position run (and its log-probabilities when asked for).
     public mutating func accept(_ logits: UnsafeBufferPointer<Float>) {
-        next = sampler.sample(logits)
+        if matcher != nil { next = sampleConstrained(logits) } else { next = sampler.sample(logits) }
         if let n = topLogprobs { nextLogprobs = Sampler.logprobs(logits, chosen: next, top: n) }
+    }
+
+    /// Sampling under the grammar, with the same result as sampling logits whose forbidden tokens are -inf (stop
+    /// tokens allowed only where the grammar may end). Greedy without bias or penalties takes the plain argmax when
+    /// the grammar allows it (the masked argmax is then the same token); otherwise the state's mask (computed once
+    /// per state and shared by every generation under the same constraint) sets the forbidden logits of a copy.
+    private mutating func sampleConstrained(_ logits: UnsafeBufferPointer<Float>) -> Int {
+        let start = DispatchTime.now().uptimeNanoseconds
+        var samplerTime: UInt64 = 0
+        defer { constraintNanoseconds &+= DispatchTime.now().uptimeNanoseconds &- start &- samplerTime }
+        let stopsAllowed = matcher!.canEnd && !parameters.ignoreStopTokens
+        let p = parameters.sampling
+        let n = logits.count
+        if !(p.temperature > 0 && p.temperature.isFinite) && p.logitBias.isEmpty && !p.hasPenalties {
+            let t = Sampler.argmax(logits)
+            if stopTokens.contains(t) ? stopsAllowed : matcher!.allows(t) {
+                if !stopTokens.contains(t) { matcher!.accept(t) }
+                sampler.accept(t)
+                return t
+            }
+        }
+        let mask = matcher!.mask()
+        if masked.count != n { masked = [Float](repeating: 0, count: n) }
+        var any = false
+        masked.withUnsafeMutableBufferPointer { m in
+            if let ids = mask.ids {
+                m.update(repeating: -.infinity)
+                for t in ids where Int(t) < n { m[Int(t)] = logits[Int(t)] }
+                any = !ids.isEmpty
+            } else {
+                let bits = mask.bits
+                for w in 0..<((n + 63) / 64) {
+                    let word = w < bits.count ? bits[w] : 0
+                    let base = w * 64, end = min(base + 64, n)
+                    if word == ~0 && end == base + 64 {
+                        UnsafeMutableRawPointer(m.baseAddress! + base).copyMemory(from: logits.baseAddress! + base, byteCount: 256)
+                    } else {
+                        for i in base..<end { m[i] = word >> UInt64(i - base) & 1 == 1 ? logits[i] : -.infinity }
+                    }
+                }
+                any = true
+            }
+            if stopsAllowed {
+                for t in stopTokens where t >= 0 && t < n { m[t] = logits[t]; any = true }
+            }
+        }
+        guard any else {
+            grammarStuck = true
+            return stopTokens.min() ?? 0
+        }
+        let s0 = DispatchTime.now().uptimeNanoseconds
+        let t = masked.withUnsafeBufferPointer { sampler.sample($0) }
+        samplerTime = DispatchTime.now().uptimeNanoseconds &- s0
+        if !stopTokens.contains(t) { matcher!.accept(t) }
+        return t
     }
 
     /// Reports the chosen token: a `.token`, then (with a tokenizer, unless the token ends generation as a stop
@@ -73,6 +137,7 @@ public struct GenerationCursor {
         sink(.token(GeneratedToken(id: next, logprob: nextLogprobs?.0, topLogprobs: nextLogprobs?.1 ?? [])))
         if isCancelled() { return .cancelled }
         if !parameters.ignoreStopTokens && stopTokens.contains(next) { return .stopToken }
+        if grammarStuck { return .stopToken }
         if detokenizer != nil {
             let piece = (try? detokenizer!.append(TokenID(next))) ?? ""
             switch stops.append(piece) {
@@ -84,6 +149,8 @@ public struct GenerationCursor {
                 return .stopString
             }
         }
+        // A complete grammar with nothing left to add ends here, as its stop token would.
+        if let m = matcher, m.mustEnd { return .stopToken }
         return generated >= limit ? .length : nil
     }
 
@@ -108,6 +175,6 @@ public struct GenerationCursor {
                       generateNanoseconds: UInt64) -> GenerationStats {
         GenerationStats(promptTokens: promptTokens, reusedPromptTokens: reusedPromptTokens, generatedTokens: generated,
                         promptNanoseconds: promptNanoseconds, generateNanoseconds: generateNanoseconds,
-                        stopReason: reason, stopString: stopString)
+                        stopReason: reason, stopString: stopString, constraintNanoseconds: constraintNanoseconds)
     }
 }

@@ -4,6 +4,7 @@
 // safe to show; the loop ends with statistics. Timings are measured around prefill and decode. The event and
 // statistics types here are the only ones: the server streams the same events.
 import Dispatch
+import GemmaGrammar
 import GemmaModel
 import GemmaTokenizer
 
@@ -32,14 +33,19 @@ public struct GenerationParameters: Sendable, Equatable {
     /// When set, each token event carries its log-probability and this many most likely alternatives (at
     /// temperature 1, before any sampling filter: the model's own distribution).
     public var topLogprobs: Int?
+    /// When set, every token is chosen among those the grammar allows next (the others' logits are -inf before the
+    /// sampler sees them), and stop tokens only where the grammar may end; generation ends when the grammar is
+    /// complete. `LanguageModel.constraint(_:)` binds a grammar to the model's vocabulary.
+    public var constraint: TokenConstraint?
 
     public init(sampling: SamplingParameters = SamplingParameters(), maxTokens: Int = 256, stopStrings: [String] = [],
-                ignoreStopTokens: Bool = false, topLogprobs: Int? = nil) {
+                ignoreStopTokens: Bool = false, topLogprobs: Int? = nil, constraint: TokenConstraint? = nil) {
         self.sampling = sampling
         self.maxTokens = maxTokens
         self.stopStrings = stopStrings
         self.ignoreStopTokens = ignoreStopTokens
         self.topLogprobs = topLogprobs
+        self.constraint = constraint
     }
 }
 
@@ -86,6 +92,9 @@ public struct GenerationStats: Sendable, Equatable {
     public var stopReason: StopReason
     /// The stop string that ended generation, if one did.
     public var stopString: String?
+    /// Time spent choosing tokens under `GenerationParameters.constraint` beyond plain sampling (grammar masks and
+    /// checks), part of `generateNanoseconds`; 0 without a constraint.
+    public var constraintNanoseconds: UInt64 = 0
 
     /// Prefill speed over the tokens actually processed.
     public var promptTokensPerSecond: Double { Double(prefilledTokens) / max(Double(promptNanoseconds) / 1e9, 1e-9) }

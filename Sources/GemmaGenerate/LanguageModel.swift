@@ -4,6 +4,7 @@
 // stream, ends generation within one model step.
 import Foundation
 import GemmaFormats
+import GemmaGrammar
 import GemmaModel
 import GemmaTokenizer
 import GemmaVision
@@ -37,6 +38,8 @@ public final class LanguageModel: Sendable {
     /// How images become pixel values: the folder's preprocessor_config.json, else transformers' Gemma3ImageProcessor
     /// at the encoder's image size (896 x 896 for the released models); nil for a text-only model.
     public let imageProcessor: ImageProcessor?
+    /// The vocabulary as a trie of characters, built on the first constrained generation (about a second).
+    private let trie = Mutex<TokenTrie?>(nil)
 
     /// Loads a model: weights, config and tokenizer. The one entry every command and the server load through.
     ///
@@ -99,6 +102,25 @@ public final class LanguageModel: Sendable {
         }
         generator = Generator(model: model)
         samplingDefaults = SamplingParameters(defaults: model.checkpoint.generation)
+    }
+
+    /// The vocabulary's trie for grammar masks: every token's decoded text (control, unused and partial-UTF-8 byte
+    /// tokens never match a grammar). Built once, then shared.
+    public var tokenTrie: TokenTrie {
+        trie.withLock { t in
+            if let t { return t }
+            let n = max(tokenizer.vocabulary.count, model.config.vocabSize)
+            let built = TokenTrie(tokens: (0..<n).map { id in
+                id < tokenizer.vocabulary.count ? try? tokenizer.decodeBytes([TokenID(id)]) : nil
+            })
+            t = built
+            return built
+        }
+    }
+
+    /// A grammar bound to this model's vocabulary, for `GenerationParameters.constraint`.
+    public func constraint(_ grammar: Grammar) -> TokenConstraint {
+        TokenConstraint(grammar: grammar, trie: tokenTrie)
     }
 
     /// The control tokens around images (from the vision config); nil for a text-only model.

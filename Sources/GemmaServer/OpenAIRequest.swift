@@ -6,6 +6,7 @@
 // under llama.cpp's server names; anything unset keeps llama.cpp's defaults.
 import GemmaFormats
 import GemmaGenerate
+import GemmaGrammar
 import GemmaModel
 import GemmaTokenizer
 
@@ -89,6 +90,8 @@ struct PromptContext {
         s.temperature = 1
         return s
     }()
+    /// Binds a grammar to the model's vocabulary (structured output); nil: refused.
+    var constrain: (@Sendable (Grammar) -> TokenConstraint)? = nil
 }
 
 enum RequestParser {
@@ -309,9 +312,68 @@ enum RequestParser {
                 includeUsage = b
             }
         }
+        p.constraint = try constraint(f, ctx)
         try checkLength(prompt, ctx)
         return GenerationRequest(model: model, prompt: prompt, images: nil, parameters: p, stream: stream,
                                  includeUsage: includeUsage, logprobs: false)
+    }
+
+    /// Structured output: OpenAI's `response_format` (`text`, `json_object`, `json_schema` with `json_schema.schema`;
+    /// llama.cpp's `json_object` with a `schema` too), or llama-server's top-level `json_schema` (a schema) and
+    /// `grammar` (GBNF). One at most; a schema or grammar that cannot be compiled is a 400 naming what is wrong.
+    static func constraint(_ f: RequestFields, _ ctx: PromptContext) throws(APIError) -> TokenConstraint? {
+        var grammar: Grammar? = nil
+        var param = "response_format"
+        func compile(_ make: () throws(GrammarError) -> Grammar) throws(APIError) {
+            guard grammar == nil else {
+                throw .invalid("Only one of 'response_format', 'json_schema' and 'grammar' may constrain the output.", param: param)
+            }
+            do { grammar = try make() } catch {
+                throw .invalid("\(param): \(error.message)", param: param, code: "invalid_grammar")
+            }
+        }
+        func schema(_ v: JSONValue) throws(APIError) {
+            if v == .object([]) { try compile { () throws(GrammarError) in try Grammar(gbnf: JSONSchemaGrammar.anyJSON(objectOnly: true)) } }
+            else { try compile { () throws(GrammarError) in try JSONSchemaGrammar.grammar(schema: v) } }
+        }
+        if let rf = f.value("response_format") {
+            guard case .object = rf, case let .string(type)? = rf["type"] else {
+                throw .invalid("'response_format' must be an object with a string 'type'.", param: param)
+            }
+            switch type {
+            case "text": break
+            case "json_object":
+                if let s = rf["schema"], s != .null { try schema(s) }
+                else { try compile { () throws(GrammarError) in try Grammar(gbnf: JSONSchemaGrammar.anyJSON(objectOnly: true)) } }
+            case "json_schema":
+                param = "response_format.json_schema"
+                guard let js = rf["json_schema"], case .object = js else {
+                    throw .invalid("'response_format.json_schema' is required for type json_schema and must be an object.", param: param)
+                }
+                guard let s = js["schema"], s != .null else {
+                    throw .invalid("'response_format.json_schema.schema' is required.", param: "response_format.json_schema.schema")
+                }
+                param = "response_format.json_schema.schema"
+                try schema(s)
+            default:
+                throw .invalid("'response_format.type' '\(type)' is not supported (text, json_object, json_schema).",
+                               param: "response_format.type")
+            }
+        }
+        if let s = f.value("json_schema") {
+            param = "json_schema"
+            try schema(s)
+        }
+        if let g = f.value("grammar") {
+            param = "grammar"
+            guard case let .string(text) = g else { throw .invalid("'grammar' must be a string of GBNF.", param: param) }
+            try compile { () throws(GrammarError) in try Grammar(gbnf: text) }
+        }
+        guard let grammar else { return nil }
+        guard let constrain = ctx.constrain else {
+            throw .invalid("Structured output is not available on this server.", param: param)
+        }
+        return constrain(grammar)
     }
 
     /// 400 when the prompt leaves no room to generate in a slot's context.

@@ -57,6 +57,8 @@ public final class Engine: Sendable {
         c.softTokensPerImage = scheduler.languageModel.vision?.config.mmTokensPerImage ?? 0
         let generation = scheduler.model.checkpoint.generation
         if generation.setsSampling { c.samplingDefaults = SamplingParameters(defaults: generation) }
+        let lm = scheduler.languageModel
+        c.constrain = { lm.constraint($0) }
         return c
     }
 }

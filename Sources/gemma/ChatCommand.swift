@@ -38,7 +38,7 @@ struct Chat: AsyncParsableCommand {
         let session = lm.makeChatSession(system: system, contextLength: ctxSize)
         let seed = sampling.resolvedSeed
         let parameters = GenerationParameters(sampling: try sampling.parameters(seed: seed, defaults: lm.samplingDefaults), maxTokens: maxTokens,
-                                              stopStrings: sampling.stopStrings)
+                                              stopStrings: sampling.stopStrings, constraint: try sampling.constraint(lm))
         var showStats = stats
         // Images for the next message: --image for the first, then each /image.
         var attached = try imageOptions.embed(lm)

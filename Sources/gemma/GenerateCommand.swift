@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import GemmaFormats
 import GemmaGenerate
+import GemmaGrammar
 import GemmaModel
 import GemmaTokenizer
 import GemmaVision
@@ -36,6 +37,10 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "Seed of the sampling stream (-1 = random).") var seed: Int64 = -1
     @Option(help: "Stop when the text contains this string (\\n and \\t escapes understood). Repeatable.")
     var stop: [String] = []
+    @Option(name: .customLong("grammar"), help: ArgumentHelp("Constrain the output to a GBNF grammar (llama.cpp's notation) read from this file.", valueName: "file"))
+    var grammarFile: String?
+    @Option(name: .customLong("json-schema"), help: ArgumentHelp("Constrain the output to JSON valid against the JSON Schema in this file ('{}' alone: any JSON object).", valueName: "file"))
+    var jsonSchemaFile: String?
 
     func validate() throws {
         if let temp { guard temp >= 0, temp.isFinite else { throw ValidationError("--temp must be >= 0") } }
@@ -44,7 +49,33 @@ struct SamplingOptions: ParsableArguments {
         if let minP { guard minP >= 0, minP <= 1 else { throw ValidationError("--min-p must be in [0, 1]") } }
         if let repeatPenalty { guard repeatPenalty > 0 else { throw ValidationError("--repeat-penalty must be > 0") } }
         guard repeatLastN >= -1 else { throw ValidationError("--repeat-last-n must be >= -1") }
+        if grammarFile != nil && jsonSchemaFile != nil { throw ValidationError("--grammar and --json-schema cannot be used together") }
         _ = try biases()
+    }
+
+    /// The grammar of --grammar or --json-schema bound to the model's vocabulary (nil without either).
+    func constraint(_ lm: LanguageModel) throws -> TokenConstraint? {
+        func read(_ path: String, _ flag: String) throws -> String {
+            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+                throw ExitCodeError(message: "\(flag) \(path): cannot read the file")
+            }
+            return text
+        }
+        do {
+            if let path = grammarFile { return lm.constraint(try Grammar(gbnf: read(path, "--grammar"))) }
+            if let path = jsonSchemaFile {
+                let text = try read(path, "--json-schema")
+                let schema: JSONValue
+                do { schema = try JSONValue.parse(Array(text.utf8)) } catch {
+                    throw ExitCodeError(message: "--json-schema \(path): not JSON: \(error)")
+                }
+                if schema == .object([]) { return lm.constraint(try Grammar(gbnf: JSONSchemaGrammar.anyJSON(objectOnly: true))) }
+                return lm.constraint(try JSONSchemaGrammar.grammar(schema: schema))
+            }
+        } catch let e as GrammarError {
+            throw ExitCodeError(message: "\(grammarFile.map { "--grammar \($0)" } ?? "--json-schema \(jsonSchemaFile!)"): \(e.message)")
+        }
+        return nil
     }
 
     /// The seed actually used (a random one when -1).
@@ -152,10 +183,12 @@ enum Progress {
 
 /// One line of statistics: prompt tokens reused and prefilled, generation speed, why it stopped.
 func statsLine(_ s: GenerationStats) -> String {
-    String(format: "[prompt %d tokens: %d reused, %d prefilled in %.0f ms (%.1f tok/s) | %d generated at %.1f tok/s | stop: %@]",
-           s.promptTokens, s.reusedPromptTokens, s.prefilledTokens, Double(s.promptNanoseconds) / 1e6,
-           s.promptTokensPerSecond, s.generatedTokens, s.generatedTokensPerSecond,
-           s.stopReason.rawValue + (s.stopString.map { " \(jsonString($0))" } ?? ""))
+    let grammar = s.constraintNanoseconds == 0 ? ""
+        : String(format: " (grammar %.2f ms/token)", Double(s.constraintNanoseconds) / 1e6 / Double(max(s.generatedTokens, 1)))
+    return String(format: "[prompt %d tokens: %d reused, %d prefilled in %.0f ms (%.1f tok/s) | %d generated at %.1f tok/s%@ | stop: %@]",
+                  s.promptTokens, s.reusedPromptTokens, s.prefilledTokens, Double(s.promptNanoseconds) / 1e6,
+                  s.promptTokensPerSecond, s.generatedTokens, s.generatedTokensPerSecond, grammar,
+                  s.stopReason.rawValue + (s.stopString.map { " \(jsonString($0))" } ?? ""))
 }
 
 struct Generate: ParsableCommand {
@@ -196,7 +229,8 @@ struct Generate: ParsableCommand {
         let ids = prompt.tokenIDs
         let seed = sampling.resolvedSeed
         let parameters = GenerationParameters(sampling: try sampling.parameters(seed: seed, defaults: loaded.samplingDefaults), maxTokens: maxTokens,
-                                              stopStrings: sampling.stopStrings, ignoreStopTokens: ignoreEos)
+                                              stopStrings: sampling.stopStrings, ignoreStopTokens: ignoreEos,
+                                              constraint: try sampling.constraint(loaded))
         guard ids.count + maxTokens <= loaded.model.config.maxPositionEmbeddings else {
             throw ExitCodeError(message: "prompt (\(ids.count) tokens) + max tokens (\(maxTokens)) exceeds the model's context of \(loaded.model.config.maxPositionEmbeddings)")
         }
