@@ -41,7 +41,9 @@ if [ -z "${LLAMA_BENCH:-}" ]; then
     LLAMA_BENCH=$(ls "$peer"/llama_cpp_python-*/build/bin/llama-bench 2>/dev/null | head -1 || true)
     if [ -z "$LLAMA_BENCH" ]; then
         mkdir -p "$peer"
-        python3 -m pip download --quiet --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d "$peer"
+        # The source archive only: --no-binary :all: would also build pip's build tools (cmake) from source.
+        python3 -m pip download --quiet --no-deps --no-binary llama-cpp-python llama-cpp-python==0.3.36 -d "$peer"
+        command -v cmake >/dev/null || python3 -m pip install --quiet cmake
         tar -xzf "$peer"/llama_cpp_python-*.tar.gz -C "$peer"
         src=$(ls -d "$peer"/llama_cpp_python-*/ | head -1)
         flags=""
