@@ -40,6 +40,9 @@ public final class LanguageModel: Sendable {
     public let imageProcessor: ImageProcessor?
     /// The vocabulary as a trie of characters, built on the first constrained generation (about a second).
     private let trie = Mutex<TokenTrie?>(nil)
+    /// Recent constraints, so that a grammar asked for again reuses its stacks and masks (GrammarIndex).
+    private let constraints = Mutex<[TokenConstraint]>([])
+    static let keptConstraints = 16
 
     /// Loads a model: weights, config and tokenizer. The one entry every command and the server load through.
     ///
@@ -118,9 +121,17 @@ public final class LanguageModel: Sendable {
         }
     }
 
-    /// A grammar bound to this model's vocabulary, for `GenerationParameters.constraint`.
+    /// A grammar bound to this model's vocabulary, for `GenerationParameters.constraint`. The same grammar asked for
+    /// again (one of the last 16) gets the same constraint, whose masks are already computed.
     public func constraint(_ grammar: Grammar) -> TokenConstraint {
-        TokenConstraint(grammar: grammar, trie: tokenTrie)
+        if let c = constraints.withLock({ $0.first { $0.grammar == grammar } }) { return c }
+        let c = TokenConstraint(grammar: grammar, trie: tokenTrie)
+        return constraints.withLock { list in
+            if let same = list.first(where: { $0.grammar == grammar }) { return same }
+            list.insert(c, at: 0)
+            if list.count > Self.keptConstraints { list.removeLast() }
+            return c
+        }
     }
 
     /// The control tokens around images (from the vision config); nil for a text-only model.

@@ -24,6 +24,8 @@ public struct GenerationRequest: Sendable {
     public var includeUsage: Bool
     /// Whether to report log-probabilities (and `parameters.topLogprobs` alternatives).
     public var logprobs: Bool
+    /// The chat request's tools (function calling), if any.
+    var tools: ToolSet? = nil
 }
 
 /// Typed access to the fields of a request object, throwing OpenAI-style 400s.
@@ -103,28 +105,86 @@ enum RequestParser {
             throw .invalid("'messages' must be an array, got \(messagesValue.typeName).", param: "messages")
         }
         guard !items.isEmpty else { throw .invalid("'messages' must contain at least one message.", param: "messages") }
+        let tools = try ToolSet.parse(f)
         var messages: [RequestMessage] = []
+        // Tool calls of the last assistant message still waiting for their 'tool' answer, and where they were made.
+        var pending: [String] = [], pendingAt = ""
+        var lastWasToolOutput = false
         for (i, item) in items.enumerated() {
             let param = "messages[\(i)]"
             guard case .object = item else { throw .invalid("\(param) must be an object, got \(item.typeName).", param: param) }
             guard case let .string(roleName)? = item["role"] else {
                 throw .invalid("\(param).role is required and must be a string.", param: "\(param).role")
             }
+            if roleName == "tool" {
+                guard case let .string(id)? = item["tool_call_id"] else {
+                    throw .invalid("\(param).tool_call_id is required and must be a string.", param: "\(param).tool_call_id")
+                }
+                guard let k = pending.firstIndex(of: id) else {
+                    throw .invalid(pendingAt.isEmpty
+                        ? "\(param): a 'tool' message must answer a tool call of the assistant message before it."
+                        : "\(param): tool_call_id '\(id)' is not an unanswered call of \(pendingAt).",
+                        param: "\(param).tool_call_id", code: "tool_message_out_of_order")
+                }
+                pending.remove(at: k)
+                let parts = try content(item["content"], param: "\(param).content", optional: true)
+                if let j = parts.firstIndex(where: \.isImage) {
+                    throw .invalid("\(param).content[\(j)]: images are accepted in user messages only.", param: "\(param).content[\(j)]")
+                }
+                let block = "```tool_output\n" + parts.map(\.text).joined() + "\n```"
+                if lastWasToolOutput { messages[messages.count - 1].parts.append(.text("\n" + block)) }
+                else { messages.append(RequestMessage(role: .user, parts: [.text(block)])) }
+                lastWasToolOutput = true
+                continue
+            }
+            if !pending.isEmpty {
+                throw .invalid("\(param): the tool calls of \(pendingAt) (\(pending.joined(separator: ", "))) need their 'tool' messages first.",
+                               param: param, code: "tool_message_out_of_order")
+            }
+            lastWasToolOutput = false
             let role: ChatMessage.Role
             switch roleName {
             case "system", "developer": role = .system
             case "user": role = .user
             case "assistant", "model": role = .model
             default:
-                throw .invalid("\(param).role '\(roleName)' is not supported (system, developer, user, assistant).",
+                throw .invalid("\(param).role '\(roleName)' is not supported (system, developer, user, assistant, tool).",
                                param: "\(param).role")
             }
-            let parts = try content(item["content"], param: "\(param).content", optional: role == .model)
+            var calls: [String] = []
+            if role == .model, let tc = item["tool_calls"], tc != .null {
+                guard case let .array(list) = tc else { throw .invalid("\(param).tool_calls must be an array.", param: "\(param).tool_calls") }
+                for (j, call) in list.enumerated() {
+                    let cp = "\(param).tool_calls[\(j)]"
+                    guard case let .string(id)? = call["id"], case let .string(name)? = call["function"]?["name"],
+                          case let .string(arguments)? = call["function"]?["arguments"] else {
+                        throw .invalid("\(cp) needs an id, function.name and function.arguments (a string of JSON).", param: cp)
+                    }
+                    guard let args = try? JSONValue.parse(Array(arguments.utf8)) else {
+                        throw .invalid("\(cp).function.arguments is not valid JSON.", param: "\(cp).function.arguments")
+                    }
+                    calls.append(ToolSet.callText(name: name, arguments: args))
+                    pending.append(id)
+                }
+                pendingAt = param
+            }
+            var parts = try content(item["content"], param: "\(param).content", optional: role == .model)
             if role != .user, let j = parts.firstIndex(where: \.isImage) {
                 throw .invalid("\(param).content[\(j)]: images are accepted in user messages only, not in '\(roleName)' messages.",
                                param: "\(param).content[\(j)]")
             }
+            if !calls.isEmpty {
+                let before = parts.map(\.text).joined()
+                parts = [.text((before.isEmpty ? "" : before + "\n") + calls.joined(separator: "\n"))]
+            }
             messages.append(RequestMessage(role: role, parts: parts))
+        }
+        if !pending.isEmpty {
+            throw .invalid("The tool calls of \(pendingAt) (\(pending.joined(separator: ", "))) have no 'tool' messages.",
+                           param: "messages", code: "tool_message_out_of_order")
+        }
+        if let tools, tools.active {
+            messages.insert(RequestMessage(role: .system, parts: [.text(tools.instructions)]), at: 0)
         }
         guard messages.contains(where: { $0.role == .user || $0.role == .system }) else {
             throw .invalid("'messages' needs a user or system message.", param: "messages")
@@ -145,6 +205,15 @@ enum RequestParser {
             let chat = messages.map { ChatMessage($0.role, $0.parts.map(\.text).joined()) }
             request = try common(f, prompt: Prompt(tokens: ChatTemplate.tokens(chat, tokenizer: ctx.tokenizer)), ctx)
         }
+        if let tools, let grammar = try tools.grammar() {
+            guard request.parameters.constraint == nil else {
+                throw .invalid("'response_format', 'json_schema' or 'grammar' cannot be combined with tools (use tool_choice 'none').",
+                               param: "tools")
+            }
+            guard let constrain = ctx.constrain else { throw .invalid("Tools are not available on this server.", param: "tools") }
+            request.parameters.constraint = constrain(grammar)
+        }
+        request.tools = tools
         if let lp = try f.bool("logprobs") { request.logprobs = lp }
         if let top = try f.int("top_logprobs", 0...20) {
             guard request.logprobs else { throw .invalid("'top_logprobs' requires 'logprobs' to be true.", param: "top_logprobs") }

@@ -68,11 +68,25 @@ struct ResponseBuilder {
         return kind == .chat ? chatLogprobs(tokens) : completionLogprobs(tokens, offset: offset)
     }
 
-    /// The whole answer (stream: false).
-    func full(text: String, tokens: [GeneratedToken], stats: GenerationStats) -> JSONValue {
+    /// Tool calls as OpenAI writes them: ids, type function, name, arguments as a string of JSON (`index` in stream
+    /// deltas).
+    func toolCalls(_ calls: [(name: String, arguments: String)], indexed: Bool = false) -> JSONValue {
+        .array(calls.enumerated().map { i, c in
+            var pairs: [(String, JSONValue)] = indexed ? [("index", .int(i))] : []
+            pairs += [("id", .string("call_\(id)_\(i)")), ("type", "function"),
+                      ("function", ["name": .string(c.name), "arguments": .string(c.arguments)])]
+            return .object(pairs)
+        })
+    }
+
+    /// The whole answer (stream: false); with `calls`, the message holds them instead of content.
+    func full(text: String, tokens: [GeneratedToken], stats: GenerationStats,
+              calls: [(name: String, arguments: String)]? = nil) -> JSONValue {
+        let message: JSONValue = calls.map { ["role": "assistant", "content": .null, "tool_calls": toolCalls($0), "refusal": .null] }
+            ?? ["role": "assistant", "content": .string(text), "refusal": .null]
         let choice: JSONValue = kind == .chat
-            ? ["index": 0, "message": ["role": "assistant", "content": .string(text), "refusal": .null],
-               "logprobs": logprobsValue(tokens, offset: 0), "finish_reason": .string(stats.finishReason)]
+            ? ["index": 0, "message": message,
+               "logprobs": logprobsValue(tokens, offset: 0), "finish_reason": .string(calls == nil ? stats.finishReason : "tool_calls")]
             : ["text": .string(text), "index": 0, "logprobs": logprobsValue(tokens, offset: 0),
                "finish_reason": .string(stats.finishReason)]
         return ["id": .string(id), "object": .string(object), "created": .int(created), "model": .string(model),
@@ -95,6 +109,14 @@ struct ResponseBuilder {
         }
         return ["id": .string(id), "object": .string(chunkObject), "created": .int(created), "model": .string(model),
                 "system_fingerprint": "swift-gemma", "choices": [choice]]
+    }
+
+    /// The chunk that carries a reply's tool calls whole (streamed replies that are calls are held back until they
+    /// are complete).
+    func toolCallChunk(_ calls: [(name: String, arguments: String)]) -> JSONValue {
+        ["id": .string(id), "object": .string(chunkObject), "created": .int(created), "model": .string(model),
+         "system_fingerprint": "swift-gemma",
+         "choices": [["index": 0, "delta": ["tool_calls": toolCalls(calls, indexed: true)], "logprobs": .null, "finish_reason": .null]]]
     }
 
     /// The usage chunk of stream_options.include_usage: no choices.

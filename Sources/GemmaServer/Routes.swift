@@ -135,7 +135,8 @@ struct Routes: Sendable {
             // Watching for the client's disconnect consumed the connection's inbound side: say it closes.
             var response: Response
             switch outcome {
-            case let .success(text, tokens, stats): response = json(builder.full(text: text, tokens: tokens, stats: stats))
+            case let .success(text, tokens, stats):
+                response = json(builder.full(text: text, tokens: tokens, stats: stats, calls: parsed.tools?.calls(in: text)))
             case let .failure(error): response = error.response
             case .cancelled: response = APIError(.serviceUnavailable, "The request was cancelled.", type: "server_error").response
             }
@@ -154,6 +155,11 @@ struct Routes: Sendable {
                     // A token's chunk carries the text it releases (the `.text` that follows its `.token`); text after
                     // the last token (held back until the end) goes in a chunk of its own.
                     var pending: GeneratedToken? = nil
+                    // With tools, a reply that may be a call is held back until it is whole (then sent as one
+                    // tool_calls delta); with tool_choice "auto" its first character decides ("{" is a call).
+                    var holding = parsed.tools?.active == true
+                    var decided = parsed.tools.map { $0.choice != .auto } ?? true
+                    var held = "", heldTokens: [GeneratedToken] = []
                     try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: kind == .chat ? "" : nil, role: kind == .chat))))
                     var iterator = events.makeAsyncIterator()
                     while true {
@@ -170,6 +176,19 @@ struct Routes: Sendable {
                         case let .token(token):
                             pending = endsGeneration(token) ? nil : token
                         case let .text(text):
+                            if holding {
+                                if let token = pending { heldTokens.append(token); pending = nil }
+                                held += text
+                                if !decided && !held.isEmpty {
+                                    decided = true
+                                    if !held.hasPrefix("{") {
+                                        holding = false
+                                        try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: held, tokens: heldTokens, offset: offset))))
+                                        offset += held.utf8.count
+                                    }
+                                }
+                                continue
+                            }
                             if let token = pending {
                                 pending = nil
                                 if text.isEmpty && !parsed.logprobs { continue }
@@ -179,7 +198,16 @@ struct Routes: Sendable {
                                 try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: text))))
                             }
                         case let .finished(stats):
-                            var tail = SSE.event(builder.chunk(text: nil, finish: stats.finishReason))
+                            var finish = stats.finishReason
+                            if holding {
+                                if let calls = parsed.tools?.calls(in: held) {
+                                    try await writer.write(ByteBuffer(string: SSE.event(builder.toolCallChunk(calls))))
+                                    finish = "tool_calls"
+                                } else if !held.isEmpty || !heldTokens.isEmpty {
+                                    try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: held, tokens: heldTokens, offset: offset))))
+                                }
+                            }
+                            var tail = SSE.event(builder.chunk(text: nil, finish: finish))
                             if includeUsage { tail += SSE.event(builder.usageChunk(stats)) }
                             try await writer.write(ByteBuffer(string: tail + SSE.done))
                         }

@@ -307,6 +307,7 @@ public final class Scheduler: @unchecked Sendable {
                                       generateNanoseconds: end - decodeStarted)
         slot.release()
         metrics.countGenerated(stats.generatedTokens)
+        if job.parameters.constraint != nil { metrics.countConstrained(stats.generatedTokens, nanoseconds: stats.constraintNanoseconds) }
         job.continuation.yield(.finished(stats))
         job.continuation.finish()
     }
