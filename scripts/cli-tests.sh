@@ -196,5 +196,23 @@ PY
 }
 check "chat: /image attaches to the next message (reply as run's, 32 prompt tokens), turn 2 reuses the image; refusals" vision_chat
 
+serve_env() {  # GEMMA_* variables set serve's options; an option on the command line beats its variable
+  local port1 port2
+  port1=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  env -u GEMMA_API_KEY GEMMA_PORT=$port1 GEMMA_PARALLEL=2 GEMMA_CTX=512 "$GEMMA_BIN" serve -m "$MODEL" --port "$port2" >"$tmp/env-serve.log" 2>&1 &
+  local pid=$!
+  local ok=1
+  for _ in $(seq 1 100); do
+    if curl -sf "http://127.0.0.1:$port2/health" >/dev/null 2>&1; then ok=0; break; fi
+    sleep 0.2
+  done
+  local models; models=$(curl -s "http://127.0.0.1:$port2/v1/models")
+  curl -sf -m 1 "http://127.0.0.1:$port1/health" >/dev/null 2>&1 && ok=1   # --port beat GEMMA_PORT
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  [ $ok -eq 0 ] && echo "$models" | grep -q '"n_ctx":512,"n_parallel":2' || { echo "models: $models"; cat "$tmp/env-serve.log"; return 1; }
+}
+check "serve: GEMMA_CTX / GEMMA_PARALLEL set options, --port beats GEMMA_PORT" serve_env
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

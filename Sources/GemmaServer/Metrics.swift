@@ -54,7 +54,8 @@ public final class Metrics: Sendable {
     static let durationBounds: [Double] = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
 
     func countRequest(path: String, status: Int) {
-        let known = ["/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics", "/tokenize", "/detokenize"]
+        let known = ["/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics", "/tokenize", "/detokenize",
+                     "/api/version", "/api/tags", "/api/show", "/api/generate", "/api/chat"]
         let p = known.contains(path) ? path : "other"
         state.withLock { $0.requests["\(p)|\(status)", default: 0] += 1 }
     }

@@ -37,6 +37,7 @@ struct Routes: Sendable {
         router.post("/v1/completions") { request, context -> Response in
             try await generate(request, context, kind: .completion)
         }
+        registerOllama(on: router)
         router.post("/tokenize") { request, _ -> Response in
             var request = request
             let e = try state.requireEngine()

@@ -14,7 +14,10 @@ struct Serve: AsyncParsableCommand {
         abstract: "Serve the model over an OpenAI-compatible HTTP API with continuous batching.",
         discussion: """
         Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, GET /metrics,
-        POST /tokenize, POST /detokenize. Up to --parallel requests are decoded together in one forward step;
+        POST /tokenize, POST /detokenize, and Ollama's /api/version, /api/tags, /api/show, /api/generate, /api/chat. \
+        Every option can also come from the environment: GEMMA_ and its long name in capitals with underscores \
+        (GEMMA_PORT=9000, GEMMA_NO_IMAGE_URLS=1); an option on the command line beats its variable. \
+        Up to --parallel requests are decoded together in one forward step;
         up to --queue more wait for a slot, beyond that requests get 429. A model with a vision encoder (a Hugging \
         Face folder of Gemma 3 4B, 12B or 27B, or a GGUF with --mmproj) takes image_url parts in user messages: data: \
         URLs, and http(s) URLs fetched within the --image-* limits; the request field pan_and_scan adds crops.
@@ -58,6 +61,36 @@ struct Serve: AsyncParsableCommand {
 
     @Flag(name: .customLong("no-image-urls"), help: "Do not fetch http(s) image URLs (data: URLs only).")
     var noImageURLs = false
+
+    /// The options a GEMMA_* variable can set (GEMMA_ + the long name in capitals, dashes as underscores):
+    /// (long name, short name, is a flag).
+    static let environmentOptions: [(String, Character?, Bool)] = [
+        ("model", "m", false), ("threads", "t", false), ("kv", nil, false), ("mmap", nil, true), ("exact", nil, true),
+        ("mmproj", nil, false), ("host", nil, false), ("port", nil, false), ("parallel", nil, false), ("ctx", "c", false),
+        ("queue", nil, false), ("api-key", nil, false), ("max-body", nil, false), ("image-max-bytes", nil, false),
+        ("image-timeout", nil, false), ("image-redirects", nil, false), ("image-max-pixels", nil, false),
+        ("no-image-urls", nil, true),
+    ]
+
+    /// `arguments` with an option added for each GEMMA_* variable whose option is not given (a flag beats its
+    /// variable). A flag's variable turns it on when it is 1, true or yes.
+    static func fromEnvironment(_ arguments: [String], _ environment: [String: String]) -> [String] {
+        var out = arguments
+        for (long, short, isFlag) in environmentOptions {
+            let name = "GEMMA_" + long.uppercased().replacingOccurrences(of: "-", with: "_")
+            guard let value = environment[name], !value.isEmpty else { continue }
+            let given = arguments.contains { a in
+                a == "--\(long)" || a.hasPrefix("--\(long)=") || short.map { a == "-\($0)" || (a.hasPrefix("-\($0)") && !a.hasPrefix("--")) } == true
+            }
+            if given { continue }
+            if isFlag {
+                if ["1", "true", "yes"].contains(value.lowercased()) { out.append("--\(long)") }
+            } else {
+                out += ["--\(long)", value]
+            }
+        }
+        return out
+    }
 
     func validate() throws {
         guard parallel >= 1 && parallel <= 64 else { throw ValidationError("--parallel must be between 1 and 64") }
