@@ -14,6 +14,7 @@ Usage: server_tests.py --binary .build/release/gemma [--model M]     (starts and
 import argparse
 import http.client
 import json
+import math
 import os
 import re
 import signal
@@ -180,6 +181,45 @@ def openai_checks(s):
         check("openai: bad value raises BadRequestError", False)
     except Exception as e:
         check("openai: bad value raises BadRequestError", type(e).__name__ == "BadRequestError", type(e).__name__)
+
+
+def echo_check(s, binary, model):
+    """/v1/completions with echo, max_tokens 0 and logprobs: the prompt's per-token log-probabilities, as evaluation
+    harnesses score log-likelihoods. Checked against `gemma perplexity` on the same tokens: the first 256-token chunk
+    of ppl-public.txt (BOS first), whose perplexity is exp(-mean log p) over positions 128..254."""
+    if not binary:
+        return
+    from openai import OpenAI
+    client = OpenAI(base_url=s.base + "/v1", api_key=s.key, max_retries=0, timeout=120)
+    text_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "ppl-public.txt")
+    ctx = 256
+    with open(text_path, "rb") as f:
+        text = f.read().decode()[:3000]  # well past 256 tokens; both sides tokenize this same text
+    mflag = ["-m", model] if model else []
+    ids = json.loads(subprocess.run([binary, "tokenize", *mflag, "--json", "--no-special", text], check=True,
+                                    capture_output=True, text=True).stdout)["ids"][:ctx]
+    tmp = f"/tmp/gemma-echo-{os.getpid()}.txt"
+    with open(tmp, "w") as f:
+        f.write(text)
+    ppl = json.loads(subprocess.run([binary, "perplexity", *mflag, "--file", tmp, "--ctx", str(ctx), "--json"], check=True,
+                                    capture_output=True, text=True).stdout)
+    os.unlink(tmp)
+    r = client.completions.create(model="gemma", prompt=ids, max_tokens=0, echo=True, logprobs=2, temperature=0)
+    lp = r.choices[0].logprobs
+    ok = lp is not None and len(lp.token_logprobs) == ctx and lp.token_logprobs[0] is None
+    scored = lp.token_logprobs[ctx // 2 + 1:ctx] if ok else []
+    mine = math.exp(-sum(scored) / len(scored)) if scored else float("nan")
+    theirs = ppl["per_chunk"][0]
+    check("completions echo + logprobs (max_tokens 0): prompt log-probabilities = gemma perplexity's first chunk",
+          ok and abs(mine - theirs) <= 1e-4 * theirs and r.choices[0].text == "".join(lp.tokens),
+          f"PPL from echo {mine:.6f}, gemma perplexity {theirs:.6f}, {len(lp.token_logprobs) if lp else 0} tokens")
+    st = client.completions.create(model="gemma", prompt="The capital of France is", max_tokens=4, echo=True,
+                                   temperature=0, stream=True)
+    streamed = "".join(c.choices[0].text for c in st if c.choices)
+    whole = client.completions.create(model="gemma", prompt="The capital of France is", max_tokens=4, echo=True,
+                                      temperature=0).choices[0].text
+    check("completions echo, streamed and not", streamed == whole and whole.startswith("The capital of France is"),
+          repr(whole))
 
 
 def error_table(s, ctx):
@@ -384,6 +424,7 @@ def main():
                   f"saw 503 while loading: {saw_loading}")
         if not args.throughput_only:
             openai_checks(s)
+            echo_check(s, args.binary, args.model)
             error_table(s, args.ctx)
             load_test(s)
             disconnect_test(s)

@@ -62,6 +62,12 @@ public struct GeneratedToken: Sendable, Equatable {
     public var logprob: Float?
     /// The most likely tokens at this step, best first (only with `GenerationParameters.topLogprobs`).
     public var topLogprobs: [TokenLogprob]
+
+    public init(id: Int, logprob: Float?, topLogprobs: [TokenLogprob]) {
+        self.id = id
+        self.logprob = logprob
+        self.topLogprobs = topLogprobs
+    }
 }
 
 /// What a generation reports, in order: `.prefill` progress for long prompts; for each generated token a `.token`

@@ -115,11 +115,25 @@ public struct Prefill {
     /// Runs the steps of the next chunk (those that start before the chunk's end). `body` receives the logits of
     /// the prompt's last position, after the last step.
     public mutating func runChunk(_ body: (UnsafeBufferPointer<Float>) -> Void = { _ in }) throws(ModelError) {
+        try runChunk(scoring: nil, body)
+    }
+
+    /// `runChunk`, and `scoring` receives the logits of every position the chunk runs (its absolute position
+    /// first), in order.
+    public mutating func runChunk(scoring: ((Int, UnsafeBufferPointer<Float>) -> Void)?,
+                                  _ body: (UnsafeBufferPointer<Float>) -> Void) throws(ModelError) {
         guard let first = steps.first else { return }
         let chunkStart = (first.lowerBound - origin) / schedule.chunk * schedule.chunk + origin
         while let step = steps.first, step.lowerBound - chunkStart < schedule.chunk {
             let last = step.upperBound == prompt.count
-            try model.forward(prompt, positions: step, state: state, logits: last ? .last : .none) { _, logits in body(logits) }
+            if let scoring {
+                try model.forward(prompt, positions: step, state: state, logits: .all) { position, logits in
+                    scoring(position, logits)
+                    if last && position == prompt.count - 1 { body(logits) }
+                }
+            } else {
+                try model.forward(prompt, positions: step, state: state, logits: last ? .last : .none) { _, logits in body(logits) }
+            }
             state.cache.recordPrefillStep(step)
             steps.removeFirst()
             if last && snapshot { state.cache.snapshot() }

@@ -20,12 +20,17 @@ public final class Job: Sendable {
     /// The scheduler's decode-step count when the job was cancelled (for the "freed within one step" evidence).
     let cancelledAtStep = Atomic<Int>(-1)
     private let onCancel: @Sendable (Job) -> Void
+    /// With `scorePrompt`, the prompt is run cold with logits at every position and each prompt token after the
+    /// first gets its log-probability (and this many alternatives) in `promptScores`, set before the first event.
+    public let scorePrompt: Int?
+    public let promptScores = Mutex<[GeneratedToken]>([])
 
-    init(id: Int, prompt: Prompt, parameters: GenerationParameters,
+    init(id: Int, prompt: Prompt, parameters: GenerationParameters, scorePrompt: Int? = nil,
          continuation: AsyncThrowingStream<GenerationEvent, any Error>.Continuation, onCancel: @escaping @Sendable (Job) -> Void) {
         self.id = id
         self.prompt = prompt
         self.parameters = parameters
+        self.scorePrompt = scorePrompt
         self.continuation = continuation
         self.onCancel = onCancel
         enqueued = .now

@@ -26,6 +26,9 @@ public struct GenerationRequest: Sendable {
     public var logprobs: Bool
     /// The chat request's tools (function calling), if any.
     var tools: ToolSet? = nil
+    /// /v1/completions' echo: the prompt comes back before the completion, with its tokens' log-probabilities when
+    /// `logprobs` is set (each prompt token's under the positions before it; the first has none).
+    var echo = false
 }
 
 /// Typed access to the fields of a request object, throwing OpenAI-style 400s.
@@ -255,13 +258,14 @@ enum RequestParser {
         default:
             throw .invalid("'prompt' must be a string or an array, got \(prompt.typeName).", param: "prompt")
         }
-        if try f.bool("echo") == true { throw .invalid("'echo' is not supported.", param: "echo") }
+        let echo = try f.bool("echo") ?? false
         if f.value("suffix") != nil { throw .invalid("'suffix' is not supported.", param: "suffix") }
         if f.value("pan_and_scan") != nil {
             throw .invalid("'pan_and_scan' applies to images, which /v1/completions does not take; use /v1/chat/completions.",
                            param: "pan_and_scan")
         }
-        var request = try common(f, prompt: Prompt(tokens: tokens), ctx)
+        var request = try common(f, prompt: Prompt(tokens: tokens), ctx, allowsNoTokens: echo)
+        request.echo = echo
         if let n = try f.int("logprobs", 0...20) {
             request.logprobs = true
             request.parameters.topLogprobs = n
@@ -325,7 +329,8 @@ enum RequestParser {
     }
 
     /// Fields both endpoints share.
-    static func common(_ f: RequestFields, prompt: Prompt, _ ctx: PromptContext) throws(APIError) -> GenerationRequest {
+    /// `allowsNoTokens`: max_tokens 0 is allowed (completions with echo score the prompt only).
+    static func common(_ f: RequestFields, prompt: Prompt, _ ctx: PromptContext, allowsNoTokens: Bool = false) throws(APIError) -> GenerationRequest {
         var model: String? = nil
         if f.value("model") != nil { model = try f.string("model") }
         if let n = try f.int("n", 1...Int.max), n != 1 { throw .invalid("Only n = 1 is supported.", param: "n") }
@@ -355,8 +360,8 @@ enum RequestParser {
             }
         }
         p.sampling = s
-        let legacyMax = try f.int("max_tokens", 1...Int(Int32.max))
-        let maxTokens = try f.int("max_completion_tokens", 1...Int(Int32.max)) ?? legacyMax
+        let legacyMax = try f.int("max_tokens", (allowsNoTokens ? 0 : 1)...Int(Int32.max))
+        let maxTokens = try f.int("max_completion_tokens", (allowsNoTokens ? 0 : 1)...Int(Int32.max)) ?? legacyMax
         p.maxTokens = maxTokens ?? ctx.contextLength
         if let stop = f.value("stop") {
             switch stop {

@@ -63,6 +63,37 @@ struct ResponseBuilder {
                 "text_offset": .array(offsets)]
     }
 
+    /// Legacy log-probabilities of an echoed prompt: every prompt token, the first (BOS) with null, the others
+    /// scored by the positions before them (`scores`, in order); then `after`'s arrays appended (the completion's).
+    func echoLogprobs(prompt ids: [Int], scores: [GeneratedToken], after: JSONValue? = nil) -> JSONValue {
+        var tokens: [JSONValue] = [], lps: [JSONValue] = [], tops: [JSONValue] = [], offsets: [JSONValue] = []
+        var at = 0
+        for (i, id) in ids.enumerated() {
+            let p = piece(id)
+            tokens.append(.string(p))
+            offsets.append(.int(at))
+            at += p.utf8.count
+            if i == 0 || i - 1 >= scores.count {
+                lps.append(.null)
+                tops.append(.null)
+            } else {
+                let t = scores[i - 1]
+                lps.append(.float(max(t.logprob ?? -9999, -9999)))
+                var seen = Set<String>()
+                var pairs: [(String, JSONValue)] = []
+                for alt in t.topLogprobs.prefix(topLogprobs) where seen.insert(piece(alt.id)).inserted {
+                    pairs.append((piece(alt.id), .float(max(alt.logprob, -9999))))
+                }
+                tops.append(.object(pairs))
+            }
+        }
+        if case let .object(rest)? = after {
+            func arr(_ k: String) -> [JSONValue] { if case let .array(a)? = rest.first(where: { $0.0 == k })?.1 { a } else { [] } }
+            tokens += arr("tokens"); lps += arr("token_logprobs"); tops += arr("top_logprobs"); offsets += arr("text_offset")
+        }
+        return ["tokens": .array(tokens), "token_logprobs": .array(lps), "top_logprobs": .array(tops), "text_offset": .array(offsets)]
+    }
+
     func logprobsValue(_ tokens: [GeneratedToken], offset: Int) -> JSONValue {
         guard logprobs else { return .null }
         return kind == .chat ? chatLogprobs(tokens) : completionLogprobs(tokens, offset: offset)
@@ -79,9 +110,19 @@ struct ResponseBuilder {
         })
     }
 
-    /// The whole answer (stream: false); with `calls`, the message holds them instead of content.
+    /// The whole answer (stream: false); with `calls`, the message holds them instead of content; with `echo` (a
+    /// completion's prompt ids and their scores), the prompt comes first.
     func full(text: String, tokens: [GeneratedToken], stats: GenerationStats,
-              calls: [(name: String, arguments: String)]? = nil) -> JSONValue {
+              calls: [(name: String, arguments: String)]? = nil, echo: (ids: [Int], scores: [GeneratedToken])? = nil) -> JSONValue {
+        if let echo, kind == .completion {
+            let promptText = echo.ids.map(piece).joined()
+            let lp: JSONValue = logprobs
+                ? echoLogprobs(prompt: echo.ids, scores: echo.scores, after: logprobsValue(tokens, offset: promptText.utf8.count)) : .null
+            let choice: JSONValue = ["text": .string(promptText + text), "index": 0, "logprobs": lp,
+                                     "finish_reason": .string(stats.finishReason)]
+            return ["id": .string(id), "object": .string(object), "created": .int(created), "model": .string(model),
+                    "choices": [choice], "usage": Self.usage(stats), "system_fingerprint": "swift-gemma"]
+        }
         let message: JSONValue = calls.map { ["role": "assistant", "content": .null, "tool_calls": toolCalls($0), "refusal": .null] }
             ?? ["role": "assistant", "content": .string(text), "refusal": .null]
         let choice: JSONValue = kind == .chat

@@ -112,7 +112,12 @@ struct Routes: Sendable {
                                                           contextLength: engine.scheduler.configuration.contextLength)
         }
         let parsed = prepared
-        let (job, events) = try engine.scheduler.submit(prompt: parsed.prompt, parameters: parsed.parameters)
+        let scorePrompt = parsed.echo && parsed.logprobs ? (parsed.parameters.topLogprobs ?? 0) : nil
+        let (job, events) = try engine.scheduler.submit(prompt: parsed.prompt, parameters: parsed.parameters, scorePrompt: scorePrompt)
+        let promptIDs = parsed.prompt.tokenIDs
+        var echo: (@Sendable () -> (ids: [Int], scores: [GeneratedToken]))? = nil
+        if parsed.echo { echo = { @Sendable in (ids: promptIDs, scores: job.promptScores.withLock { $0 }) } }
+        let echoNow = echo
         let builder = ResponseBuilder(
             kind: kind, id: (kind == .chat ? "chatcmpl-" : "cmpl-") + String(state.nextRequestID()),
             created: Int(Date().timeIntervalSince1970), model: parsed.model ?? engine.modelName, tokenizer: engine.tokenizer,
@@ -137,7 +142,8 @@ struct Routes: Sendable {
             var response: Response
             switch outcome {
             case let .success(text, tokens, stats):
-                response = json(builder.full(text: text, tokens: tokens, stats: stats, calls: parsed.tools?.calls(in: text)))
+                response = json(builder.full(text: text, tokens: tokens, stats: stats, calls: parsed.tools?.calls(in: text),
+                                             echo: echoNow?()))
             case let .failure(error): response = error.response
             case .cancelled: response = APIError(.serviceUnavailable, "The request was cancelled.", type: "server_error").response
             }
@@ -163,6 +169,7 @@ struct Routes: Sendable {
                     var held = "", heldTokens: [GeneratedToken] = []
                     try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: kind == .chat ? "" : nil, role: kind == .chat))))
                     var iterator = events.makeAsyncIterator()
+                    var echoed = echoNow == nil
                     while true {
                         let event: GenerationEvent?
                         do {
@@ -172,6 +179,20 @@ struct Routes: Sendable {
                             break
                         }
                         guard let event else { break }
+                        if !echoed, let (ids, scores) = echoNow?() {
+                            // The prompt (scored during its prefill, before the first event) comes first.
+                            echoed = true
+                            let text = ids.map(builder.piece).joined()
+                            var chunk = builder.chunk(text: text)
+                            if parsed.logprobs, case var .object(top) = chunk, case let .array(choices)? = top.first(where: { $0.0 == "choices" })?.1,
+                               case var .object(c) = choices[0], let k = c.firstIndex(where: { $0.0 == "logprobs" }) {
+                                c[k].1 = builder.echoLogprobs(prompt: ids, scores: scores)
+                                top[top.firstIndex(where: { $0.0 == "choices" })!].1 = .array([.object(c)])
+                                chunk = .object(top)
+                            }
+                            try await writer.write(ByteBuffer(string: SSE.event(chunk)))
+                            offset += text.utf8.count
+                        }
                         switch event {
                         case .prefill: break
                         case let .token(token):

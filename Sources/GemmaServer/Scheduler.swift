@@ -117,7 +117,7 @@ public final class Scheduler: @unchecked Sendable {
     ///
     /// - Throws: `APIError.busy` when the queue is full, `.shuttingDown` after `shutdown()`, a 400 for a prompt whose
     ///   bidirectional span does not fit one forward step of a slot.
-    public func submit(prompt: Prompt, parameters: GenerationParameters) throws(APIError)
+    public func submit(prompt: Prompt, parameters: GenerationParameters, scorePrompt: Int? = nil) throws(APIError)
         -> (Job, AsyncThrowingStream<GenerationEvent, any Error>) {
         if let long = prompt.bidirectionalSpans.first(where: { $0.count > stepRows }) {
             throw .invalid("The prompt holds a span of \(long.count) embedding rows, more than a forward step of \(stepRows) rows takes.")
@@ -129,7 +129,8 @@ public final class Scheduler: @unchecked Sendable {
         // Jobs that a free slot will take at once do not count against the queue.
         let free = configuration.parallel - busy
         if waiting.count >= configuration.queueLimit + max(0, free) { throw .busy }
-        let job = Job(id: nextJobID, prompt: prompt, parameters: parameters, continuation: continuation) { [weak self] job in
+        let job = Job(id: nextJobID, prompt: prompt, parameters: parameters, scorePrompt: scorePrompt,
+                      continuation: continuation) { [weak self] job in
             self?.cancelled(job)
         }
         nextJobID += 1
@@ -242,6 +243,8 @@ public final class Scheduler: @unchecked Sendable {
         slot.cursor = GenerationCursor(prompt: job.prompt.tokenIDs, parameters: job.parameters, stopTokens: stopTokens,
                                        tokenizer: tokenizer, room: slot.state.cache.capacity - job.prompt.count)
         slot.prefillStarted = DispatchTime.now().uptimeNanoseconds
+        // Scoring the prompt needs the logits of every position: nothing is reused.
+        if job.scorePrompt != nil { slot.state.cache.truncate(to: 0) }
         do {
             let prefill = try Prefill(job.prompt, model: model, state: slot.state, chunk: configuration.prefillChunk, reuse: .exact)
             slot.reused = prefill.reused
@@ -254,7 +257,18 @@ public final class Scheduler: @unchecked Sendable {
     private func prefillChunk(_ slot: Slot) {
         guard let job = slot.job, let before = slot.prefill?.done else { return }
         do {
-            try slot.prefill!.runChunk { slot.cursor.accept($0) }
+            if let top = job.scorePrompt {
+                let ids = job.prompt.tokenIDs
+                var scores: [GeneratedToken] = []
+                try slot.prefill!.runChunk(scoring: { position, logits in
+                    guard position + 1 < ids.count else { return }
+                    let (lp, alts) = Sampler.logprobs(logits, chosen: ids[position + 1], top: top)
+                    scores.append(GeneratedToken(id: ids[position + 1], logprob: lp, topLogprobs: alts))
+                }) { slot.cursor.accept($0) }
+                job.promptScores.withLock { $0 += scores }
+            } else {
+                try slot.prefill!.runChunk { slot.cursor.accept($0) }
+            }
         } catch {
             fail(slot, APIError.invalid("\(error)"))
             return

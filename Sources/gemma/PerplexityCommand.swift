@@ -32,7 +32,7 @@ struct PerplexityCommand: ParsableCommand {
         }
         let secs = Date().timeIntervalSince(start)
         if json {
-            print("{\"ppl\":\(r.ppl),\"chunks\":\(r.chunks),\"ctx\":\(r.ctx),\"scored\":\(r.scored),\"tokens\":\(ids.count),\"stderr\":\(r.standardError),\"seconds\":\((secs * 100).rounded() / 100)}")
+            print("{\"ppl\":\(r.ppl),\"chunks\":\(r.chunks),\"ctx\":\(r.ctx),\"scored\":\(r.scored),\"tokens\":\(ids.count),\"stderr\":\(r.standardError),\"per_chunk\":[\(r.perChunk.map { "\($0)" }.joined(separator: ","))],\"seconds\":\((secs * 100).rounded() / 100)}")
         } else {
             print(String(format: "PPL = %.4f +/- %.5f (%d chunks of %d, %d tokens scored, %d tokens in the text, %.1f s)",
                          r.ppl, r.standardError, r.chunks, r.ctx, r.scored, ids.count, secs))
