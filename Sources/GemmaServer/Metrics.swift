@@ -44,6 +44,7 @@ public final class Metrics: Sendable {
         var decodeSteps = 0, decodeRows = 0
         var cancelled = 0, lastCancelSteps = 0, maxCancelSteps = 0
         var slotsTotal = 0, slotsBusy = 0, queued = 0
+        var kvUsage = 0.0
         var ready = false
     }
 
@@ -112,6 +113,7 @@ public final class Metrics: Sendable {
         }
     }
     func setBusy(_ n: Int) { state.withLock { $0.slotsBusy = n } }
+    func setKVUsage(_ x: Double) { state.withLock { $0.kvUsage = x } }
     func setQueued(_ n: Int) { state.withLock { $0.queued = n } }
     func setReady(_ r: Bool) { state.withLock { $0.ready = r } }
 
@@ -156,6 +158,11 @@ public final class Metrics: Sendable {
         metric("gemma_slots_busy", "gauge", "Slots serving a request.", s.slotsBusy)
         metric("gemma_slots_total", "gauge", "Slots (--parallel).", s.slotsTotal)
         metric("gemma_model_loaded", "gauge", "1 once the model is loaded.", s.ready ? 1 : 0)
+        // The three gauges of the Gateway API Inference Extension's model server protocol (TotalQueuedRequests,
+        // TotalRunningRequests, KVCacheUtilization), under the names routers are pointed at.
+        metric("gemma_requests_waiting", "gauge", "Requests queued for a slot (TotalQueuedRequests).", s.queued)
+        metric("gemma_requests_running", "gauge", "Requests holding a slot, prefilling or decoding (TotalRunningRequests).", s.slotsBusy)
+        metric("gemma_kv_cache_usage_ratio", "gauge", "KV-cache positions held by running requests over all slots' capacity, 0 to 1 (KVCacheUtilization).", s.kvUsage)
         return out
     }
 }

@@ -234,6 +234,11 @@ public final class Scheduler: @unchecked Sendable {
         busy = n
         condition.unlock()
         metrics.setBusy(n)
+        // KV-cache use: the positions held by running requests over every slot's capacity (an idle slot's cached
+        // prefix is reusable, not in use).
+        let used = slots.reduce(0) { $0 + ($1.job == nil ? 0 : $1.state.cache.count) }
+        let capacity = slots.reduce(0) { $0 + $1.state.cache.capacity }
+        metrics.setKVUsage(capacity == 0 ? 0 : Double(used) / Double(capacity))
     }
 
     /// Starts an admitted job: its cursor, and its prefill after the prefix the slot's cache keeps.
