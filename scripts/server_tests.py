@@ -222,6 +222,28 @@ def echo_check(s, binary, model):
           repr(whole))
 
 
+def embeddings_check(s):
+    """/v1/embeddings through the openai client against Tests/Fixtures/reference-embeddings.json (the NumPy
+    reference's mean-pooled, normalized final hidden states of four texts)."""
+    from openai import OpenAI
+    client = OpenAI(base_url=s.base + "/v1", api_key=s.key, max_retries=0, timeout=120)
+    ref_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "reference-embeddings.json")
+    with open(ref_path) as f:
+        ref = json.load(f)
+    items = ref["items"]
+    r = client.embeddings.create(model="gemma", input=[it["text"] for it in items])
+    cos, maxdiff = [], 0.0
+    for it, d in zip(items, r.data):
+        a, b = it["embedding"], d.embedding
+        cos.append(sum(x * y for x, y in zip(a, b)) / math.sqrt(sum(x * x for x in b)))
+        maxdiff = max(maxdiff, max(abs(x - y) for x, y in zip(a, b)))
+    by_ids = client.embeddings.create(model="gemma", input=items[0]["ids"]).data[0].embedding
+    check("embeddings: equal to the reference's (cosine per text), token ids as the text",
+          len(r.data) == len(items) and min(cos) > 0.9999 and r.usage.prompt_tokens == sum(len(it["ids"]) for it in items)
+          and max(abs(x - y) for x, y in zip(by_ids, r.data[0].embedding)) < 1e-6,
+          f"cosine min {min(cos):.7f}, max |diff| {maxdiff:.2e}, {len(r.data[0].embedding)} dims")
+
+
 def error_table(s, ctx):
     chat = "/v1/chat/completions"
     msg = '"messages":[{"role":"user","content":"hi"}]'
@@ -237,6 +259,9 @@ def error_table(s, ctx):
         ("unknown role", "POST", chat, '{"messages":[{"role":"robot","content":"x"}]}', "default", {400}),
         ("user message without content", "POST", chat, '{"messages":[{"role":"user"}]}', "default", {400}),
         ("content is a number", "POST", chat, '{"messages":[{"role":"user","content":5}]}', "default", {400}),
+        ("embeddings without input", "POST", "/v1/embeddings", '{"model":"x"}', "default", {400}),
+        ("embeddings with a bad encoding_format", "POST", "/v1/embeddings", '{"input":"a","encoding_format":"int8"}', "default", {400}),
+        ("embeddings with token ids out of range", "POST", "/v1/embeddings", '{"input":[1,2,99999999]}', "default", {400}),
         ("image part to a text-only model", "POST", chat, '{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}', "default", {400}),
         ("image URL that is a file path", "POST", chat, '{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"/etc/hostname"}}]}]}', "default", {400}),
         ("temperature is a string", "POST", chat, '{%s,"temperature":"hot"}' % msg, "default", {400}),
@@ -425,6 +450,7 @@ def main():
         if not args.throughput_only:
             openai_checks(s)
             echo_check(s, args.binary, args.model)
+            embeddings_check(s)
             error_table(s, args.ctx)
             load_test(s)
             disconnect_test(s)

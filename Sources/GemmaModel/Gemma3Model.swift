@@ -193,6 +193,27 @@ public final class Gemma3Model: Sendable {
         }
     }
 
+    /// Runs `tokens` through the model at the state's next positions, appending them to its cache, and calls
+    /// `body(index, hidden)` with each position's final-normed hidden state (`hiddenSize` floats, what the tied head
+    /// would multiply; valid only during the call). For embeddings.
+    public func forwardHidden(_ tokens: [Int], state s: Gemma3State,
+                              _ body: (Int, UnsafeBufferPointer<Float>) -> Void) throws(ModelError) {
+        guard !tokens.isEmpty else { return }
+        try check(tokens, s.cache)
+        let w = s.workspace, h = config.hiddenSize
+        var start = 0
+        while start < tokens.count {
+            let n = min(w.maxRows, tokens.count - start)
+            forwardRows(CollectionOfOne(Segment(cache: s.cache, input: .tokens(tokens[start..<start + n]))), workspace: w)
+            for r in 0..<n {
+                rmsNorm(w.x + r * h, weight: weights.finalNorm, offset: weights.normOffset, eps: config.rmsNormEps,
+                        count: h, into: w.normed)
+                body(start + r, UnsafeBufferPointer(start: w.normed, count: h))
+            }
+            start += n
+        }
+    }
+
     /// Runs positions `positions` of `prompt` through the model (`positions.lowerBound` must be the cache's count),
     /// appending them to the state's cache, and calls `body(position, logits)` for each requested position (`.at`
     /// takes positions of the prompt). Bidirectional spans must lie wholly inside `positions` and inside one step

@@ -24,13 +24,18 @@ public final class Job: Sendable {
     /// first gets its log-probability (and this many alternatives) in `promptScores`, set before the first event.
     public let scorePrompt: Int?
     public let promptScores = Mutex<[GeneratedToken]>([])
+    /// An embedding job: the prompt is run once, cold, and `embedding` gets the mean of its positions' final-normed
+    /// hidden states, scaled to unit length; nothing is generated.
+    public let embed: Bool
+    public let embedding = Mutex<[Float]>([])
 
-    init(id: Int, prompt: Prompt, parameters: GenerationParameters, scorePrompt: Int? = nil,
+    init(id: Int, prompt: Prompt, parameters: GenerationParameters, scorePrompt: Int? = nil, embed: Bool = false,
          continuation: AsyncThrowingStream<GenerationEvent, any Error>.Continuation, onCancel: @escaping @Sendable (Job) -> Void) {
         self.id = id
         self.prompt = prompt
         self.parameters = parameters
         self.scorePrompt = scorePrompt
+        self.embed = embed
         self.continuation = continuation
         self.onCancel = onCancel
         enqueued = .now

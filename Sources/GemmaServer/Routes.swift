@@ -4,6 +4,7 @@
 import Foundation
 import GemmaFormats
 import GemmaGenerate
+import GemmaModel
 import GemmaTokenizer
 import Hummingbird
 
@@ -38,6 +39,9 @@ struct Routes: Sendable {
             try await generate(request, context, kind: .completion)
         }
         registerOllama(on: router)
+        router.post("/v1/embeddings") { request, _ -> Response in
+            try await embeddings(request)
+        }
         router.post("/tokenize") { request, _ -> Response in
             var request = request
             let e = try state.requireEngine()
@@ -241,6 +245,77 @@ struct Routes: Sendable {
                 try await writer.finish(nil)
             }
         )
+    }
+
+    /// POST /v1/embeddings: each input (a string, or token ids; one or a list) tokenized with BOS and run once; its
+    /// embedding is the mean of the final-normed hidden states over its positions, scaled to unit length.
+    /// Gemma 3 270M is not trained as an embedding model: these vectors are what the model computes, not tuned ones.
+    func embeddings(_ request: Request) async throws -> Response {
+        var request = request
+        let engine = try state.requireEngine()
+        let f = try RequestFields(try await readJSON(&request))
+        guard let input = f.value("input") else { throw APIError.invalid("'input' is required.", param: "input") }
+        let format = try f.string("encoding_format") ?? "float"
+        guard format == "float" || format == "base64" else {
+            throw APIError.invalid("'encoding_format' must be 'float' or 'base64', not '\(format)'.", param: "encoding_format")
+        }
+        let hidden = engine.scheduler.model.config.hiddenSize
+        if let d = try f.int("dimensions", 1...Int(Int32.max)), d != hidden {
+            throw APIError.invalid("'dimensions' must be \(hidden) (this model's hidden size) or absent.", param: "dimensions")
+        }
+        let vocab = engine.tokenizer.vocabulary.count
+        func ids(_ v: JSONValue, _ param: String) throws(APIError) -> [Int] {
+            switch v {
+            case let .string(text):
+                guard !text.isEmpty else { throw APIError.invalid("\(param) is empty.", param: "input") }
+                return engine.tokenizer.encode(text, addSpecial: true, parseSpecial: false).map(Int.init)
+            case let .array(items) where !items.isEmpty && items.allSatisfy({ if case .number = $0 { true } else { false } }):
+                var out: [Int] = []
+                for item in items {
+                    guard case let .number(x) = item, x == x.rounded(), x >= 0, x < Double(vocab) else {
+                        throw APIError.invalid("\(param) must hold integer token ids in 0..<\(vocab).", param: "input")
+                    }
+                    out.append(Int(x))
+                }
+                return out
+            default:
+                throw APIError.invalid("\(param) must be a string or an array of token ids.", param: "input")
+            }
+        }
+        var inputs: [[Int]] = []
+        switch input {
+        case .string: inputs = [try ids(input, "'input'")]
+        case let .array(items):
+            if !items.isEmpty, items.allSatisfy({ if case .number = $0 { true } else { false } }) {
+                inputs = [try ids(input, "'input'")]
+            } else {
+                guard !items.isEmpty, items.count <= 256 else { throw APIError.invalid("'input' must hold 1 to 256 inputs.", param: "input") }
+                for (i, item) in items.enumerated() { inputs.append(try ids(item, "'input[\(i)]'")) }
+            }
+        default: throw APIError.invalid("'input' must be a string, an array of strings, or token ids.", param: "input")
+        }
+        let ctx = engine.scheduler.configuration.contextLength
+        for (i, t) in inputs.enumerated() where t.count > ctx {
+            throw APIError.invalid("input \(i) has \(t.count) tokens; this server's context is \(ctx).", param: "input",
+                                   code: "context_length_exceeded")
+        }
+        var data: [JSONValue] = []
+        var tokens = 0
+        for (i, t) in inputs.enumerated() {
+            let (job, events) = try engine.scheduler.submit(prompt: Prompt(tokens: t), parameters: GenerationParameters(maxTokens: 0),
+                                                            embed: true)
+            for try await _ in events {}
+            let e = job.embedding.withLock { $0 }
+            guard e.count == hidden else { throw APIError(.serviceUnavailable, "The embedding was not computed (cancelled).", type: "server_error") }
+            // base64: the float32 values little-endian, as OpenAI's client decodes them.
+            let value: JSONValue = format == "base64"
+                ? .string(e.withUnsafeBufferPointer { Data(buffer: $0) }.base64EncodedString())
+                : .array(e.map { JSONValue.float($0) })
+            data.append(["object": "embedding", "index": .int(i), "embedding": value])
+            tokens += t.count
+        }
+        return json(["object": "list", "data": .array(data), "model": .string((try f.string("model")) ?? engine.modelName),
+                     "usage": ["prompt_tokens": .int(tokens), "total_tokens": .int(tokens)]])
     }
 
     enum Outcome: Sendable {

@@ -117,7 +117,7 @@ public final class Scheduler: @unchecked Sendable {
     ///
     /// - Throws: `APIError.busy` when the queue is full, `.shuttingDown` after `shutdown()`, a 400 for a prompt whose
     ///   bidirectional span does not fit one forward step of a slot.
-    public func submit(prompt: Prompt, parameters: GenerationParameters, scorePrompt: Int? = nil) throws(APIError)
+    public func submit(prompt: Prompt, parameters: GenerationParameters, scorePrompt: Int? = nil, embed: Bool = false) throws(APIError)
         -> (Job, AsyncThrowingStream<GenerationEvent, any Error>) {
         if let long = prompt.bidirectionalSpans.first(where: { $0.count > stepRows }) {
             throw .invalid("The prompt holds a span of \(long.count) embedding rows, more than a forward step of \(stepRows) rows takes.")
@@ -129,7 +129,7 @@ public final class Scheduler: @unchecked Sendable {
         // Jobs that a free slot will take at once do not count against the queue.
         let free = configuration.parallel - busy
         if waiting.count >= configuration.queueLimit + max(0, free) { throw .busy }
-        let job = Job(id: nextJobID, prompt: prompt, parameters: parameters, scorePrompt: scorePrompt,
+        let job = Job(id: nextJobID, prompt: prompt, parameters: parameters, scorePrompt: scorePrompt, embed: embed,
                       continuation: continuation) { [weak self] job in
             self?.cancelled(job)
         }
@@ -248,6 +248,32 @@ public final class Scheduler: @unchecked Sendable {
         slot.cursor = GenerationCursor(prompt: job.prompt.tokenIDs, parameters: job.parameters, stopTokens: stopTokens,
                                        tokenizer: tokenizer, room: slot.state.cache.capacity - job.prompt.count)
         slot.prefillStarted = DispatchTime.now().uptimeNanoseconds
+        if job.embed {
+            // Embeddings: one cold pass over the prompt, the hidden states mean-pooled in f64 and normalized; the
+            // positions it wrote are dropped again (no prefill step recorded them, so they are never reused anyway).
+            slot.state.cache.truncate(to: 0)
+            var sum = [Double](repeating: 0, count: model.config.hiddenSize)
+            do {
+                try model.forwardHidden(job.prompt.tokenIDs, state: slot.state) { _, h in
+                    for i in 0..<h.count { sum[i] += Double(h[i]) }
+                }
+            } catch {
+                fail(slot, APIError.invalid("\(error)"))
+                return
+            }
+            slot.state.cache.truncate(to: 0)
+            let n = Double(max(job.prompt.count, 1))
+            var norm = 0.0
+            for i in sum.indices { sum[i] /= n; norm += sum[i] * sum[i] }
+            norm = norm.squareRoot()
+            job.embedding.withLock { e in e = sum.map { Float(norm > 0 ? $0 / norm : 0) } }
+            metrics.countPrefilled(job.prompt.count)
+            slot.decodeStarted = DispatchTime.now().uptimeNanoseconds
+            metrics.countPrompt(total: job.prompt.count, reused: 0)
+            slot.reused = 0
+            finish(slot, reason: .length)
+            return
+        }
         // Scoring the prompt needs the logits of every position: nothing is reused.
         if job.scorePrompt != nil { slot.state.cache.truncate(to: 0) }
         do {
