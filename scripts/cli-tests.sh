@@ -214,5 +214,23 @@ serve_env() {  # GEMMA_* variables set serve's options; an option on the command
 }
 check "serve: GEMMA_CTX / GEMMA_PARALLEL set options, --port beats GEMMA_PORT" serve_env
 
+serve_cors() {  # --cors-origin: preflight answered before the key check; other origins get no CORS headers; --access-log
+  local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$GEMMA_BIN" serve -m "$MODEL" --port "$port" --api-key k --cors-origin https://app.example --access-log >"$tmp/cors.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.2; done
+  local pre other ok=0
+  pre=$(curl -s -i -X OPTIONS "http://127.0.0.1:$port/v1/chat/completions" -H "Origin: https://app.example" \
+        -H "Access-Control-Request-Method: POST" -H "Access-Control-Request-Headers: authorization,content-type")
+  other=$(curl -s -i "http://127.0.0.1:$port/v1/models" -H "Authorization: Bearer k" -H "Origin: https://evil.example")
+  echo "$pre" | grep -q "^HTTP/1.1 204" && echo "$pre" | grep -qi "^access-control-allow-origin: https://app.example" || ok=1
+  echo "$other" | grep -qi "^access-control-allow-origin" && ok=1
+  sleep 0.3
+  grep -q "hb.request.id=.*method=OPTIONS.*path=/v1/chat/completions status=204" "$tmp/cors.log" || ok=1
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  [ $ok -eq 0 ] || { echo "$pre"; echo "$other"; cat "$tmp/cors.log"; return 1; }
+}
+check "serve: --cors-origin answers preflights (204, before the key), not other origins; --access-log logs each request" serve_cors
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,6 +1,7 @@
 // Errors in OpenAI's JSON shape: {"error": {"message", "type", "param", "code"}}, with the HTTP status that goes
 // with them, and the middleware that turns every error a handler throws (ours, Hummingbird's, or anything else)
 // into one. Nothing a client sends can crash the server or leave its connection without an answer.
+import Foundation
 import GemmaFormats
 import Hummingbird
 
@@ -114,4 +115,48 @@ func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     var diff = UInt8(a.count == b.count ? 0 : 1)
     for i in 0..<max(a.count, b.count) { diff |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 1) }
     return diff == 0
+}
+
+/// CORS for browser clients of the listed origins ("*": any): preflight OPTIONS requests are answered 204 with the
+/// methods and headers the API uses (before the API key is checked: browsers send no credentials there), and every
+/// answer to an allowed origin carries Access-Control-Allow-Origin. Other origins get no CORS headers, so browsers
+/// refuse the answer; non-browser clients are unaffected.
+struct CORSOriginsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let origins: [String]
+
+    func allowed(_ origin: String) -> String? {
+        origins.contains("*") ? "*" : origins.contains(origin) ? origin : nil
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let origin = request.headers[.origin], let allow = allowed(origin) else { return try await next(request, context) }
+        if request.method == .options, request.headers[.accessControlRequestMethod] != nil {
+            var headers: HTTPFields = [.accessControlAllowOrigin: allow, .accessControlAllowMethods: "GET, POST, OPTIONS",
+                                       .accessControlAllowHeaders: request.headers[.accessControlRequestHeaders] ?? "Authorization, Content-Type",
+                                       .accessControlMaxAge: "600"]
+            if allow != "*" { headers[.vary] = "Origin" }
+            return Response(status: .noContent, headers: headers)
+        }
+        var response = try await next(request, context)
+        response.headers[.accessControlAllowOrigin] = allow
+        if allow != "*" { response.headers[.vary] = "Origin" }
+        return response
+    }
+}
+
+/// One log line per request through the request's logger (swift-log; Hummingbird gives each request an id, logged
+/// as hb.request.id): method, path, status and milliseconds as metadata.
+struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        var status = 500
+        defer {
+            let ms = (ContinuousClock.now - started).seconds * 1e3
+            context.logger.info("request", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)",
+                                                      "status": "\(status)", "ms": "\(String(format: "%.1f", ms))"])
+        }
+        let response = try await next(request, context)
+        status = response.status.code
+        return response
+    }
 }

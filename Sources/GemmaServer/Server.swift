@@ -20,6 +20,10 @@ public struct ServerConfiguration: Sendable {
     public var scheduler = SchedulerConfiguration()
     /// Limits on image_url parts.
     public var images = ImageInputConfiguration()
+    /// Origins whose browser pages may call the server (CORS); "*" allows any. Empty: no CORS headers.
+    public var corsOrigins: [String] = []
+    /// One structured log line per request (request id, method, path, status, milliseconds) on stderr.
+    public var accessLog = false
 
     public init(host: String = "127.0.0.1", port: Int = 8080, apiKey: String? = nil, maxBodyBytes: Int? = nil,
                 scheduler: SchedulerConfiguration = SchedulerConfiguration(), images: ImageInputConfiguration = ImageInputConfiguration()) {
@@ -101,6 +105,10 @@ public enum GemmaServer {
     public static func makeApplication(state: ServerState,
                                        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let router = Router()
+        if state.configuration.accessLog { router.middlewares.add(AccessLogMiddleware<BasicRequestContext>()) }
+        if !state.configuration.corsOrigins.isEmpty {
+            router.middlewares.add(CORSOriginsMiddleware<BasicRequestContext>(origins: state.configuration.corsOrigins))
+        }
         router.middlewares.add(ErrorMiddleware<BasicRequestContext>(metrics: state.metrics))
         if let key = state.configuration.apiKey { router.middlewares.add(APIKeyMiddleware<BasicRequestContext>(key: key)) }
         Routes(state: state).register(on: router)

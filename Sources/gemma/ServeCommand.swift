@@ -62,6 +62,12 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("no-image-urls"), help: "Do not fetch http(s) image URLs (data: URLs only).")
     var noImageURLs = false
 
+    @Option(name: .customLong("cors-origin"), help: "Let browser pages from this origin call the server (CORS; * for any). Repeatable; several may be given comma-separated (GEMMA_CORS_ORIGIN).")
+    var corsOrigin: [String] = []
+
+    @Flag(name: .customLong("access-log"), help: "Log one line per request on stderr (request id, method, path, status, ms).")
+    var accessLog = false
+
     /// The options a GEMMA_* variable can set (GEMMA_ + the long name in capitals, dashes as underscores):
     /// (long name, short name, is a flag).
     static let environmentOptions: [(String, Character?, Bool)] = [
@@ -69,7 +75,7 @@ struct Serve: AsyncParsableCommand {
         ("mmproj", nil, false), ("host", nil, false), ("port", nil, false), ("parallel", nil, false), ("ctx", "c", false),
         ("queue", nil, false), ("api-key", nil, false), ("max-body", nil, false), ("image-max-bytes", nil, false),
         ("image-timeout", nil, false), ("image-redirects", nil, false), ("image-max-pixels", nil, false),
-        ("no-image-urls", nil, true),
+        ("no-image-urls", nil, true), ("cors-origin", nil, false), ("access-log", nil, true),
     ]
 
     /// `arguments` with an option added for each GEMMA_* variable whose option is not given (a flag beats its
@@ -107,11 +113,14 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let path = try model.path.resolve()
         let key = apiKey ?? ProcessInfo.processInfo.environment["GEMMA_API_KEY"]
-        let config = ServerConfiguration(
+        var config = ServerConfiguration(
             host: host, port: port, apiKey: key?.isEmpty == true ? nil : key, maxBodyBytes: maxBody,
             scheduler: SchedulerConfiguration(parallel: parallel, contextLength: ctx, queueLimit: queue),
             images: ImageInputConfiguration(fetch: ImageFetchLimits(maxBytes: imageMaxBytes, timeout: imageTimeout, maxRedirects: imageRedirects),
                                             maxPixels: imageMaxPixels, fetchURLs: !noImageURLs))
+        config.corsOrigins = corsOrigin.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        config.accessLog = accessLog
+        let listening = "\(config.host)", slots = config.scheduler.parallel
         let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         let options = model.options
         let mmproj = model.mmproj
@@ -121,7 +130,7 @@ struct Serve: AsyncParsableCommand {
             if let note = m.model.placementNote { FileHandle.standardError.write(Data("gemma serve: note: \(note)\n".utf8)) }
             return m
         }, onRunning: { port in
-            FileHandle.standardOutput.write(Data("gemma serve: listening on http://\(config.host):\(port) (model \(name), \(config.scheduler.parallel) slots)\n".utf8))
+            FileHandle.standardOutput.write(Data("gemma serve: listening on http://\(listening):\(port) (model \(name), \(slots) slots)\n".utf8))
         })
         print("gemma serve: stopped")
     }
