@@ -244,6 +244,34 @@ def embeddings_check(s):
           f"cosine min {min(cos):.7f}, max |diff| {maxdiff:.2e}, {len(r.data[0].embedding)} dims")
 
 
+def n_choices_check(s):
+    """n > 1: one prefill, n continuations; choice i equals a single request with seed + i; streamed the same."""
+    from openai import OpenAI
+    client = OpenAI(base_url=s.base + "/v1", api_key=s.key, max_retries=0, timeout=120)
+
+    def prefilled():
+        _, text = s.raw("GET", "/metrics", key=None)
+        return int(float(re.search(r"^gemma_prompt_tokens_prefilled_total (\S+)$", str(text), re.M).group(1)))
+    msgs = [{"role": "user", "content": "Name a color and say why you like it."}]
+    before = prefilled()
+    r = client.chat.completions.create(model="gemma", messages=msgs, n=3, temperature=1.0, seed=5, max_tokens=12)
+    one_prefill = prefilled() - before == r.usage.prompt_tokens
+    texts = [c.message.content for c in sorted(r.choices, key=lambda c: c.index)]
+    single = [client.chat.completions.create(model="gemma", messages=msgs, temperature=1.0, seed=5 + i, max_tokens=12)
+              for i in range(3)]
+    singles = [x.choices[0].message.content for x in single]
+    stream = client.chat.completions.create(model="gemma", messages=msgs, n=3, temperature=1.0, seed=5, max_tokens=12,
+                                            stream=True)
+    acc = {}
+    for chunk in stream:
+        for c in chunk.choices:
+            acc[c.index] = acc.get(c.index, "") + (c.delta.content or "")
+    check("n = 3: one prefill, choice i = a single request with seed + i, streamed the same",
+          one_prefill and texts == singles and [acc.get(i) for i in range(3)] == texts
+          and r.usage.completion_tokens == sum(x.usage.completion_tokens for x in single),
+          f"prefilled once: {one_prefill}, {len(set(texts))} distinct texts")
+
+
 def error_table(s, ctx):
     chat = "/v1/chat/completions"
     msg = '"messages":[{"role":"user","content":"hi"}]'
@@ -259,6 +287,7 @@ def error_table(s, ctx):
         ("unknown role", "POST", chat, '{"messages":[{"role":"robot","content":"x"}]}', "default", {400}),
         ("user message without content", "POST", chat, '{"messages":[{"role":"user"}]}', "default", {400}),
         ("content is a number", "POST", chat, '{"messages":[{"role":"user","content":5}]}', "default", {400}),
+        ("n above 16", "POST", chat, '{"messages":[{"role":"user","content":"hi"}],"n":17}', "default", {400}),
         ("embeddings without input", "POST", "/v1/embeddings", '{"model":"x"}', "default", {400}),
         ("embeddings with a bad encoding_format", "POST", "/v1/embeddings", '{"input":"a","encoding_format":"int8"}', "default", {400}),
         ("embeddings with token ids out of range", "POST", "/v1/embeddings", '{"input":[1,2,99999999]}', "default", {400}),
@@ -272,7 +301,6 @@ def error_table(s, ctx):
         ("max_tokens is a string", "POST", chat, '{%s,"max_tokens":"10"}' % msg, "default", {400}),
         ("top_p out of range", "POST", chat, '{%s,"top_p":1.5}' % msg, "default", {400}),
         ("stream is a string", "POST", chat, '{%s,"stream":"yes"}' % msg, "default", {400}),
-        ("n = 2", "POST", chat, '{%s,"n":2}' % msg, "default", {400}),
         ("stop is a number", "POST", chat, '{%s,"stop":5}' % msg, "default", {400}),
         ("presence_penalty out of range", "POST", chat, '{%s,"presence_penalty":3}' % msg, "default", {400}),
         ("logprobs is a string", "POST", chat, '{%s,"logprobs":"true"}' % msg, "default", {400}),
@@ -451,6 +479,7 @@ def main():
             openai_checks(s)
             echo_check(s, args.binary, args.model)
             embeddings_check(s)
+            n_choices_check(s)
             error_table(s, args.ctx)
             load_test(s)
             disconnect_test(s)

@@ -14,7 +14,28 @@ public final class Job: Sendable {
     /// Token ids and image soft tokens, as the model takes them.
     public let prompt: Prompt
     public let parameters: GenerationParameters
-    let continuation: AsyncThrowingStream<GenerationEvent, any Error>.Continuation
+    /// One stream per choice (OpenAI's `n`): the choices run one after another in the job's slot from one prefill
+    /// (its cache restored to the prompt between them), choice i sampled with seed + i.
+    let continuations: [AsyncThrowingStream<GenerationEvent, any Error>.Continuation]
+    /// The choice being generated (model thread only).
+    private let currentChoice = Atomic<Int>(0)
+    var choices: Int { continuations.count }
+    var choice: Int { currentChoice.load(ordering: .relaxed) }
+    /// The stream of the choice being generated.
+    var continuation: AsyncThrowingStream<GenerationEvent, any Error>.Continuation { continuations[choice] }
+    /// Moves to the next choice; false when this was the last.
+    func nextChoice() -> Bool {
+        let c = choice
+        guard c + 1 < continuations.count else { return false }
+        currentChoice.store(c + 1, ordering: .relaxed)
+        return true
+    }
+    /// Ends every stream not yet ended (cancellation, failure, shutdown).
+    func finishAll(throwing error: (any Error)? = nil) {
+        for c in continuations[choice...] {
+            if let error { c.finish(throwing: error) } else { c.finish() }
+        }
+    }
     let enqueued: ContinuousClock.Instant
     private let cancelled = Atomic<Bool>(false)
     /// The scheduler's decode-step count when the job was cancelled (for the "freed within one step" evidence).
@@ -30,13 +51,13 @@ public final class Job: Sendable {
     public let embedding = Mutex<[Float]>([])
 
     init(id: Int, prompt: Prompt, parameters: GenerationParameters, scorePrompt: Int? = nil, embed: Bool = false,
-         continuation: AsyncThrowingStream<GenerationEvent, any Error>.Continuation, onCancel: @escaping @Sendable (Job) -> Void) {
+         continuations: [AsyncThrowingStream<GenerationEvent, any Error>.Continuation], onCancel: @escaping @Sendable (Job) -> Void) {
         self.id = id
         self.prompt = prompt
         self.parameters = parameters
         self.scorePrompt = scorePrompt
         self.embed = embed
-        self.continuation = continuation
+        self.continuations = continuations
         self.onCancel = onCancel
         enqueued = .now
     }

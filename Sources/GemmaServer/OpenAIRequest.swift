@@ -29,6 +29,8 @@ public struct GenerationRequest: Sendable {
     /// /v1/completions' echo: the prompt comes back before the completion, with its tokens' log-probabilities when
     /// `logprobs` is set (each prompt token's under the positions before it; the first has none).
     var echo = false
+    /// OpenAI's `n`: continuations of one prefill, generated one after another in the request's slot.
+    var choices = 1
 }
 
 /// Typed access to the fields of a request object, throwing OpenAI-style 400s.
@@ -266,6 +268,7 @@ enum RequestParser {
         }
         var request = try common(f, prompt: Prompt(tokens: tokens), ctx, allowsNoTokens: echo)
         request.echo = echo
+        if echo && request.choices > 1 { throw .invalid("'echo' with 'n' above 1 is not supported.", param: "n") }
         if let n = try f.int("logprobs", 0...20) {
             request.logprobs = true
             request.parameters.topLogprobs = n
@@ -333,7 +336,7 @@ enum RequestParser {
     static func common(_ f: RequestFields, prompt: Prompt, _ ctx: PromptContext, allowsNoTokens: Bool = false) throws(APIError) -> GenerationRequest {
         var model: String? = nil
         if f.value("model") != nil { model = try f.string("model") }
-        if let n = try f.int("n", 1...Int.max), n != 1 { throw .invalid("Only n = 1 is supported.", param: "n") }
+        let choices = try f.int("n", 1...16) ?? 1
         var p = GenerationParameters()
         var s = ctx.samplingDefaults
         if let t = try f.number("temperature", 0...2) { s.temperature = Float(t) }
@@ -388,8 +391,10 @@ enum RequestParser {
         }
         p.constraint = try constraint(f, ctx)
         try checkLength(prompt, ctx)
-        return GenerationRequest(model: model, prompt: prompt, images: nil, parameters: p, stream: stream,
-                                 includeUsage: includeUsage, logprobs: false)
+        var request = GenerationRequest(model: model, prompt: prompt, images: nil, parameters: p, stream: stream,
+                                        includeUsage: includeUsage, logprobs: false)
+        request.choices = choices
+        return request
     }
 
     /// Structured output: OpenAI's `response_format` (`text`, `json_object`, `json_schema` with `json_schema.schema`;

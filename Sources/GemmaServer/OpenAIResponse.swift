@@ -19,11 +19,30 @@ struct ResponseBuilder {
     var object: String { kind == .chat ? "chat.completion" : "text_completion" }
     var chunkObject: String { kind == .chat ? "chat.completion.chunk" : "text_completion" }
 
-    static func usage(_ s: GenerationStats) -> JSONValue {
-        let completion = s.generatedTokens - (s.stopReason == .stopToken ? 1 : 0)
+    static func usage(_ s: GenerationStats) -> JSONValue { usage([s]) }
+
+    /// Usage of a request's choices: the prompt once, the completions summed.
+    static func usage(_ all: [GenerationStats]) -> JSONValue {
+        guard let s = all.first else { return .null }
+        let completion = all.reduce(0) { $0 + $1.generatedTokens - ($1.stopReason == .stopToken ? 1 : 0) }
         return ["prompt_tokens": .int(s.promptTokens), "completion_tokens": .int(completion),
                 "total_tokens": .int(s.promptTokens + completion),
                 "prompt_tokens_details": ["cached_tokens": .int(s.reusedPromptTokens)]]
+    }
+
+    /// One answer of several choices: `parts` (each `full`'s answer for one choice, in order) under the first's
+    /// envelope, each choice with its index, the usage summed.
+    static func merge(_ parts: [JSONValue], stats: [GenerationStats]) -> JSONValue {
+        guard case var .object(top) = parts.first else { return .null }
+        var choices: [JSONValue] = []
+        for (i, p) in parts.enumerated() {
+            guard case let .array(cs)? = p["choices"], case var .object(c) = cs.first else { continue }
+            if let k = c.firstIndex(where: { $0.0 == "index" }) { c[k].1 = .int(i) }
+            choices.append(.object(c))
+        }
+        if let k = top.firstIndex(where: { $0.0 == "choices" }) { top[k].1 = .array(choices) }
+        if let k = top.firstIndex(where: { $0.0 == "usage" }) { top[k].1 = usage(stats) }
+        return .object(top)
     }
 
     func piece(_ id: Int) -> String { (try? tokenizer.decode([TokenID(id)])) ?? "" }
@@ -135,16 +154,17 @@ struct ResponseBuilder {
     }
 
     /// One streamed chunk: text (with its tokens' log-probabilities), or the final one with a finish reason.
-    func chunk(text: String?, role: Bool = false, tokens: [GeneratedToken] = [], offset: Int = 0, finish: String? = nil) -> JSONValue {
+    func chunk(text: String?, role: Bool = false, tokens: [GeneratedToken] = [], offset: Int = 0, finish: String? = nil,
+               index: Int = 0) -> JSONValue {
         let choice: JSONValue
         if kind == .chat {
             var delta: [(String, JSONValue)] = []
             if role { delta.append(("role", "assistant")) }
             if let text { delta.append(("content", .string(text))) }
-            choice = ["index": 0, "delta": .object(delta), "logprobs": tokens.isEmpty ? .null : logprobsValue(tokens, offset: offset),
+            choice = ["index": .int(index), "delta": .object(delta), "logprobs": tokens.isEmpty ? .null : logprobsValue(tokens, offset: offset),
                       "finish_reason": finish.map { .string($0) } ?? .null]
         } else {
-            choice = ["text": .string(text ?? ""), "index": 0,
+            choice = ["text": .string(text ?? ""), "index": .int(index),
                       "logprobs": tokens.isEmpty ? .null : logprobsValue(tokens, offset: offset),
                       "finish_reason": finish.map { .string($0) } ?? .null]
         }
@@ -154,14 +174,14 @@ struct ResponseBuilder {
 
     /// The chunk that carries a reply's tool calls whole (streamed replies that are calls are held back until they
     /// are complete).
-    func toolCallChunk(_ calls: [(name: String, arguments: String)]) -> JSONValue {
+    func toolCallChunk(_ calls: [(name: String, arguments: String)], index: Int = 0) -> JSONValue {
         ["id": .string(id), "object": .string(chunkObject), "created": .int(created), "model": .string(model),
          "system_fingerprint": "swift-gemma",
-         "choices": [["index": 0, "delta": ["tool_calls": toolCalls(calls, indexed: true)], "logprobs": .null, "finish_reason": .null]]]
+         "choices": [["index": .int(index), "delta": ["tool_calls": toolCalls(calls, indexed: true)], "logprobs": .null, "finish_reason": .null]]]
     }
 
     /// The usage chunk of stream_options.include_usage: no choices.
-    func usageChunk(_ stats: GenerationStats) -> JSONValue {
+    func usageChunk(_ stats: [GenerationStats]) -> JSONValue {
         ["id": .string(id), "object": .string(chunkObject), "created": .int(created), "model": .string(model),
          "system_fingerprint": "swift-gemma", "choices": [], "usage": Self.usage(stats)]
     }

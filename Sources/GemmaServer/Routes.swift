@@ -117,7 +117,8 @@ struct Routes: Sendable {
         }
         let parsed = prepared
         let scorePrompt = parsed.echo && parsed.logprobs ? (parsed.parameters.topLogprobs ?? 0) : nil
-        let (job, events) = try engine.scheduler.submit(prompt: parsed.prompt, parameters: parsed.parameters, scorePrompt: scorePrompt)
+        let (job, allEvents) = try engine.scheduler.submit(prompt: parsed.prompt, parameters: parsed.parameters,
+                                                           choices: parsed.choices, scorePrompt: scorePrompt)
         let promptIDs = parsed.prompt.tokenIDs
         var echo: (@Sendable () -> (ids: [Int], scores: [GeneratedToken]))? = nil
         if parsed.echo { echo = { @Sendable in (ids: promptIDs, scores: job.promptScores.withLock { $0 }) } }
@@ -135,8 +136,10 @@ struct Routes: Sendable {
         let endsGeneration: @Sendable (GeneratedToken) -> Bool = { !ignoreStops && stopTokens.contains($0.id) }
 
         if !parsed.stream {
-            let outcome = try await inbound.consumeWithInboundCloseHandler { _ in
-                await collect(events, endsGeneration: endsGeneration)
+            let outcomes = try await inbound.consumeWithInboundCloseHandler { _ in
+                var all: [Outcome] = []
+                for events in allEvents { all.append(await collect(events, endsGeneration: endsGeneration)) }
+                return all
             } onInboundClosed: {
                 job.cancel()
             }
@@ -144,13 +147,19 @@ struct Routes: Sendable {
             metrics.observeRequest(endpoint: endpoint, .now - started)
             // Watching for the client's disconnect consumed the connection's inbound side: say it closes.
             var response: Response
-            switch outcome {
-            case let .success(text, tokens, stats):
-                response = json(builder.full(text: text, tokens: tokens, stats: stats, calls: parsed.tools?.calls(in: text),
-                                             echo: echoNow?()))
-            case let .failure(error): response = error.response
-            case .cancelled: response = APIError(.serviceUnavailable, "The request was cancelled.", type: "server_error").response
+            var parts: [JSONValue] = [], stats: [GenerationStats] = []
+            var failure: Response? = nil
+            for outcome in outcomes where failure == nil {
+                switch outcome {
+                case let .success(text, tokens, s):
+                    parts.append(builder.full(text: text, tokens: tokens, stats: s, calls: parsed.tools?.calls(in: text),
+                                              echo: echoNow?()))
+                    stats.append(s)
+                case let .failure(error): failure = error.response
+                case .cancelled: failure = APIError(.serviceUnavailable, "The request was cancelled.", type: "server_error").response
+                }
             }
+            response = failure ?? json(parts.count == 1 ? parts[0] : ResponseBuilder.merge(parts, stats: stats))
             response.headers[.connection] = "close"
             return response
         }
@@ -162,6 +171,10 @@ struct Routes: Sendable {
             body: ResponseBody { writer in
                 defer { job.cancel() }
                 try await inbound.consumeWithInboundCloseHandler { _ in
+                  var allStats: [GenerationStats] = []
+                  var failed = false
+                  // The choices one after another (each generated after the one before), chunks tagged with its index.
+                  for (index, events) in allEvents.enumerated() where !failed {
                     var offset = 0
                     // A token's chunk carries the text it releases (the `.text` that follows its `.token`); text after
                     // the last token (held back until the end) goes in a chunk of its own.
@@ -171,7 +184,7 @@ struct Routes: Sendable {
                     var holding = parsed.tools?.active == true
                     var decided = parsed.tools.map { $0.choice != .auto } ?? true
                     var held = "", heldTokens: [GeneratedToken] = []
-                    try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: kind == .chat ? "" : nil, role: kind == .chat))))
+                    try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: kind == .chat ? "" : nil, role: kind == .chat, index: index))))
                     var iterator = events.makeAsyncIterator()
                     var echoed = echoNow == nil
                     while true {
@@ -180,6 +193,7 @@ struct Routes: Sendable {
                             event = try await iterator.next()
                         } catch {
                             try await writer.write(ByteBuffer(string: SSE.event(APIError.of(error).json) + SSE.done))
+                            failed = true
                             break
                         }
                         guard let event else { break }
@@ -209,7 +223,7 @@ struct Routes: Sendable {
                                     decided = true
                                     if !held.hasPrefix("{") {
                                         holding = false
-                                        try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: held, tokens: heldTokens, offset: offset))))
+                                        try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: held, tokens: heldTokens, offset: offset, index: index))))
                                         offset += held.utf8.count
                                     }
                                 }
@@ -218,26 +232,30 @@ struct Routes: Sendable {
                             if let token = pending {
                                 pending = nil
                                 if text.isEmpty && !parsed.logprobs { continue }
-                                try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: text, tokens: [token], offset: offset))))
+                                try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: text, tokens: [token], offset: offset, index: index))))
                                 offset += text.utf8.count
                             } else if !text.isEmpty {
-                                try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: text))))
+                                try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: text, index: index))))
                             }
                         case let .finished(stats):
                             var finish = stats.finishReason
                             if holding {
                                 if let calls = parsed.tools?.calls(in: held) {
-                                    try await writer.write(ByteBuffer(string: SSE.event(builder.toolCallChunk(calls))))
+                                    try await writer.write(ByteBuffer(string: SSE.event(builder.toolCallChunk(calls, index: index))))
                                     finish = "tool_calls"
                                 } else if !held.isEmpty || !heldTokens.isEmpty {
-                                    try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: held, tokens: heldTokens, offset: offset))))
+                                    try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: held, tokens: heldTokens, offset: offset, index: index))))
                                 }
                             }
-                            var tail = SSE.event(builder.chunk(text: nil, finish: finish))
-                            if includeUsage { tail += SSE.event(builder.usageChunk(stats)) }
-                            try await writer.write(ByteBuffer(string: tail + SSE.done))
+                            allStats.append(stats)
+                            try await writer.write(ByteBuffer(string: SSE.event(builder.chunk(text: nil, finish: finish, index: index))))
                         }
                     }
+                  }
+                  if !failed && allStats.count == allEvents.count {
+                      let tail = includeUsage ? SSE.event(builder.usageChunk(allStats)) : ""
+                      try await writer.write(ByteBuffer(string: tail + SSE.done))
+                  }
                 } onInboundClosed: {
                     job.cancel()
                 }

@@ -119,10 +119,17 @@ public final class Scheduler: @unchecked Sendable {
     ///   bidirectional span does not fit one forward step of a slot.
     public func submit(prompt: Prompt, parameters: GenerationParameters, scorePrompt: Int? = nil, embed: Bool = false) throws(APIError)
         -> (Job, AsyncThrowingStream<GenerationEvent, any Error>) {
+        let (job, streams) = try submit(prompt: prompt, parameters: parameters, choices: 1, scorePrompt: scorePrompt, embed: embed)
+        return (job, streams[0])
+    }
+
+    /// `submit` with `choices` continuations of one prefill (OpenAI's `n`), one stream each, generated in order.
+    public func submit(prompt: Prompt, parameters: GenerationParameters, choices: Int, scorePrompt: Int? = nil,
+                       embed: Bool = false) throws(APIError) -> (Job, [AsyncThrowingStream<GenerationEvent, any Error>]) {
         if let long = prompt.bidirectionalSpans.first(where: { $0.count > stepRows }) {
             throw .invalid("The prompt holds a span of \(long.count) embedding rows, more than a forward step of \(stepRows) rows takes.")
         }
-        let (stream, continuation) = AsyncThrowingStream<GenerationEvent, any Error>.makeStream()
+        let pairs = (0..<max(1, choices)).map { _ in AsyncThrowingStream<GenerationEvent, any Error>.makeStream() }
         condition.lock()
         defer { condition.unlock() }
         if stopping { throw .shuttingDown }
@@ -130,15 +137,16 @@ public final class Scheduler: @unchecked Sendable {
         let free = configuration.parallel - busy
         if waiting.count >= configuration.queueLimit + max(0, free) { throw .busy }
         let job = Job(id: nextJobID, prompt: prompt, parameters: parameters, scorePrompt: scorePrompt, embed: embed,
-                      continuation: continuation) { [weak self] job in
+                      continuations: pairs.map(\.1)) { [weak self] job in
             self?.cancelled(job)
         }
         nextJobID += 1
-        continuation.onTermination = { [weak job] _ in job?.cancel() }
+        // A stream dropped by its reader cancels the job; one that ended normally does not (later choices go on).
+        for (_, c) in pairs { c.onTermination = { [weak job] t in if case .cancelled = t { job?.cancel() } } }
         waiting.append(job)
         metrics.setQueued(waiting.count)
         condition.signal()
-        return (job, stream)
+        return (job, pairs.map(\.0))
     }
 
     /// `submit(prompt:parameters:)` for token ids.
@@ -168,7 +176,7 @@ public final class Scheduler: @unchecked Sendable {
                 waiting.removeAll()
                 metrics.setQueued(0)
                 condition.unlock()
-                for job in left { job.continuation.finish(throwing: APIError.shuttingDown) }
+                for job in left { job.finishAll(throwing: APIError.shuttingDown) }
                 for slot in slots where slot.job != nil { finish(slot, reason: .cancelled) }
                 return
             }
@@ -184,7 +192,7 @@ public final class Scheduler: @unchecked Sendable {
             condition.unlock()
             for job in dropped {
                 metrics.countCancelled()
-                job.continuation.finish()
+                job.finishAll()
             }
             for slot in admitted { begin(slot) }
             publishBusy()
@@ -277,7 +285,8 @@ public final class Scheduler: @unchecked Sendable {
         // Scoring the prompt needs the logits of every position: nothing is reused.
         if job.scorePrompt != nil { slot.state.cache.truncate(to: 0) }
         do {
-            let prefill = try Prefill(job.prompt, model: model, state: slot.state, chunk: configuration.prefillChunk, reuse: .exact)
+            let prefill = try Prefill(job.prompt, model: model, state: slot.state, chunk: configuration.prefillChunk, reuse: .exact,
+                                      snapshot: job.choices > 1)
             slot.reused = prefill.reused
             slot.prefill = prefill
         } catch {
@@ -297,6 +306,11 @@ public final class Scheduler: @unchecked Sendable {
                     scores.append(GeneratedToken(id: ids[position + 1], logprob: lp, topLogprobs: alts))
                 }) { slot.cursor.accept($0) }
                 job.promptScores.withLock { $0 += scores }
+            } else if job.choices > 1 {
+                try slot.prefill!.runChunk { logits in
+                    slot.cursor.accept(logits)
+                    slot.promptLogits = Array(logits)
+                }
             } else {
                 try slot.prefill!.runChunk { slot.cursor.accept($0) }
             }
@@ -329,7 +343,7 @@ public final class Scheduler: @unchecked Sendable {
         guard let job = slot.job else { return }
         slot.release()
         slot.state.cache.truncate(to: 0)
-        job.continuation.finish(throwing: error)
+        job.finishAll(throwing: error)
     }
 
     private func finish(_ slot: Slot, reason: StopReason) {
@@ -341,7 +355,7 @@ public final class Scheduler: @unchecked Sendable {
             metrics.countCancelled(stepsToFree: lag)
             log("job \(job.id): client gone, slot \(slot.index) freed after \(slot.cursor.generated) tokens, \(lag) decode step(s) after the disconnect")
             slot.release()
-            job.continuation.finish()
+            job.finishAll()
             return
         }
         let final = slot.cursor.finish(reason) { job.continuation.yield($0) }
@@ -350,11 +364,26 @@ public final class Scheduler: @unchecked Sendable {
         let stats = slot.cursor.stats(final, promptTokens: job.prompt.count, reusedPromptTokens: slot.reused,
                                       promptNanoseconds: decodeStarted - slot.prefillStarted,
                                       generateNanoseconds: end - decodeStarted)
-        slot.release()
         metrics.countGenerated(stats.generatedTokens)
         if job.parameters.constraint != nil { metrics.countConstrained(stats.generatedTokens, nanoseconds: stats.constraintNanoseconds) }
         job.continuation.yield(.finished(stats))
         job.continuation.finish()
+        // The next choice: the cache back to the prompt (its rings from the snapshot taken when the prompt was in),
+        // a cursor with seed + choice, its first token from the prompt's last logits.
+        if !job.isCancelled, !slot.promptLogits.isEmpty, job.nextChoice(), slot.state.cache.truncate(to: job.prompt.count) {
+            var p = job.parameters
+            p.sampling.seed &+= UInt64(job.choice)
+            slot.cursor = GenerationCursor(prompt: job.prompt.tokenIDs, parameters: p, stopTokens: stopTokens, tokenizer: tokenizer,
+                                           room: slot.state.cache.capacity - job.prompt.count)
+            slot.promptLogits.withUnsafeBufferPointer { slot.cursor.accept($0) }
+            slot.prefillStarted = DispatchTime.now().uptimeNanoseconds
+            slot.decodeStarted = slot.prefillStarted
+            if slot.cursor.limit == 0 { finish(slot, reason: .length) }
+            return
+        }
+        slot.promptLogits = []
+        slot.release()
+        job.finishAll()
     }
 }
 
@@ -369,6 +398,8 @@ final class Slot {
     var reused = 0
     var prefillStarted: UInt64 = 0
     var decodeStarted: UInt64? = nil
+    /// The prompt's last logits, kept for the job's later choices (n > 1).
+    var promptLogits: [Float] = []
 
     init(index: Int, state: Gemma3State) {
         self.index = index
