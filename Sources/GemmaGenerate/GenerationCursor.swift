@@ -45,6 +45,7 @@ public struct GenerationCursor {
     private var masked: [Float] = []
     /// Set when the grammar allowed no token and could not end (a grammar no vocabulary token can continue).
     private var grammarStuck = false
+    private var candidates: [Int32] = []
     private var constraintNanoseconds: UInt64 = 0
 
     /// - Parameters:
@@ -88,6 +89,41 @@ public struct GenerationCursor {
                 if !stopTokens.contains(t) { matcher!.accept(t) }
                 sampler.accept(t)
                 return t
+            }
+        }
+        // Top-k without bias or penalties, and no mask for this state yet: the k best-ranked allowed tokens (logit
+        // order, lower id first on ties, as top-k ranks them) found among the best few hundred tokens, each checked
+        // alone, are exactly the k tokens top-k keeps from fully masked logits; top-p, min-p and the draw then see
+        // the same values. Saves the whole-vocabulary walk of a state seen once (inside a bounded string, every
+        // character is a new state). Found fewer than k: the full mask.
+        if p.topK > 0 && p.topK <= 256 && p.logitBias.isEmpty && !p.hasPenalties && p.temperature > 0 && !matcher!.hasMask {
+            var want = min(max(64, 2 * p.topK), n)
+            while true {
+                if candidates.count < want { candidates = [Int32](repeating: 0, count: want) }
+                candidates.withUnsafeMutableBufferPointer { selectTopK(logits, into: $0, k: want) }
+                var kept: [Int] = []
+                kept.reserveCapacity(p.topK)
+                for c in candidates.prefix(want) {
+                    let t = Int(c)
+                    if stopTokens.contains(t) ? stopsAllowed : matcher!.allows(t) {
+                        kept.append(t)
+                        if kept.count == p.topK { break }
+                    }
+                }
+                if kept.count == p.topK {
+                    if masked.count != n { masked = [Float](repeating: -.infinity, count: n) }
+                    masked.withUnsafeMutableBufferPointer { m in
+                        m.update(repeating: -.infinity)
+                        for t in kept { m[t] = logits[t] }
+                    }
+                    let s0 = DispatchTime.now().uptimeNanoseconds
+                    let t = masked.withUnsafeBufferPointer { sampler.sample($0) }
+                    samplerTime = DispatchTime.now().uptimeNanoseconds &- s0
+                    if !stopTokens.contains(t) { matcher!.accept(t) }
+                    return t
+                }
+                if want >= min(1024, n) { break }
+                want = min(want * 4, n)
             }
         }
         let mask = matcher!.mask()

@@ -323,7 +323,7 @@ public struct Sampler {
 
 /// The `k` best ids of `z` (ties: the lower id first) into `a[0..<k]`, best first: a min-heap of the k best so far
 /// (its root the worst of them), so that most ids are rejected by one comparison; then a heapsort.
-private func selectTopK(_ z: UnsafeBufferPointer<Float>, into a: UnsafeMutableBufferPointer<Int32>, k: Int) {
+func selectTopK(_ z: UnsafeBufferPointer<Float>, into a: UnsafeMutableBufferPointer<Int32>, k: Int) {
     @inline(__always) func above(_ x: Int32, _ y: Int32) -> Bool {
         let zx = z[Int(x)], zy = z[Int(y)]
         return zx > zy || (zx == zy && x < y)

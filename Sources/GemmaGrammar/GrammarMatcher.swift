@@ -161,6 +161,8 @@ struct GrammarEngine {
         return normalized(current)
     }
 
+    func hasMask(_ state: [Int32]) -> Bool { masks[state] != nil }
+
     /// The tokens allowed after `state` (stop tokens excluded).
     mutating func mask(_ state: [Int32]) -> TokenMask {
         if let m = masks[state] { return m }
@@ -317,4 +319,7 @@ public struct GrammarMatcher: Sendable {
 
     /// The tokens allowed now (stop tokens excluded).
     public func mask() -> TokenMask { index.engine.withLock { $0.mask(state) } }
+
+    /// Whether the mask of the current state is already computed (then `mask()` is a lookup).
+    public var hasMask: Bool { index.engine.withLock { $0.hasMask(state) } }
 }

@@ -33,8 +33,11 @@ import Testing
 
     @Test(arguments: [0, 1, 2, 3, 4, 5, 6, 7] as [UInt64])
     func samplingEqualsSamplingMaskedLogits(seed: UInt64) {
+        // top-k 40 (more than the vocabulary) and the unfiltered chain take the full mask; top-k 3 and 5 the
+        // shortcut that checks the best-ranked tokens one by one.
         for sampling in [SamplingParameters(temperature: 1, seed: seed), SamplingParameters.unfiltered(temperature: 0.7, seed: seed),
-                         SamplingParameters.greedy] {
+                         SamplingParameters.greedy, SamplingParameters(temperature: 1, topK: 3, seed: seed),
+                         SamplingParameters(temperature: 0.8, topK: 5, topP: 0.9, minP: 0.1, seed: seed)] {
             let (tokens, logits, reason) = run(sampling, seed: seed)
             // Replay: a plain sampler over logits masked by the grammar's own per-token check.
             var sampler = Sampler(sampling)
