@@ -120,6 +120,34 @@ package final class LayerKV {
     /// Position `p`'s value as f32 (see `KVView.value`).
     package func value(_ p: Int, scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> { view.value(p, scratch: scratch) }
 
+    /// The stored rows of a ring's `positions` slots (keys, then values, position by position): what writing those
+    /// positions would overwrite. Empty for a full layer (it overwrites nothing).
+    func saveRows(_ positions: Range<Int>) -> [UInt8] {
+        guard isRing else { return [] }
+        precondition(positions.count < slots)
+        var out = [UInt8](repeating: 0, count: 2 * positions.count * rowBytes)
+        out.withUnsafeMutableBytes { b in
+            for (i, p) in positions.enumerated() {
+                let s = slot(p)
+                (b.baseAddress! + 2 * i * rowBytes).copyMemory(from: keys + s * rowBytes, byteCount: rowBytes)
+                (b.baseAddress! + (2 * i + 1) * rowBytes).copyMemory(from: values + s * rowBytes, byteCount: rowBytes)
+            }
+        }
+        return out
+    }
+
+    /// Puts back the rows `saveRows(saved)` kept for the positions of `restore` (a part of `saved`).
+    func restoreRows(_ restore: Range<Int>, from bytes: [UInt8], saved: Range<Int>) {
+        guard isRing else { return }
+        bytes.withUnsafeBytes { b in
+            for p in restore {
+                let i = p - saved.lowerBound, s = slot(p)
+                (keys + s * rowBytes).copyMemory(from: b.baseAddress! + 2 * i * rowBytes, byteCount: rowBytes)
+                (values + s * rowBytes).copyMemory(from: b.baseAddress! + (2 * i + 1) * rowBytes, byteCount: rowBytes)
+            }
+        }
+    }
+
     /// A copy of the ring's contents (for prefix reuse after the ring has moved on).
     func copyContents() -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 2 * slots * rowBytes)
@@ -204,6 +232,31 @@ public final class KVCache {
     func recordPrefillStep(_ step: Range<Int>) {
         precondition(step.upperBound <= count && (prefillSteps.last?.upperBound ?? 0) <= step.lowerBound)
         prefillSteps.append(step)
+    }
+
+    /// A speculative step's checkpoint: the ring rows that the next positions will overwrite.
+    private var speculation: (positions: Range<Int>, rows: [[UInt8]])? = nil
+
+    /// Before writing up to `k` positions that may be taken back (speculative decoding: k proposed tokens and one
+    /// more, verified in one step): keeps the ring rows they will overwrite, so that `rollback(to:)` can return to
+    /// any count from here to here + k. `k` must be smaller than the smallest window.
+    public func checkpoint(ahead k: Int) {
+        let positions = count..<(count + k)
+        speculation = (positions, layers.map { $0.saveRows(positions) })
+    }
+
+    /// Takes back the positions from `n` on, written since the last `checkpoint(ahead:)` (n at or after the
+    /// checkpoint): every ring gets back the rows they overwrote, so the cache is what it was with n positions.
+    public func rollback(to n: Int) {
+        guard n < count else { speculation = nil; return }
+        guard let (saved, rows) = speculation, n >= saved.lowerBound, count <= saved.upperBound else {
+            preconditionFailure("rollback(to: \(n)) without a checkpoint covering \(n)..<\(count)")
+        }
+        for (l, r) in zip(layers, rows) { l.restoreRows(n..<count, from: r, saved: saved) }
+        keys.removeLast(count - n)
+        while let last = prefillSteps.last, last.upperBound > n { prefillSteps.removeLast() }
+        snapshots = snapshots.filter { $0.key <= n }
+        speculation = nil
     }
 
     /// Keeps a copy of every ring at the current position, so that `truncate(to:)` can come back here later.
