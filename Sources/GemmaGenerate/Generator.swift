@@ -33,6 +33,10 @@ public struct GenerationParameters: Sendable, Equatable {
     /// When set, each token event carries its log-probability and this many most likely alternatives (at
     /// temperature 1, before any sampling filter: the model's own distribution).
     public var topLogprobs: Int?
+    /// Speculative decoding by prompt lookup: up to this many proposed tokens (1-6) verified with the next one in a
+    /// single forward step. Greedy sampling only (temperature 0, no bias, penalties, grammar or log-probabilities);
+    /// otherwise ignored. The output is the same token for token as without it.
+    public var draftMax: Int? = nil
     /// When set, every token is chosen among those the grammar allows next (the others' logits are -inf before the
     /// sampler sees them), and stop tokens only where the grammar may end; generation ends when the grammar is
     /// complete. `LanguageModel.constraint(_:)` binds a grammar to the model's vocabulary.
@@ -101,6 +105,8 @@ public struct GenerationStats: Sendable, Equatable {
     /// Time spent choosing tokens under `GenerationParameters.constraint` beyond plain sampling (grammar masks and
     /// checks), part of `generateNanoseconds`; 0 without a constraint.
     public var constraintNanoseconds: UInt64 = 0
+    /// Speculative decoding: tokens proposed and tokens of them accepted (0 without it).
+    public var draftProposed = 0, draftAccepted = 0
 
     /// Prefill speed over the tokens actually processed.
     public var promptTokensPerSecond: Double { Double(prefilledTokens) / max(Double(promptNanoseconds) / 1e9, 1e-9) }
@@ -180,19 +186,100 @@ public struct Generator: Sendable {
         }
         if reason == nil && cursor.limit == 0 { reason = .length }
         var step = [0]  // reused for every decode step
+        let p = parameters.sampling
+        let speculates = parameters.draftMax.map { $0 > 0 } == true && !(p.temperature > 0 && p.temperature.isFinite)
+            && p.logitBias.isEmpty && !p.hasPenalties && parameters.constraint == nil && parameters.topLogprobs == nil
+        var lookup = PromptLookup(maxDraft: min(max(parameters.draftMax ?? 0, 1), 6))
+        if speculates { lookup.history = prompt.tokenIDs }
         while reason == nil {
             tokens.append(cursor.next)
             reason = cursor.emit(isCancelled: isCancelled, show)
             if reason != nil { break }
             if isCancelled() { reason = .cancelled; break }
+            if speculates {
+                lookup.history.append(cursor.next)
+                let room = state.cache.capacity - state.cache.count - 1
+                let proposals = Array(lookup.propose().prefix(max(0, room)))
+                if !proposals.isEmpty {
+                    // One step over the token to run and the proposals; each row's logits are what decoding them one
+                    // at a time gives (the same row kernels and attention), so accepting while the greedy choice
+                    // equals the proposal gives the plain output. Rejected rows are taken back from the cache.
+                    let base = state.cache.count
+                    state.cache.checkpoint(ahead: proposals.count + 1)
+                    var kept = 0, matching = true
+                    try model.forward([cursor.next] + proposals, state: state, logits: .all) { i, l in
+                        guard matching, reason == nil else { return }
+                        cursor.accept(l)
+                        kept = i + 1
+                        if i < proposals.count && cursor.next == proposals[i] {
+                            tokens.append(cursor.next)
+                            lookup.history.append(cursor.next)
+                            reason = cursor.emit(isCancelled: isCancelled, show)
+                        } else {
+                            matching = false
+                        }
+                    }
+                    state.cache.rollback(to: base + kept)
+                    lookup.record(proposed: proposals.count, accepted: kept - 1)
+                    continue
+                }
+            }
             step[0] = cursor.next
             try model.forward(step, state: state, logits: .last) { _, l in cursor.accept(l) }
         }
         let final = cursor.finish(reason ?? .length, show)
         let t2 = DispatchTime.now().uptimeNanoseconds
-        let stats = cursor.stats(final, promptTokens: prompt.count, reusedPromptTokens: reused,
+        var stats = cursor.stats(final, promptTokens: prompt.count, reusedPromptTokens: reused,
                                  promptNanoseconds: t1 - t0, generateNanoseconds: t2 - t1)
+        stats.draftProposed = lookup.proposed
+        stats.draftAccepted = lookup.accepted
         emit(.finished(stats))
         return GenerationOutcome(stats: stats, tokens: tokens, text: text)
+    }
+}
+
+/// Prompt lookup (n-gram speculation): the tokens that followed the most recent earlier occurrence of the text's last
+/// 3 tokens (else 2), in the prompt and in what was generated. The draft length adapts: a proposal taken whole
+/// doubles it (up to `maxDraft`), one rejected at its first token halves it, and after 4 rejections in a row the
+/// lookup waits 8 tokens before proposing again, so text with nothing to copy decodes as without it.
+struct PromptLookup {
+    let maxDraft: Int
+    var history: [Int] = []
+    var draft: Int
+    var misses = 0, pause = 0
+    private(set) var proposed = 0, accepted = 0
+
+    init(maxDraft: Int) {
+        self.maxDraft = maxDraft
+        draft = maxDraft
+    }
+
+    mutating func propose() -> [Int] {
+        if pause > 0 { pause -= 1; return [] }
+        let n = history.count
+        for len in [3, 2] where n > len {
+            let tail = history[(n - len)...]
+            var i = n - len - 1
+            while i >= 0 {
+                if history[i..<(i + len)].elementsEqual(tail) {
+                    let from = i + len
+                    let out = Array(history[from..<min(from + draft, n)])
+                    if !out.isEmpty { return out }
+                }
+                i -= 1
+            }
+        }
+        return []
+    }
+
+    mutating func record(proposed p: Int, accepted a: Int) {
+        proposed += p
+        accepted += a
+        if a == p { draft = min(maxDraft, draft * 2); misses = 0 }
+        else if a == 0 {
+            draft = max(1, draft / 2)
+            misses += 1
+            if misses >= 4 { pause = 8; misses = 0 }
+        }
     }
 }

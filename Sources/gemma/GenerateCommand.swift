@@ -37,6 +37,10 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "Seed of the sampling stream (-1 = random).") var seed: Int64 = -1
     @Option(help: "Stop when the text contains this string (\\n and \\t escapes understood). Repeatable.")
     var stop: [String] = []
+    @Option(name: .customLong("draft"), help: ArgumentHelp("Speculative decoding: 'ngram' proposes tokens by prompt lookup (the text's last words found earlier in the prompt or the reply) and verifies them in one step; greedy (--temp 0) only, the same output as without it.", valueName: "ngram"))
+    var draft: String?
+    @Option(name: .customLong("draft-max"), help: "Tokens proposed at most per step with --draft (1-6).")
+    var draftMax = 4
     @Option(name: .customLong("grammar"), help: ArgumentHelp("Constrain the output to a GBNF grammar (llama.cpp's notation) read from this file.", valueName: "file"))
     var grammarFile: String?
     @Option(name: .customLong("json-schema"), help: ArgumentHelp("Constrain the output to JSON valid against the JSON Schema in this file ('{}' alone: any JSON object).", valueName: "file"))
@@ -50,8 +54,15 @@ struct SamplingOptions: ParsableArguments {
         if let repeatPenalty { guard repeatPenalty > 0 else { throw ValidationError("--repeat-penalty must be > 0") } }
         guard repeatLastN >= -1 else { throw ValidationError("--repeat-last-n must be >= -1") }
         if grammarFile != nil && jsonSchemaFile != nil { throw ValidationError("--grammar and --json-schema cannot be used together") }
+        if let draft, draft != "ngram" {
+            throw ValidationError("--draft \(draft): only 'ngram' (prompt lookup) is available; draft models are not supported yet")
+        }
+        guard (1...6).contains(draftMax) else { throw ValidationError("--draft-max must be between 1 and 6") }
         _ = try biases()
     }
+
+    /// --draft-max when --draft is given.
+    var speculation: Int? { draft == nil ? nil : draftMax }
 
     /// The grammar of --grammar or --json-schema bound to the model's vocabulary (nil without either).
     func constraint(_ lm: LanguageModel) throws -> TokenConstraint? {
@@ -185,9 +196,11 @@ enum Progress {
 func statsLine(_ s: GenerationStats) -> String {
     let grammar = s.constraintNanoseconds == 0 ? ""
         : String(format: " (grammar %.2f ms/token)", Double(s.constraintNanoseconds) / 1e6 / Double(max(s.generatedTokens, 1)))
+    let draft = s.draftProposed == 0 ? ""
+        : String(format: " (draft: %d of %d proposed tokens accepted)", s.draftAccepted, s.draftProposed)
     return String(format: "[prompt %d tokens: %d reused, %d prefilled in %.0f ms (%.1f tok/s) | %d generated at %.1f tok/s%@ | stop: %@]",
                   s.promptTokens, s.reusedPromptTokens, s.prefilledTokens, Double(s.promptNanoseconds) / 1e6,
-                  s.promptTokensPerSecond, s.generatedTokens, s.generatedTokensPerSecond, grammar,
+                  s.promptTokensPerSecond, s.generatedTokens, s.generatedTokensPerSecond, grammar + draft,
                   s.stopReason.rawValue + (s.stopString.map { " \(jsonString($0))" } ?? ""))
 }
 
@@ -228,9 +241,10 @@ struct Generate: ParsableCommand {
         }
         let ids = prompt.tokenIDs
         let seed = sampling.resolvedSeed
-        let parameters = GenerationParameters(sampling: try sampling.parameters(seed: seed, defaults: loaded.samplingDefaults), maxTokens: maxTokens,
+        var parameters = GenerationParameters(sampling: try sampling.parameters(seed: seed, defaults: loaded.samplingDefaults), maxTokens: maxTokens,
                                               stopStrings: sampling.stopStrings, ignoreStopTokens: ignoreEos,
                                               constraint: try sampling.constraint(loaded))
+        parameters.draftMax = sampling.speculation
         guard ids.count + maxTokens <= loaded.model.config.maxPositionEmbeddings else {
             throw ExitCodeError(message: "prompt (\(ids.count) tokens) + max tokens (\(maxTokens)) exceeds the model's context of \(loaded.model.config.maxPositionEmbeddings)")
         }
@@ -260,13 +274,17 @@ struct Generate: ParsableCommand {
                 "\"seed\":\(seed)",
                 "\"kv_cache_bytes\":\(state.cache.bytes)",
                 "\"peak_rss_bytes\":\(peakRSSBytes())",
+                "\"draft_proposed\":\(stats.draftProposed)",
+                "\"draft_accepted\":\(stats.draftAccepted)",
             ]
             print("{" + fields.joined(separator: ",") + "}")
         } else {
             writeOut("\n")
-            writeErr(String(format: "[%d prompt tokens in %.0f ms, %d generated at %.1f tok/s, stop: %@]\n",
+            writeErr(String(format: "[%d prompt tokens in %.0f ms, %d generated at %.1f tok/s%@, stop: %@]\n",
                             stats.promptTokens, ms(stats.promptNanoseconds), stats.generatedTokens,
-                            stats.generatedTokensPerSecond, stats.stopReason.rawValue))
+                            stats.generatedTokensPerSecond,
+                            stats.draftProposed == 0 ? "" : ", draft \(stats.draftAccepted)/\(stats.draftProposed) accepted",
+                            stats.stopReason.rawValue))
         }
     }
 

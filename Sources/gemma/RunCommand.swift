@@ -30,9 +30,10 @@ struct Run: AsyncParsableCommand {
         var messages: [ChatMessage] = system.map { [.system($0)] } ?? []
         // Images first, then the text (as the chat template renders a content list of images and text).
         messages.append(images.isEmpty ? .user(text) : ChatMessage(.user, parts: images.map { .image($0) } + [.text(text)]))
-        let parameters = GenerationParameters(sampling: try sampling.parameters(seed: sampling.resolvedSeed, defaults: lm.samplingDefaults),
+        var parameters = GenerationParameters(sampling: try sampling.parameters(seed: sampling.resolvedSeed, defaults: lm.samplingDefaults),
                                               maxTokens: maxTokens, stopStrings: sampling.stopStrings,
                                               constraint: try sampling.constraint(lm))
+        parameters.draftMax = sampling.speculation
         let events = images.isEmpty ? lm.generate(messages: messages, parameters)
             : lm.generate(prompt: ChatTemplate.prompt(messages, tokenizer: lm.tokenizer, imageTokens: lm.imageTokens!), parameters)
         do {
