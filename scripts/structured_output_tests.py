@@ -234,6 +234,24 @@ def main():
         st.check("tools: a named tool_choice calls that function", len(nc) == 1 and nc[0].function.name == "get_time",
                  f"{[(c.function.name, c.function.arguments) for c in nc]}")
 
+        # A tool whose parameters use $defs (nested Pydantic models give such schemas): its $refs resolve.
+        ref_tool = [{"type": "function", "function": {"name": "add_item", "parameters": {
+            "$defs": {"Item": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20},
+                                                                "qty": {"type": "integer", "minimum": 1, "maximum": 9}},
+                               "required": ["name", "qty"], "additionalProperties": False}},
+            "type": "object", "properties": {"item": {"$ref": "#/$defs/Item"}}, "required": ["item"],
+            "additionalProperties": False}}}]
+        rr = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Add two apples."}],
+                                            tools=ref_tool, tool_choice="required", temperature=0, max_tokens=60)
+        rc = rr.choices[0].message.tool_calls or []
+        ok = len(rc) == 1
+        if ok:
+            try:
+                jsonschema.validate(json.loads(rc[0].function.arguments), ref_tool[0]["function"]["parameters"])
+            except Exception:
+                ok = False
+        st.check("tools: parameters with $defs/$ref", ok, rc[0].function.arguments if rc else "no call")
+
         # 5. Bad schemas, grammars and tools: 400s that name the problem; the server stays healthy.
         bad = [
             ("unsupported keyword", {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string", "pattern": "^a$"}}}}, "pattern"),

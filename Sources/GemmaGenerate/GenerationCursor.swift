@@ -45,6 +45,7 @@ public struct GenerationCursor {
     private var masked: [Float] = []
     /// Set when the grammar allowed no token and could not end (a grammar no vocabulary token can continue).
     private var grammarStuck = false
+    private var endedByGrammar = false
     private var candidates: [Int32] = []
     private var constraintNanoseconds: UInt64 = 0
 
@@ -119,7 +120,10 @@ public struct GenerationCursor {
                     let s0 = DispatchTime.now().uptimeNanoseconds
                     let t = masked.withUnsafeBufferPointer { sampler.sample($0) }
                     samplerTime = DispatchTime.now().uptimeNanoseconds &- s0
-                    if !stopTokens.contains(t) { matcher!.accept(t) }
+                    if !stopTokens.contains(t) && !matcher!.accept(t) {
+                        grammarStuck = true
+                        return stopTokens.min() ?? t
+                    }
                     return t
                 }
                 if want >= min(1024, n) { break }
@@ -158,7 +162,11 @@ public struct GenerationCursor {
         let s0 = DispatchTime.now().uptimeNanoseconds
         let t = masked.withUnsafeBufferPointer { sampler.sample($0) }
         samplerTime = DispatchTime.now().uptimeNanoseconds &- s0
-        if !stopTokens.contains(t) { matcher!.accept(t) }
+        // Every allowed token at -inf after a logit bias: the sampler's fallback is not the grammar's; end here.
+        if !stopTokens.contains(t) && !matcher!.accept(t) {
+            grammarStuck = true
+            return stopTokens.min() ?? t
+        }
         return t
     }
 
@@ -186,7 +194,7 @@ public struct GenerationCursor {
             }
         }
         // A complete grammar with nothing left to add ends here, as its stop token would.
-        if let m = matcher, m.mustEnd { return .stopToken }
+        if let m = matcher, m.mustEnd { endedByGrammar = true; return .stopToken }
         return generated >= limit ? .length : nil
     }
 
@@ -211,6 +219,7 @@ public struct GenerationCursor {
                       generateNanoseconds: UInt64) -> GenerationStats {
         GenerationStats(promptTokens: promptTokens, reusedPromptTokens: reusedPromptTokens, generatedTokens: generated,
                         promptNanoseconds: promptNanoseconds, generateNanoseconds: generateNanoseconds,
-                        stopReason: reason, stopString: stopString, constraintNanoseconds: constraintNanoseconds)
+                        stopReason: reason, stopString: stopString, constraintNanoseconds: constraintNanoseconds,
+                        endedByGrammar: endedByGrammar)
     }
 }

@@ -105,6 +105,11 @@ public struct GenerationStats: Sendable, Equatable {
     /// Time spent choosing tokens under `GenerationParameters.constraint` beyond plain sampling (grammar masks and
     /// checks), part of `generateNanoseconds`; 0 without a constraint.
     public var constraintNanoseconds: UInt64 = 0
+    /// True when generation ended because the grammar was complete (`stopReason` is `.stopToken`, but the last
+    /// token is part of the answer, not a stop token).
+    public var endedByGrammar = false
+    /// The stop token that ended generation is counted in `generatedTokens` but is not part of the answer.
+    public var answerTokens: Int { generatedTokens - (stopReason == .stopToken && !endedByGrammar ? 1 : 0) }
     /// Speculative decoding: tokens proposed and tokens of them accepted (0 without it).
     public var draftProposed = 0, draftAccepted = 0
 

@@ -240,6 +240,11 @@ struct GBNFParser {
         return try lower(rules)
     }
 
+    /// Groups open at the current position (parsing recurses per group: bounded so that a hostile grammar cannot
+    /// exhaust the stack).
+    var depth = 0
+    static let maxDepth = 64
+
     mutating func alternatives(nested: Bool) throws(GrammarError) -> [[Repeated]] {
         var alts: [[Repeated]] = [try sequence(nested: nested)]
         while peek == "|" {
@@ -292,7 +297,10 @@ struct GBNFParser {
             case "(":
                 advance()
                 skip()
+                depth += 1
+                guard depth <= Self.maxDepth else { throw error("groups nested more than \(Self.maxDepth) deep") }
                 let alts = try alternatives(nested: true)
+                depth -= 1
                 guard peek == ")" else { throw error("expected ')'") }
                 advance()
                 term = .group(alts)
@@ -368,10 +376,16 @@ struct GBNFParser {
         }
     }
 
+    static let maxElements = 400_000
+
     /// Numbers rules and rewrites groups, literals and repetitions into plain rules.
     func lower(_ rules: [(String, [[Repeated]])]) throws(GrammarError) -> [(String, [[Grammar.Item]])] {
         var out: [(String, [[Grammar.Item]])] = []
         var defined = Set(rules.map(\.0))
+        // Repetitions copy their body; nested ones multiply. The lowered grammar is bounded instead of the text.
+        var produced = 0
+        var tooLarge = false
+        func count(_ n: Int) { produced += n; if produced > Self.maxElements { tooLarge = true } }
         var counter = 0
         func fresh(_ base: String) -> String {
             while true {
@@ -396,7 +410,10 @@ struct GBNFParser {
         func sequenceItems(_ seq: [Repeated], _ base: String) -> [Grammar.Item] {
             var result: [Grammar.Item] = []
             for r in seq {
+                if tooLarge { return [] }
                 let body = items(r.term, base)
+                count(body.count * max(1, r.min + (r.max ?? r.min)))
+                if tooLarge { return [] }
                 if r.min == 1 && r.max == 1 { result += body; continue }
                 for _ in 0..<r.min { result += body }
                 if let mx = r.max {
@@ -418,7 +435,9 @@ struct GBNFParser {
         }
         for (name, alts) in rules {
             out.append((name, alts.map { sequenceItems($0, name) }))
+            if tooLarge { break }
         }
+        if tooLarge { throw GrammarError("the grammar is too large once its repetitions are written out (over \(Self.maxElements) elements)") }
         return out
     }
 }

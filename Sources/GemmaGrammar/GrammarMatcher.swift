@@ -59,18 +59,24 @@ struct GrammarEngine {
         return s
     }
 
+    /// Stacks one state may hold. An ambiguous grammar can double them per character; past this the extra ones are
+    /// dropped (the grammar then allows less, never more: the output still matches it).
+    static let maxStacks = 4096
+
     /// The stacks that continue at element `pos` over stack `up`, with a set on top (or -1: ended).
-    private mutating func expand(_ pos: Int32, _ up: Int32, into out: inout [Int32]) {
+    private mutating func expand(_ pos: Int32, _ up: Int32, into out: inout [Int32], depth: Int = 0) {
+        // Chains of references recurse; a hostile grammar's chain is cut (its stacks dropped) before the stack runs out.
+        guard out.count < Self.maxStacks, depth < 4000 else { return }
         switch grammar.kinds[Int(pos)] {
         case .set:
             out.append(node(pos, up))
         case .end:
-            if up < 0 { out.append(-1) } else { expand(position[Int(up)], parent[Int(up)], into: &out) }
+            if up < 0 { out.append(-1) } else { expand(position[Int(up)], parent[Int(up)], into: &out, depth: depth + 1) }
         case .rule:
             // A reference in tail position returns straight to `up` (no frame to come back to): right recursion
             // (x* is x R | empty) then keeps one stack instead of one more frame per repetition, so states repeat.
             let cont = grammar.kinds[Int(pos) + 1] == .end ? up : node(pos + 1, up)
-            for a in grammar.alternatives[Int(grammar.args[Int(pos)])] { expand(a, cont, into: &out) }
+            for a in grammar.alternatives[Int(grammar.args[Int(pos)])] { expand(a, cont, into: &out, depth: depth + 1) }
         }
     }
 
@@ -98,7 +104,9 @@ struct GrammarEngine {
         epoch &+= 1
         if epoch == 0 { for i in mark.indices { mark[i] = 0 }; epoch = 1 }
         var endSeen = false
+        let limit = out.count + Self.maxStacks
         for s in from where s >= 0 && matches(s, c) {
+            if out.count >= limit { break }
             for j in after(s) {
                 let t = successors[j]
                 if t < 0 {
@@ -116,7 +124,9 @@ struct GrammarEngine {
         epoch &+= 1
         if epoch == 0 { for i in mark.indices { mark[i] = 0 }; epoch = 1 }
         var endSeen = false
+        let limit = arena.count + Self.maxStacks
         for k in range {
+            if arena.count >= limit { break }
             let s = arena[k]
             guard s >= 0 && matches(s, c) else { continue }
             for j in after(s) {

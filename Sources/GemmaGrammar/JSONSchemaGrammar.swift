@@ -137,7 +137,9 @@ public enum JSONSchemaGrammar {
             }
             if let ref = schema["$ref"] {
                 guard case let .string(r) = ref else { throw GrammarError("\(path): $ref must be a string") }
-                return try refRule(r, path: path)
+                try Self.checkExclusive(schema, path: path)
+                let target = try refRule(r, path: path)
+                return schema["nullable"] == .bool(true) ? "( \(target) | \"null\" )" : target
             }
             var base = try typedRule(schema, name: name, path: path)
             if schema["nullable"] == .bool(true) { base = "( \(base) | \"null\" )" }
@@ -162,7 +164,25 @@ public enum JSONSchemaGrammar {
             return n
         }
 
+        static let constraining: Set<String> = ["type", "properties", "required", "additionalProperties", "items", "prefixItems",
+                                                "minItems", "maxItems", "minLength", "maxLength", "format", "minimum", "maximum",
+                                                "exclusiveMinimum", "exclusiveMaximum", "enum", "const", "anyOf", "oneOf", "allOf", "$ref"]
+
+        /// const, enum, anyOf, oneOf, allOf and $ref take the whole schema: beside other constraining keywords they
+        /// would silently drop them, so the combination is refused (a `type` beside const or enum is allowed).
+        static func checkExclusive(_ s: JSONValue, path: String) throws(GrammarError) {
+            guard case let .object(pairs) = s else { return }
+            let used = pairs.map(\.0).filter { constraining.contains($0) }
+            for k in ["const", "enum", "anyOf", "oneOf", "allOf", "$ref"] where used.contains(k) {
+                let others = used.filter { $0 != k && !((k == "enum" || k == "const") && $0 == "type") }
+                if !others.isEmpty {
+                    throw GrammarError("\(path): '\(k)' together with \(others.map { "'\($0)'" }.joined(separator: ", ")) is not supported")
+                }
+            }
+        }
+
         mutating func typedRule(_ s: JSONValue, name: String, path: String) throws(GrammarError) -> String {
+            try Self.checkExclusive(s, path: path)
             if let c = s["const"] { return Self.literal(c.serialized) }
             if let e = s["enum"] {
                 guard case let .array(values) = e, !values.isEmpty else { throw GrammarError("\(path): enum must be a non-empty array") }
@@ -185,11 +205,15 @@ public enum JSONSchemaGrammar {
             var types: [String] = []
             switch s["type"] {
             case nil:
-                if s["properties"] != nil || s["additionalProperties"] != nil { types = ["object"] }
-                else if s["items"] != nil || s["prefixItems"] != nil { types = ["array"] }
+                // No type: the keywords say which one they constrain.
+                if ["properties", "additionalProperties", "required"].contains(where: { s[$0] != nil }) { types = ["object"] }
+                else if ["items", "prefixItems", "minItems", "maxItems"].contains(where: { s[$0] != nil }) { types = ["array"] }
+                else if ["minLength", "maxLength", "format"].contains(where: { s[$0] != nil }) { types = ["string"] }
+                else if ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"].contains(where: { s[$0] != nil }) { types = ["number"] }
                 else { useAnyValue(); return "json-value" }
             case let .string(t)?: types = [t]
             case let .array(ts)?:
+                guard !ts.isEmpty else { throw GrammarError("\(path): type must not be an empty list") }
                 for t in ts {
                     guard case let .string(x) = t else { throw GrammarError("\(path): type entries must be strings") }
                     types.append(x)
@@ -239,7 +263,8 @@ public enum JSONSchemaGrammar {
                 if s["additionalProperties"] == .bool(false) {
                     throw GrammarError("\(path): '\(r)' is required but not among the properties, and additionalProperties is false")
                 }
-                props.append((r, .object([])))
+                let extraSchema: JSONValue = { if case .object? = s["additionalProperties"] { s["additionalProperties"]! } else { .object([]) } }()
+                props.append((r, extraSchema))
             }
             // Each property: "\"key\"" ws ":" ws value ws
             var members: [(String, Bool)] = []
@@ -295,7 +320,11 @@ public enum JSONSchemaGrammar {
         /// as leaving the trie (so "\u0061" is not taken for "a").
         mutating func otherKey(_ keys: [String], name: String) throws(GrammarError) -> String {
             guard !keys.isEmpty else { return "json-string" }
-            let words = keys.map { Array($0.unicodeScalars) }
+            if let long = keys.first(where: { $0.unicodeScalars.count > 256 }) {
+                throw GrammarError("property name '\(long.prefix(40))...' is longer than 256 characters (not supported)")
+            }
+            // Walked in their escaped JSON form (a quote in a name is \" in the text).
+            let words = keys.map { Array(Self.jsonString($0).unicodeScalars.dropFirst().dropLast()) }
             func classChar(_ c: Unicode.Scalar) -> String {
                 switch c {
                 case "\\", "]", "-", "^", "\"": return "\\" + String(c)
@@ -418,8 +447,10 @@ public enum JSONSchemaGrammar {
             if intLo.map({ l in intHi.map { l <= $0 } ?? true }) ?? true { alts.append(Self.integerRange(intLo, intHi)) }
             if !integer {
                 // A fraction: k.f with f > 0 lies strictly between k and k + 1 (or -k - 1 and -k).
-                lo = lo ?? exLo
-                hi = hi ?? exHi
+                // Fractions lie strictly between integers: an exclusive integer bound excludes what the inclusive one
+                // does, so the stricter of each pair applies.
+                lo = [lo, exLo].compactMap { $0 }.max()
+                hi = [hi, exHi].compactMap { $0 }.min()
                 let frac = #""." [0-9]{0,15} [1-9]"#
                 // Positive side: k >= max(lo, 0), k <= hi - 1.
                 let pLo = max(lo ?? 0, 0), pHi = hi.map { $0 - 1 }

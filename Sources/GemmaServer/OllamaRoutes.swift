@@ -189,7 +189,11 @@ extension Routes {
         let (translated, stream) = try Self.ollamaTranslate(body, chat: chat)
         let usesChat = translated["messages"] != nil
         let modelName: String = { if case let .string(m)? = body["model"] { m } else { engine.modelName } }()
-        // Ollama loads a model on an empty prompt and answers done_reason "load".
+        // Ollama loads a model on an empty prompt (or no messages) and answers done_reason "load".
+        if chat, case .array([])? = body["messages"] {
+            return json(["model": .string(modelName), "created_at": .string(Self.ollamaNow()),
+                         "message": ["role": "assistant", "content": ""], "done": true, "done_reason": "load"])
+        }
         if !chat, case .string("")? = body["prompt"] ?? .string("") {
             return json(["model": .string(modelName), "created_at": .string(Self.ollamaNow()), "response": "", "done": true,
                          "done_reason": "load"])
@@ -229,7 +233,7 @@ extension Routes {
                 pairs += [("done_reason", .string(s.stopReason == .length ? "length" : "stop")),
                           ("total_duration", .int(Int(total))), ("load_duration", 0),
                           ("prompt_eval_count", .int(s.promptTokens)), ("prompt_eval_duration", .int(Int(s.promptNanoseconds))),
-                          ("eval_count", .int(s.generatedTokens - (s.stopReason == .stopToken ? 1 : 0))),
+                          ("eval_count", .int(s.answerTokens)),
                           ("eval_duration", .int(Int(s.generateNanoseconds)))]
             }
             return JSONValue.object(pairs).serialized + "\n"

@@ -24,7 +24,7 @@ struct ResponseBuilder {
     /// Usage of a request's choices: the prompt once, the completions summed.
     static func usage(_ all: [GenerationStats]) -> JSONValue {
         guard let s = all.first else { return .null }
-        let completion = all.reduce(0) { $0 + $1.generatedTokens - ($1.stopReason == .stopToken ? 1 : 0) }
+        let completion = all.reduce(0) { $0 + $1.answerTokens }
         return ["prompt_tokens": .int(s.promptTokens), "completion_tokens": .int(completion),
                 "total_tokens": .int(s.promptTokens + completion),
                 "prompt_tokens_details": ["cached_tokens": .int(s.reusedPromptTokens)]]
@@ -120,10 +120,10 @@ struct ResponseBuilder {
 
     /// Tool calls as OpenAI writes them: ids, type function, name, arguments as a string of JSON (`index` in stream
     /// deltas).
-    func toolCalls(_ calls: [(name: String, arguments: String)], indexed: Bool = false) -> JSONValue {
+    func toolCalls(_ calls: [(name: String, arguments: String)], indexed: Bool = false, choice: Int = 0) -> JSONValue {
         .array(calls.enumerated().map { i, c in
             var pairs: [(String, JSONValue)] = indexed ? [("index", .int(i))] : []
-            pairs += [("id", .string("call_\(id)_\(i)")), ("type", "function"),
+            pairs += [("id", .string("call_\(id)_\(choice)_\(i)")), ("type", "function"),
                       ("function", ["name": .string(c.name), "arguments": .string(c.arguments)])]
             return .object(pairs)
         })
@@ -177,7 +177,7 @@ struct ResponseBuilder {
     func toolCallChunk(_ calls: [(name: String, arguments: String)], index: Int = 0) -> JSONValue {
         ["id": .string(id), "object": .string(chunkObject), "created": .int(created), "model": .string(model),
          "system_fingerprint": "swift-gemma",
-         "choices": [["index": .int(index), "delta": ["tool_calls": toolCalls(calls, indexed: true)], "logprobs": .null, "finish_reason": .null]]]
+         "choices": [["index": .int(index), "delta": ["tool_calls": toolCalls(calls, indexed: true, choice: index)], "logprobs": .null, "finish_reason": .null]]]
     }
 
     /// The usage chunk of stream_options.include_usage: no choices.

@@ -414,6 +414,7 @@ final class Slot {
     func release() {
         job = nil
         prefill = nil
+        promptLogits = []
         reused = 0
         decodeStarted = nil
     }

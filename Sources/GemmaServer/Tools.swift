@@ -108,9 +108,12 @@ struct ToolSet: Sendable {
         guard active else { return nil }
         let chosen = functions.filter { if case let .named(n) = choice { $0.name == n } else { true } }
         var options: [JSONValue] = []
-        for fn in chosen {
+        for (i, fn) in chosen.enumerated() {
+            // The parameters move into a wrapper schema: their local $refs ("#", "#/$defs/...") are rewritten to
+            // point where the parameters now are.
+            let at = chosen.count == 1 ? "#/properties/parameters" : "#/anyOf/\(i)/properties/parameters"
             options.append(["type": "object",
-                            "properties": .object([("name", ["const": .string(fn.name)]), ("parameters", fn.parameters)]),
+                            "properties": .object([("name", ["const": .string(fn.name)]), ("parameters", Self.rebase(fn.parameters, at))]),
                             "required": ["name", "parameters"], "additionalProperties": false])
         }
         let schema: JSONValue = options.count == 1 ? options[0] : ["anyOf": .array(options)]
@@ -124,6 +127,19 @@ struct ToolSet: Sendable {
         } catch {
             let which = chosen.count == 1 ? "tool '\(chosen[0].name)'" : "the tools"
             throw .invalid("The parameters of \(which) cannot be used: \(error.message)", param: "tools", code: "invalid_tool_schema")
+        }
+    }
+
+    /// `schema` with every local `$ref` ("#" or "#/...") made relative to `base` instead of the document root.
+    static func rebase(_ schema: JSONValue, _ base: String) -> JSONValue {
+        switch schema {
+        case let .object(pairs):
+            return .object(pairs.map { k, v in
+                if k == "$ref", case let .string(r) = v, r == "#" || r.hasPrefix("#/") { return (k, .string(base + r.dropFirst())) }
+                return (k, rebase(v, base))
+            })
+        case let .array(items): return .array(items.map { rebase($0, base) })
+        default: return schema
         }
     }
 

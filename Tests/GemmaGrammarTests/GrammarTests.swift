@@ -164,6 +164,53 @@ private func schemaAccepts(_ schema: String, _ text: String) throws -> Bool {
     }
 }
 
+/// Hostile or odd inputs (a review of the first version found each): refused clearly or bounded, never a crash.
+@Suite struct HostileGrammarTests {
+    func message(_ make: () throws -> Any) -> String {
+        do { _ = try make(); return "" } catch let e as GrammarError { return e.message } catch { return "\(error)" }
+    }
+
+    @Test func boundedParsingAndSize() throws {
+        #expect(message { try Grammar(gbnf: "root ::= " + String(repeating: "(", count: 100_000)) }.contains("nested more than"))
+        #expect(message { try Grammar(gbnf: #"root ::= (("a"{1000}){1000}){1000}"#) }.contains("too large"))
+        let key = String(repeating: "k", count: 5000)
+        #expect(message { try JSONSchemaGrammar.grammar(schema: .object([("type", "object"), ("properties", .object([(key, .object([]))]))])) }
+            .contains("longer than 256"))
+        // Empty alternatives that multiply: compiled, matched, quickly.
+        let g = try Grammar(gbnf: #"root ::= ( "" | "" ){40} "a""#)
+        #expect(matches(g, "a"))
+        // An ambiguous grammar doubles its stacks per space: capped, so the mask over a vocabulary with long runs of
+        // spaces finishes and allows only what the grammar allows.
+        let amb = try Grammar(gbnf: #"root ::= q"# + "\n" + #"q ::= " " q "b" | " " q "c" | "x""#)
+        let trie = TokenTrie(tokens: [Array(String(repeating: " ", count: 31).utf8), Array("x".utf8), Array("b".utf8)])
+        let m = GrammarMatcher(amb, trie: trie)
+        #expect(m.mask().contains(0) && m.mask().contains(1) && !m.mask().contains(2))
+    }
+
+    @Test func schemaKeywordsAreNotSilentlyDropped() throws {
+        func schema(_ text: String) -> String { message { try JSONSchemaGrammar.grammar(schema: JSONValue.parse(Array(text.utf8))) } }
+        #expect(schema(#"{"type":"object","properties":{"a":{}},"anyOf":[{"required":["a"]}]}"#).contains("'anyOf' together with"))
+        #expect(schema(##"{"$ref":"#","minimum":3}"##).contains("'$ref' together with"))
+        #expect(schema(#"{"type":[]}"#).contains("empty list"))
+        #expect(schema(#"{"enum":["a","b"],"type":"string"}"#) == "")  // type beside enum is fine
+        // No type: the keywords say which.
+        #expect(try !schemaAccepts(#"{"required":["a"]}"#, "42"))
+        #expect(try schemaAccepts(#"{"maxLength":3}"#, #""abc""#))
+        #expect(try !schemaAccepts(#"{"maxLength":3}"#, #""abcd""#))
+        // Both lower bounds: the stricter applies to fractions too.
+        #expect(try !schemaAccepts(#"{"type":"number","minimum":0,"exclusiveMinimum":5}"#, "0.5"))
+        #expect(try schemaAccepts(#"{"type":"number","minimum":0,"exclusiveMinimum":5}"#, "5.5"))
+        // A required key that is not declared follows additionalProperties.
+        #expect(try !schemaAccepts(#"{"required":["x"],"additionalProperties":{"type":"integer"}}"#, #"{"x":"s"}"#))
+        #expect(try schemaAccepts(#"{"required":["x"],"additionalProperties":{"type":"integer"}}"#, #"{"x":3}"#))
+        // A property name with a quote: other keys are written escaped, never as a bare quote.
+        #expect(try !schemaAccepts(#"{"type":"object","properties":{"a\"b":{"type":"null"}}}"#, #"{"a"":1}"#))
+        #expect(try schemaAccepts(#"{"type":"object","properties":{"a\"b":{"type":"null"}}}"#, #"{"a\"b":null}"#))
+        // nullable beside $ref.
+        #expect(try schemaAccepts(##"{"$defs":{"n":{"type":"integer"}},"$ref":"#/$defs/n","nullable":true}"##, "null"))
+    }
+}
+
 @Suite struct MaskTests {
     /// The trie walk must allow exactly the tokens that the per-token walk allows, in every state a random valid
     /// text passes through.
