@@ -39,8 +39,8 @@ struct SamplingOptions: ParsableArguments {
     var stop: [String] = []
     @Option(name: .customLong("draft"), help: ArgumentHelp("Speculative decoding: 'ngram' proposes tokens by prompt lookup (the text's last words found earlier in the prompt or the reply) and verifies them in one step; greedy (--temp 0) only, the same output as without it.", valueName: "ngram"))
     var draft: String?
-    @Option(name: .customLong("draft-max"), help: "Tokens proposed at most per step with --draft (1-6).")
-    var draftMax = 4
+    @Option(name: .customLong("draft-max"), help: "Tokens proposed at most per step with --draft (1-6; with 3, the step's 4 rows share one read of every weight).")
+    var draftMax = 3
     @Option(name: .customLong("grammar"), help: ArgumentHelp("Constrain the output to a GBNF grammar (llama.cpp's notation) read from this file.", valueName: "file"))
     var grammarFile: String?
     @Option(name: .customLong("json-schema"), help: ArgumentHelp("Constrain the output to JSON valid against the JSON Schema in this file ('{}' alone: any JSON object).", valueName: "file"))
