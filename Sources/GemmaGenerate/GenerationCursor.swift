@@ -73,6 +73,15 @@ public struct GenerationCursor {
         if let n = topLogprobs { nextLogprobs = Sampler.logprobs(logits, chosen: next, top: n) }
     }
 
+    /// Speculative decoding: chooses the next token where `proposal` was proposed (see
+    /// `Sampler.sampleSpeculative`); returns whether the proposal was taken. Plain top-k sampling only.
+    public mutating func acceptSpeculative(_ logits: UnsafeBufferPointer<Float>, proposal: Int) -> Bool {
+        let (t, taken) = sampler.sampleSpeculative(logits, proposal: proposal)
+        next = t
+        if let n = topLogprobs { nextLogprobs = Sampler.logprobs(logits, chosen: next, top: n) }
+        return taken
+    }
+
     /// Sampling under the grammar, with the same result as sampling logits whose forbidden tokens are -inf (stop
     /// tokens allowed only where the grammar may end). Greedy without bias or penalties takes the plain argmax when
     /// the grammar allows it (the masked argmax is then the same token); otherwise the state's mask (computed once

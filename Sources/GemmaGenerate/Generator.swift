@@ -34,8 +34,8 @@ public struct GenerationParameters: Sendable, Equatable {
     /// temperature 1, before any sampling filter: the model's own distribution).
     public var topLogprobs: Int?
     /// Speculative decoding by prompt lookup: up to this many proposed tokens (1-6) verified with the next one in a
-    /// single forward step. Greedy sampling only (temperature 0, no bias, penalties, grammar or log-probabilities);
-    /// otherwise ignored. The output is the same token for token as without it.
+    /// single forward step. Greedy (the output is the same token for token as without it) or top-k sampling (each
+    /// token has plain sampling's distribution); no bias, penalties, grammar or log-probabilities, else ignored.
     public var draftMax: Int? = nil
     /// When set, every token is chosen among those the grammar allows next (the others' logits are -inf before the
     /// sampler sees them), and stop tokens only where the grammar may end; generation ends when the grammar is
@@ -192,7 +192,10 @@ public struct Generator: Sendable {
         if reason == nil && cursor.limit == 0 { reason = .length }
         var step = [0]  // reused for every decode step
         let p = parameters.sampling
-        let speculates = parameters.draftMax.map { $0 > 0 } == true && !(p.temperature > 0 && p.temperature.isFinite)
+        // Greedy: a proposal is taken when it is the argmax. Top-k sampling: taken with its probability, else the
+        // token comes from the rest of the distribution (the same distribution as plain sampling).
+        let sampling = p.temperature > 0 && p.temperature.isFinite
+        let speculates = parameters.draftMax.map { $0 > 0 } == true && (!sampling || p.topK > 0)
             && p.logitBias.isEmpty && !p.hasPenalties && parameters.constraint == nil && parameters.topLogprobs == nil
         var lookup = PromptLookup(maxDraft: min(max(parameters.draftMax ?? 0, 1), 6))
         if speculates { lookup.history = prompt.tokenIDs }
@@ -214,9 +217,15 @@ public struct Generator: Sendable {
                     var kept = 0, matching = true
                     try model.forward([cursor.next] + proposals, state: state, logits: .all) { i, l in
                         guard matching, reason == nil else { return }
-                        cursor.accept(l)
+                        let taken: Bool
+                        if sampling && i < proposals.count {
+                            taken = cursor.acceptSpeculative(l, proposal: proposals[i])
+                        } else {
+                            cursor.accept(l)
+                            taken = i < proposals.count && cursor.next == proposals[i]
+                        }
                         kept = i + 1
-                        if i < proposals.count && cursor.next == proposals[i] {
+                        if taken {
                             tokens.append(cursor.next)
                             lookup.history.append(cursor.next)
                             reason = cursor.emit(isCancelled: isCancelled, show)

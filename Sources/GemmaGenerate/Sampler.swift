@@ -306,6 +306,69 @@ public struct Sampler {
         }
     }
 
+    /// The distribution the filters and the temperature leave over `logits` (no bias or penalties, top-k > 0): the
+    /// kept ids, best first, and their probabilities. The same rules as `choose` (top-k with ties to the lower id,
+    /// top-p and min-p at temperature 1, then the temperature), computed plainly.
+    public func distribution(_ z: UnsafeBufferPointer<Float>) -> (ids: [Int], probabilities: [Double]) {
+        let p = parameters, t = p.temperature, n = z.count
+        let k = min(max(p.topK, 1), n)
+        var order = [Int32](repeating: 0, count: k)
+        order.withUnsafeMutableBufferPointer { selectTopK(z, into: $0, k: k) }
+        let ids = order.map(Int.init)
+        let top = z[ids[0]]
+        var keep = k
+        if p.topP < 1 {
+            var total = 0.0
+            for id in ids { total += Double(expf(z[id] - top)) }
+            let target = Double(p.topP) * total
+            var cum = 0.0, i = 0
+            while i < keep {
+                cum += Double(expf(z[ids[i]] - top))
+                i += 1
+                if cum >= target { break }
+            }
+            keep = i
+        }
+        if p.minP > 0 {
+            let floor = top + logf(p.minP)
+            var i = 1
+            while i < keep && z[ids[i]] >= floor { i += 1 }
+            keep = i
+        }
+        var w = (0..<keep).map { i -> Double in
+            let x = z[ids[i]]
+            return x == -.infinity ? 0 : exp(Double(x - top) / Double(t))
+        }
+        let sum = w.reduce(0, +)
+        for i in w.indices { w[i] /= sum }
+        return (Array(ids.prefix(keep)), w)
+    }
+
+    /// Speculative sampling of one position whose proposal is `proposal` (a deterministic draft, as prompt lookup
+    /// gives): the proposal is taken with probability p(proposal), else a token is drawn from p with the proposal
+    /// removed. The token's distribution is p, as a plain draw's (Leviathan et al. 2023 with q a point mass).
+    /// Returns the token and whether it is the proposal. Top-k sampling without bias or penalties only.
+    public mutating func sampleSpeculative(_ logits: UnsafeBufferPointer<Float>, proposal: Int) -> (token: Int, accepted: Bool) {
+        let (ids, probs) = distribution(logits)
+        let px = ids.firstIndex(of: proposal).map { probs[$0] } ?? 0
+        let token: Int, accepted: Bool
+        if rng.unit() < px {
+            token = proposal
+            accepted = true
+        } else {
+            var target = rng.unit() * (1 - px)
+            var pick = ids.first { $0 != proposal } ?? ids[0]
+            for (id, q) in zip(ids, probs) where id != proposal {
+                target -= q
+                if target < 0 { pick = id; break }
+            }
+            token = pick
+            accepted = false
+        }
+        accept(token)
+        return (token, accepted)
+    }
+
     /// Inverse CDF over softmax(z / t) of the whole vocabulary.
     private mutating func drawUnsorted(_ z: UnsafeBufferPointer<Float>, temperature t: Float) -> Int {
         let m = z.max() ?? 0

@@ -37,7 +37,7 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "Seed of the sampling stream (-1 = random).") var seed: Int64 = -1
     @Option(help: "Stop when the text contains this string (\\n and \\t escapes understood). Repeatable.")
     var stop: [String] = []
-    @Option(name: .customLong("draft"), help: ArgumentHelp("Speculative decoding: 'ngram' proposes tokens by prompt lookup (the text's last words found earlier in the prompt or the reply) and verifies them in one step; greedy (--temp 0) only, the same output as without it.", valueName: "ngram"))
+    @Option(name: .customLong("draft"), help: ArgumentHelp("Speculative decoding: 'ngram' proposes tokens by prompt lookup (the text's last words found earlier in the prompt or the reply) and verifies them in one step: greedy gives the same output as without it, top-k sampling the same distribution (speculative sampling); no bias, penalties or grammar.", valueName: "ngram"))
     var draft: String?
     @Option(name: .customLong("draft-max"), help: "Tokens proposed at most per step with --draft (1-6; with 3, the step's 4 rows share one read of every weight).")
     var draftMax = 3
