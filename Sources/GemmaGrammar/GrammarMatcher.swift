@@ -239,15 +239,16 @@ struct GrammarEngine {
     }
 }
 
-/// The tokens a grammar allows next: a bitset over the vocabulary, and the ids themselves when they are few.
+/// The tokens a grammar allows next: the ids themselves when they are few (most states: a key, a digit, a
+/// bracket), else a bitset over the vocabulary. One or the other is kept, so a cached mask costs its ids or 32 KiB.
 public struct TokenMask: Sendable {
+    /// The bitset (empty when `ids` is set).
     public let bits: [UInt64]
-    /// The allowed ids in order when there are at most `sparseLimit` of them.
+    /// The allowed ids in increasing order when there are at most `sparseLimit` of them.
     public let ids: [Int32]?
     public static let sparseLimit = 4096
 
     init(bits: [UInt64]) {
-        self.bits = bits
         var n = 0
         for w in bits { n += w.nonzeroBitCount }
         if n <= Self.sparseLimit {
@@ -261,12 +262,24 @@ public struct TokenMask: Sendable {
                 }
             }
             self.ids = ids
+            self.bits = []
         } else {
             ids = nil
+            self.bits = bits
         }
     }
 
-    public func contains(_ t: Int) -> Bool { t >= 0 && t >> 6 < bits.count && bits[t >> 6] >> UInt64(t & 63) & 1 == 1 }
+    public func contains(_ t: Int) -> Bool {
+        if let ids {
+            var lo = 0, hi = ids.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if Int(ids[mid]) < t { lo = mid + 1 } else { hi = mid }
+            }
+            return lo < ids.count && Int(ids[lo]) == t
+        }
+        return t >= 0 && t >> 6 < bits.count && bits[t >> 6] >> UInt64(t & 63) & 1 == 1
+    }
 }
 
 /// A grammar's tables shared by every generation under one `TokenConstraint` (behind a lock).
