@@ -47,6 +47,7 @@ public struct GenerationCursor {
     private var grammarStuck = false
     private var endedByGrammar = false
     private var candidates: [Int32] = []
+    private var kept: [Int] = []
     private var constraintNanoseconds: UInt64 = 0
 
     /// - Parameters:
@@ -93,6 +94,18 @@ public struct GenerationCursor {
         let stopsAllowed = matcher!.canEnd && !parameters.ignoreStopTokens
         let p = parameters.sampling
         let n = logits.count
+        // The sampler over `masked`; a token the grammar refuses (every allowed token at -inf after a logit bias:
+        // the sampler's fallback is not the grammar's) ends generation here.
+        func draw() -> Int {
+            let s0 = DispatchTime.now().uptimeNanoseconds
+            let t = masked.withUnsafeBufferPointer { sampler.sample($0) }
+            samplerTime = DispatchTime.now().uptimeNanoseconds &- s0
+            if !stopTokens.contains(t) && !matcher!.accept(t) {
+                grammarStuck = true
+                return stopTokens.min() ?? t
+            }
+            return t
+        }
         if !(p.temperature > 0 && p.temperature.isFinite) && p.logitBias.isEmpty && !p.hasPenalties {
             let t = Sampler.argmax(logits)
             if stopTokens.contains(t) ? stopsAllowed : matcher!.allows(t) {
@@ -111,8 +124,7 @@ public struct GenerationCursor {
             while true {
                 if candidates.count < want { candidates = [Int32](repeating: 0, count: want) }
                 candidates.withUnsafeMutableBufferPointer { selectTopK(logits, into: $0, k: want) }
-                var kept: [Int] = []
-                kept.reserveCapacity(p.topK)
+                kept.removeAll(keepingCapacity: true)
                 for c in candidates.prefix(want) {
                     let t = Int(c)
                     if stopTokens.contains(t) ? stopsAllowed : matcher!.allows(t) {
@@ -126,14 +138,7 @@ public struct GenerationCursor {
                         m.update(repeating: -.infinity)
                         for t in kept { m[t] = logits[t] }
                     }
-                    let s0 = DispatchTime.now().uptimeNanoseconds
-                    let t = masked.withUnsafeBufferPointer { sampler.sample($0) }
-                    samplerTime = DispatchTime.now().uptimeNanoseconds &- s0
-                    if !stopTokens.contains(t) && !matcher!.accept(t) {
-                        grammarStuck = true
-                        return stopTokens.min() ?? t
-                    }
-                    return t
+                    return draw()
                 }
                 if want >= min(1024, n) { break }
                 want = min(want * 4, n)
@@ -168,15 +173,7 @@ public struct GenerationCursor {
             grammarStuck = true
             return stopTokens.min() ?? 0
         }
-        let s0 = DispatchTime.now().uptimeNanoseconds
-        let t = masked.withUnsafeBufferPointer { sampler.sample($0) }
-        samplerTime = DispatchTime.now().uptimeNanoseconds &- s0
-        // Every allowed token at -inf after a logit bias: the sampler's fallback is not the grammar's; end here.
-        if !stopTokens.contains(t) && !matcher!.accept(t) {
-            grammarStuck = true
-            return stopTokens.min() ?? t
-        }
-        return t
+        return draw()
     }
 
     /// Reports the chosen token: a `.token`, then (with a tokenizer, unless the token ends generation as a stop

@@ -99,27 +99,8 @@ struct GrammarEngine {
         grammar.charSets[Int(grammar.args[Int(position[Int(s)])])].contains(c)
     }
 
-    /// The state after reading `c` from `from` (unsorted, without duplicates), appended to `out`.
-    @inline(__always) private mutating func step<C: Collection<Int32>>(_ from: C, _ c: UInt32, into out: inout [Int32]) {
-        epoch &+= 1
-        if epoch == 0 { for i in mark.indices { mark[i] = 0 }; epoch = 1 }
-        var endSeen = false
-        let limit = out.count + Self.maxStacks
-        for s in from where s >= 0 && matches(s, c) {
-            if out.count >= limit { break }
-            for j in after(s) {
-                let t = successors[j]
-                if t < 0 {
-                    if !endSeen { endSeen = true; out.append(-1) }
-                } else if mark[Int(t)] != epoch {
-                    mark[Int(t)] = epoch
-                    out.append(t)
-                }
-            }
-        }
-    }
-
-    /// `step` from arena[range] onto the arena's end.
+    /// The state after reading `c` from the state in arena[range] (unsorted, without duplicates), appended to the
+    /// arena.
     @inline(__always) private mutating func stepArena(_ range: Range<Int>, _ c: UInt32) {
         epoch &+= 1
         if epoch == 0 { for i in mark.indices { mark[i] = 0 }; epoch = 1 }
@@ -143,32 +124,33 @@ struct GrammarEngine {
 
     // MARK: tokens
 
+    /// Reads `scalars` from `state` in the arena: the range of the arena holding the state after them, or nil when
+    /// they do not fit.
+    private mutating func walk<S: Sequence<UInt32>>(_ state: [Int32], _ scalars: S) -> Range<Int>? {
+        arena.removeAll(keepingCapacity: true)
+        arena += state
+        var from = 0..<arena.count
+        for c in scalars {
+            let at = arena.count
+            stepArena(from, c)
+            if arena.count == at { return nil }
+            from = at..<arena.count
+        }
+        return from
+    }
+
     /// Whether token `t` may follow `state` (stop tokens are the caller's).
     mutating func allows(_ t: Int, after state: [Int32]) -> Bool {
         let r = trie.scalars(of: t)
         guard !r.isEmpty else { return false }
-        arena.removeAll(keepingCapacity: true)
-        arena += state
-        var from = 0..<arena.count
-        for k in r {
-            let at = arena.count
-            stepArena(from, trie.flat[k])
-            if arena.count == at { return false }
-            from = at..<arena.count
-        }
-        return true
+        let trie = self.trie
+        return walk(state, r.lazy.map { trie.flat[$0] }) != nil
     }
 
     /// The state after the scalars, or nil when they do not fit.
     mutating func advance<S: Sequence<UInt32>>(_ state: [Int32], _ scalars: S) -> [Int32]? {
-        var current = state, next: [Int32] = []
-        for c in scalars {
-            next.removeAll(keepingCapacity: true)
-            step(current, c, into: &next)
-            if next.isEmpty { return nil }
-            swap(&current, &next)
-        }
-        return normalized(current)
+        guard let r = walk(state, scalars) else { return nil }
+        return normalized(Array(arena[r]))
     }
 
     func hasMask(_ state: [Int32]) -> Bool { masks[state] != nil }

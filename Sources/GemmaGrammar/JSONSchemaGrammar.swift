@@ -125,13 +125,13 @@ public enum JSONSchemaGrammar {
         /// A GBNF expression (a rule name or a parenthesised body) that matches exactly `schema`.
         mutating func rule(for schema: JSONValue, name: String, path: String) throws(GrammarError) -> String {
             usePrimitives()
+            let pairs: [(String, JSONValue)]
             switch schema {
             case .bool(true): useAnyValue(); return "json-value"
             case .bool(false): throw GrammarError("\(path): the schema false accepts nothing")
-            case .object: break
+            case let .object(p): pairs = p
             default: throw GrammarError("\(path): a schema must be an object or a boolean, not \(schema.typeName)")
             }
-            guard case let .object(pairs) = schema else { fatalError() }
             for (k, _) in pairs where !JSONSchemaGrammar.ignored.contains(k) && !JSONSchemaGrammar.understood.contains(k) {
                 throw GrammarError("\(path): the schema keyword '\(k)' is not supported")
             }

@@ -69,7 +69,7 @@ extension Routes {
 
     func ollamaModel(_ e: Engine) -> JSONValue {
         ["name": .string(e.modelName), "model": .string(e.modelName),
-         "modified_at": .string(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(e.created)))),
+         "modified_at": .string(Self.timestamp.format(Date(timeIntervalSince1970: TimeInterval(e.created)))),
          "size": .int(Self.fileSize(e.scheduler.model.checkpoint.path)), "digest": .string(String(repeating: "0", count: 64)),
          "details": ollamaDetails(e)]
     }
@@ -86,7 +86,7 @@ extension Routes {
                                "gemma3.attention.head_count_kv": .int(c.numKeyValueHeads),
                                "gemma3.attention.sliding_window": .int(c.slidingWindow)],
                 "capabilities": .array(capabilities),
-                "modified_at": .string(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(e.created))))]
+                "modified_at": .string(Self.timestamp.format(Date(timeIntervalSince1970: TimeInterval(e.created))))]
     }
 
     /// The OpenAI-shaped request an Ollama request stands for.
@@ -313,9 +313,8 @@ extension Routes {
         (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
     }
 
-    static func ollamaNow() -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date())
-    }
+    /// RFC 3339 with fractional seconds, as Ollama writes created_at (a value type: no formatter per streamed line).
+    static let timestamp = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
+    static func ollamaNow() -> String { timestamp.format(Date()) }
 }
