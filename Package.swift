@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "GemmaKernelsTests", dependencies: ["GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaVisionTests", dependencies: ["GemmaVision", "GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaModelTests", dependencies: ["GemmaModel", "GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
-        .testTarget(name: "GemmaGenerateTests", dependencies: ["GemmaGenerate", "GemmaGrammar", "GemmaModel", "GemmaTokenizer", "GemmaVision", "GemmaFormats", "GemmaTestSupport"]),
+        .testTarget(name: "GemmaGenerateTests", dependencies: ["GemmaGenerate", "GemmaGrammar", "GemmaModel", "GemmaTokenizer", "GemmaVision", "GemmaFormats", "GemmaConvert", "GemmaTestSupport"]),
         .testTarget(
             name: "GemmaConvertTests",
             dependencies: ["GemmaConvert", "GemmaModel", "GemmaFormats", "GemmaTokenizer", "GemmaTestSupport"]

@@ -74,10 +74,12 @@ public struct GenerationCursor {
         if let n = topLogprobs { nextLogprobs = Sampler.logprobs(logits, chosen: next, top: n) }
     }
 
-    /// Speculative decoding: chooses the next token where `proposal` was proposed (see
-    /// `Sampler.sampleSpeculative`); returns whether the proposal was taken. Plain top-k sampling only.
-    public mutating func acceptSpeculative(_ logits: UnsafeBufferPointer<Float>, proposal: Int) -> Bool {
-        let (t, taken) = sampler.sampleSpeculative(logits, proposal: proposal)
+    /// Speculative decoding: chooses the next token where `proposal` was proposed, drawn from `draft` (a draft
+    /// model's distribution) or chosen deterministically when nil (see `Sampler.sampleSpeculative`); returns whether
+    /// the proposal was taken. Plain top-k sampling only.
+    public mutating func acceptSpeculative(_ logits: UnsafeBufferPointer<Float>, proposal: Int,
+                                           draft: (ids: [Int], probabilities: [Double])? = nil) -> Bool {
+        let (t, taken) = sampler.sampleSpeculative(logits, proposal: proposal, draft: draft)
         next = t
         if let n = topLogprobs { nextLogprobs = Sampler.logprobs(logits, chosen: next, top: n) }
         return taken

@@ -33,10 +33,13 @@ public struct GenerationParameters: Sendable, Equatable {
     /// When set, each token event carries its log-probability and this many most likely alternatives (at
     /// temperature 1, before any sampling filter: the model's own distribution).
     public var topLogprobs: Int?
-    /// Speculative decoding by prompt lookup: up to this many proposed tokens (1-6) verified with the next one in a
-    /// single forward step. Greedy (the output is the same token for token as without it) or top-k sampling (each
-    /// token has plain sampling's distribution); no bias, penalties, grammar or log-probabilities, else ignored.
+    /// Speculative decoding: up to this many proposed tokens (1-6) verified with the next one in a single forward
+    /// step, proposed by `draftModel` or else by prompt lookup. Greedy (the output is the same token for token as
+    /// without it) or top-k sampling (each token has plain sampling's distribution); no bias, penalties, grammar or
+    /// log-probabilities, else ignored (see `Speculator`).
     public var draftMax: Int? = nil
+    /// The draft model that proposes tokens when `draftMax` is set (nil: prompt lookup).
+    public var draftModel: DraftModel? = nil
     /// When set, every token is chosen among those the grammar allows next (the others' logits are -inf before the
     /// sampler sees them), and stop tokens only where the grammar may end; generation ends when the grammar is
     /// complete. `LanguageModel.constraint(_:)` binds a grammar to the model's vocabulary.
@@ -191,50 +194,33 @@ public struct Generator: Sendable {
         }
         if reason == nil && cursor.limit == 0 { reason = .length }
         var step = [0]  // reused for every decode step
-        let p = parameters.sampling
-        // Greedy: a proposal is taken when it is the argmax. Top-k sampling: taken with its probability, else the
-        // token comes from the rest of the distribution (the same distribution as plain sampling).
-        let sampling = p.temperature > 0 && p.temperature.isFinite
-        let speculates = parameters.draftMax.map { $0 > 0 } == true && (!sampling || p.topK > 0)
-            && p.logitBias.isEmpty && !p.hasPenalties && parameters.constraint == nil && parameters.topLogprobs == nil
-        var lookup = PromptLookup(maxDraft: min(max(parameters.draftMax ?? 0, 1), 6))
-        if speculates { lookup.history = prompt.tokenIDs }
+        var speculator = Speculator(parameters: parameters, prompt: prompt, capacity: capacity)
+        defer { speculator?.close() }
         while reason == nil {
             tokens.append(cursor.next)
             reason = cursor.emit(isCancelled: isCancelled, show)
             if reason != nil { break }
             if isCancelled() { reason = .cancelled; break }
-            if speculates {
-                lookup.history.append(cursor.next)
-                let room = state.cache.capacity - state.cache.count - 1
-                let proposals = Array(lookup.propose().prefix(max(0, room)))
+            if speculator != nil {
+                let base = state.cache.count
+                let proposals = speculator!.propose(next: cursor.next, room: min(capacity - base - 1, cursor.limit - cursor.generated))
                 if !proposals.isEmpty {
                     // One step over the token to run and the proposals; each row's logits are what decoding them one
-                    // at a time gives (the same row kernels and attention), so accepting while the greedy choice
-                    // equals the proposal gives the plain output. Rejected rows are taken back from the cache.
-                    let base = state.cache.count
+                    // at a time gives (the same row kernels and attention). Rejected rows leave the cache.
                     state.cache.checkpoint(ahead: proposals.count + 1)
                     var kept = 0, matching = true
                     try model.forward([cursor.next] + proposals, state: state, logits: .all) { i, l in
                         guard matching, reason == nil else { return }
-                        let taken: Bool
-                        if sampling && i < proposals.count {
-                            taken = cursor.acceptSpeculative(l, proposal: proposals[i])
-                        } else {
-                            cursor.accept(l)
-                            taken = i < proposals.count && cursor.next == proposals[i]
-                        }
                         kept = i + 1
-                        if taken {
+                        if speculator!.verify(row: i, l, cursor: &cursor) {
                             tokens.append(cursor.next)
-                            lookup.history.append(cursor.next)
                             reason = cursor.emit(isCancelled: isCancelled, show)
                         } else {
                             matching = false
                         }
                     }
                     state.cache.rollback(to: base + kept)
-                    lookup.record(proposed: proposals.count, accepted: kept - 1)
+                    speculator!.finishStep(kept: kept)
                     continue
                 }
             }
@@ -245,55 +231,9 @@ public struct Generator: Sendable {
         let t2 = DispatchTime.now().uptimeNanoseconds
         var stats = cursor.stats(final, promptTokens: prompt.count, reusedPromptTokens: reused,
                                  promptNanoseconds: t1 - t0, generateNanoseconds: t2 - t1)
-        stats.draftProposed = lookup.proposed
-        stats.draftAccepted = lookup.accepted
+        stats.draftProposed = speculator?.proposed ?? 0
+        stats.draftAccepted = speculator?.accepted ?? 0
         emit(.finished(stats))
         return GenerationOutcome(stats: stats, tokens: tokens, text: text)
-    }
-}
-
-/// Prompt lookup (n-gram speculation): the tokens that followed the most recent earlier occurrence of the text's last
-/// 3 tokens (else 2), in the prompt and in what was generated. The draft length adapts: a proposal taken whole
-/// doubles it (up to `maxDraft`), one rejected at its first token halves it, and after 4 rejections in a row the
-/// lookup waits 8 tokens before proposing again, so text with nothing to copy decodes as without it.
-struct PromptLookup {
-    let maxDraft: Int
-    var history: [Int] = []
-    var draft: Int
-    var misses = 0, pause = 0
-    private(set) var proposed = 0, accepted = 0
-
-    init(maxDraft: Int) {
-        self.maxDraft = maxDraft
-        draft = maxDraft
-    }
-
-    mutating func propose() -> [Int] {
-        if pause > 0 { pause -= 1; return [] }
-        let n = history.count
-        for len in [3, 2] where n > len {
-            let tail = history[(n - len)...]
-            var i = n - len - 1
-            while i >= 0 {
-                if history[i..<(i + len)].elementsEqual(tail) {
-                    let from = i + len
-                    let out = Array(history[from..<min(from + draft, n)])
-                    if !out.isEmpty { return out }
-                }
-                i -= 1
-            }
-        }
-        return []
-    }
-
-    mutating func record(proposed p: Int, accepted a: Int) {
-        proposed += p
-        accepted += a
-        if a == p { draft = min(maxDraft, draft * 2); misses = 0 }
-        else if a == 0 {
-            draft = max(1, draft / 2)
-            misses += 1
-            if misses >= 4 { pause = 8; misses = 0 }
-        }
     }
 }

@@ -344,22 +344,32 @@ public struct Sampler {
         return (Array(ids.prefix(keep)), w)
     }
 
-    /// Speculative sampling of one position whose proposal is `proposal` (a deterministic draft, as prompt lookup
-    /// gives): the proposal is taken with probability p(proposal), else a token is drawn from p with the proposal
-    /// removed. The token's distribution is p, as a plain draw's (Leviathan et al. 2023 with q a point mass).
-    /// Returns the token and whether it is the proposal. Top-k sampling without bias or penalties only.
-    public mutating func sampleSpeculative(_ logits: UnsafeBufferPointer<Float>, proposal: Int) -> (token: Int, accepted: Bool) {
+    /// Speculative sampling of one position whose proposal is `proposal`, drawn by the proposer from `draft` (its
+    /// distribution q: ids and probabilities), or chosen deterministically when `draft` is nil (prompt lookup, a
+    /// greedy draft: q a point mass). With p this sampler's distribution over `logits`, the proposal is taken with
+    /// probability min(1, p(x)/q(x)), else a token is drawn from the residual max(0, p - q), normalized; the token's
+    /// distribution is p, as a plain draw's (Leviathan et al. 2023, Chen et al. 2023). Returns the token and whether
+    /// it is the proposal. Top-k sampling without bias or penalties only.
+    public mutating func sampleSpeculative(_ logits: UnsafeBufferPointer<Float>, proposal: Int,
+                                           draft: (ids: [Int], probabilities: [Double])? = nil) -> (token: Int, accepted: Bool) {
         let (ids, probs) = distribution(logits)
         let px = ids.firstIndex(of: proposal).map { probs[$0] } ?? 0
+        var q: [Int: Double] = [:]
+        if let draft { for (id, w) in zip(draft.ids, draft.probabilities) { q[id] = w } } else { q[proposal] = 1 }
+        let qx = q[proposal] ?? 0
         let token: Int, accepted: Bool
-        if rng.unit() < px {
+        if qx > 0, rng.unit() * qx < px {
             token = proposal
             accepted = true
         } else {
-            var target = rng.unit() * (1 - px)
-            var pick = ids.first { $0 != proposal } ?? ids[0]
-            for (id, q) in zip(ids, probs) where id != proposal {
-                target -= q
+            // The residual max(0, p - q): its mass, then an inverse-CDF draw over it (ties cannot leave it empty when
+            // the proposal was refused: p != q somewhere then; the fallback is p's best).
+            let residual = zip(ids, probs).map { ($0, max(0, $1 - (q[$0] ?? 0))) }
+            let mass = residual.reduce(0) { $0 + $1.1 }
+            var target = rng.unit() * mass
+            var pick = residual.first { $0.1 > 0 }?.0 ?? ids[0]
+            for (id, r) in residual where r > 0 {
+                target -= r
                 if target < 0 { pick = id; break }
             }
             token = pick
@@ -367,6 +377,17 @@ public struct Sampler {
         }
         accept(token)
         return (token, accepted)
+    }
+
+    /// Draws a token from a distribution (ids and probabilities, as `distribution` gives) with this sampler's random
+    /// stream: a draft model's proposal under the same sampler chain.
+    public mutating func draw(from d: (ids: [Int], probabilities: [Double])) -> Int {
+        var target = rng.unit()
+        for (id, w) in zip(d.ids, d.probabilities) {
+            target -= w
+            if target < 0 { return id }
+        }
+        return d.ids.last ?? 0
     }
 
     /// Inverse CDF over softmax(z / t) of the whole vocabulary.

@@ -291,6 +291,15 @@ public final class Gemma3Model: Sendable {
     /// logits. The total number of tokens must fit the workspace's rows.
     package func forward(batch: [(state: Gemma3State, tokens: [Int])], workspace w: Workspace,
                         _ body: (Int, UnsafeBufferPointer<Float>) -> Void) throws(ModelError) {
+        try forward(batch: batch, workspace: w, allRows: false) { i, _, logits in body(i, logits) }
+    }
+
+    /// `forward(batch:workspace:_:)` with `body(sequence, row, logits)`: with `allRows`, the logits of every row of
+    /// each sequence (row: index into its tokens), in order; else each sequence's last row. Every row takes the row
+    /// kernels (a decode step's), so a sequence of fewer than `WeightMatrix.gemmMinimumBatch` tokens gets, row for
+    /// row, the logits of running them one at a time (speculative decoding's verification).
+    package func forward(batch: [(state: Gemma3State, tokens: [Int])], workspace w: Workspace, allRows: Bool,
+                         _ body: (Int, Int, UnsafeBufferPointer<Float>) -> Void) throws(ModelError) {
         let total = batch.reduce(0) { $0 + $1.tokens.count }
         guard total <= w.maxRows else { throw .input("\(total) tokens exceed the workspace's \(w.maxRows) rows") }
         for (i, item) in batch.enumerated() {
@@ -303,15 +312,17 @@ public final class Gemma3Model: Sendable {
         }
         guard total > 0 else { return }
         forwardRows(batch.map { Segment(cache: $0.state.cache, input: .tokens($0.tokens[...])) }, workspace: w)
-        var lastRows: [Int] = []
-        var sequenceOfRow = [Int](repeating: -1, count: total)
+        var rows: [Int] = []
+        var sequenceOfRow = [(Int, Int)](repeating: (-1, 0), count: total)
         var row = 0
         for (i, item) in batch.enumerated() {
+            for j in 0..<item.tokens.count {
+                sequenceOfRow[row + j] = (i, j)
+                if allRows || j == item.tokens.count - 1 { rows.append(row + j) }
+            }
             row += item.tokens.count
-            lastRows.append(row - 1)
-            sequenceOfRow[row - 1] = i
         }
-        emitLogits(rows: lastRows, workspace: w, allowGemm: false) { r, logits in body(sequenceOfRow[r], logits) }
+        emitLogits(rows: rows, workspace: w, allowGemm: false) { r, logits in body(sequenceOfRow[r].0, sequenceOfRow[r].1, logits) }
     }
 
     private func check(_ tokens: [Int], _ cache: KVCache) throws(ModelError) {

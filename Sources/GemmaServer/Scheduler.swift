@@ -29,12 +29,21 @@ public struct SchedulerConfiguration: Sendable {
     public var queueLimit: Int = 64
     /// Prompt tokens prefilled per slot per iteration.
     public var prefillChunk: Int = 256
+    /// Speculative decoding for every request it applies to (greedy or top-k sampling without bias, penalties,
+    /// grammar or log-probabilities): up to this many proposed tokens per slot and step (0: off), verified inside
+    /// the batched step (`Speculator`).
+    public var draftMax: Int = 0
+    /// The proposer: this draft model, else prompt lookup.
+    public var draftModel: DraftModel? = nil
 
-    public init(parallel: Int = 4, contextLength: Int = 4096, queueLimit: Int = 64, prefillChunk: Int = 256) {
+    public init(parallel: Int = 4, contextLength: Int = 4096, queueLimit: Int = 64, prefillChunk: Int = 256,
+                draftMax: Int = 0, draftModel: DraftModel? = nil) {
         self.parallel = parallel
         self.contextLength = contextLength
         self.queueLimit = queueLimit
         self.prefillChunk = prefillChunk
+        self.draftMax = draftMax
+        self.draftModel = draftModel
     }
 }
 
@@ -74,6 +83,7 @@ public final class Scheduler: @unchecked Sendable {
         c.contextLength = max(2, min(c.contextLength, model.model.config.maxPositionEmbeddings))
         c.queueLimit = max(0, c.queueLimit)
         c.prefillChunk = max(1, c.prefillChunk)
+        c.draftMax = min(max(0, c.draftMax), 6)
         languageModel = model
         self.model = model.model
         tokenizer = model.tokenizer
@@ -85,7 +95,8 @@ public final class Scheduler: @unchecked Sendable {
         let rows = max(64, model.vision?.config.mmTokensPerImage ?? 0)
         stepRows = rows
         slots = (0..<c.parallel).map { Slot(index: $0, state: model.model.makeState(capacity: c.contextLength, maxBatch: rows)) }
-        decoder = BatchDecoder(model: model.model, maxSequences: c.parallel, maxContext: c.contextLength)
+        decoder = BatchDecoder(model: model.model, maxSequences: c.parallel, maxContext: c.contextLength,
+                               rowsPerSequence: 1 + c.draftMax)
         metrics.setSlots(total: c.parallel, busy: 0, queued: 0)
     }
 
@@ -255,6 +266,7 @@ public final class Scheduler: @unchecked Sendable {
         metrics.observeQueueWait(ContinuousClock.now - job.enqueued)
         slot.cursor = GenerationCursor(prompt: job.prompt.tokenIDs, parameters: job.parameters, stopTokens: stopTokens,
                                        tokenizer: tokenizer, room: slot.state.cache.capacity - job.prompt.count)
+        slot.speculator = speculator(for: job, parameters: job.parameters, slot: slot)
         slot.prefillStarted = DispatchTime.now().uptimeNanoseconds
         if job.embed {
             // Embeddings: one cold pass over the prompt, the hidden states mean-pooled in f64 and normalized; the
@@ -294,6 +306,15 @@ public final class Scheduler: @unchecked Sendable {
         }
     }
 
+    /// The slot's speculative decoding for a job (nil when off or when it does not apply to the request).
+    private func speculator(for job: Job, parameters: GenerationParameters, slot: Slot) -> Speculator? {
+        guard configuration.draftMax > 0, !job.embed, job.scorePrompt == nil else { return nil }
+        var p = parameters
+        p.draftMax = configuration.draftMax
+        p.draftModel = configuration.draftModel
+        return Speculator(parameters: p, prompt: job.prompt, capacity: slot.state.cache.capacity)
+    }
+
     private func prefillChunk(_ slot: Slot) {
         guard let job = slot.job, let before = slot.prefill?.done else { return }
         do {
@@ -329,14 +350,56 @@ public final class Scheduler: @unchecked Sendable {
 
     private func decodeStep(_ batch: [Slot]) {
         let started = ContinuousClock.now
+        // Each slot runs its pending token, and with speculative decoding the tokens proposed after it (at most
+        // draftMax), checked row by row as `Generator.run` does; taken proposals are emitted during the step.
+        var inputs: [(state: Gemma3State, tokens: [Int])] = []
+        inputs.reserveCapacity(batch.count)
+        var speculating = false
+        for slot in batch {
+            var tokens = [slot.cursor.next]
+            slot.stepBase = slot.state.cache.count
+            slot.kept = 0
+            slot.matching = true
+            slot.endedInStep = nil
+            if slot.speculator != nil {
+                let proposals = slot.speculator!.propose(next: slot.cursor.next, room: min(slot.state.cache.capacity - slot.stepBase - 1, slot.cursor.limit - slot.cursor.generated))
+                if !proposals.isEmpty {
+                    slot.state.cache.checkpoint(ahead: proposals.count + 1)
+                    tokens += proposals
+                    speculating = true
+                }
+            }
+            inputs.append((slot.state, tokens))
+        }
         do {
-            try decoder.step(batch.map { ($0.state, $0.cursor.next) }) { i, logits in batch[i].cursor.accept(logits) }
+            if speculating {
+                try decoder.step(rows: inputs) { i, row, logits in
+                    let slot = batch[i]
+                    guard inputs[i].tokens.count > 1 else { slot.cursor.accept(logits); return }
+                    guard slot.matching, slot.endedInStep == nil, let job = slot.job else { return }
+                    slot.kept = row + 1
+                    if slot.speculator!.verify(row: row, logits, cursor: &slot.cursor) {
+                        slot.endedInStep = slot.cursor.emit { job.continuation.yield($0) }
+                    } else {
+                        slot.matching = false
+                    }
+                }
+            } else {
+                try decoder.step(batch.map { ($0.state, $0.cursor.next) }) { i, logits in batch[i].cursor.accept(logits) }
+            }
         } catch {
             for slot in batch { fail(slot, APIError(.internalServerError, "decode step failed: \(error)", type: "server_error")) }
             return
         }
         steps.add(1, ordering: .relaxed)
         metrics.observeDecodeStep(ContinuousClock.now - started, batch: batch.count)
+        for (slot, input) in zip(batch, inputs) where input.tokens.count > 1 {
+            slot.state.cache.rollback(to: slot.stepBase + slot.kept)
+            let before = (slot.speculator!.proposed, slot.speculator!.accepted)
+            slot.speculator!.finishStep(kept: slot.kept)
+            metrics.countDraft(proposed: slot.speculator!.proposed - before.0, accepted: slot.speculator!.accepted - before.1)
+            if let reason = slot.endedInStep { finish(slot, reason: reason) }
+        }
     }
 
     private func fail(_ slot: Slot, _ error: APIError) {
@@ -361,9 +424,11 @@ public final class Scheduler: @unchecked Sendable {
         let final = slot.cursor.finish(reason) { job.continuation.yield($0) }
         let end = DispatchTime.now().uptimeNanoseconds
         let decodeStarted = slot.decodeStarted ?? end
-        let stats = slot.cursor.stats(final, promptTokens: job.prompt.count, reusedPromptTokens: slot.reused,
+        var stats = slot.cursor.stats(final, promptTokens: job.prompt.count, reusedPromptTokens: slot.reused,
                                       promptNanoseconds: decodeStarted - slot.prefillStarted,
                                       generateNanoseconds: end - decodeStarted)
+        stats.draftProposed = slot.speculator?.proposed ?? 0
+        stats.draftAccepted = slot.speculator?.accepted ?? 0
         metrics.countGenerated(stats.generatedTokens)
         if job.parameters.constraint != nil { metrics.countConstrained(stats.generatedTokens, nanoseconds: stats.constraintNanoseconds) }
         job.continuation.yield(.finished(stats))
@@ -375,6 +440,8 @@ public final class Scheduler: @unchecked Sendable {
             p.sampling.seed &+= UInt64(job.choice)
             slot.cursor = GenerationCursor(prompt: job.prompt.tokenIDs, parameters: p, stopTokens: stopTokens, tokenizer: tokenizer,
                                            room: slot.state.cache.capacity - job.prompt.count)
+            slot.speculator?.close()
+            slot.speculator = speculator(for: job, parameters: p, slot: slot)
             slot.promptLogits.withUnsafeBufferPointer { slot.cursor.accept($0) }
             slot.prefillStarted = DispatchTime.now().uptimeNanoseconds
             slot.decodeStarted = slot.prefillStarted
@@ -400,6 +467,12 @@ final class Slot {
     var decodeStarted: UInt64? = nil
     /// The prompt's last logits, kept for the job's later choices (n > 1).
     var promptLogits: [Float] = []
+    /// Speculative decoding of the job's current choice, and the state of its verification in a step: the cache's
+    /// count before it, rows kept, whether the rows so far matched, and the stop reason if a taken token ended it.
+    var speculator: Speculator?
+    var stepBase = 0, kept = 0
+    var matching = true
+    var endedInStep: StopReason? = nil
 
     init(index: Int, state: Gemma3State) {
         self.index = index
@@ -417,5 +490,7 @@ final class Slot {
         promptLogits = []
         reused = 0
         decodeStarted = nil
+        speculator?.close()
+        speculator = nil
     }
 }

@@ -24,6 +24,9 @@ public struct ServerConfiguration: Sendable {
     public var corsOrigins: [String] = []
     /// One structured log line per request (request id, method, path, status, milliseconds) on stderr.
     public var accessLog = false
+    /// Loads the draft model of speculative decoding once the model is loaded (with `scheduler.draftMax` > 0; nil:
+    /// prompt lookup).
+    public var loadDraft: (@Sendable (LanguageModel) throws -> DraftModel)? = nil
 
     public init(host: String = "127.0.0.1", port: Int = 8080, apiKey: String? = nil, maxBodyBytes: Int? = nil,
                 scheduler: SchedulerConfiguration = SchedulerConfiguration(), images: ImageInputConfiguration = ImageInputConfiguration()) {
@@ -131,13 +134,19 @@ public enum GemmaServer {
         let loadFailed = Mutex<(any Error)?>(nil)
         let loader = Thread {
             do {
-                let scheduler = Scheduler(model: try load(), configuration: configuration.scheduler,
-                                          metrics: state.metrics, log: log)
+                let model = try load()
+                var schedulerConfiguration = configuration.scheduler
+                if let loadDraft = configuration.loadDraft, schedulerConfiguration.draftMax > 0 {
+                    schedulerConfiguration.draftModel = try loadDraft(model)
+                }
+                let scheduler = Scheduler(model: model, configuration: schedulerConfiguration, metrics: state.metrics, log: log)
                 scheduler.start()
                 schedulerBox.withLock { $0 = scheduler }
                 state.setEngine(Engine(scheduler: scheduler, modelName: modelName))
                 let vision = scheduler.languageModel.vision.map { ", reads images (\($0.config.mmTokensPerImage) soft tokens each)" } ?? ""
-                log("model loaded: \(modelName), \(scheduler.configuration.parallel) slots of \(scheduler.configuration.contextLength) tokens\(vision)")
+                let c = scheduler.configuration
+                let draft = c.draftMax == 0 ? "" : ", speculative decoding by \(c.draftModel == nil ? "prompt lookup" : "a draft model") (up to \(c.draftMax) tokens a step)"
+                log("model loaded: \(modelName), \(c.parallel) slots of \(c.contextLength) tokens\(vision)\(draft)")
             } catch {
                 log("cannot load the model: \(error)")
                 loadFailed.withLock { $0 = error }

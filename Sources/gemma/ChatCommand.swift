@@ -37,9 +37,10 @@ struct Chat: AsyncParsableCommand {
         let lm = try model.load()
         let session = lm.makeChatSession(system: system, contextLength: ctxSize)
         let seed = sampling.resolvedSeed
-        var parameters = GenerationParameters(sampling: try sampling.parameters(seed: seed, defaults: lm.samplingDefaults), maxTokens: maxTokens,
-                                              stopStrings: sampling.stopStrings, constraint: try sampling.constraint(lm))
-        parameters.draftMax = sampling.speculation
+        var chosen = GenerationParameters(sampling: try sampling.parameters(seed: seed, defaults: lm.samplingDefaults), maxTokens: maxTokens,
+                                          stopStrings: sampling.stopStrings, constraint: try sampling.constraint(lm))
+        try sampling.applySpeculation(to: &chosen, target: lm, options: model.options)
+        let parameters = chosen
         var showStats = stats
         // Images for the next message: --image for the first, then each /image.
         var attached = try imageOptions.embed(lm)

@@ -37,9 +37,9 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "Seed of the sampling stream (-1 = random).") var seed: Int64 = -1
     @Option(help: "Stop when the text contains this string (\\n and \\t escapes understood). Repeatable.")
     var stop: [String] = []
-    @Option(name: .customLong("draft"), help: ArgumentHelp("Speculative decoding: 'ngram' proposes tokens by prompt lookup (the text's last words found earlier in the prompt or the reply) and verifies them in one step: greedy gives the same output as without it, top-k sampling the same distribution (speculative sampling); no bias, penalties or grammar.", valueName: "ngram"))
+    @Option(name: .customLong("draft"), help: ArgumentHelp("Speculative decoding: 'ngram' proposes tokens by prompt lookup (the text's last words found earlier in the prompt or the reply), a model path (GGUF, .sbs or Hugging Face folder with the same vocabulary) by a draft model decoding ahead; the model checks the proposals in one step: greedy gives the same output as without it, top-k sampling the same distribution (speculative sampling); no bias, penalties or grammar.", valueName: "ngram|MODEL"))
     var draft: String?
-    @Option(name: .customLong("draft-max"), help: "Tokens proposed at most per step with --draft (1-6; with 3, the step's 4 rows share one read of every weight).")
+    @Option(name: .customLong("draft-max"), help: "Tokens proposed at most per step with --draft (1-6; the length adapts: it halves after a miss and pauses after several).")
     var draftMax = 3
     @Option(name: .customLong("grammar"), help: ArgumentHelp("Constrain the output to a GBNF grammar (llama.cpp's notation) read from this file.", valueName: "file"))
     var grammarFile: String?
@@ -54,15 +54,25 @@ struct SamplingOptions: ParsableArguments {
         if let repeatPenalty { guard repeatPenalty > 0 else { throw ValidationError("--repeat-penalty must be > 0") } }
         guard repeatLastN >= -1 else { throw ValidationError("--repeat-last-n must be >= -1") }
         if grammarFile != nil && jsonSchemaFile != nil { throw ValidationError("--grammar and --json-schema cannot be used together") }
-        if let draft, draft != "ngram" {
-            throw ValidationError("--draft \(draft): only 'ngram' (prompt lookup) is available; draft models are not supported yet")
+        if let draft, draft != "ngram", !FileManager.default.fileExists(atPath: draft) {
+            throw ValidationError("--draft \(draft): neither 'ngram' nor a model file or folder")
         }
         guard (1...6).contains(draftMax) else { throw ValidationError("--draft-max must be between 1 and 6") }
         _ = try biases()
     }
 
-    /// --draft-max when --draft is given.
-    var speculation: Int? { draft == nil ? nil : draftMax }
+    /// Sets speculative decoding from --draft and --draft-max: prompt lookup, or the draft model loaded (with the
+    /// target's load options) and checked against the target's vocabulary.
+    func applySpeculation(to p: inout GenerationParameters, target: LanguageModel, options: ModelOptions) throws {
+        guard let draft else { return }
+        p.draftMax = draftMax
+        guard draft != "ngram" else { return }
+        do {
+            p.draftModel = try DraftModel(LanguageModel.load(path: draft, options: options), for: target)
+        } catch {
+            throw ExitCodeError(message: "--draft \(draft): \(error)")
+        }
+    }
 
     /// The grammar of --grammar or --json-schema bound to the model's vocabulary (nil without either).
     func constraint(_ lm: LanguageModel) throws -> TokenConstraint? {
@@ -244,7 +254,7 @@ struct Generate: ParsableCommand {
         var parameters = GenerationParameters(sampling: try sampling.parameters(seed: seed, defaults: loaded.samplingDefaults), maxTokens: maxTokens,
                                               stopStrings: sampling.stopStrings, ignoreStopTokens: ignoreEos,
                                               constraint: try sampling.constraint(loaded))
-        parameters.draftMax = sampling.speculation
+        try sampling.applySpeculation(to: &parameters, target: loaded, options: model.options)
         guard ids.count + maxTokens <= loaded.model.config.maxPositionEmbeddings else {
             throw ExitCodeError(message: "prompt (\(ids.count) tokens) + max tokens (\(maxTokens)) exceeds the model's context of \(loaded.model.config.maxPositionEmbeddings)")
         }

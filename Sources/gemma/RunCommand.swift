@@ -33,7 +33,7 @@ struct Run: AsyncParsableCommand {
         var parameters = GenerationParameters(sampling: try sampling.parameters(seed: sampling.resolvedSeed, defaults: lm.samplingDefaults),
                                               maxTokens: maxTokens, stopStrings: sampling.stopStrings,
                                               constraint: try sampling.constraint(lm))
-        parameters.draftMax = sampling.speculation
+        try sampling.applySpeculation(to: &parameters, target: lm, options: model.options)
         let events = images.isEmpty ? lm.generate(messages: messages, parameters)
             : lm.generate(prompt: ChatTemplate.prompt(messages, tokenizer: lm.tokenizer, imageTokens: lm.imageTokens!), parameters)
         do {

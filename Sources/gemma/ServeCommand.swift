@@ -68,6 +68,12 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("access-log"), help: "Log one line per request on stderr (request id, method, path, status, ms).")
     var accessLog = false
 
+    @Option(name: .customLong("draft"), help: ArgumentHelp("Speculative decoding for every request it applies to (greedy or top-k sampling without bias, penalties, grammar or logprobs), verified per slot inside the batched steps: 'ngram' (prompt lookup) or a draft model path with the same vocabulary.", valueName: "ngram|MODEL"))
+    var draft: String?
+
+    @Option(name: .customLong("draft-max"), help: "Tokens proposed at most per slot and step with --draft (1-6).")
+    var draftMax = 3
+
     /// The options a GEMMA_* variable can set (GEMMA_ + the long name in capitals, dashes as underscores):
     /// (long name, short name, is a flag).
     static let environmentOptions: [(String, Character?, Bool)] = [
@@ -75,7 +81,8 @@ struct Serve: AsyncParsableCommand {
         ("mmproj", nil, false), ("host", nil, false), ("port", nil, false), ("parallel", nil, false), ("ctx", "c", false),
         ("queue", nil, false), ("api-key", nil, false), ("max-body", nil, false), ("image-max-bytes", nil, false),
         ("image-timeout", nil, false), ("image-redirects", nil, false), ("image-max-pixels", nil, false),
-        ("no-image-urls", nil, true), ("cors-origin", nil, false), ("access-log", nil, true),
+        ("no-image-urls", nil, true), ("cors-origin", nil, false), ("access-log", nil, true), ("draft", nil, false),
+        ("draft-max", nil, false),
     ]
 
     /// `arguments` with an option added for each GEMMA_* variable whose option is not given (a flag beats its
@@ -108,6 +115,10 @@ struct Serve: AsyncParsableCommand {
         guard imageTimeout > 0, imageTimeout <= 3600 else { throw ValidationError("--image-timeout must be between 0 and 3600 seconds") }
         guard imageRedirects >= 0 else { throw ValidationError("--image-redirects must be at least 0") }
         guard imageMaxPixels >= 1 else { throw ValidationError("--image-max-pixels must be at least 1") }
+        guard (1...6).contains(draftMax) else { throw ValidationError("--draft-max must be between 1 and 6") }
+        if let draft, draft != "ngram", !FileManager.default.fileExists(atPath: draft) {
+            throw ValidationError("--draft \(draft): neither 'ngram' nor a model file or folder")
+        }
     }
 
     func run() async throws {
@@ -115,14 +126,21 @@ struct Serve: AsyncParsableCommand {
         let key = apiKey ?? ProcessInfo.processInfo.environment["GEMMA_API_KEY"]
         var config = ServerConfiguration(
             host: host, port: port, apiKey: key?.isEmpty == true ? nil : key, maxBodyBytes: maxBody,
-            scheduler: SchedulerConfiguration(parallel: parallel, contextLength: ctx, queueLimit: queue),
+            scheduler: SchedulerConfiguration(parallel: parallel, contextLength: ctx, queueLimit: queue, draftMax: draft == nil ? 0 : draftMax),
             images: ImageInputConfiguration(fetch: ImageFetchLimits(maxBytes: imageMaxBytes, timeout: imageTimeout, maxRedirects: imageRedirects),
                                             maxPixels: imageMaxPixels, fetchURLs: !noImageURLs))
         config.corsOrigins = corsOrigin.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         config.accessLog = accessLog
+        let options = model.options
+        if let draft, draft != "ngram" {
+            config.loadDraft = { target in
+                do { return try DraftModel(LanguageModel.load(path: draft, options: options), for: target) } catch {
+                    throw ValidationError("--draft \(draft): \(error)")
+                }
+            }
+        }
         let listening = "\(config.host)", slots = config.scheduler.parallel
         let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-        let options = model.options
         let mmproj = model.mmproj
         if let mmproj, !FileManager.default.fileExists(atPath: mmproj) { throw ValidationError("no mmproj file at \(mmproj)") }
         try await GemmaServer.run(configuration: config, modelName: name, load: {

@@ -1,6 +1,8 @@
 // The server end to end, in process on 127.0.0.1: OpenAI-shaped answers (whole and streamed), batched greedy
 // outputs equal to sequential ones, errors with their statuses, metrics.
 import Foundation
+import GemmaGenerate
+import GemmaModel
 import GemmaServer
 import Testing
 
@@ -70,6 +72,44 @@ import Testing
         #expect(concurrent == sequential)
         let metrics = try await send(server, "GET", "/metrics").text
         #expect(metrics.contains("gemma_decode_rows_total"))
+    }
+
+    /// Speculative decoding in the server (issue 20): each slot's proposals are verified inside the batched step.
+    /// Greedy answers equal a plain server's, requests running together, for prompt lookup and for a draft model
+    /// (the 270M drafting for itself); seeded top-k sampling repeats; /metrics counts proposals and acceptances.
+    @Test(arguments: ["ngram", "model"]) func speculativeSlotsGiveThePlainGreedyAnswers(_ proposer: String) async throws {
+        guard let plain = await TestServer.shared.value, let lm = TestModel.loaded else { return }
+        let draft = proposer == "model" ? DraftModel(try Gemma3Model(path: TestModel.path)) : nil
+        let server = await TestServer.start(lm, apiKey: nil, parallel: 3, draftMax: 4, draftModel: draft)
+        let list = "Monday, Tuesday, Wednesday, Thursday, Friday, Saturday, Sunday."
+        let prompts = ["Copy the list twice.\n\(list)\n\(list)\n", "Count to five.", "Name a planet.",
+                       "Repeat after me: the quick brown fox jumps over the lazy dog. The quick brown fox",
+                       "Write a word that rhymes with cat."]
+        func text(_ s: TestServer, _ p: String, _ extra: String = #""temperature":0"#) async throws -> String? {
+            let body = try String(data: JSONSerialization.data(withJSONObject: ["prompt": p, "max_tokens": 40]), encoding: .utf8)!
+            let r = try await send(s, "POST", "/v1/completions", body: String(body.dropLast()) + "," + extra + "}")
+            return (r.json?["choices"] as? [[String: Any]])?.first?["text"] as? String
+        }
+        var expected: [String?] = []
+        for p in prompts { expected.append(try await text(plain, p)) }
+        let got = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+            for (i, p) in prompts.enumerated() { group.addTask { (i, try await text(server, p)) } }
+            var out = [String?](repeating: nil, count: prompts.count)
+            for try await (i, s) in group { out[i] = s }
+            return out
+        }
+        #expect(expected.allSatisfy { $0 != nil })
+        #expect(got == expected)
+        let seeded = #""temperature":0.8,"top_k":40,"seed":11"#
+        let a = try await text(server, prompts[0], seeded), b = try await text(server, prompts[0], seeded)
+        #expect(a != nil && a == b)
+        let metrics = try await send(server, "GET", "/metrics").text
+        func value(_ name: String) -> Int {
+            metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Int($0.split(separator: " ")[1]) } ?? -1
+        }
+        let proposed = value("gemma_draft_tokens_proposed_total"), accepted = value("gemma_draft_tokens_accepted_total")
+        print("server, \(proposer): \(accepted) of \(proposed) proposed tokens accepted")
+        #expect(proposed > 0 && accepted > 0 && accepted <= proposed)
     }
 
     @Test(arguments: [

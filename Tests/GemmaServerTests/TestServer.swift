@@ -38,10 +38,12 @@ struct TestServer: Sendable {
 
     static func start(_ lm: LanguageModel, apiKey: String?, parallel: Int = 4, queue: Int = 64,
                       prefillChunk: Int = 256, maxBodyBytes: Int? = 64 << 10,
-                      images: ImageInputConfiguration = ImageInputConfiguration()) async -> TestServer {
+                      images: ImageInputConfiguration = ImageInputConfiguration(), draftMax: Int = 0,
+                      draftModel: DraftModel? = nil) async -> TestServer {
         let config = ServerConfiguration(host: "127.0.0.1", port: 0, apiKey: apiKey, maxBodyBytes: maxBodyBytes,
                                          scheduler: SchedulerConfiguration(parallel: parallel, contextLength: 512, queueLimit: queue,
-                                                                           prefillChunk: prefillChunk),
+                                                                           prefillChunk: prefillChunk, draftMax: draftMax,
+                                                                           draftModel: draftModel),
                                          images: images)
         let state = ServerState(configuration: config)
         let scheduler = Scheduler(model: lm, configuration: config.scheduler, metrics: state.metrics)
