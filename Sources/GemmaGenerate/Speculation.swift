@@ -187,7 +187,7 @@ struct DraftLength {
 }
 
 /// Prompt lookup (n-gram speculation): the tokens that followed the most recent earlier occurrence of the text's last
-/// 3 tokens (else 2), in the prompt and in what was generated.
+/// 3 tokens (else 2), in the prompt and in what was generated, as a copy that may run into itself (LZ77's rule).
 enum PromptLookup {
     static func propose(_ history: [Int], count: Int) -> [Int] {
         let n = history.count
@@ -196,9 +196,13 @@ enum PromptLookup {
             var i = n - len - 1
             while i >= 0 {
                 if history[i..<(i + len)].elementsEqual(tail) {
+                    // What followed, continued into the proposal itself where the match is recent (a repeating
+                    // run: "a b a b" proposes "a b a ..." as far as `count`).
                     let from = i + len
-                    let out = Array(history[from..<min(from + count, n)])
-                    if !out.isEmpty { return out }
+                    var out: [Int] = []
+                    out.reserveCapacity(count)
+                    for j in from..<(from + count) { out.append(j < n ? history[j] : out[j - n]) }
+                    return out
                 }
                 i -= 1
             }

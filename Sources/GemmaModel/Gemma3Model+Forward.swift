@@ -55,15 +55,23 @@ extension Gemma3Model {
     func emitLogits<R: RandomAccessCollection<Int>>(rows: R, workspace w: Workspace, allowGemm: Bool = true,
                                                     _ body: (Int, UnsafeBufferPointer<Float>) -> Void) where R.Index == Int {
         let h = config.hiddenSize, v = config.vocabSize
+        // Small groups go in fours: the four-row kernels read the head once for four rows at little more than one
+        // row's cost, where two, three, six or seven rows take slower general paths (a verification step of
+        // speculative decoding). A group of two or three is padded with copies of its last row; each row's
+        // arithmetic is the same whatever else is in its group, so the logits are unchanged.
+        let byFours = precision == .fast && CPUFeatures.avx512 && w.logitGroup >= 4
         var i = 0
         while i < rows.count {
-            let g = min(w.logitGroup, rows.count - i)
+            var g = min(w.logitGroup, rows.count - i)
+            if byFours && !(allowGemm && g >= WeightMatrix.gemmMinimumBatch) && g > 4 { g = 4 }
             for j in 0..<g {  // normed[j] = rmsnorm(x[row]) * (offset + final_norm)
                 rmsNorm(w.x + rows[i + j] * h, weight: weights.finalNorm, offset: weights.normOffset, eps: config.rmsNormEps,
                         count: h, into: w.normed + j * h)
             }
+            let run = byFours && (g == 2 || g == 3) ? 4 : g
+            for j in g..<run { (w.normed + j * h).update(from: w.normed + (g - 1) * h, count: h) }
             // logits[j] = normed[j] · embeddingᵀ
-            weights.embedding.multiply(w.normed, xStride: h, batch: g, into: w.logits, yStride: v, precision: precision,
+            weights.embedding.multiply(w.normed, xStride: h, batch: run, into: w.logits, yStride: v, precision: precision,
                                        allowGemm: allowGemm, pool: pool, scratch: w.matmul)
             for j in 0..<g { body(rows[i + j], UnsafeBufferPointer(start: w.logits + j * v, count: v)) }
             i += g

@@ -45,11 +45,13 @@ package final class Workspace {
     init(config c: Gemma3Config, maxRows: Int, maxContext: Int, workers: Int, ropeKinds: Int) {
         self.maxRows = max(1, maxRows)
         self.maxContext = max(1, maxContext)
-        logitGroup = min(self.maxRows, 64)
+        // The head takes groups of two or three rows as four (Gemma3Model.emitLogits): its rows need room for four.
+        let headRows = max(self.maxRows, 4)
+        logitGroup = min(headRows, 64)
         let m = Allocations()
         let b = self.maxRows, h = c.hiddenSize, qd = c.numAttentionHeads * c.headDim
         let kvd = c.numKeyValueHeads * c.headDim, f = c.intermediateSize
-        x = m.alloc(b * h); normed = m.alloc(b * h); q = m.alloc(b * qd); k = m.alloc(b * kvd); v = m.alloc(b * kvd)
+        x = m.alloc(b * h); normed = m.alloc(headRows * h); q = m.alloc(b * qd); k = m.alloc(b * kvd); v = m.alloc(b * kvd)
         attn = m.alloc(b * qd); branch = m.alloc(b * h); gate = m.alloc(b * f); up = m.alloc(b * f)
         logits = m.alloc(logitGroup * c.vocabSize)
         ropeCos = (0..<ropeKinds).map { _ in m.alloc(b * c.headDim / 2) }
@@ -59,7 +61,7 @@ package final class Workspace {
                                        maxRows: b, maxContext: self.maxContext, workers: workers)
         runRows = m.alloc(b, Range<Int>.self)
         runGemm = m.alloc(b, Bool.self)
-        matmul = MatmulScratch(workers: workers, maxCols: max(h, f, qd), maxBatch: b)
+        matmul = MatmulScratch(workers: workers, maxCols: max(h, f, qd), maxBatch: headRows)
         allocations = m
     }
 }
