@@ -43,6 +43,8 @@ let package = Package(
         .target(name: "GemmaGenerate", dependencies: ["GemmaModel", "GemmaTokenizer", "GemmaVision", "GemmaGrammar"]),
         // Checkpoint conversion: Hugging Face folders to GGUF files (quantized) and GGUF files to Hugging Face folders.
         .target(name: "GemmaConvert", dependencies: ["GemmaFormats", "GemmaKernels", "GemmaModel", "GemmaTokenizer"]),
+        // Training: the text model's loss and gradient in f32.
+        .target(name: "GemmaTrain", dependencies: ["GemmaFormats", "GemmaModel"]),
         // OpenAI-compatible HTTP server: routes, request/response types, server-sent events, batching scheduler.
         .target(
             name: "GemmaServer",
@@ -85,6 +87,7 @@ let package = Package(
         .testTarget(name: "GemmaVisionTests", dependencies: ["GemmaVision", "GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaModelTests", dependencies: ["GemmaModel", "GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaGenerateTests", dependencies: ["GemmaGenerate", "GemmaGrammar", "GemmaModel", "GemmaTokenizer", "GemmaVision", "GemmaFormats", "GemmaConvert", "GemmaTestSupport"]),
+        .testTarget(name: "GemmaTrainTests", dependencies: ["GemmaTrain", "GemmaModel", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(
             name: "GemmaConvertTests",
             dependencies: ["GemmaConvert", "GemmaModel", "GemmaFormats", "GemmaTokenizer", "GemmaTestSupport"]

@@ -1,0 +1,395 @@
+// The loss of the Gemma 3 text model on one sequence and its gradient with respect to every weight, in f32: the
+// forward pass of transformers' Gemma3ForCausalLM (embedding x sqrt(hidden); per layer a sandwich-normed attention
+// block with QK-norm, RoPE local or global and a causal, optionally sliding, window; a sandwich-normed GeGLU block
+// with tanh GELU; final norm; tied head) keeping what the backward pass needs, then the backward pass written out op
+// by op. The loss is the mean next-token cross-entropy over the positions whose target is given.
+//
+// This is the reference path: plain loops over row-major arrays (the inner loops vectorize), one sequence at a time.
+import Foundation
+import GemmaModel
+
+/// Loss and gradient of a Gemma 3 text model held as flat f32 parameters (`ParameterLayout`).
+public struct TextModelGradient: Sendable {
+    public let config: Gemma3Config
+    public let layout: ParameterLayout
+    /// Added to every norm weight (1 for Hugging Face weights, 0 for GGUF's).
+    public let normOffset: Float
+    let layers: [LayerAttention]
+    let invFreq: [[Double]]  // per layer, head_dim / 2 inverse frequencies (linear scaling folded in)
+
+    public init(config: Gemma3Config, normOffset: Float) {
+        self.config = config
+        self.normOffset = normOffset
+        layout = ParameterLayout(config: config)
+        layers = config.layers
+        invFreq = layers.map { a in
+            (0..<config.headDim / 2).map { i in
+                1 / pow(Double(a.ropeBase), Double(2 * i) / Double(config.headDim)) / Double(a.ropeScale)
+            }
+        }
+    }
+
+    /// Mean cross-entropy of predicting `targets[t]` after `tokens[0...t]` over the positions whose target is not
+    /// nil, and (when `gradient` is given, of `layout.count` floats) its gradient added into `gradient`.
+    public func loss(parameters: [Float], tokens: [Int], targets: [Int?], gradient: UnsafeMutablePointer<Float>? = nil)
+        throws(TrainError) -> Float {
+        guard parameters.count == layout.count else { throw .input("\(parameters.count) parameters for a layout of \(layout.count)") }
+        guard !tokens.isEmpty, targets.count == tokens.count else { throw .input("tokens and targets must have the same, non-zero length") }
+        if let bad = (tokens + targets.compactMap { $0 }).first(where: { $0 < 0 || $0 >= config.vocabSize }) {
+            throw .input("token id \(bad) is outside the vocabulary of \(config.vocabSize)")
+        }
+        return parameters.withUnsafeBufferPointer { p in
+            var pass = Pass(self, p.baseAddress!, tokens: tokens)
+            return pass.run(targets: targets, gradient: gradient)
+        }
+    }
+}
+
+/// One forward and backward pass over a sequence: activations per layer, then gradients.
+struct Pass {
+    let m: TextModelGradient
+    let w: UnsafePointer<Float>
+    let tokens: [Int]
+    let T: Int, H: Int, D: Int, NH: Int, NKV: Int, F: Int, V: Int
+    let qDim: Int, kvDim: Int
+    var saved: [Saved] = []
+    var x: [Float]      // residual stream, T x H
+    var logits: [Float] = []
+
+    /// What a layer's backward pass needs.
+    struct Saved {
+        var xIn: [Float]      // T x H, the layer's input
+        var a: [Float]        // input-normed
+        var qRaw: [Float], kRaw: [Float]  // projections before QK-norm
+        var q: [Float], k: [Float], v: [Float]  // q, k after norm and RoPE; v
+        var p: [Float]        // NH x T x T attention probabilities
+        var o: [Float]        // T x qDim attention output
+        var b: [Float]        // T x H, o projection (before post-attention norm)
+        var xMid: [Float]     // T x H, after the attention block
+        var c: [Float]        // pre-feedforward-normed
+        var g: [Float], u: [Float]  // T x F gate and up
+        var mm: [Float]       // T x F gelu(gate) * up
+        var d: [Float]        // T x H down projection (before post-feedforward norm)
+    }
+
+    init(_ m: TextModelGradient, _ w: UnsafePointer<Float>, tokens: [Int]) {
+        let c = m.config
+        self.m = m
+        self.w = w
+        self.tokens = tokens
+        T = tokens.count; H = c.hiddenSize; D = c.headDim; NH = c.numAttentionHeads; NKV = c.numKeyValueHeads
+        F = c.intermediateSize; V = c.vocabSize
+        qDim = NH * D; kvDim = NKV * D
+        x = [Float](repeating: 0, count: T * H)
+    }
+
+    func ptr(_ weight: Gemma3Weight) -> UnsafePointer<Float> { w + m.layout.offset(weight) }
+
+    // MARK: Forward
+
+    mutating func run(targets: [Int?], gradient: UnsafeMutablePointer<Float>?) -> Float {
+        let scale = m.config.embeddingMultiplier
+        let e = ptr(.embedding)
+        for t in 0..<T { for i in 0..<H { x[t * H + i] = e[tokens[t] * H + i] * scale } }
+        for l in 0..<m.config.numHiddenLayers { forwardLayer(l) }
+        // Final norm and tied head.
+        var z = [Float](repeating: 0, count: T * H)
+        rmsNormRows(x, ptr(.finalNorm), into: &z, rows: T, n: H)
+        logits = [Float](repeating: 0, count: T * V)
+        matmulNT(z, e, into: &logits, rows: T, inner: H, outs: V)
+        // Cross-entropy over the positions with a target; dlogits = (softmax - onehot) / count.
+        let count = targets.compactMap { $0 }.count
+        guard count > 0 else { return 0 }
+        var loss = 0.0
+        var dLogits = [Float](repeating: 0, count: T * V)
+        for t in 0..<T {
+            guard let y = targets[t] else { continue }
+            let row = t * V
+            var mx = -Float.infinity
+            for j in 0..<V { mx = max(mx, logits[row + j]) }
+            var sum = 0.0
+            for j in 0..<V { sum += Double(expf(logits[row + j] - mx)) }
+            let logZ = Double(mx) + log(sum)
+            loss += logZ - Double(logits[row + y])
+            if gradient != nil {
+                for j in 0..<V { dLogits[row + j] = Float(exp(Double(logits[row + j]) - logZ) / Double(count)) }
+                dLogits[row + y] -= 1 / Float(count)
+            }
+        }
+        if let gradient { backward(dLogits: dLogits, z: z, into: gradient) }
+        return Float(loss / Double(count))
+    }
+
+    mutating func forwardLayer(_ l: Int) {
+        let a0 = x
+        var s = Saved(xIn: a0, a: [], qRaw: [], kRaw: [], q: [], k: [], v: [], p: [], o: [], b: [], xMid: [], c: [],
+                      g: [], u: [], mm: [], d: [])
+        s.a = [Float](repeating: 0, count: T * H)
+        rmsNormRows(x, ptr(.layer(l, .inputNorm)), into: &s.a, rows: T, n: H)
+        s.qRaw = [Float](repeating: 0, count: T * qDim)
+        s.kRaw = [Float](repeating: 0, count: T * kvDim)
+        s.v = [Float](repeating: 0, count: T * kvDim)
+        matmulNT(s.a, ptr(.layer(l, .q)), into: &s.qRaw, rows: T, inner: H, outs: qDim)
+        matmulNT(s.a, ptr(.layer(l, .k)), into: &s.kRaw, rows: T, inner: H, outs: kvDim)
+        matmulNT(s.a, ptr(.layer(l, .v)), into: &s.v, rows: T, inner: H, outs: kvDim)
+        // QK-norm per head, then RoPE (rotate-half pairs i, i + D/2).
+        s.q = [Float](repeating: 0, count: T * qDim)
+        s.k = [Float](repeating: 0, count: T * kvDim)
+        rmsNormRows(s.qRaw, ptr(.layer(l, .qNorm)), into: &s.q, rows: T * NH, n: D)
+        rmsNormRows(s.kRaw, ptr(.layer(l, .kNorm)), into: &s.k, rows: T * NKV, n: D)
+        rope(&s.q, heads: NH, layer: l, inverse: false)
+        rope(&s.k, heads: NKV, layer: l, inverse: false)
+        // Attention: scores over the visible keys, softmax, weighted values.
+        let scale = m.config.queryScale, group = NH / NKV
+        s.p = [Float](repeating: 0, count: NH * T * T)
+        s.o = [Float](repeating: 0, count: T * qDim)
+        for h in 0..<NH {
+            let kv = h / group
+            for t in 0..<T {
+                let first = firstKey(l, t)
+                var mx = -Float.infinity
+                let prow = (h * T + t) * T
+                for u in first...t {
+                    var dot: Float = 0
+                    for i in 0..<D { dot += s.q[t * qDim + h * D + i] * s.k[u * kvDim + kv * D + i] }
+                    s.p[prow + u] = dot * scale
+                    mx = max(mx, dot * scale)
+                }
+                var sum: Float = 0
+                for u in first...t { let e = expf(s.p[prow + u] - mx); s.p[prow + u] = e; sum += e }
+                for u in first...t { s.p[prow + u] /= sum }
+                for u in first...t {
+                    let pu = s.p[prow + u]
+                    for i in 0..<D { s.o[t * qDim + h * D + i] += pu * s.v[u * kvDim + kv * D + i] }
+                }
+            }
+        }
+        s.b = [Float](repeating: 0, count: T * H)
+        matmulNT(s.o, ptr(.layer(l, .o)), into: &s.b, rows: T, inner: qDim, outs: H)
+        var nb = [Float](repeating: 0, count: T * H)
+        rmsNormRows(s.b, ptr(.layer(l, .postAttentionNorm)), into: &nb, rows: T, n: H)
+        for i in 0..<(T * H) { x[i] += nb[i] }
+        s.xMid = x
+        s.c = [Float](repeating: 0, count: T * H)
+        rmsNormRows(x, ptr(.layer(l, .preFeedforwardNorm)), into: &s.c, rows: T, n: H)
+        s.g = [Float](repeating: 0, count: T * F)
+        s.u = [Float](repeating: 0, count: T * F)
+        matmulNT(s.c, ptr(.layer(l, .gate)), into: &s.g, rows: T, inner: H, outs: F)
+        matmulNT(s.c, ptr(.layer(l, .up)), into: &s.u, rows: T, inner: H, outs: F)
+        s.mm = [Float](repeating: 0, count: T * F)
+        for i in 0..<(T * F) { s.mm[i] = geluTanh(s.g[i]) * s.u[i] }
+        s.d = [Float](repeating: 0, count: T * H)
+        matmulNT(s.mm, ptr(.layer(l, .down)), into: &s.d, rows: T, inner: F, outs: H)
+        var nd = [Float](repeating: 0, count: T * H)
+        rmsNormRows(s.d, ptr(.layer(l, .postFeedforwardNorm)), into: &nd, rows: T, n: H)
+        for i in 0..<(T * H) { x[i] += nd[i] }
+        saved.append(s)
+    }
+
+    /// The first key position visible from position t in layer l.
+    func firstKey(_ l: Int, _ t: Int) -> Int {
+        if case let .local(window) = m.layers[l].kind { return max(0, t - window + 1) }
+        return 0
+    }
+
+    /// RoPE on rows of `heads` heads of D (rotate-half), or its inverse (the transpose: rotation by -theta).
+    func rope(_ a: inout [Float], heads: Int, layer l: Int, inverse: Bool) {
+        let half = D / 2, inv = m.invFreq[l], width = heads * D
+        for t in 0..<T {
+            for i in 0..<half {
+                let theta = Double(t) * inv[i]
+                let cs = Float(cos(theta)), sn = Float(inverse ? -sin(theta) : sin(theta))
+                for h in 0..<heads {
+                    let base = t * width + h * D
+                    let x0 = a[base + i], x1 = a[base + i + half]
+                    a[base + i] = x0 * cs - x1 * sn
+                    a[base + i + half] = x1 * cs + x0 * sn
+                }
+            }
+        }
+    }
+
+    /// y = x * rsqrt(mean(x^2) + eps) * (offset + w), per row of n.
+    func rmsNormRows(_ xs: [Float], _ weight: UnsafePointer<Float>, into y: inout [Float], rows: Int, n: Int) {
+        let eps = m.config.rmsNormEps, off = m.normOffset
+        for r in 0..<rows {
+            var ss: Float = 0
+            for i in 0..<n { ss += xs[r * n + i] * xs[r * n + i] }
+            let inv = 1 / (ss / Float(n) + eps).squareRoot()
+            for i in 0..<n { y[r * n + i] = xs[r * n + i] * inv * (off + weight[i]) }
+        }
+    }
+
+    // MARK: Backward
+
+    /// Adds to dw (of `weight`'s norm) and returns dx for y = rmsnorm(x) * (off + w) per row, given dy.
+    func rmsNormBackward(_ xs: [Float], _ dy: [Float], _ weight: Gemma3Weight, rows: Int, n: Int,
+                         gradient g: UnsafeMutablePointer<Float>) -> [Float] {
+        let eps = m.config.rmsNormEps, off = m.normOffset
+        let wv = ptr(weight), dw = g + m.layout.offset(weight)
+        var dx = [Float](repeating: 0, count: rows * n)
+        for r in 0..<rows {
+            var ss: Float = 0
+            for i in 0..<n { ss += xs[r * n + i] * xs[r * n + i] }
+            let inv = 1 / (ss / Float(n) + eps).squareRoot()
+            var dot: Float = 0  // sum_j dy_j (off + w_j) x_j
+            for i in 0..<n {
+                let xi = xs[r * n + i], dyi = dy[r * n + i]
+                dw[i] += dyi * xi * inv
+                dot += dyi * (off + wv[i]) * xi
+            }
+            let k = inv * inv * inv / Float(n) * dot
+            for i in 0..<n { dx[r * n + i] = inv * (off + wv[i]) * dy[r * n + i] - xs[r * n + i] * k }
+        }
+        return dx
+    }
+
+    func backward(dLogits: [Float], z: [Float], into g: UnsafeMutablePointer<Float>) {
+        let e = ptr(.embedding), de = g + m.layout.offset(.embedding)
+        // logits = z E^T: dz = dlogits E, dE += dlogits^T z.
+        var dz = [Float](repeating: 0, count: T * H)
+        matmulNN(dLogits, e, into: &dz, rows: T, inner: V, outs: H)
+        matmulTNAdd(dLogits, z, into: de, rows: T, outs: V, inner: H)
+        var dx = rmsNormBackward(x, dz, .finalNorm, rows: T, n: H, gradient: g)
+        for l in stride(from: m.config.numHiddenLayers - 1, through: 0, by: -1) { dx = backwardLayer(l, dx, g) }
+        // x0 = E[token] * scale.
+        let scale = m.config.embeddingMultiplier
+        for t in 0..<T { for i in 0..<H { de[tokens[t] * H + i] += dx[t * H + i] * scale } }
+    }
+
+    /// The gradient of the layer's output `dOut` back to its input; weight gradients added into g.
+    func backwardLayer(_ l: Int, _ dOut: [Float], _ g: UnsafeMutablePointer<Float>) -> [Float] {
+        let s = saved[l]
+        func grad(_ w: Gemma3Weight) -> UnsafeMutablePointer<Float> { g + m.layout.offset(w) }
+        // Feed-forward block: x = xMid + norm_post(d), d = mm Wd^T, mm = gelu(g) * u, g/u = c W^T, c = norm_pre(xMid).
+        var dx = dOut
+        let dd = rmsNormBackward(s.d, dOut, .layer(l, .postFeedforwardNorm), rows: T, n: H, gradient: g)
+        var dmm = [Float](repeating: 0, count: T * F)
+        matmulNN(dd, ptr(.layer(l, .down)), into: &dmm, rows: T, inner: H, outs: F)
+        matmulTNAdd(dd, s.mm, into: grad(.layer(l, .down)), rows: T, outs: H, inner: F)
+        var dg = [Float](repeating: 0, count: T * F), du = [Float](repeating: 0, count: T * F)
+        for i in 0..<(T * F) {
+            dg[i] = dmm[i] * s.u[i] * geluTanhDerivative(s.g[i])
+            du[i] = dmm[i] * geluTanh(s.g[i])
+        }
+        var dc = [Float](repeating: 0, count: T * H)
+        matmulNN(dg, ptr(.layer(l, .gate)), into: &dc, rows: T, inner: F, outs: H)
+        matmulNN(du, ptr(.layer(l, .up)), into: &dc, rows: T, inner: F, outs: H)
+        matmulTNAdd(dg, s.c, into: grad(.layer(l, .gate)), rows: T, outs: F, inner: H)
+        matmulTNAdd(du, s.c, into: grad(.layer(l, .up)), rows: T, outs: F, inner: H)
+        let dxMid = rmsNormBackward(s.xMid, dc, .layer(l, .preFeedforwardNorm), rows: T, n: H, gradient: g)
+        for i in 0..<(T * H) { dx[i] += dxMid[i] }
+        // Attention block: xMid = xIn + norm_post(b), b = o Wo^T.
+        let db = rmsNormBackward(s.b, dx, .layer(l, .postAttentionNorm), rows: T, n: H, gradient: g)
+        var dO = [Float](repeating: 0, count: T * qDim)
+        matmulNN(db, ptr(.layer(l, .o)), into: &dO, rows: T, inner: H, outs: qDim)
+        matmulTNAdd(db, s.o, into: grad(.layer(l, .o)), rows: T, outs: H, inner: qDim)
+        // o[t] = sum_u p[t][u] v[u]; p = softmax(scale q k^T) over the visible keys.
+        let scale = m.config.queryScale, group = NH / NKV
+        var dq = [Float](repeating: 0, count: T * qDim)
+        var dk = [Float](repeating: 0, count: T * kvDim), dv = [Float](repeating: 0, count: T * kvDim)
+        var dp = [Float](repeating: 0, count: T)
+        for h in 0..<NH {
+            let kv = h / group
+            for t in 0..<T {
+                let first = firstKey(l, t), prow = (h * T + t) * T
+                var sum: Float = 0
+                for u in first...t {
+                    var dot: Float = 0
+                    for i in 0..<D { dot += dO[t * qDim + h * D + i] * s.v[u * kvDim + kv * D + i] }
+                    dp[u] = dot
+                    sum += s.p[prow + u] * dot
+                    let pu = s.p[prow + u]
+                    for i in 0..<D { dv[u * kvDim + kv * D + i] += pu * dO[t * qDim + h * D + i] }
+                }
+                for u in first...t {
+                    let ds = s.p[prow + u] * (dp[u] - sum) * scale
+                    for i in 0..<D {
+                        dq[t * qDim + h * D + i] += ds * s.k[u * kvDim + kv * D + i]
+                        dk[u * kvDim + kv * D + i] += ds * s.q[t * qDim + h * D + i]
+                    }
+                }
+            }
+        }
+        // Through RoPE (its transpose) and the QK-norms to the raw projections.
+        rope(&dq, heads: NH, layer: l, inverse: true)
+        rope(&dk, heads: NKV, layer: l, inverse: true)
+        let dqRaw = rmsNormBackward(s.qRaw, dq, .layer(l, .qNorm), rows: T * NH, n: D, gradient: g)
+        let dkRaw = rmsNormBackward(s.kRaw, dk, .layer(l, .kNorm), rows: T * NKV, n: D, gradient: g)
+        var da = [Float](repeating: 0, count: T * H)
+        matmulNN(dqRaw, ptr(.layer(l, .q)), into: &da, rows: T, inner: qDim, outs: H)
+        matmulNN(dkRaw, ptr(.layer(l, .k)), into: &da, rows: T, inner: kvDim, outs: H)
+        matmulNN(dv, ptr(.layer(l, .v)), into: &da, rows: T, inner: kvDim, outs: H)
+        matmulTNAdd(dqRaw, s.a, into: grad(.layer(l, .q)), rows: T, outs: qDim, inner: H)
+        matmulTNAdd(dkRaw, s.a, into: grad(.layer(l, .k)), rows: T, outs: kvDim, inner: H)
+        matmulTNAdd(dv, s.a, into: grad(.layer(l, .v)), rows: T, outs: kvDim, inner: H)
+        let dxIn = rmsNormBackward(s.xIn, da, .layer(l, .inputNorm), rows: T, n: H, gradient: g)
+        for i in 0..<(T * H) { dx[i] += dxIn[i] }
+        return dx
+    }
+}
+
+// MARK: Elementwise and matrix helpers (row-major)
+
+/// transformers' gelu_pytorch_tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+@inline(__always) func geluTanh(_ x: Float) -> Float {
+    let c: Float = 0.7978845608028654
+    return 0.5 * x * (1 + tanhf(c * (x + 0.044715 * x * x * x)))
+}
+
+@inline(__always) func geluTanhDerivative(_ x: Float) -> Float {
+    let c: Float = 0.7978845608028654
+    let th = tanhf(c * (x + 0.044715 * x * x * x))
+    return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * c * (1 + 3 * 0.044715 * x * x)
+}
+
+/// y[r][o] = sum_k x[r][k] w[o][k]  (x: rows x inner, w: outs x inner), y overwritten.
+func matmulNT(_ x: [Float], _ w: UnsafePointer<Float>, into y: inout [Float], rows: Int, inner: Int, outs: Int) {
+    x.withUnsafeBufferPointer { xp in
+        y.withUnsafeMutableBufferPointer { yp in
+            for r in 0..<rows {
+                let xr = xp.baseAddress! + r * inner
+                for o in 0..<outs {
+                    let wr = w + o * inner
+                    var s: Float = 0
+                    for k in 0..<inner { s += xr[k] * wr[k] }
+                    yp[r * outs + o] = s
+                }
+            }
+        }
+    }
+}
+
+/// y[r][k] += sum_o dy[r][o] w[o][k]  (dy: rows x inner, w: inner x outs).
+func matmulNN(_ dy: [Float], _ w: UnsafePointer<Float>, into y: inout [Float], rows: Int, inner: Int, outs: Int) {
+    dy.withUnsafeBufferPointer { dp in
+        y.withUnsafeMutableBufferPointer { yp in
+            for r in 0..<rows {
+                let yr = yp.baseAddress! + r * outs
+                for o in 0..<inner {
+                    let a = dp[r * inner + o]
+                    if a == 0 { continue }
+                    let wr = w + o * outs
+                    for k in 0..<outs { yr[k] += a * wr[k] }
+                }
+            }
+        }
+    }
+}
+
+/// dw[o][k] += sum_r dy[r][o] x[r][k]  (dy: rows x outs, x: rows x inner, dw: outs x inner).
+func matmulTNAdd(_ dy: [Float], _ x: [Float], into dw: UnsafeMutablePointer<Float>, rows: Int, outs: Int, inner: Int) {
+    dy.withUnsafeBufferPointer { dp in
+        x.withUnsafeBufferPointer { xp in
+            for r in 0..<rows {
+                let xr = xp.baseAddress! + r * inner
+                for o in 0..<outs {
+                    let a = dp[r * outs + o]
+                    if a == 0 { continue }
+                    let wr = dw + o * inner
+                    for k in 0..<inner { wr[k] += a * xr[k] }
+                }
+            }
+        }
+    }
+}
