@@ -44,7 +44,7 @@ let package = Package(
         // Checkpoint conversion: Hugging Face folders to GGUF files (quantized) and GGUF files to Hugging Face folders.
         .target(name: "GemmaConvert", dependencies: ["GemmaFormats", "GemmaKernels", "GemmaModel", "GemmaTokenizer"]),
         // Training: the text model's loss and gradient in f32.
-        .target(name: "GemmaTrain", dependencies: ["GemmaFormats", "GemmaModel"]),
+        .target(name: "GemmaTrain", dependencies: ["GemmaFormats", "GemmaModel", "GemmaTokenizer", "GemmaGenerate"]),
         // OpenAI-compatible HTTP server: routes, request/response types, server-sent events, batching scheduler.
         .target(
             name: "GemmaServer",
@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(name: "GemmaVisionTests", dependencies: ["GemmaVision", "GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaModelTests", dependencies: ["GemmaModel", "GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaGenerateTests", dependencies: ["GemmaGenerate", "GemmaGrammar", "GemmaModel", "GemmaTokenizer", "GemmaVision", "GemmaFormats", "GemmaConvert", "GemmaTestSupport"]),
-        .testTarget(name: "GemmaTrainTests", dependencies: ["GemmaTrain", "GemmaModel", "GemmaFormats", "GemmaTestSupport"]),
+        .testTarget(name: "GemmaTrainTests", dependencies: ["GemmaTrain", "GemmaModel", "GemmaFormats", "GemmaTokenizer", "GemmaGenerate", "GemmaTestSupport"]),
         .testTarget(
             name: "GemmaConvertTests",
             dependencies: ["GemmaConvert", "GemmaModel", "GemmaFormats", "GemmaTokenizer", "GemmaTestSupport"]

@@ -31,8 +31,9 @@ public struct TextModelGradient: Sendable {
 
     /// Mean cross-entropy of predicting `targets[t]` after `tokens[0...t]` over the positions whose target is not
     /// nil, and (when `gradient` is given, of `layout.count` floats) its gradient added into `gradient`.
-    public func loss(parameters: [Float], tokens: [Int], targets: [Int?], gradient: UnsafeMutablePointer<Float>? = nil)
-        throws(TrainError) -> Float {
+    /// The gradient added is that of `weight` x the loss (a batch weighs each example by its share of the targets).
+    public func loss(parameters: [Float], tokens: [Int], targets: [Int?], gradient: UnsafeMutablePointer<Float>? = nil,
+                     weight: Float = 1) throws(TrainError) -> Float {
         guard parameters.count == layout.count else { throw .input("\(parameters.count) parameters for a layout of \(layout.count)") }
         guard !tokens.isEmpty, targets.count == tokens.count else { throw .input("tokens and targets must have the same, non-zero length") }
         if let bad = (tokens + targets.compactMap { $0 }).first(where: { $0 < 0 || $0 >= config.vocabSize }) {
@@ -40,7 +41,7 @@ public struct TextModelGradient: Sendable {
         }
         return parameters.withUnsafeBufferPointer { p in
             var pass = Pass(self, p.baseAddress!, tokens: tokens)
-            return pass.run(targets: targets, gradient: gradient)
+            return pass.run(targets: targets, gradient: gradient, weight: weight)
         }
     }
 }
@@ -87,7 +88,7 @@ struct Pass {
 
     // MARK: Forward
 
-    mutating func run(targets: [Int?], gradient: UnsafeMutablePointer<Float>?) -> Float {
+    mutating func run(targets: [Int?], gradient: UnsafeMutablePointer<Float>?, weight: Float) -> Float {
         let scale = m.config.embeddingMultiplier
         let e = ptr(.embedding)
         for t in 0..<T { for i in 0..<H { x[t * H + i] = e[tokens[t] * H + i] * scale } }
@@ -112,8 +113,9 @@ struct Pass {
             let logZ = Double(mx) + log(sum)
             loss += logZ - Double(logits[row + y])
             if gradient != nil {
-                for j in 0..<V { dLogits[row + j] = Float(exp(Double(logits[row + j]) - logZ) / Double(count)) }
-                dLogits[row + y] -= 1 / Float(count)
+                let w = Double(weight) / Double(count)
+                for j in 0..<V { dLogits[row + j] = Float(exp(Double(logits[row + j]) - logZ) * w) }
+                dLogits[row + y] -= Float(w)
             }
         }
         if let gradient { backward(dLogits: dLogits, z: z, into: gradient) }

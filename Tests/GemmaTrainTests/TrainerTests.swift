@@ -1,0 +1,96 @@
+// Fine-tuning data and full fine-tuning (issue 21): JSONL lines become chat-template sequences whose loss is on the
+// model's replies only, bad lines are reported by number, and AdamW steps make the tiny fixture model learn a task.
+import Foundation
+import GemmaGenerate
+import GemmaModel
+import GemmaTestSupport
+import GemmaTokenizer
+import GemmaTrain
+import Testing
+
+@Suite struct TrainerTests {
+    static let fixture = TestPaths.fixtures + "/gemma3-tiny-text"
+
+    @Test func examplesAreTheChatTemplateWithTheLossOnRepliesOnly() throws {
+        let tk = try Tokenizer(directory: Self.fixture)
+        let text = """
+        {"prompt": "red", "completion": "rouge"}
+        {"messages": [{"role": "system", "content": "Translate."}, {"role": "user", "content": "blue"}, {"role": "assistant", "content": "bleu"}]}
+        """
+        let (examples, problems) = TrainingData.parse(text, tokenizer: tk, maxTokens: 64)
+        #expect(problems.isEmpty)
+        try #require(examples.count == 2)
+        // The prompt is what the engine sends for a chat turn; the reply and <end_of_turn> follow it.
+        let prompt = ChatTemplate.tokens([.user("red")], tokenizer: tk)
+        let reply = tk.encode("rouge", addSpecial: false).map(Int.init)
+        #expect(examples[0].tokens == prompt + reply + [ChatTemplate.endOfTurn])  // the closing newline predicts nothing
+        #expect(examples[0].targets.last! == nil)
+        let learned = examples[0].targets.enumerated().compactMap { i, t in t.map { (i, $0) } }
+        #expect(learned.map(\.1) == reply + [ChatTemplate.endOfTurn])
+        #expect(learned.first?.0 == prompt.count - 1)
+        // The system text is folded into the user turn, as at inference.
+        let prompt2 = ChatTemplate.tokens([.system("Translate."), .user("blue")], tokenizer: tk)
+        #expect(Array(examples[1].tokens.prefix(prompt2.count)) == prompt2)
+        #expect(examples[1].targets.prefix(prompt2.count - 1).allSatisfy { $0 == nil })
+        #expect(examples[1].line == 2)
+    }
+
+    @Test func badLinesAreReportedByNumber() throws {
+        let tk = try Tokenizer(directory: Self.fixture)
+        let long = String(repeating: "word ", count: 200)
+        let text = """
+        {"prompt": "a", "completion": "b"}
+        {"prompt": "a", "completion": "b"
+        ["not", "an", "object"]
+        {"prompt": "a"}
+        {"prompt": "a", "completion": "   "}
+
+        {"messages": [{"role": "robot", "content": "x"}]}
+        {"messages": [{"role": "user", "content": "only a question"}]}
+        {"prompt": "\(long)", "completion": "b"}
+        {"messages": [{"role": "user", "content": "q"}, {"role": "model", "content": "a"}]}
+        """
+        let (examples, problems) = TrainingData.parse(text, tokenizer: tk, maxTokens: 64)
+        #expect(examples.map(\.line) == [1, 10])
+        #expect(problems.map(\.line) == [2, 3, 4, 5, 7, 8, 9])
+        let reasons = problems.map(\.reason)
+        #expect(reasons[0].contains("not valid JSON"))
+        #expect(reasons[1].contains("JSON object"))
+        #expect(reasons[2].contains("completion"))
+        #expect(reasons[3].contains("empty reply"))
+        #expect(reasons[4].contains("robot"))
+        #expect(reasons[5].contains("no reply"))
+        #expect(reasons[6].contains("more than the limit of 64"))
+    }
+
+    /// The tiny random model learns a fixed mapping of eight words to eight others: AdamW with warm-up, cosine decay,
+    /// weight decay and clipping takes the loss on the replies from ~7 (about uniform over 1,024 tokens) to a tenth.
+    @Test func fullFineTuningLearnsAMapping() throws {
+        let tk = try Tokenizer(directory: Self.fixture)
+        let checkpoint = try Checkpoint.open(path: Self.fixture)
+        let model = TextModelGradient(config: checkpoint.config, normOffset: checkpoint.normOffset)
+        let words = [("one", "red"), ("two", "green"), ("three", "blue"), ("four", "black"), ("five", "white"),
+                     ("six", "pink"), ("seven", "grey"), ("eight", "brown")]
+        let lines = words.map { #"{"prompt": "\#($0.0)", "completion": "\#($0.1)"}"# }.joined(separator: "\n")
+        let (examples, problems) = TrainingData.parse(lines, tokenizer: tk, maxTokens: 64)
+        #expect(problems.isEmpty && examples.count == 8)
+        let trainer = Trainer(model: model, parameters: try checkpoint.trainableParameters(model.layout),
+                              schedule: LearningRateSchedule(peak: 1e-2, warmup: 3, total: 40), weightDecay: 0.01)
+        let before = try trainer.evaluate(examples)
+        var last = before
+        for _ in 0..<40 { last = try trainer.step(examples).loss }
+        let after = try trainer.evaluate(examples)
+        print("full fine-tuning, 40 steps of 8 examples: loss \(before) -> \(after) (last step \(last))")
+        #expect(before > 5)
+        #expect(after < 0.1 * before)
+        #expect(trainer.step == 40 && trainer.optimizer.steps == 40)
+    }
+
+    @Test func scheduleWarmsUpAndDecays() {
+        let s = LearningRateSchedule(peak: 1, warmup: 4, total: 104, floor: 0.1)
+        #expect(s.rate(at: 0) == 0.2 && s.rate(at: 3) == 0.8)
+        #expect(abs(s.rate(at: 4) - 1) < 1e-6)
+        #expect(abs(s.rate(at: 54) - 0.55) < 1e-6)  // half way: floor + (1 - floor) / 2
+        #expect(abs(s.rate(at: 104) - 0.1) < 1e-6 && abs(s.rate(at: 500) - 0.1) < 1e-6)
+    }
+}
