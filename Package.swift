@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(name: "GemmaVisionTests", dependencies: ["GemmaVision", "GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaModelTests", dependencies: ["GemmaModel", "GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaGenerateTests", dependencies: ["GemmaGenerate", "GemmaGrammar", "GemmaModel", "GemmaTokenizer", "GemmaVision", "GemmaFormats", "GemmaConvert", "GemmaTestSupport"]),
-        .testTarget(name: "GemmaTrainTests", dependencies: ["GemmaTrain", "GemmaModel", "GemmaFormats", "GemmaTokenizer", "GemmaGenerate", "GemmaTestSupport"]),
+        .testTarget(name: "GemmaTrainTests", dependencies: ["GemmaTrain", "GemmaModel", "GemmaFormats", "GemmaTokenizer", "GemmaGenerate", "GemmaConvert", "GemmaTestSupport"]),
         .testTarget(
             name: "GemmaConvertTests",
             dependencies: ["GemmaConvert", "GemmaModel", "GemmaFormats", "GemmaTokenizer", "GemmaTestSupport"]

@@ -1,6 +1,8 @@
 // Fine-tuning data and full fine-tuning (issue 21): JSONL lines become chat-template sequences whose loss is on the
 // model's replies only, bad lines are reported by number, and AdamW steps make the tiny fixture model learn a task.
 import Foundation
+import GemmaConvert
+import GemmaFormats
 import GemmaGenerate
 import GemmaModel
 import GemmaTestSupport
@@ -84,6 +86,22 @@ import Testing
         #expect(before > 5)
         #expect(after < 0.1 * before)
         #expect(trainer.step == 40 && trainer.optimizer.steps == 40)
+        // Written back as a Hugging Face folder, the engine loads it and answers each prompt with its word (greedy,
+        // the chat template as `gemma run` uses it).
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("swift-gemma-trained-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try TrainedModel.write(trainer.parameters, layout: model.layout, like: checkpoint, to: out)
+        let lm = try LanguageModel.load(path: out)
+        var right = 0
+        for (q, a) in words {
+            let prompt = ChatTemplate.tokens([.user(q)], tokenizer: lm.tokenizer)
+            let state = lm.model.makeState(capacity: prompt.count + 9)
+            let outcome = try lm.generator.run(prompt: Prompt(tokens: prompt), state: state,
+                                               parameters: GenerationParameters(sampling: .greedy, maxTokens: 8),
+                                               tokenizer: lm.tokenizer) { _ in }
+            if outcome.text == a { right += 1 } else { print("\(q): \(outcome.text) (expected \(a))") }
+        }
+        #expect(right == words.count)
     }
 
     @Test func scheduleWarmsUpAndDecays() {
@@ -92,5 +110,44 @@ import Testing
         #expect(abs(s.rate(at: 4) - 1) < 1e-6)
         #expect(abs(s.rate(at: 54) - 0.55) < 1e-6)  // half way: floor + (1 - floor) / 2
         #expect(abs(s.rate(at: 104) - 0.1) < 1e-6 && abs(s.rate(at: 500) - 0.1) < 1e-6)
+    }
+}
+
+/// The same model as a GGUF file: its weights (norms stored as 1 + w) give the Hugging Face folder's loss and
+/// gradients, and writing them back gives a GGUF whose tensors are the input's, bit for bit.
+@Suite struct TrainedGGUFTests {
+    @Test func ggufCheckpointsTrainAndWriteBack() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("swift-gemma-train-gguf-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Converter.convert(input: TrainerTests.fixture, output: dir + "/tiny.gguf", options: ConvertOptions(type: .f32))
+        let hf = try Checkpoint.open(path: TrainerTests.fixture), gguf = try Checkpoint.open(path: dir + "/tiny.gguf")
+        #expect(gguf.normOffset == 0 && hf.normOffset == 1)
+        let tk = try Tokenizer(directory: TrainerTests.fixture)
+        let example = try TrainingData.example([.user("one"), .model("red")], tokenizer: tk)
+        func lossAndGradient(_ c: Checkpoint) throws -> (Float, [Float], TextModelGradient) {
+            let m = TextModelGradient(config: c.config, normOffset: c.normOffset)
+            let p = try c.trainableParameters(m.layout)
+            var g = [Float](repeating: 0, count: p.count)
+            let l = try g.withUnsafeMutableBufferPointer { try m.loss(parameters: p, tokens: example.tokens, targets: example.targets, gradient: $0.baseAddress!) }
+            return (l, g, m)
+        }
+        let (lh, gh, _) = try lossAndGradient(hf)
+        let (lg, gg, mg) = try lossAndGradient(gguf)
+        #expect(abs(lh - lg) <= 1e-5 * abs(lh))
+        var diff = 0.0, norm = 0.0
+        for i in gh.indices { diff += Double(gh[i] - gg[i]) * Double(gh[i] - gg[i]); norm += Double(gh[i]) * Double(gh[i]) }
+        #expect((diff / norm).squareRoot() < 1e-5)
+        // Written back untrained: every tensor as it was.
+        let params = try gguf.trainableParameters(mg.layout)
+        try TrainedModel.write(params, layout: mg.layout, like: gguf, to: dir + "/out.gguf")
+        let a = try GGUFFile(path: dir + "/tiny.gguf"), b = try GGUFFile(path: dir + "/out.gguf")
+        #expect(a.tensors.map(\.name) == b.tensors.map(\.name))
+        for t in a.tensors {
+            let u = try #require(b.tensor(named: t.name))
+            #expect(u.dimensions == t.dimensions && u.type == t.type)
+            #expect([UInt8](a.data(for: t)) == [UInt8](b.data(for: u)), "\(t.name)")
+        }
+        #expect(b.metadata["general.architecture"] == a.metadata["general.architecture"])
     }
 }

@@ -1,0 +1,57 @@
+// Writing trained weights as a model every reader of the input's format can load: a GGUF input gives a GGUF (its
+// metadata and tokenizer copied, the trained tensors as f32, any other tensor as it was), a Hugging Face folder a
+// folder (config, tokenizer and generation files copied, the weights in one f32 model.safetensors under the input's
+// names). Norm weights keep the input's convention (stored 1 + w in GGUF, w in Hugging Face). `gemma quantize`
+// makes smaller forms of the result.
+import Foundation
+import GemmaFormats
+import GemmaModel
+
+public enum TrainedModel {
+    /// Writes `parameters` (in `layout`) as a model of `checkpoint`'s format at `output` (a .gguf file for a GGUF
+    /// checkpoint, else a folder), each file under a temporary name first.
+    public static func write(_ parameters: [Float], layout: ParameterLayout, like checkpoint: Checkpoint,
+                             to output: String) throws(TrainError) {
+        guard parameters.count == layout.count else { throw .input("\(parameters.count) parameters for a layout of \(layout.count)") }
+        func bytes(_ e: ParameterLayout.Entry) -> [UInt8] {
+            parameters[e.offset..<(e.offset + e.count)].withUnsafeBytes { [UInt8]($0) }
+        }
+        if let gguf = checkpoint.gguf {
+            var writer = GGUFWriter(metadata: gguf.metadata)
+            var trained: [String: ParameterLayout.Entry] = [:]
+            for e in layout.entries { trained[checkpoint.naming.name(of: e.weight)] = e }
+            do {
+                for t in gguf.tensors {
+                    if let e = trained[t.name] {
+                        try writer.addTensor(name: t.name, type: .f32, dimensions: e.shape.reversed(), data: bytes(e))
+                    } else {
+                        try writer.addTensor(name: t.name, type: t.type, dimensions: t.dimensions, data: [UInt8](gguf.data(for: t)))
+                    }
+                }
+                try writer.write(to: output)
+            } catch { throw .weight("\(output): \(error)") }
+            return
+        }
+        guard let input = checkpoint.directory else { throw .input("\(checkpoint.path): only GGUF files and Hugging Face folders can be written back") }
+        let fm = FileManager.default
+        do {
+            try fm.createDirectory(atPath: output, withIntermediateDirectories: true)
+            // Everything but the weights and their index comes along (config, tokenizer, generation config, README).
+            for name in try fm.contentsOfDirectory(atPath: input).sorted() {
+                var isDir: ObjCBool = false
+                let from = input + "/" + name, to = output + "/" + name
+                guard fm.fileExists(atPath: from, isDirectory: &isDir), !isDir.boolValue,
+                      !name.hasSuffix(".safetensors"), !name.hasSuffix(".safetensors.index.json"), !name.hasSuffix(".bin")
+                else { continue }
+                if fm.fileExists(atPath: to) { try fm.removeItem(atPath: to) }
+                try fm.copyItem(atPath: from, toPath: to)
+            }
+            var writer = SafetensorsWriter()
+            writer.setMetadata("pt", forKey: "format")
+            for e in layout.entries {
+                try writer.addTensor(name: checkpoint.naming.name(of: e.weight), dtype: .F32, shape: e.shape, data: bytes(e))
+            }
+            try writer.write(to: output + "/model.safetensors")
+        } catch { throw .weight("\(output): \(error)") }
+    }
+}
