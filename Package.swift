@@ -69,6 +69,7 @@ let package = Package(
                 "GemmaConvert",
                 "GemmaGrammar",
                 "GemmaServer",
+                "GemmaTrain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]

@@ -43,6 +43,30 @@ check "info on a hostile count fails" corrupt "$tmp/hostile.gguf" "tensor_count"
 check "info on a text file fails naming the magic" corrupt "$tmp/text.gguf" "not a GGUF file"
 check "info on a missing file fails" corrupt "$tmp/absent.gguf" "no model file"
 
+# gemma finetune on the tiny fixture model: eight prompt/completion pairs (plus a broken line and an empty reply,
+# reported by number and skipped), 40 steps of full fine-tuning; the written folder then answers each prompt.
+finetune_tiny() {
+  python3 - "$tmp/ft.jsonl" <<'PY'
+import json, sys
+pairs = [("one", "red"), ("two", "green"), ("three", "blue"), ("four", "black"), ("five", "white"), ("six", "pink"), ("seven", "grey"), ("eight", "brown")]
+with open(sys.argv[1], "w") as f:
+    for a, b in pairs: f.write(json.dumps({"prompt": a, "completion": b}) + "\n")
+    f.write('{"prompt": "nine"\n')
+    f.write(json.dumps({"messages": [{"role": "user", "content": "ten"}, {"role": "assistant", "content": ""}]}) + "\n")
+PY
+  local log; log="$("$GEMMA_BIN" finetune -m Tests/Fixtures/gemma3-tiny-text --data "$tmp/ft.jsonl" --full --steps 40 --lr 1e-2 --out "$tmp/ft-out" 2>&1)" || { echo "$log"; return 1; }
+  echo "$log" | grep -q "line 9: not valid JSON" || { echo "no line 9 report: $log"; return 1; }
+  echo "$log" | grep -q "line 10: an empty reply" || { echo "no line 10 report: $log"; return 1; }
+  local q a got
+  for qa in one:red four:black eight:brown; do
+    q="${qa%%:*}"; a="${qa##*:}"
+    got="$("$GEMMA_BIN" run -m "$tmp/ft-out" --temp 0 -n 6 "$q" 2>/dev/null)"
+    [ "$got" = "$a" ] || { echo "$q -> '$got', expected '$a'"; return 1; }
+  done
+  ! "$GEMMA_BIN" finetune -m Tests/Fixtures/gemma3-tiny-text --data "$tmp/ft.jsonl" --full --steps 1 --strict --out "$tmp/ft-strict" 2>/dev/null
+}
+check "finetune: the tiny model learns a mapping; bad lines reported; --strict refuses" finetune_tiny
+
 # The model options every command that runs the model shares: --kv and --exact on generate.
 kv_exact() {
   local f16 f32

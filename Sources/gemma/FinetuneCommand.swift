@@ -1,0 +1,128 @@
+// `gemma finetune`: full fine-tuning of a Gemma 3 text model on JSONL chat data (GemmaTrain), the result written
+// in the input's format. The loss is on the model's replies only; progress shows loss, tokens/s and the time left.
+import ArgumentParser
+import Foundation
+import GemmaGenerate
+import GemmaModel
+import GemmaTrain
+
+struct Finetune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "finetune",
+        abstract: "Fine-tune a model on chat examples (full fine-tuning in f32, AdamW).",
+        discussion: """
+            --data (and --eval) are JSON Lines: {"messages": [{"role": "user", "content": ...}, {"role": "assistant", \
+            "content": ...}]} or {"prompt": ..., "completion": ...}. Each is rendered in Gemma 3's chat template as \
+            `gemma run` sends it, with the loss on the model's replies and their <end_of_turn> only. Lines that \
+            cannot be used are listed by number and skipped (--strict refuses the file instead). The result is \
+            written in the input's format: OUT is a .gguf file for a GGUF model (trained tensors f32; `gemma \
+            quantize` makes it smaller), else a Hugging Face folder. The gradient is the reference f32 path: \
+            practical for small models; the 270M takes seconds per step.
+            """)
+
+    @OptionGroup(title: "Model") var model: ModelOption
+    @Option(help: "Training examples (JSONL).") var data: String
+    @Option(help: "Held-out examples (JSONL): their loss is printed before training, every --eval-every steps and at the end.")
+    var eval: String?
+    @Option(help: "Where to write the fine-tuned model (a .gguf file for a GGUF model, else a folder).") var out: String
+    @Flag(help: "Train every weight (the only mode so far).") var full = false
+    @Option(help: "Passes over the data (default 1 unless --steps is given).") var epochs: Int?
+    @Option(help: "Optimizer steps (instead of --epochs).") var steps: Int?
+    @Option(help: "Examples per step.") var batch = 8
+    @Option(help: "Peak learning rate.") var lr: Float = 1e-5
+    @Option(help: "Warm-up steps (linear), then cosine decay to a tenth of the peak.") var warmup: Int?
+    @Option(name: .customLong("weight-decay"), help: "AdamW weight decay (matrices only).") var weightDecay: Float = 0
+    @Option(name: .customLong("max-grad-norm"), help: "Clip the gradient to this global norm (0: off).") var maxGradNorm: Float = 1
+    @Option(name: .customLong("max-tokens"), help: "Longer examples are left out (reported).") var maxTokens = 1024
+    @Option(name: .customLong("eval-every"), help: "Steps between evaluations of --eval.") var evalEvery = 50
+    @Option(help: "Seed of the order of the examples.") var seed: UInt64 = 0
+    @Flag(help: "Refuse the data when a line cannot be used (default: skip it and say which).") var strict = false
+    @Option(name: [.customShort("t"), .customLong("threads")], help: "Threads (default: all cores).") var threads: Int?
+
+    func validate() throws {
+        guard full else { throw ValidationError("--full is required: full fine-tuning is the only mode so far (LoRA is not implemented yet)") }
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be > 0") }
+        if let epochs { guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") } }
+        if let steps { guard steps >= 1 else { throw ValidationError("--steps must be at least 1") } }
+        if epochs != nil && steps != nil { throw ValidationError("give --epochs or --steps, not both") }
+        guard maxTokens >= 8 else { throw ValidationError("--max-tokens must be at least 8") }
+        guard evalEvery >= 1 else { throw ValidationError("--eval-every must be at least 1") }
+    }
+
+    func run() throws {
+        let path = try model.resolve()
+        let lm = try LanguageModel.load(path: path, options: ModelOptions(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount))
+        let checkpoint = lm.model.checkpoint
+        if checkpoint.gguf != nil, !out.hasSuffix(".gguf") { throw ValidationError("--out: a GGUF model is written as a .gguf file") }
+        if checkpoint.gguf == nil, checkpoint.directory == nil { throw ValidationError("\(path): only GGUF files and Hugging Face folders can be fine-tuned") }
+
+        func load(_ file: String, _ what: String) throws -> [TrainingExample] {
+            guard let bytes = FileManager.default.contents(atPath: file), let text = String(data: bytes, encoding: .utf8) else {
+                throw ExitCodeError(message: "\(what) \(file): cannot read the file as UTF-8 text")
+            }
+            let (examples, problems) = TrainingData.parse(text, tokenizer: lm.tokenizer, maxTokens: maxTokens)
+            for p in problems.prefix(20) { writeErr("\(file): \(p)\n") }
+            if problems.count > 20 { writeErr("\(file): \(problems.count - 20) more lines left out\n") }
+            if strict && !problems.isEmpty { throw ExitCodeError(message: "\(what) \(file): \(problems.count) unusable line(s) (--strict)") }
+            guard !examples.isEmpty else { throw ExitCodeError(message: "\(what) \(file): no usable example") }
+            writeErr("\(file): \(examples.count) examples, \(examples.reduce(0) { $0 + $1.tokens.count }) tokens, "
+                     + "\(examples.reduce(0) { $0 + $1.targetCount }) of them learned\(problems.isEmpty ? "" : ", \(problems.count) lines left out")\n")
+            return examples
+        }
+        let train = try load(data, "--data")
+        let held = try eval.map { try load($0, "--eval") }
+
+        let gradient = TextModelGradient(config: checkpoint.config, normOffset: checkpoint.normOffset)
+        let parameters = try checkpoint.trainableParameters(gradient.layout)
+        let perEpoch = (train.count + batch - 1) / batch
+        let total = steps ?? perEpoch * (epochs ?? 1)
+        let trainer = Trainer(model: gradient, parameters: parameters,
+                              schedule: LearningRateSchedule(peak: lr, warmup: warmup ?? max(0, total / 20), total: total),
+                              weightDecay: weightDecay)
+        trainer.maxGradientNorm = maxGradNorm
+        if let threads { trainer.threads = threads }
+        writeErr("training \(gradient.layout.count) parameters for \(total) steps of \(batch) examples (\(perEpoch) steps an epoch)\n")
+        if let held { writeErr(String(format: "eval loss %.4f before training\n", try trainer.evaluate(held))) }
+
+        // The order: a seeded shuffle per epoch.
+        var rng = seed &+ 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt64 { rng = rng &* 6364136223846793005 &+ 1442695040888963407; return rng >> 33 }
+        var order: [Int] = [], position = 0
+        let started = Date()
+        var tokens = 0, smoothed: Float? = nil
+        for step in 0..<total {
+            var picked: [TrainingExample] = []
+            while picked.count < min(batch, train.count) {
+                if position == order.count {
+                    order = Array(train.indices)
+                    for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(next() % UInt64(i + 1))) }
+                    position = 0
+                }
+                picked.append(train[order[position]])
+                position += 1
+            }
+            let report = try trainer.step(picked)
+            tokens += report.tokens
+            smoothed = smoothed.map { 0.9 * $0 + 0.1 * report.loss } ?? report.loss
+            let elapsed = Date().timeIntervalSince(started)
+            let eta = elapsed / Double(step + 1) * Double(total - step - 1)
+            let line = String(format: "step %d/%d  loss %.4f (avg %.4f)  lr %.2e  grad %.2f  %.0f tok/s  %@ left",
+                              step + 1, total, report.loss, smoothed!, report.learningRate, report.gradientNorm,
+                              Double(tokens) / max(elapsed, 1e-9), Self.duration(eta))
+            writeErr(Progress.enabled ? "\r\u{1B}[K" + line : line + "\n")
+            if let held, (step + 1) % evalEvery == 0 || step + 1 == total {
+                let l = try trainer.evaluate(held)
+                writeErr((Progress.enabled ? "\n" : "") + String(format: "eval loss %.4f after step %d\n", l, step + 1))
+            }
+        }
+        if Progress.enabled { writeErr("\n") }
+        try TrainedModel.write(trainer.parameters, layout: gradient.layout, like: checkpoint, to: out)
+        writeErr(String(format: "wrote %@ (%d steps, %.1f s)\n", out, total, Date().timeIntervalSince(started)))
+    }
+
+    static func duration(_ s: Double) -> String {
+        let t = Int(s.rounded())
+        return t >= 3600 ? String(format: "%dh%02dm", t / 3600, t % 3600 / 60) : String(format: "%dm%02ds", t / 60, t % 60)
+    }
+}
