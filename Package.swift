@@ -44,7 +44,7 @@ let package = Package(
         // Checkpoint conversion: Hugging Face folders to GGUF files (quantized) and GGUF files to Hugging Face folders.
         .target(name: "GemmaConvert", dependencies: ["GemmaFormats", "GemmaKernels", "GemmaModel", "GemmaTokenizer"]),
         // Training: the text model's loss and gradient in f32.
-        .target(name: "GemmaTrain", dependencies: ["GemmaFormats", "GemmaModel", "GemmaTokenizer", "GemmaGenerate"]),
+        .target(name: "GemmaTrain", dependencies: ["GemmaFormats", "GemmaKernels", "GemmaModel", "GemmaTokenizer", "GemmaGenerate"]),
         // OpenAI-compatible HTTP server: routes, request/response types, server-sent events, batching scheduler.
         .target(
             name: "GemmaServer",

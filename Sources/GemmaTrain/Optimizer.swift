@@ -55,7 +55,8 @@ public struct AdamW: Sendable {
     }
 
     /// One update of `parameters` by `gradient` at learning rate `lr`; `decays(i)` tells which entries decay.
-    public mutating func update(_ parameters: inout [Float], gradient: [Float], lr: Float, decayRanges: [Range<Int>] = []) {
+    public mutating func update(_ parameters: inout [Float], gradient: UnsafeBufferPointer<Float>, lr: Float,
+                                decayRanges: [Range<Int>] = []) {
         precondition(parameters.count == m.count && gradient.count == m.count)
         steps += 1
         let c1 = 1 - pow(beta1, Float(steps)), c2 = 1 - pow(beta2, Float(steps))
@@ -63,7 +64,8 @@ public struct AdamW: Sendable {
         m.withUnsafeMutableBufferPointer { mp in
             v.withUnsafeMutableBufferPointer { vp in
                 parameters.withUnsafeMutableBufferPointer { p in
-                    gradient.withUnsafeBufferPointer { g in
+                    do {
+                        let g = gradient
                         for i in 0..<p.count {
                             mp[i] = b1 * mp[i] + (1 - b1) * g[i]
                             vp[i] = b2 * vp[i] + (1 - b2) * g[i] * g[i]
@@ -83,13 +85,20 @@ public struct AdamW: Sendable {
 
 /// Scales `gradient` so that its L2 norm is at most `maxNorm`; returns the norm before clipping.
 @discardableResult
-public func clipGradient(_ gradient: inout [Float], maxNorm: Float) -> Float {
-    var sum = 0.0
-    for g in gradient { sum += Double(g) * Double(g) }
+public func clipGradient(_ gradient: UnsafeMutableBufferPointer<Float>, maxNorm: Float) -> Float {
+    // Sums of squares in f32 over blocks of 4,096, added in f64 (accurate, and the inner loop vectorizes).
+    var sum = 0.0, i = 0
+    while i < gradient.count {
+        let end = min(gradient.count, i + 4096)
+        var block: Float = 0
+        for j in i..<end { block += gradient[j] * gradient[j] }
+        sum += Double(block)
+        i = end
+    }
     let norm = Float(sum.squareRoot())
     if maxNorm > 0, norm > maxNorm {
         let s = maxNorm / norm
-        for i in gradient.indices { gradient[i] *= s }
+        for j in 0..<gradient.count { gradient[j] *= s }
     }
     return norm
 }

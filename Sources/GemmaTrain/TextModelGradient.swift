@@ -6,6 +6,7 @@
 //
 // This is the reference path: plain loops over row-major arrays (the inner loops vectorize), one sequence at a time.
 import Foundation
+import GemmaKernels
 import GemmaModel
 
 /// Loss and gradient of a Gemma 3 text model held as flat f32 parameters (`ParameterLayout`).
@@ -351,27 +352,22 @@ func matmulNT(_ x: [Float], _ w: UnsafePointer<Float>, into y: inout [Float], ro
         y.withUnsafeMutableBufferPointer { yp in
             for r in 0..<rows {
                 let xr = xp.baseAddress! + r * inner
-                for o in 0..<outs {
-                    let wr = w + o * inner
-                    var s: Float = 0
-                    for k in 0..<inner { s += xr[k] * wr[k] }
-                    yp[r * outs + o] = s
-                }
+                for o in 0..<outs { yp[r * outs + o] = dot(xr, w + o * inner, inner) }
             }
         }
     }
 }
 
-/// y[r][k] += sum_o dy[r][o] w[o][k]  (dy: rows x inner, w: inner x outs).
+/// y[r][k] += sum_o dy[r][o] w[o][k]  (dy: rows x inner, w: inner x outs). Each row of w is read once, for every r.
 func matmulNN(_ dy: [Float], _ w: UnsafePointer<Float>, into y: inout [Float], rows: Int, inner: Int, outs: Int) {
     dy.withUnsafeBufferPointer { dp in
         y.withUnsafeMutableBufferPointer { yp in
-            for r in 0..<rows {
-                let yr = yp.baseAddress! + r * outs
-                for o in 0..<inner {
+            for o in 0..<inner {
+                let wr = w + o * outs
+                for r in 0..<rows {
                     let a = dp[r * inner + o]
                     if a == 0 { continue }
-                    let wr = w + o * outs
+                    let yr = yp.baseAddress! + r * outs
                     for k in 0..<outs { yr[k] += a * wr[k] }
                 }
             }
@@ -379,16 +375,17 @@ func matmulNN(_ dy: [Float], _ w: UnsafePointer<Float>, into y: inout [Float], r
     }
 }
 
-/// dw[o][k] += sum_r dy[r][o] x[r][k]  (dy: rows x outs, x: rows x inner, dw: outs x inner).
+/// dw[o][k] += sum_r dy[r][o] x[r][k]  (dy: rows x outs, x: rows x inner, dw: outs x inner). Each row of dw is
+/// read and written once.
 func matmulTNAdd(_ dy: [Float], _ x: [Float], into dw: UnsafeMutablePointer<Float>, rows: Int, outs: Int, inner: Int) {
     dy.withUnsafeBufferPointer { dp in
         x.withUnsafeBufferPointer { xp in
-            for r in 0..<rows {
-                let xr = xp.baseAddress! + r * inner
-                for o in 0..<outs {
+            for o in 0..<outs {
+                let wr = dw + o * inner
+                for r in 0..<rows {
                     let a = dp[r * outs + o]
                     if a == 0 { continue }
-                    let wr = dw + o * inner
+                    let xr = xp.baseAddress! + r * inner
                     for k in 0..<inner { wr[k] += a * xr[k] }
                 }
             }

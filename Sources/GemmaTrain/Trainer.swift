@@ -37,49 +37,72 @@ public final class Trainer: @unchecked Sendable {
         decayRanges = model.layout.entries.filter { $0.shape.count == 2 }.map { $0.offset..<($0.offset + $0.count) }
     }
 
-    /// The mean loss per target token over `examples` and, when `gradient` is given, its gradient (overwritten).
-    public func loss(_ examples: [TrainingExample], gradient: inout [Float]?) throws(TrainError) -> Float {
+    /// Per worker, a gradient buffer of the parameters' size, allocated once (a fresh gigabyte a step for the 270M
+    /// cost more in page faults than the arithmetic).
+    private var buffers: [UnsafeMutablePointer<Float>] = []
+
+    deinit { for b in buffers { b.deallocate() } }
+
+    private func buffers(_ workers: Int) -> [UnsafeMutablePointer<Float>] {
+        while buffers.count < workers { buffers.append(.allocate(capacity: parameters.count)) }
+        return Array(buffers.prefix(workers))
+    }
+
+    /// The mean loss per target token over `examples`; with `gradient`, its gradient is left in the first worker
+    /// buffer, which is returned.
+    private func compute(_ examples: [TrainingExample], gradient wantGradient: Bool) throws(TrainError)
+        -> (loss: Float, gradient: UnsafeMutablePointer<Float>?) {
         let total = examples.reduce(0) { $0 + $1.targetCount }
         guard total > 0 else { throw .input("no example has a target") }
         let workers = max(1, min(threads, examples.count))
-        let n = parameters.count, wantGradient = gradient != nil
+        let n = parameters.count
+        let grads = wantGradient ? buffers(workers) : []
         let results = WorkerResults(workers)
         let parameters = parameters, model = model
+        let pointers = PointerList(grads)
         DispatchQueue.concurrentPerform(iterations: workers) { w in
-            var g = wantGradient ? [Float](repeating: 0, count: n) : []
+            let g: UnsafeMutablePointer<Float>? = wantGradient ? pointers.list[w] : nil
+            g?.update(repeating: 0, count: n)
             var sum = 0.0
             for (i, e) in examples.enumerated() where i % workers == w && e.targetCount > 0 {
                 let weight = Float(e.targetCount) / Float(total)
                 do {
-                    let l = try g.withUnsafeMutableBufferPointer { gp in
-                        try model.loss(parameters: parameters, tokens: e.tokens, targets: e.targets,
-                                       gradient: wantGradient ? gp.baseAddress! : nil, weight: weight)
-                    }
+                    let l = try model.loss(parameters: parameters, tokens: e.tokens, targets: e.targets, gradient: g, weight: weight)
                     sum += Double(l) * Double(weight)
                 } catch {
                     results.fail((error as? TrainError) ?? .input("\(error)"))
                 }
             }
-            results.set(w, gradient: g, loss: sum)
+            results.set(w, loss: sum)
         }
-        let (partial, losses, failure) = (results.gradients, results.losses, results.failure)
-        if let failure { throw failure }
-        if wantGradient {
-            var g = partial[0]
-            for w in 1..<workers { for i in 0..<n { g[i] += partial[w][i] } }
-            gradient = g
+        if let failure = results.failure { throw failure }
+        guard wantGradient else { return (Float(results.losses.reduce(0, +)), nil) }
+        // Sum the workers' buffers into the first, in slices across the workers.
+        let slices = max(1, workers)
+        DispatchQueue.concurrentPerform(iterations: slices) { s in
+            let lo = n * s / slices, hi = n * (s + 1) / slices
+            let g0 = pointers.list[0]
+            for w in 1..<max(1, pointers.list.count) {
+                let gw = pointers.list[w]
+                for i in lo..<hi { g0[i] += gw[i] }
+            }
         }
-        return Float(losses.reduce(0, +))
+        return (Float(results.losses.reduce(0, +)), grads[0])
+    }
+
+    /// The gradient of the mean loss per target token over `examples`.
+    public func gradient(_ examples: [TrainingExample]) throws(TrainError) -> (loss: Float, gradient: [Float]) {
+        let (loss, g) = try compute(examples, gradient: true)
+        return (loss, Array(UnsafeBufferPointer(start: g!, count: parameters.count)))
     }
 
     /// One optimizer step on a batch.
     public func step(_ batch: [TrainingExample]) throws(TrainError) -> StepReport {
-        var gradient: [Float]? = []
-        let loss = try loss(batch, gradient: &gradient)
-        var g = gradient!
-        let norm = clipGradient(&g, maxNorm: maxGradientNorm)
+        let (loss, g) = try compute(batch, gradient: true)
+        let gradient = UnsafeMutableBufferPointer(start: g!, count: parameters.count)
+        let norm = clipGradient(gradient, maxNorm: maxGradientNorm)
         let lr = schedule.rate(at: step)
-        optimizer.update(&parameters, gradient: g, lr: lr, decayRanges: decayRanges)
+        optimizer.update(&parameters, gradient: UnsafeBufferPointer(gradient), lr: lr, decayRanges: decayRanges)
         step += 1
         return StepReport(loss: loss, gradientNorm: norm, learningRate: lr, tokens: batch.reduce(0) { $0 + $1.tokens.count },
                           targets: batch.reduce(0) { $0 + $1.targetCount })
@@ -87,26 +110,28 @@ public final class Trainer: @unchecked Sendable {
 
     /// Mean loss per target token over `examples`, without a gradient.
     public func evaluate(_ examples: [TrainingExample]) throws(TrainError) -> Float {
-        var none: [Float]? = nil
-        return try loss(examples, gradient: &none)
+        try compute(examples, gradient: false).loss
     }
+}
+
+/// Pointers handed to concurrent workers (each writes only its own buffer or slice).
+private struct PointerList: @unchecked Sendable {
+    let list: [UnsafeMutablePointer<Float>]
+    init(_ list: [UnsafeMutablePointer<Float>]) { self.list = list }
 }
 
 /// Each worker's gradient and loss, and the first failure.
 private final class WorkerResults: @unchecked Sendable {
     private let lock = NSLock()
-    var gradients: [[Float]]
     var losses: [Double]
     var failure: TrainError?
 
     init(_ workers: Int) {
-        gradients = [[Float]](repeating: [], count: workers)
         losses = [Double](repeating: 0, count: workers)
     }
 
-    func set(_ w: Int, gradient: [Float], loss: Double) {
+    func set(_ w: Int, loss: Double) {
         lock.lock(); defer { lock.unlock() }
-        gradients[w] = gradient
         losses[w] = loss
     }
 
