@@ -15,13 +15,16 @@ public struct TextModelGradient: Sendable {
     public let layout: ParameterLayout
     /// Added to every norm weight (1 for Hugging Face weights, 0 for GGUF's).
     public let normOffset: Float
+    /// With LoRA adapters: the base is frozen, and the gradient is the adapters'.
+    public let lora: LoRALayout?
     let layers: [LayerAttention]
     let invFreq: [[Double]]  // per layer, head_dim / 2 inverse frequencies (linear scaling folded in)
 
-    public init(config: Gemma3Config, normOffset: Float) {
+    public init(config: Gemma3Config, normOffset: Float, lora: LoRAConfig? = nil) {
         self.config = config
         self.normOffset = normOffset
         layout = ParameterLayout(config: config)
+        self.lora = lora.map { LoRALayout(model: config, lora: $0) }
         layers = config.layers
         invFreq = layers.map { a in
             (0..<config.headDim / 2).map { i in
@@ -31,18 +34,24 @@ public struct TextModelGradient: Sendable {
     }
 
     /// Mean cross-entropy of predicting `targets[t]` after `tokens[0...t]` over the positions whose target is not
-    /// nil, and (when `gradient` is given, of `layout.count` floats) its gradient added into `gradient`.
-    /// The gradient added is that of `weight` x the loss (a batch weighs each example by its share of the targets).
-    public func loss(parameters: [Float], tokens: [Int], targets: [Int?], gradient: UnsafeMutablePointer<Float>? = nil,
-                     weight: Float = 1) throws(TrainError) -> Float {
+    /// nil, and (when `gradient` is given) its gradient added into `gradient`: of `layout.count` floats, or with
+    /// LoRA of `lora.count` (the adapters'; `adapters` must then be given). The gradient added is that of `weight` x
+    /// the loss (a batch weighs each example by its share of the targets).
+    public func loss(parameters: [Float], adapters: [Float]? = nil, tokens: [Int], targets: [Int?],
+                     gradient: UnsafeMutablePointer<Float>? = nil, weight: Float = 1) throws(TrainError) -> Float {
         guard parameters.count == layout.count else { throw .input("\(parameters.count) parameters for a layout of \(layout.count)") }
+        if let lora { guard adapters?.count == lora.count else { throw .input("LoRA needs \(lora.count) adapter values") } }
         guard !tokens.isEmpty, targets.count == tokens.count else { throw .input("tokens and targets must have the same, non-zero length") }
         if let bad = (tokens + targets.compactMap { $0 }).first(where: { $0 < 0 || $0 >= config.vocabSize }) {
             throw .input("token id \(bad) is outside the vocabulary of \(config.vocabSize)")
         }
+        let adapters = lora == nil ? [] : adapters!
         return parameters.withUnsafeBufferPointer { p in
-            var pass = Pass(self, p.baseAddress!, tokens: tokens)
-            return pass.run(targets: targets, gradient: gradient, weight: weight)
+            adapters.withUnsafeBufferPointer { a in
+                var pass = Pass(self, p.baseAddress!, tokens: tokens, adapters: lora == nil ? nil : a.baseAddress)
+                if lora == nil { pass.baseGrad = gradient } else { pass.loraGrad = gradient }
+                return pass.run(targets: targets, gradient: gradient, weight: weight)
+            }
         }
     }
 }
@@ -51,6 +60,10 @@ public struct TextModelGradient: Sendable {
 struct Pass {
     let m: TextModelGradient
     let w: UnsafePointer<Float>
+    let adapters: UnsafePointer<Float>?
+    /// Where gradients go: the base's (full fine-tuning) or the adapters' (LoRA; the base is frozen).
+    var baseGrad: UnsafeMutablePointer<Float>? = nil
+    var loraGrad: UnsafeMutablePointer<Float>? = nil
     let tokens: [Int]
     let T: Int, H: Int, D: Int, NH: Int, NKV: Int, F: Int, V: Int
     let qDim: Int, kvDim: Int
@@ -72,12 +85,14 @@ struct Pass {
         var g: [Float], u: [Float]  // T x F gate and up
         var mm: [Float]       // T x F gelu(gate) * up
         var d: [Float]        // T x H down projection (before post-feedforward norm)
+        var lora: [Gemma3Weight.Layer: [Float]] = [:]  // x Aᵀ of each adapted projection (T x rank)
     }
 
-    init(_ m: TextModelGradient, _ w: UnsafePointer<Float>, tokens: [Int]) {
+    init(_ m: TextModelGradient, _ w: UnsafePointer<Float>, tokens: [Int], adapters: UnsafePointer<Float>?) {
         let c = m.config
         self.m = m
         self.w = w
+        self.adapters = adapters
         self.tokens = tokens
         T = tokens.count; H = c.hiddenSize; D = c.headDim; NH = c.numAttentionHeads; NKV = c.numKeyValueHeads
         F = c.intermediateSize; V = c.vocabSize
@@ -132,9 +147,9 @@ struct Pass {
         s.qRaw = [Float](repeating: 0, count: T * qDim)
         s.kRaw = [Float](repeating: 0, count: T * kvDim)
         s.v = [Float](repeating: 0, count: T * kvDim)
-        matmulNT(s.a, ptr(.layer(l, .q)), into: &s.qRaw, rows: T, inner: H, outs: qDim)
-        matmulNT(s.a, ptr(.layer(l, .k)), into: &s.kRaw, rows: T, inner: H, outs: kvDim)
-        matmulNT(s.a, ptr(.layer(l, .v)), into: &s.v, rows: T, inner: H, outs: kvDim)
+        s.lora[.q] = project(l, .q, s.a, into: &s.qRaw)
+        s.lora[.k] = project(l, .k, s.a, into: &s.kRaw)
+        s.lora[.v] = project(l, .v, s.a, into: &s.v)
         // QK-norm per head, then RoPE (rotate-half pairs i, i + D/2).
         s.q = [Float](repeating: 0, count: T * qDim)
         s.k = [Float](repeating: 0, count: T * kvDim)
@@ -168,7 +183,7 @@ struct Pass {
             }
         }
         s.b = [Float](repeating: 0, count: T * H)
-        matmulNT(s.o, ptr(.layer(l, .o)), into: &s.b, rows: T, inner: qDim, outs: H)
+        s.lora[.o] = project(l, .o, s.o, into: &s.b)
         var nb = [Float](repeating: 0, count: T * H)
         rmsNormRows(s.b, ptr(.layer(l, .postAttentionNorm)), into: &nb, rows: T, n: H)
         for i in 0..<(T * H) { x[i] += nb[i] }
@@ -177,16 +192,59 @@ struct Pass {
         rmsNormRows(x, ptr(.layer(l, .preFeedforwardNorm)), into: &s.c, rows: T, n: H)
         s.g = [Float](repeating: 0, count: T * F)
         s.u = [Float](repeating: 0, count: T * F)
-        matmulNT(s.c, ptr(.layer(l, .gate)), into: &s.g, rows: T, inner: H, outs: F)
-        matmulNT(s.c, ptr(.layer(l, .up)), into: &s.u, rows: T, inner: H, outs: F)
+        s.lora[.gate] = project(l, .gate, s.c, into: &s.g)
+        s.lora[.up] = project(l, .up, s.c, into: &s.u)
         s.mm = [Float](repeating: 0, count: T * F)
         for i in 0..<(T * F) { s.mm[i] = geluTanh(s.g[i]) * s.u[i] }
         s.d = [Float](repeating: 0, count: T * H)
-        matmulNT(s.mm, ptr(.layer(l, .down)), into: &s.d, rows: T, inner: F, outs: H)
+        s.lora[.down] = project(l, .down, s.mm, into: &s.d)
         var nd = [Float](repeating: 0, count: T * H)
         rmsNormRows(s.d, ptr(.layer(l, .postFeedforwardNorm)), into: &nd, rows: T, n: H)
         for i in 0..<(T * H) { x[i] += nd[i] }
         saved.append(s)
+    }
+
+    /// The widths (in, out) of a layer's projection.
+    func dims(_ module: Gemma3Weight.Layer) -> (Int, Int) {
+        switch module {
+        case .q: (H, qDim)
+        case .k, .v: (H, kvDim)
+        case .o: (qDim, H)
+        case .gate, .up: (H, F)
+        default: (F, H)  // down
+        }
+    }
+
+    /// y = x Wᵀ (+ scale (x Aᵀ) Bᵀ with an adapter, whose x Aᵀ is returned for the backward pass).
+    func project(_ l: Int, _ module: Gemma3Weight.Layer, _ x: [Float], into y: inout [Float]) -> [Float]? {
+        let (inDim, outDim) = dims(module)
+        matmulNT(x, ptr(.layer(l, module)), into: &y, rows: T, inner: inDim, outs: outDim)
+        guard let adapters, let e = m.lora?.entry(l, module) else { return nil }
+        let r = m.lora!.config.rank, scale = m.lora!.config.scale
+        var u = [Float](repeating: 0, count: T * r)
+        matmulNT(x, adapters + e.a, into: &u, rows: T, inner: inDim, outs: r)
+        var delta = [Float](repeating: 0, count: T * outDim)
+        matmulNT(u, adapters + e.b, into: &delta, rows: T, inner: r, outs: outDim)
+        for i in 0..<(T * outDim) { y[i] += scale * delta[i] }
+        return u
+    }
+
+    /// The backward pass of `project`: dx += dy W (and the adapter's path); dW, or dA and dB, added.
+    func projectBackward(_ l: Int, _ module: Gemma3Weight.Layer, _ dy: [Float], x: [Float], into dx: inout [Float], _ s: Saved) {
+        let (inDim, outDim) = dims(module)
+        matmulNN(dy, ptr(.layer(l, module)), into: &dx, rows: T, inner: outDim, outs: inDim)
+        if let baseGrad { matmulTNAdd(dy, x, into: baseGrad + m.layout.offset(.layer(l, module)), rows: T, outs: outDim, inner: inDim) }
+        guard let adapters, let e = m.lora?.entry(l, module), let u = s.lora[module] else { return }
+        let r = m.lora!.config.rank, scale = m.lora!.config.scale
+        var dyScaled = dy
+        for i in dyScaled.indices { dyScaled[i] *= scale }
+        var du = [Float](repeating: 0, count: T * r)
+        matmulNN(dyScaled, adapters + e.b, into: &du, rows: T, inner: outDim, outs: r)
+        if let loraGrad {
+            matmulTNAdd(dyScaled, u, into: loraGrad + e.b, rows: T, outs: outDim, inner: r)
+            matmulTNAdd(du, x, into: loraGrad + e.a, rows: T, outs: r, inner: inDim)
+        }
+        matmulNN(du, adapters + e.a, into: &dx, rows: T, inner: r, outs: inDim)
     }
 
     /// The first key position visible from position t in layer l.
@@ -226,10 +284,9 @@ struct Pass {
     // MARK: Backward
 
     /// Adds to dw (of `weight`'s norm) and returns dx for y = rmsnorm(x) * (off + w) per row, given dy.
-    func rmsNormBackward(_ xs: [Float], _ dy: [Float], _ weight: Gemma3Weight, rows: Int, n: Int,
-                         gradient g: UnsafeMutablePointer<Float>) -> [Float] {
+    func rmsNormBackward(_ xs: [Float], _ dy: [Float], _ weight: Gemma3Weight, rows: Int, n: Int) -> [Float] {
         let eps = m.config.rmsNormEps, off = m.normOffset
-        let wv = ptr(weight), dw = g + m.layout.offset(weight)
+        let wv = ptr(weight), dw = baseGrad.map { $0 + m.layout.offset(weight) }
         var dx = [Float](repeating: 0, count: rows * n)
         for r in 0..<rows {
             var ss: Float = 0
@@ -238,7 +295,7 @@ struct Pass {
             var dot: Float = 0  // sum_j dy_j (off + w_j) x_j
             for i in 0..<n {
                 let xi = xs[r * n + i], dyi = dy[r * n + i]
-                dw[i] += dyi * xi * inv
+                dw?[i] += dyi * xi * inv
                 dot += dyi * (off + wv[i]) * xi
             }
             let k = inv * inv * inv / Float(n) * dot
@@ -248,45 +305,40 @@ struct Pass {
     }
 
     func backward(dLogits: [Float], z: [Float], into g: UnsafeMutablePointer<Float>) {
-        let e = ptr(.embedding), de = g + m.layout.offset(.embedding)
+        let e = ptr(.embedding), de = baseGrad.map { $0 + m.layout.offset(.embedding) }
         // logits = z E^T: dz = dlogits E, dE += dlogits^T z.
         var dz = [Float](repeating: 0, count: T * H)
         matmulNN(dLogits, e, into: &dz, rows: T, inner: V, outs: H)
-        matmulTNAdd(dLogits, z, into: de, rows: T, outs: V, inner: H)
-        var dx = rmsNormBackward(x, dz, .finalNorm, rows: T, n: H, gradient: g)
-        for l in stride(from: m.config.numHiddenLayers - 1, through: 0, by: -1) { dx = backwardLayer(l, dx, g) }
+        if let de { matmulTNAdd(dLogits, z, into: de, rows: T, outs: V, inner: H) }
+        var dx = rmsNormBackward(x, dz, .finalNorm, rows: T, n: H)
+        for l in stride(from: m.config.numHiddenLayers - 1, through: 0, by: -1) { dx = backwardLayer(l, dx) }
         // x0 = E[token] * scale.
         let scale = m.config.embeddingMultiplier
-        for t in 0..<T { for i in 0..<H { de[tokens[t] * H + i] += dx[t * H + i] * scale } }
+        if let de { for t in 0..<T { for i in 0..<H { de[tokens[t] * H + i] += dx[t * H + i] * scale } } }
     }
 
     /// The gradient of the layer's output `dOut` back to its input; weight gradients added into g.
-    func backwardLayer(_ l: Int, _ dOut: [Float], _ g: UnsafeMutablePointer<Float>) -> [Float] {
+    func backwardLayer(_ l: Int, _ dOut: [Float]) -> [Float] {
         let s = saved[l]
-        func grad(_ w: Gemma3Weight) -> UnsafeMutablePointer<Float> { g + m.layout.offset(w) }
         // Feed-forward block: x = xMid + norm_post(d), d = mm Wd^T, mm = gelu(g) * u, g/u = c W^T, c = norm_pre(xMid).
         var dx = dOut
-        let dd = rmsNormBackward(s.d, dOut, .layer(l, .postFeedforwardNorm), rows: T, n: H, gradient: g)
+        let dd = rmsNormBackward(s.d, dOut, .layer(l, .postFeedforwardNorm), rows: T, n: H)
         var dmm = [Float](repeating: 0, count: T * F)
-        matmulNN(dd, ptr(.layer(l, .down)), into: &dmm, rows: T, inner: H, outs: F)
-        matmulTNAdd(dd, s.mm, into: grad(.layer(l, .down)), rows: T, outs: H, inner: F)
+        projectBackward(l, .down, dd, x: s.mm, into: &dmm, s)
         var dg = [Float](repeating: 0, count: T * F), du = [Float](repeating: 0, count: T * F)
         for i in 0..<(T * F) {
             dg[i] = dmm[i] * s.u[i] * geluTanhDerivative(s.g[i])
             du[i] = dmm[i] * geluTanh(s.g[i])
         }
         var dc = [Float](repeating: 0, count: T * H)
-        matmulNN(dg, ptr(.layer(l, .gate)), into: &dc, rows: T, inner: F, outs: H)
-        matmulNN(du, ptr(.layer(l, .up)), into: &dc, rows: T, inner: F, outs: H)
-        matmulTNAdd(dg, s.c, into: grad(.layer(l, .gate)), rows: T, outs: F, inner: H)
-        matmulTNAdd(du, s.c, into: grad(.layer(l, .up)), rows: T, outs: F, inner: H)
-        let dxMid = rmsNormBackward(s.xMid, dc, .layer(l, .preFeedforwardNorm), rows: T, n: H, gradient: g)
+        projectBackward(l, .gate, dg, x: s.c, into: &dc, s)
+        projectBackward(l, .up, du, x: s.c, into: &dc, s)
+        let dxMid = rmsNormBackward(s.xMid, dc, .layer(l, .preFeedforwardNorm), rows: T, n: H)
         for i in 0..<(T * H) { dx[i] += dxMid[i] }
         // Attention block: xMid = xIn + norm_post(b), b = o Wo^T.
-        let db = rmsNormBackward(s.b, dx, .layer(l, .postAttentionNorm), rows: T, n: H, gradient: g)
+        let db = rmsNormBackward(s.b, dx, .layer(l, .postAttentionNorm), rows: T, n: H)
         var dO = [Float](repeating: 0, count: T * qDim)
-        matmulNN(db, ptr(.layer(l, .o)), into: &dO, rows: T, inner: H, outs: qDim)
-        matmulTNAdd(db, s.o, into: grad(.layer(l, .o)), rows: T, outs: H, inner: qDim)
+        projectBackward(l, .o, db, x: s.o, into: &dO, s)
         // o[t] = sum_u p[t][u] v[u]; p = softmax(scale q k^T) over the visible keys.
         let scale = m.config.queryScale, group = NH / NKV
         var dq = [Float](repeating: 0, count: T * qDim)
@@ -317,16 +369,13 @@ struct Pass {
         // Through RoPE (its transpose) and the QK-norms to the raw projections.
         rope(&dq, heads: NH, layer: l, inverse: true)
         rope(&dk, heads: NKV, layer: l, inverse: true)
-        let dqRaw = rmsNormBackward(s.qRaw, dq, .layer(l, .qNorm), rows: T * NH, n: D, gradient: g)
-        let dkRaw = rmsNormBackward(s.kRaw, dk, .layer(l, .kNorm), rows: T * NKV, n: D, gradient: g)
+        let dqRaw = rmsNormBackward(s.qRaw, dq, .layer(l, .qNorm), rows: T * NH, n: D)
+        let dkRaw = rmsNormBackward(s.kRaw, dk, .layer(l, .kNorm), rows: T * NKV, n: D)
         var da = [Float](repeating: 0, count: T * H)
-        matmulNN(dqRaw, ptr(.layer(l, .q)), into: &da, rows: T, inner: qDim, outs: H)
-        matmulNN(dkRaw, ptr(.layer(l, .k)), into: &da, rows: T, inner: kvDim, outs: H)
-        matmulNN(dv, ptr(.layer(l, .v)), into: &da, rows: T, inner: kvDim, outs: H)
-        matmulTNAdd(dqRaw, s.a, into: grad(.layer(l, .q)), rows: T, outs: qDim, inner: H)
-        matmulTNAdd(dkRaw, s.a, into: grad(.layer(l, .k)), rows: T, outs: kvDim, inner: H)
-        matmulTNAdd(dv, s.a, into: grad(.layer(l, .v)), rows: T, outs: kvDim, inner: H)
-        let dxIn = rmsNormBackward(s.xIn, da, .layer(l, .inputNorm), rows: T, n: H, gradient: g)
+        projectBackward(l, .q, dqRaw, x: s.a, into: &da, s)
+        projectBackward(l, .k, dkRaw, x: s.a, into: &da, s)
+        projectBackward(l, .v, dv, x: s.a, into: &da, s)
+        let dxIn = rmsNormBackward(s.xIn, da, .layer(l, .inputNorm), rows: T, n: H)
         for i in 0..<(T * H) { dx[i] += dxIn[i] }
         return dx
     }

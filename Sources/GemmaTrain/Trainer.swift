@@ -18,7 +18,10 @@ public struct StepReport: Sendable {
 
 public final class Trainer: @unchecked Sendable {
     public let model: TextModelGradient
+    /// The model's weights: trained in full fine-tuning, frozen with LoRA.
     public private(set) var parameters: [Float]
+    /// The LoRA adapters (trained; empty without LoRA).
+    public private(set) var adapters: [Float]
     public var optimizer: AdamW
     public var schedule: LearningRateSchedule
     /// Gradients with a larger global norm are scaled down to it (0: no clipping).
@@ -29,12 +32,29 @@ public final class Trainer: @unchecked Sendable {
     public private(set) var step = 0
     let decayRanges: [Range<Int>]
 
-    public init(model: TextModelGradient, parameters: [Float], schedule: LearningRateSchedule, weightDecay: Float = 0) {
+    /// - Parameter adapters: With a LoRA model, the starting adapters (default: `LoRALayout.initialAdapters(seed: 0)`).
+    public init(model: TextModelGradient, parameters: [Float], adapters: [Float]? = nil, schedule: LearningRateSchedule,
+                weightDecay: Float = 0) {
         self.model = model
         self.parameters = parameters
+        self.adapters = model.lora.map { adapters ?? $0.initialAdapters(seed: 0) } ?? []
         self.schedule = schedule
-        optimizer = AdamW(count: parameters.count, weightDecay: weightDecay)
-        decayRanges = model.layout.entries.filter { $0.shape.count == 2 }.map { $0.offset..<($0.offset + $0.count) }
+        if let lora = model.lora {
+            optimizer = AdamW(count: lora.count, weightDecay: weightDecay)
+            decayRanges = [0..<lora.count]
+        } else {
+            optimizer = AdamW(count: parameters.count, weightDecay: weightDecay)
+            decayRanges = model.layout.entries.filter { $0.shape.count == 2 }.map { $0.offset..<($0.offset + $0.count) }
+        }
+    }
+
+    /// Values trained: the adapters with LoRA, else the parameters.
+    var trainedCount: Int { model.lora?.count ?? parameters.count }
+
+    /// The weights with the adapters merged in (W + scale B A), or the parameters without LoRA.
+    public var mergedParameters: [Float] {
+        guard let lora = model.lora else { return parameters }
+        return lora.merged(parameters, layout: model.layout, adapters: adapters)
     }
 
     /// Per worker, a gradient buffer of the parameters' size, allocated once (a fresh gigabyte a step for the 270M
@@ -44,7 +64,7 @@ public final class Trainer: @unchecked Sendable {
     deinit { for b in buffers { b.deallocate() } }
 
     private func buffers(_ workers: Int) -> [UnsafeMutablePointer<Float>] {
-        while buffers.count < workers { buffers.append(.allocate(capacity: parameters.count)) }
+        while buffers.count < workers { buffers.append(.allocate(capacity: trainedCount)) }
         return Array(buffers.prefix(workers))
     }
 
@@ -55,10 +75,10 @@ public final class Trainer: @unchecked Sendable {
         let total = examples.reduce(0) { $0 + $1.targetCount }
         guard total > 0 else { throw .input("no example has a target") }
         let workers = max(1, min(threads, examples.count))
-        let n = parameters.count
+        let n = trainedCount
         let grads = wantGradient ? buffers(workers) : []
         let results = WorkerResults(workers)
-        let parameters = parameters, model = model
+        let parameters = parameters, model = model, adapters: [Float]? = model.lora == nil ? nil : adapters
         let pointers = PointerList(grads)
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             let g: UnsafeMutablePointer<Float>? = wantGradient ? pointers.list[w] : nil
@@ -67,7 +87,8 @@ public final class Trainer: @unchecked Sendable {
             for (i, e) in examples.enumerated() where i % workers == w && e.targetCount > 0 {
                 let weight = Float(e.targetCount) / Float(total)
                 do {
-                    let l = try model.loss(parameters: parameters, tokens: e.tokens, targets: e.targets, gradient: g, weight: weight)
+                    let l = try model.loss(parameters: parameters, adapters: adapters, tokens: e.tokens, targets: e.targets,
+                                           gradient: g, weight: weight)
                     sum += Double(l) * Double(weight)
                 } catch {
                     results.fail((error as? TrainError) ?? .input("\(error)"))
@@ -90,19 +111,23 @@ public final class Trainer: @unchecked Sendable {
         return (Float(results.losses.reduce(0, +)), grads[0])
     }
 
-    /// The gradient of the mean loss per target token over `examples`.
+    /// The gradient of the mean loss per target token over `examples` (of the adapters with LoRA).
     public func gradient(_ examples: [TrainingExample]) throws(TrainError) -> (loss: Float, gradient: [Float]) {
         let (loss, g) = try compute(examples, gradient: true)
-        return (loss, Array(UnsafeBufferPointer(start: g!, count: parameters.count)))
+        return (loss, Array(UnsafeBufferPointer(start: g!, count: trainedCount)))
     }
 
     /// One optimizer step on a batch.
     public func step(_ batch: [TrainingExample]) throws(TrainError) -> StepReport {
         let (loss, g) = try compute(batch, gradient: true)
-        let gradient = UnsafeMutableBufferPointer(start: g!, count: parameters.count)
+        let gradient = UnsafeMutableBufferPointer(start: g!, count: trainedCount)
         let norm = clipGradient(gradient, maxNorm: maxGradientNorm)
         let lr = schedule.rate(at: step)
-        optimizer.update(&parameters, gradient: UnsafeBufferPointer(gradient), lr: lr, decayRanges: decayRanges)
+        if model.lora != nil {
+            optimizer.update(&adapters, gradient: UnsafeBufferPointer(gradient), lr: lr, decayRanges: decayRanges)
+        } else {
+            optimizer.update(&parameters, gradient: UnsafeBufferPointer(gradient), lr: lr, decayRanges: decayRanges)
+        }
         step += 1
         return StepReport(loss: loss, gradientNorm: norm, learningRate: lr, tokens: batch.reduce(0) { $0 + $1.tokens.count },
                           targets: batch.reduce(0) { $0 + $1.targetCount })

@@ -1,0 +1,101 @@
+// LoRA (Hu et al. 2021) as PEFT defines it: for each target projection W [out, in] of each layer, A [rank, in] and
+// B [out, rank] with y = x Wᵀ + (alpha / rank) (x Aᵀ) Bᵀ; A starts uniform in ±1/sqrt(in) (PEFT's Kaiming-uniform
+// with a = sqrt(5)), B at zero, so training starts from the base model. Only A and B are trained; the base stays
+// as loaded. The adapters live in one flat vector, like the model's parameters.
+import GemmaModel
+
+public struct LoRAConfig: Sendable, Equatable {
+    public var rank: Int
+    public var alpha: Float
+    /// The projections adapted (PEFT's target_modules): q, k, v, o, gate, up, down by default.
+    public var targets: [Gemma3Weight.Layer]
+
+    public init(rank: Int, alpha: Float? = nil, targets: [Gemma3Weight.Layer] = [.q, .k, .v, .o, .gate, .up, .down]) {
+        self.rank = max(1, rank)
+        self.alpha = alpha ?? Float(2 * max(1, rank))
+        self.targets = targets
+    }
+
+    /// The factor of the adapters' product.
+    public var scale: Float { alpha / Float(rank) }
+}
+
+/// Where each adapter lies in the flat vector of adapters.
+public struct LoRALayout: Sendable {
+    public struct Entry: Sendable {
+        public let layer: Int
+        public let module: Gemma3Weight.Layer
+        /// The adapted projection's input and output widths.
+        public let inDim: Int, outDim: Int
+        /// Offsets of A [rank, inDim] and B [outDim, rank].
+        public let a: Int, b: Int
+    }
+
+    public let config: LoRAConfig
+    public let entries: [Entry]
+    public let count: Int
+    private let index: [Int: Int]
+
+    public init(model c: Gemma3Config, lora: LoRAConfig) {
+        config = lora
+        let h = c.hiddenSize, d = c.headDim, f = c.intermediateSize
+        let qDim = c.numAttentionHeads * d, kvDim = c.numKeyValueHeads * d
+        var entries: [Entry] = [], offset = 0, index: [Int: Int] = [:]
+        for l in 0..<c.numHiddenLayers {
+            for module in Gemma3Weight.Layer.allCases where lora.targets.contains(module) {
+                let (inDim, outDim): (Int, Int) = switch module {
+                case .q: (h, qDim)
+                case .k, .v: (h, kvDim)
+                case .o: (qDim, h)
+                case .gate, .up: (h, f)
+                case .down: (f, h)
+                default: (0, 0)
+                }
+                guard inDim > 0 else { continue }  // norms are not adapted
+                index[Self.key(l, module)] = entries.count
+                entries.append(Entry(layer: l, module: module, inDim: inDim, outDim: outDim, a: offset, b: offset + lora.rank * inDim))
+                offset += lora.rank * (inDim + outDim)
+            }
+        }
+        self.entries = entries
+        self.index = index
+        count = offset
+    }
+
+    static func key(_ l: Int, _ m: Gemma3Weight.Layer) -> Int { l * 32 + Gemma3Weight.Layer.allCases.firstIndex(of: m)! }
+
+    /// The adapter of a layer's projection, if it has one.
+    public func entry(_ l: Int, _ m: Gemma3Weight.Layer) -> Entry? { index[Self.key(l, m)].map { entries[$0] } }
+
+    /// Fresh adapters: A uniform in ±1/sqrt(in) from a seeded stream, B zero.
+    public func initialAdapters(seed: UInt64) -> [Float] {
+        var out = [Float](repeating: 0, count: count)
+        var state = seed &+ 0x9E37_79B9_7F4A_7C15
+        for e in entries {
+            let bound = 1 / Float(e.inDim).squareRoot()
+            for i in 0..<(config.rank * e.inDim) {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                let u = Float(state >> 40) / Float(1 << 24)  // [0, 1)
+                out[e.a + i] = (2 * u - 1) * bound
+            }
+        }
+        return out
+    }
+
+    /// The base parameters with every adapter merged in: W += scale B A.
+    public func merged(_ parameters: [Float], layout: ParameterLayout, adapters: [Float]) -> [Float] {
+        var p = parameters
+        let r = config.rank, s = config.scale
+        for e in entries {
+            let w = layout.offset(.layer(e.layer, e.module))
+            for o in 0..<e.outDim {
+                for k in 0..<r {
+                    let bv = s * adapters[e.b + o * r + k]
+                    if bv == 0 { continue }
+                    for i in 0..<e.inDim { p[w + o * e.inDim + i] += bv * adapters[e.a + k * e.inDim + i] }
+                }
+            }
+        }
+        return p
+    }
+}

@@ -1,0 +1,94 @@
+// LoRA (issue 21): the adapters' gradients against finite differences, the merged weights giving the adapted
+// model's loss, fresh adapters leaving the base model as it was, and the tiny model learning its mapping with the
+// base frozen.
+import Foundation
+import GemmaGenerate
+import GemmaModel
+import GemmaTestSupport
+import GemmaTokenizer
+import GemmaTrain
+import Testing
+
+@Suite struct LoRATests {
+    static func randomModel(lora: LoRAConfig) throws -> (TextModelGradient, [Float], [Float]) {
+        let config = try GradientTests.smallConfig()
+        let model = TextModelGradient(config: config, normOffset: 1, lora: lora)
+        var state: UInt64 = 777
+        func gaussian() -> Float {
+            func unit() -> Double {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return (Double(state >> 11) + 0.5) / Double(1 << 53)
+            }
+            return Float((-2 * log(unit())).squareRoot() * cos(2 * .pi * unit()))
+        }
+        let params = (0..<model.layout.count).map { _ in gaussian() * 0.3 }
+        // Non-zero B as well, so that A's gradient is not zero.
+        let adapters = (0..<model.lora!.count).map { _ in gaussian() * 0.2 }
+        return (model, params, adapters)
+    }
+
+    static let tokens = [2, 7, 13, 7, 31, 5, 22, 39]
+    static let targets: [Int?] = [nil, 13, 7, 31, 5, 22, 39, 1]
+
+    @Test func adapterGradientsMatchFiniteDifferences() throws {
+        let (model, params, adapters) = try Self.randomModel(lora: LoRAConfig(rank: 2, alpha: 3))
+        let lora = model.lora!
+        var grad = [Float](repeating: 0, count: lora.count)
+        _ = try grad.withUnsafeMutableBufferPointer { g in
+            try model.loss(parameters: params, adapters: adapters, tokens: Self.tokens, targets: Self.targets, gradient: g.baseAddress!)
+        }
+        var worst = 0.0, checked = 0
+        for e in lora.entries {
+            for (base, size) in [(e.a, 2 * e.inDim), (e.b, e.outDim * 2)] {
+                for k in 0..<2 {
+                    let i = base + (k * 37 + 5) % size
+                    var plus = adapters, minus = adapters
+                    plus[i] += 1e-2
+                    minus[i] -= 1e-2
+                    let fd = (Double(try model.loss(parameters: params, adapters: plus, tokens: Self.tokens, targets: Self.targets))
+                        - Double(try model.loss(parameters: params, adapters: minus, tokens: Self.tokens, targets: Self.targets))) / 2e-2
+                    #expect(abs(fd - Double(grad[i])) <= 2e-4 + 1e-2 * abs(fd), "layer \(e.layer) \(e.module): analytic \(grad[i]), finite difference \(fd)")
+                    if abs(fd) > 1e-2 { worst = max(worst, abs(fd - Double(grad[i])) / abs(fd)) }
+                    checked += 1
+                }
+            }
+        }
+        print("LoRA finite differences: \(checked) entries of \(lora.entries.count) adapters, worst relative error \(worst)")
+    }
+
+    @Test func mergedWeightsGiveTheAdaptedLossAndFreshAdaptersTheBase() throws {
+        let (model, params, adapters) = try Self.randomModel(lora: LoRAConfig(rank: 4, targets: [.q, .v, .o, .down]))
+        let adapted = try model.loss(parameters: params, adapters: adapters, tokens: Self.tokens, targets: Self.targets)
+        let plain = TextModelGradient(config: model.config, normOffset: 1)
+        let merged = try plain.loss(parameters: model.lora!.merged(params, layout: model.layout, adapters: adapters),
+                                    tokens: Self.tokens, targets: Self.targets)
+        #expect(abs(adapted - merged) <= 1e-5 * abs(adapted), "\(adapted) vs \(merged)")
+        let base = try plain.loss(parameters: params, tokens: Self.tokens, targets: Self.targets)
+        let fresh = try model.loss(parameters: params, adapters: model.lora!.initialAdapters(seed: 3), tokens: Self.tokens, targets: Self.targets)
+        #expect(fresh == base)  // B = 0: the product adds exactly zero
+        #expect(model.lora!.entries.count == 3 * 4)
+    }
+
+    @Test func loraLearnsAMappingWithTheBaseFrozen() throws {
+        let fixture = TrainerTests.fixture
+        let tk = try Tokenizer(directory: fixture)
+        let checkpoint = try Checkpoint.open(path: fixture)
+        let model = TextModelGradient(config: checkpoint.config, normOffset: checkpoint.normOffset, lora: LoRAConfig(rank: 8))
+        let words = [("one", "red"), ("two", "green"), ("three", "blue"), ("four", "black")]
+        let (examples, _) = TrainingData.parse(words.map { #"{"prompt": "\#($0.0)", "completion": "\#($0.1)"}"# }.joined(separator: "\n"),
+                                               tokenizer: tk, maxTokens: 64)
+        let base = try checkpoint.trainableParameters(model.layout)
+        let trainer = Trainer(model: model, parameters: base, schedule: LearningRateSchedule(peak: 2e-2, warmup: 2, total: 60))
+        let before = try trainer.evaluate(examples)
+        for _ in 0..<60 { _ = try trainer.step(examples) }
+        let after = try trainer.evaluate(examples)
+        print("LoRA rank 8 (\(model.lora!.count) values, \(model.layout.count) frozen): loss \(before) -> \(after)")
+        #expect(trainer.parameters == base)
+        #expect(after < 0.1 * before)
+        // The merged model without adapters has the same loss.
+        let plain = Trainer(model: TextModelGradient(config: checkpoint.config, normOffset: checkpoint.normOffset),
+                            parameters: trainer.mergedParameters, schedule: LearningRateSchedule(peak: 0, warmup: 0, total: 1))
+        let merged = try plain.evaluate(examples)
+        #expect(abs(merged - after) <= 1e-3 * max(after, 1e-3) + 1e-5, "\(merged) vs \(after)")
+    }
+}
