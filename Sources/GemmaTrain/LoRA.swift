@@ -2,6 +2,8 @@
 // B [out, rank] with y = x Wᵀ + (alpha / rank) (x Aᵀ) Bᵀ; A starts uniform in ±1/sqrt(in) (PEFT's Kaiming-uniform
 // with a = sqrt(5)), B at zero, so training starts from the base model. Only A and B are trained; the base stays
 // as loaded. The adapters live in one flat vector, like the model's parameters.
+import Foundation
+import GemmaFormats
 import GemmaModel
 
 public struct LoRAConfig: Sendable, Equatable {
@@ -97,5 +99,57 @@ public struct LoRALayout: Sendable {
             }
         }
         return p
+    }
+}
+
+extension LoRALayout {
+    /// Hugging Face's module name of a projection.
+    static func moduleName(_ m: Gemma3Weight.Layer) -> String {
+        switch m {
+        case .q: "self_attn.q_proj"
+        case .k: "self_attn.k_proj"
+        case .v: "self_attn.v_proj"
+        case .o: "self_attn.o_proj"
+        case .gate: "mlp.gate_proj"
+        case .up: "mlp.up_proj"
+        default: "mlp.down_proj"
+        }
+    }
+
+    /// Writes `adapters` as a PEFT adapter folder: adapter_model.safetensors (f32 tensors named
+    /// base_model.model.model.layers.N.<module>.lora_A.weight / lora_B.weight) and adapter_config.json, which
+    /// `PeftModel.from_pretrained(base, folder)` loads onto the base model.
+    public func writePEFT(_ adapters: [Float], to folder: String, baseModel: String) throws(TrainError) {
+        var writer = SafetensorsWriter()
+        writer.setMetadata("pt", forKey: "format")
+        let r = config.rank
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            for e in entries {
+                let name = "base_model.model.model.layers.\(e.layer).\(Self.moduleName(e.module))"
+                let a = adapters[e.a..<(e.a + r * e.inDim)].withUnsafeBytes { [UInt8]($0) }
+                let b = adapters[e.b..<(e.b + e.outDim * r)].withUnsafeBytes { [UInt8]($0) }
+                try writer.addTensor(name: name + ".lora_A.weight", dtype: .F32, shape: [r, e.inDim], data: a)
+                try writer.addTensor(name: name + ".lora_B.weight", dtype: .F32, shape: [e.outDim, r], data: b)
+            }
+            try writer.write(to: folder + "/adapter_model.safetensors")
+            let targets = config.targets.map { "\"\(Self.moduleName($0).split(separator: ".").last!)\"" }.joined(separator: ", ")
+            let json = """
+            {
+              "peft_type": "LORA",
+              "task_type": "CAUSAL_LM",
+              "base_model_name_or_path": "\(baseModel.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))",
+              "r": \(r),
+              "lora_alpha": \(config.alpha),
+              "lora_dropout": 0.0,
+              "target_modules": [\(targets)],
+              "bias": "none",
+              "fan_in_fan_out": false,
+              "inference_mode": true
+            }
+
+            """
+            try Data(json.utf8).write(to: URL(fileURLWithPath: folder + "/adapter_config.json"), options: .atomic)
+        } catch { throw .weight("\(folder): \(error)") }
     }
 }

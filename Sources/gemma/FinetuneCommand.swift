@@ -1,5 +1,6 @@
-// `gemma finetune`: full fine-tuning of a Gemma 3 text model on JSONL chat data (GemmaTrain), the result written
-// in the input's format. The loss is on the model's replies only; progress shows loss, tokens/s and the time left.
+// `gemma finetune`: full or LoRA fine-tuning of a Gemma 3 text model on JSONL chat data (GemmaTrain), the result
+// written in the input's format (with LoRA: the merged model, and the adapter as PEFT files with --adapter-out). The
+// loss is on the model's replies only; progress shows loss, tokens/s and the time left.
 import ArgumentParser
 import Foundation
 import GemmaGenerate
@@ -9,15 +10,16 @@ import GemmaTrain
 struct Finetune: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
-        abstract: "Fine-tune a model on chat examples (full fine-tuning in f32, AdamW).",
+        abstract: "Fine-tune a model on chat examples (full or LoRA, in f32, AdamW).",
         discussion: """
             --data (and --eval) are JSON Lines: {"messages": [{"role": "user", "content": ...}, {"role": "assistant", \
             "content": ...}]} or {"prompt": ..., "completion": ...}. Each is rendered in Gemma 3's chat template as \
             `gemma run` sends it, with the loss on the model's replies and their <end_of_turn> only. Lines that \
             cannot be used are listed by number and skipped (--strict refuses the file instead). The result is \
             written in the input's format: OUT is a .gguf file for a GGUF model (trained tensors f32; `gemma \
-            quantize` makes it smaller), else a Hugging Face folder. The gradient is the reference f32 path: \
-            practical for small models; the 270M takes seconds per step.
+            quantize` makes it smaller), else a Hugging Face folder; with --lora-rank the adapters are merged into \
+            it, and --adapter-out also writes them as a PEFT adapter folder. The gradient is the reference f32 \
+            path: practical for small models; the 270M takes seconds per step.
             """)
 
     @OptionGroup(title: "Model") var model: ModelOption
@@ -25,7 +27,14 @@ struct Finetune: ParsableCommand {
     @Option(help: "Held-out examples (JSONL): their loss is printed before training, every --eval-every steps and at the end.")
     var eval: String?
     @Option(help: "Where to write the fine-tuned model (a .gguf file for a GGUF model, else a folder).") var out: String
-    @Flag(help: "Train every weight (the only mode so far).") var full = false
+    @Flag(help: "Train every weight.") var full = false
+    @Option(name: .customLong("lora-rank"), help: "Train LoRA adapters of this rank instead (the base frozen).") var loraRank: Int?
+    @Option(name: .customLong("lora-alpha"), help: "LoRA alpha (default: 2 x rank); the adapters' product is scaled by alpha / rank.")
+    var loraAlpha: Float?
+    @Option(name: .customLong("lora-targets"), help: "Projections adapted, comma-separated: q, k, v, o, gate, up, down (default: all seven).")
+    var loraTargets = "q,k,v,o,gate,up,down"
+    @Option(name: .customLong("adapter-out"), help: "With --lora-rank: also write the adapters as a PEFT folder (adapter_model.safetensors, adapter_config.json).")
+    var adapterOut: String?
     @Option(help: "Passes over the data (default 1 unless --steps is given).") var epochs: Int?
     @Option(help: "Optimizer steps (instead of --epochs).") var steps: Int?
     @Option(help: "Examples per step.") var batch = 8
@@ -40,7 +49,10 @@ struct Finetune: ParsableCommand {
     @Option(name: [.customShort("t"), .customLong("threads")], help: "Threads (default: all cores).") var threads: Int?
 
     func validate() throws {
-        guard full else { throw ValidationError("--full is required: full fine-tuning is the only mode so far (LoRA is not implemented yet)") }
+        guard full != (loraRank != nil) else { throw ValidationError("choose --full or --lora-rank R") }
+        if let loraRank { guard loraRank >= 1 else { throw ValidationError("--lora-rank must be at least 1") } }
+        _ = try targets()
+        if adapterOut != nil && loraRank == nil { throw ValidationError("--adapter-out needs --lora-rank") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be > 0") }
         if let epochs { guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") } }
@@ -73,16 +85,19 @@ struct Finetune: ParsableCommand {
         let train = try load(data, "--data")
         let held = try eval.map { try load($0, "--eval") }
 
-        let gradient = TextModelGradient(config: checkpoint.config, normOffset: checkpoint.normOffset)
+        let lora = try loraRank.map { LoRAConfig(rank: $0, alpha: loraAlpha, targets: try targets()) }
+        let gradient = TextModelGradient(config: checkpoint.config, normOffset: checkpoint.normOffset, lora: lora)
         let parameters = try checkpoint.trainableParameters(gradient.layout)
         let perEpoch = (train.count + batch - 1) / batch
         let total = steps ?? perEpoch * (epochs ?? 1)
-        let trainer = Trainer(model: gradient, parameters: parameters,
+        let trainer = Trainer(model: gradient, parameters: parameters, adapters: gradient.lora?.initialAdapters(seed: seed),
                               schedule: LearningRateSchedule(peak: lr, warmup: warmup ?? max(0, total / 20), total: total),
                               weightDecay: weightDecay)
         trainer.maxGradientNorm = maxGradNorm
         if let threads { trainer.threads = threads }
-        writeErr("training \(gradient.layout.count) parameters for \(total) steps of \(batch) examples (\(perEpoch) steps an epoch)\n")
+        let what = gradient.lora.map { "\($0.count) LoRA values (rank \($0.config.rank), alpha \($0.config.alpha); \(gradient.layout.count) weights frozen)" }
+            ?? "\(gradient.layout.count) parameters"
+        writeErr("training \(what) for \(total) steps of \(batch) examples (\(perEpoch) steps an epoch)\n")
         if let held { writeErr(String(format: "eval loss %.4f before training\n", try trainer.evaluate(held))) }
 
         // The order: a seeded shuffle per epoch.
@@ -117,8 +132,27 @@ struct Finetune: ParsableCommand {
             }
         }
         if Progress.enabled { writeErr("\n") }
-        try TrainedModel.write(trainer.parameters, layout: gradient.layout, like: checkpoint, to: out)
+        try TrainedModel.write(trainer.mergedParameters, layout: gradient.layout, like: checkpoint, to: out)
+        if let adapterOut, let l = gradient.lora {
+            try l.writePEFT(trainer.adapters, to: adapterOut, baseModel: path)
+            writeErr("wrote the adapter to \(adapterOut)\n")
+        }
         writeErr(String(format: "wrote %@ (%d steps, %.1f s)\n", out, total, Date().timeIntervalSince(started)))
+    }
+
+    func targets() throws -> [Gemma3Weight.Layer] {
+        try loraTargets.split(separator: ",").map { name in
+            switch name.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "_proj", with: "") {
+            case "q": .q
+            case "k": .k
+            case "v": .v
+            case "o": .o
+            case "gate": .gate
+            case "up": .up
+            case "down": .down
+            default: throw ValidationError("--lora-targets: \(name) is not one of q, k, v, o, gate, up, down")
+            }
+        }
     }
 
     static func duration(_ s: Double) -> String {
