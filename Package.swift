@@ -45,7 +45,8 @@ let package = Package(
         .target(name: "GemmaConvert", dependencies: ["GemmaFormats", "GemmaKernels", "GemmaModel", "GemmaTokenizer"]),
         // Training: the text model's loss and gradient in f32.
         .target(name: "GemmaTrain", dependencies: ["GemmaFormats", "GemmaKernels", "GemmaModel", "GemmaTokenizer", "GemmaGenerate"]),
-        // OpenAI-compatible HTTP server: routes, request/response types, server-sent events, batching scheduler.
+        // OpenAI-compatible HTTP server: routes, request/response types, server-sent events, batching scheduler, and
+        // the chat page (ChatPage/chat.html, embedded as ChatPage.swift by scripts/embed-chat-page.py).
         .target(
             name: "GemmaServer",
             dependencies: [
@@ -55,7 +56,8 @@ let package = Package(
                 "GemmaModel",
                 "GemmaTokenizer",
                 .product(name: "Hummingbird", package: "hummingbird"),
-            ]
+            ],
+            exclude: ["ChatPage"]
         ),
         // The command-line tool: thin subcommands over the library.
         .executableTarget(

@@ -59,4 +59,5 @@ status=0
 scripts/cli-tests.sh || status=1
 scripts/chat-tty-test.sh || status=1
 scripts/server-tests.sh .build/release/gemma || status=1
+scripts/browser-tests.sh .build/release/gemma || status=1
 exit $status

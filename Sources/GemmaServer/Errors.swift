@@ -95,13 +95,16 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// When an API key is configured, every route except /health and /metrics needs `Authorization: Bearer KEY`.
+/// When an API key is configured, every route except /health, /metrics and the chat page (GET /, which asks for the
+/// key itself) needs `Authorization: Bearer KEY`.
 struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     let key: String
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
-        if path == "/health" || path == "/metrics" { return try await next(request, context) }
+        if path == "/health" || path == "/metrics" || (request.method == .get && ChatPage.paths.contains(path)) {
+            return try await next(request, context)
+        }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
               constantTimeEqual(Array(header.dropFirst(7).utf8), Array(key.utf8)) else {
             throw APIError.unauthorized

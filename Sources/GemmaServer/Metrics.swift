@@ -57,7 +57,7 @@ public final class Metrics: Sendable {
 
     func countRequest(path: String, status: Int) {
         let known = ["/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics", "/tokenize", "/detokenize",
-                     "/api/version", "/api/tags", "/api/show", "/api/generate", "/api/chat", "/v1/embeddings"]
+                     "/api/version", "/api/tags", "/api/show", "/api/generate", "/api/chat", "/v1/embeddings", "/", "/index.html"]
         let p = known.contains(path) ? path : "other"
         state.withLock { $0.requests["\(p)|\(status)", default: 0] += 1 }
     }

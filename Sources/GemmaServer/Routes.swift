@@ -1,6 +1,6 @@
 // The routes: OpenAI's /v1/chat/completions, /v1/completions and /v1/models, plus /health, /metrics, /tokenize and
-// /detokenize (llama.cpp's server names). Handlers parse and validate, read and encode a chat request's images
-// (ImageInput), submit to the scheduler and stream its events; a client that disconnects (inbound side closed) cancels its job, which frees the slot before the next step.
+// /detokenize (llama.cpp's server names), and the chat page on GET / (ChatPage.swift). Handlers parse and validate,
+// read and encode a chat request's images (ImageInput), submit to the scheduler and stream its events; a client that disconnects (inbound side closed) cancels its job, which frees the slot before the next step.
 import Foundation
 import GemmaFormats
 import GemmaGenerate
@@ -12,6 +12,9 @@ struct Routes: Sendable {
     let state: ServerState
 
     func register(on router: Router<BasicRequestContext>) {
+        // The chat page, served without the API key (it asks for the key when the API answers 401).
+        router.get("/") { _, _ -> Response in chatPage() }
+        router.get("/index.html") { _, _ -> Response in chatPage() }
         router.get("/health") { _, _ -> Response in
             guard state.engine != nil else { throw APIError.loading }
             return json(["status": "ok"])
@@ -84,6 +87,13 @@ struct Routes: Sendable {
                 "meta": ["n_ctx": .int(e.scheduler.configuration.contextLength), "n_parallel": .int(e.scheduler.configuration.parallel),
                          "modalities": ["vision": .bool(vision != nil)],
                          "image_tokens": vision.map { .int($0.config.mmTokensPerImage) } ?? .null]]
+    }
+
+    /// The chat page, under a Content-Security-Policy that lets only its own inline script and style run.
+    func chatPage() -> Response {
+        Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .contentSecurityPolicy: ChatPage.contentSecurityPolicy,
+                                        .xContentTypeOptions: "nosniff", .cacheControl: "no-cache"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(string: ChatPage.html)))
     }
 
     func json(_ v: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
@@ -361,4 +371,9 @@ struct Routes: Sendable {
         }
         return .cancelled
     }
+}
+
+extension ChatPage {
+    /// Where the page is served (GET, without the API key).
+    static let paths: Set<String> = ["/", "/index.html"]
 }

@@ -12,7 +12,7 @@ import Synchronization
 public struct ServerConfiguration: Sendable {
     public var host = "127.0.0.1"
     public var port = 8080
-    /// Required as `Authorization: Bearer KEY` on every route but /health and /metrics, when set.
+    /// Required as `Authorization: Bearer KEY` on every route but /health, /metrics and the chat page, when set.
     public var apiKey: String? = nil
     /// Largest request body accepted (bytes); larger ones get 413. Nil: 1 MiB, or for a model that reads images
     /// room for one image at the image size limit as a data: URL (`images.bodyBytes`).

@@ -142,13 +142,18 @@ import Testing
         #expect((r.json?["error"] as? [String: Any])?["code"] as? String == "context_length_exceeded")
     }
 
-    @Test func apiKeyIsRequiredExceptForHealthAndMetrics() async throws {
+    @Test func apiKeyIsRequiredExceptForHealthMetricsAndTheChatPage() async throws {
         guard let server = await TestServer.shared.value else { return }
         #expect(try await send(server, "GET", "/v1/models", key: nil).status == 401)
         #expect(try await send(server, "GET", "/v1/models", key: "wrong").status == 401)
         #expect(try await send(server, "GET", "/v1/models").status == 200)
         #expect(try await send(server, "GET", "/health", key: nil).status == 200)
         #expect(try await send(server, "GET", "/metrics", key: nil).status == 200)
+        // The page asks for the key itself; only GET is open.
+        let page = try await send(server, "GET", "/", key: nil)
+        #expect(page.status == 200 && page.text.hasPrefix("<!doctype html>"))
+        #expect(try await send(server, "GET", "/index.html", key: nil).text == page.text)
+        #expect(try await send(server, "POST", "/", body: "{}", key: nil).status == 401)
     }
 
     @Test func tokenizeAndDetokenizeRoundTrip() async throws {
