@@ -26,6 +26,9 @@ public final class Trainer: @unchecked Sendable {
     public var schedule: LearningRateSchedule
     /// Gradients with a larger global norm are scaled down to it (0: no clipping).
     public var maxGradientNorm: Float = 1
+    /// Quantization-aware training: the forward pass sees the weights as this format stores them, and their
+    /// gradient updates the f32 weights (straight-through). With LoRA, the frozen base is seen quantized.
+    public var qat: QATFormat? = nil
     /// Threads computing a batch's examples.
     public var threads = ProcessInfo.processInfo.activeProcessorCount
     /// Steps taken.
@@ -78,7 +81,9 @@ public final class Trainer: @unchecked Sendable {
         let n = trainedCount
         let grads = wantGradient ? buffers(workers) : []
         let results = WorkerResults(workers)
-        let parameters = parameters, model = model, adapters: [Float]? = model.lora == nil ? nil : adapters
+        let parameters: [Float]
+        if let qat { parameters = try qat.fakeQuantized(self.parameters, layout: model.layout) } else { parameters = self.parameters }
+        let model = model, adapters: [Float]? = model.lora == nil ? nil : adapters
         let pointers = PointerList(grads)
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             let g: UnsafeMutablePointer<Float>? = wantGradient ? pointers.list[w] : nil
@@ -133,7 +138,8 @@ public final class Trainer: @unchecked Sendable {
                           targets: batch.reduce(0) { $0 + $1.targetCount })
     }
 
-    /// Mean loss per target token over `examples`, without a gradient.
+    /// Mean loss per target token over `examples`, without a gradient (with `qat`, of the weights as the format stores
+    /// them).
     public func evaluate(_ examples: [TrainingExample]) throws(TrainError) -> Float {
         try compute(examples, gradient: false).loss
     }

@@ -15,6 +15,12 @@ public struct TrainingExample: Sendable, Equatable {
     /// The JSONL line it came from (from 1).
     public var line: Int
 
+    public init(tokens: [Int], targets: [Int?], line: Int = 0) {
+        self.tokens = tokens
+        self.targets = targets
+        self.line = line
+    }
+
     /// Positions that carry a loss.
     public var targetCount: Int { targets.reduce(0) { $0 + ($1 == nil ? 0 : 1) } }
 }

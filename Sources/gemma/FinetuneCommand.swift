@@ -44,6 +44,8 @@ struct Finetune: ParsableCommand {
     @Option(name: .customLong("max-grad-norm"), help: "Clip the gradient to this global norm (0: off).") var maxGradNorm: Float = 1
     @Option(name: .customLong("max-tokens"), help: "Longer examples are left out (reported).") var maxTokens = 1024
     @Option(name: .customLong("eval-every"), help: "Steps between evaluations of --eval.") var evalEvery = 50
+    @Option(help: "Quantization-aware training: the forward pass sees the weights as this format stores them (int4-block, int4-channel, sfp8); the result is still written in f32, for `gemma quantize --to` the same format.")
+    var qat: String?
     @Option(help: "Seed of the order of the examples.") var seed: UInt64 = 0
     @Flag(help: "Refuse the data when a line cannot be used (default: skip it and say which).") var strict = false
     @Option(name: [.customShort("t"), .customLong("threads")], help: "Threads (default: all cores).") var threads: Int?
@@ -53,6 +55,9 @@ struct Finetune: ParsableCommand {
         if let loraRank { guard loraRank >= 1 else { throw ValidationError("--lora-rank must be at least 1") } }
         _ = try targets()
         if adapterOut != nil && loraRank == nil { throw ValidationError("--adapter-out needs --lora-rank") }
+        if let qat, QATFormat(rawValue: qat) == nil {
+            throw ValidationError("--qat \(qat): one of \(QATFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be > 0") }
         if let epochs { guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") } }
@@ -94,6 +99,7 @@ struct Finetune: ParsableCommand {
                               schedule: LearningRateSchedule(peak: lr, warmup: warmup ?? max(0, total / 20), total: total),
                               weightDecay: weightDecay)
         trainer.maxGradientNorm = maxGradNorm
+        trainer.qat = qat.flatMap(QATFormat.init(rawValue:))
         if let threads { trainer.threads = threads }
         let what = gradient.lora.map { "\($0.count) LoRA values (rank \($0.config.rank), alpha \($0.config.alpha); \(gradient.layout.count) weights frozen)" }
             ?? "\(gradient.layout.count) parameters"
