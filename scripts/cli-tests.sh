@@ -71,9 +71,13 @@ PY
     got="$("$GEMMA_BIN" run -m "$tmp/lo-out" --temp 0 -n 6 "$q" 2>/dev/null)"
     [ "$got" = "$a" ] || { echo "LoRA: $q -> '$got', expected '$a'"; return 1; }
   done
-  [ -s "$tmp/lo-ad/adapter_model.safetensors" ] && grep -q '"peft_type": "LORA"' "$tmp/lo-ad/adapter_config.json"
+  [ -s "$tmp/lo-ad/adapter_model.safetensors" ] && grep -q '"peft_type": "LORA"' "$tmp/lo-ad/adapter_config.json" || return 1
+  # Distillation: the base model learns from the fine-tuned one as teacher.
+  log="$("$GEMMA_BIN" finetune -m Tests/Fixtures/gemma3-tiny-text --data "$tmp/ft.jsonl" --full --steps 40 --lr 1e-2 --distill-from "$tmp/ft-out" --out "$tmp/d-out" 2>&1)" || { echo "$log"; return 1; }
+  got="$("$GEMMA_BIN" run -m "$tmp/d-out" --temp 0 -n 6 three 2>/dev/null)"
+  [ "$got" = blue ] || { echo "distilled: three -> '$got'"; return 1; }
 }
-check "finetune: the tiny model learns a mapping (full and LoRA); bad lines reported; --strict refuses" finetune_tiny
+check "finetune: the tiny model learns a mapping (full, LoRA, distilled); bad lines reported; --strict refuses" finetune_tiny
 
 # The model options every command that runs the model shares: --kv and --exact on generate.
 kv_exact() {

@@ -287,12 +287,20 @@ extension DraftModel {
     /// `draft` as the draft model of `target`: refused unless its vocabulary is the target's (every piece the same,
     /// in the same order), as proposals are token ids.
     public convenience init(_ draft: LanguageModel, for target: LanguageModel) throws(ModelError) {
-        let a = draft.tokenizer.vocabulary.pieces, b = target.tokenizer.vocabulary.pieces
+        try target.requireSameVocabulary(draft, role: "draft model")
+        self.init(draft.model)
+    }
+}
+
+extension LanguageModel {
+    /// Throws unless `other`'s vocabulary is this model's, every piece the same and in the same order (a draft
+    /// model's proposals, a teacher's distributions are token ids); `role` names `other` in the error.
+    public func requireSameVocabulary(_ other: LanguageModel, role: String) throws(ModelError) {
+        let a = other.tokenizer.vocabulary.pieces, b = tokenizer.vocabulary.pieces
         guard a == b else {
             let first = zip(a, b).enumerated().first { $0.element.0 != $0.element.1 }?.offset
-            throw .config("the draft model's vocabulary is not the target's (\(a.count) vs \(b.count) pieces"
+            throw .config("the \(role)'s vocabulary is not this model's (\(a.count) vs \(b.count) pieces"
                 + (first.map { ", first difference at id \($0)" } ?? "") + ")")
         }
-        self.init(draft.model)
     }
 }

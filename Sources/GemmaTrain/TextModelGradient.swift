@@ -37,8 +37,17 @@ public struct TextModelGradient: Sendable {
     /// nil, and (when `gradient` is given) its gradient added into `gradient`: of `layout.count` floats, or with
     /// LoRA of `lora.count` (the adapters'; `adapters` must then be given). The gradient added is that of `weight` x
     /// the loss (a batch weighs each example by its share of the targets).
-    public func loss(parameters: [Float], adapters: [Float]? = nil, tokens: [Int], targets: [Int?],
+    ///
+    /// With `soft`, a position that has a soft target learns it instead of its token: the cross-entropy of the
+    /// student's distribution against the teacher's probabilities on the sampled ids, renormalized (distillation).
+    public func loss(parameters: [Float], adapters: [Float]? = nil, tokens: [Int], targets: [Int?], soft: [SoftTarget?]? = nil,
                      gradient: UnsafeMutablePointer<Float>? = nil, weight: Float = 1) throws(TrainError) -> Float {
+        if let soft {
+            guard soft.count == tokens.count else { throw .input("soft targets must have the tokens' length") }
+            if let bad = soft.compactMap({ $0 }).flatMap(\.ids).first(where: { $0 < 0 || $0 >= config.vocabSize }) {
+                throw .input("soft target id \(bad) is outside the vocabulary of \(config.vocabSize)")
+            }
+        }
         guard parameters.count == layout.count else { throw .input("\(parameters.count) parameters for a layout of \(layout.count)") }
         if let lora { guard adapters?.count == lora.count else { throw .input("LoRA needs \(lora.count) adapter values") } }
         guard !tokens.isEmpty, targets.count == tokens.count else { throw .input("tokens and targets must have the same, non-zero length") }
@@ -50,7 +59,7 @@ public struct TextModelGradient: Sendable {
             adapters.withUnsafeBufferPointer { a in
                 var pass = Pass(self, p.baseAddress!, tokens: tokens, adapters: lora == nil ? nil : a.baseAddress)
                 if lora == nil { pass.baseGrad = gradient } else { pass.loraGrad = gradient }
-                return pass.run(targets: targets, gradient: gradient, weight: weight)
+                return pass.run(targets: targets, soft: soft, gradient: gradient, weight: weight)
             }
         }
     }
@@ -104,7 +113,7 @@ struct Pass {
 
     // MARK: Forward
 
-    mutating func run(targets: [Int?], gradient: UnsafeMutablePointer<Float>?, weight: Float) -> Float {
+    mutating func run(targets: [Int?], soft: [SoftTarget?]?, gradient: UnsafeMutablePointer<Float>?, weight: Float) -> Float {
         let scale = m.config.embeddingMultiplier
         let e = ptr(.embedding)
         for t in 0..<T { for i in 0..<H { x[t * H + i] = e[tokens[t] * H + i] * scale } }
@@ -115,23 +124,34 @@ struct Pass {
         logits = [Float](repeating: 0, count: T * V)
         matmulNT(z, e, into: &logits, rows: T, inner: H, outs: V)
         // Cross-entropy over the positions with a target; dlogits = (softmax - onehot) / count.
-        let count = targets.compactMap { $0 }.count
+        let hasSoft = { (t: Int) -> Bool in soft?[t] != nil }
+        let count = (0..<T).filter { targets[$0] != nil || hasSoft($0) }.count
         guard count > 0 else { return 0 }
         var loss = 0.0
         var dLogits = [Float](repeating: 0, count: T * V)
         for t in 0..<T {
-            guard let y = targets[t] else { continue }
+            let target = targets[t], distribution = soft?[t]
+            guard target != nil || distribution != nil else { continue }
             let row = t * V
             var mx = -Float.infinity
             for j in 0..<V { mx = max(mx, logits[row + j]) }
             var sum = 0.0
             for j in 0..<V { sum += Double(expf(logits[row + j] - mx)) }
             let logZ = Double(mx) + log(sum)
-            loss += logZ - Double(logits[row + y])
-            if gradient != nil {
-                let w = Double(weight) / Double(count)
-                for j in 0..<V { dLogits[row + j] = Float(exp(Double(logits[row + j]) - logZ) * w) }
-                dLogits[row + y] -= Float(w)
+            let w = Double(weight) / Double(count)
+            if let d = distribution {
+                // -sum_i q_i log p_i over the sampled ids; d/dz = p - q (q sums to 1).
+                for (id, q) in zip(d.ids, d.probabilities) { loss += Double(q) * (logZ - Double(logits[row + id])) }
+                if gradient != nil {
+                    for j in 0..<V { dLogits[row + j] = Float(exp(Double(logits[row + j]) - logZ) * w) }
+                    for (id, q) in zip(d.ids, d.probabilities) { dLogits[row + id] -= Float(Double(q) * w) }
+                }
+            } else if let y = target {
+                loss += logZ - Double(logits[row + y])
+                if gradient != nil {
+                    for j in 0..<V { dLogits[row + j] = Float(exp(Double(logits[row + j]) - logZ) * w) }
+                    dLogits[row + y] -= Float(w)
+                }
             }
         }
         if let gradient { backward(dLogits: dLogits, z: z, into: gradient) }

@@ -93,7 +93,7 @@ public final class Trainer: @unchecked Sendable {
                 let weight = Float(e.targetCount) / Float(total)
                 do {
                     let l = try model.loss(parameters: parameters, adapters: adapters, tokens: e.tokens, targets: e.targets,
-                                           gradient: g, weight: weight)
+                                           soft: e.soft, gradient: g, weight: weight)
                     sum += Double(l) * Double(weight)
                 } catch {
                     results.fail((error as? TrainError) ?? .input("\(error)"))

@@ -14,6 +14,9 @@ public struct TrainingExample: Sendable, Equatable {
     public var targets: [Int?]
     /// The JSONL line it came from (from 1).
     public var line: Int
+    /// Distillation: the teacher's distribution at the positions with a target (see `Distillation`), learned
+    /// instead of the tokens.
+    public var soft: [SoftTarget?]? = nil
 
     public init(tokens: [Int], targets: [Int?], line: Int = 0) {
         self.tokens = tokens

@@ -46,7 +46,10 @@ struct Finetune: ParsableCommand {
     @Option(name: .customLong("eval-every"), help: "Steps between evaluations of --eval.") var evalEvery = 50
     @Option(help: "Quantization-aware training: the forward pass sees the weights as this format stores them (int4-block, int4-channel, sfp8); the result is still written in f32, for `gemma quantize --to` the same format.")
     var qat: String?
-    @Option(help: "Seed of the order of the examples.") var seed: UInt64 = 0
+    @Option(name: .customLong("distill-from"), help: ArgumentHelp("Distillation (the report's): learn a teacher model's distribution on the replies (256 sampled ids per token, weighted by its probabilities, renormalized) instead of their tokens; the teacher must have the same vocabulary.", valueName: "TEACHER"))
+    var distillFrom: String?
+    @Option(name: .customLong("distill-samples"), help: "Ids sampled from the teacher per token.") var distillSamples = 256
+    @Option(help: "Seed of the order of the examples (and of the teacher's samples).") var seed: UInt64 = 0
     @Flag(help: "Refuse the data when a line cannot be used (default: skip it and say which).") var strict = false
     @Option(name: [.customShort("t"), .customLong("threads")], help: "Threads (default: all cores).") var threads: Int?
 
@@ -65,6 +68,7 @@ struct Finetune: ParsableCommand {
         if epochs != nil && steps != nil { throw ValidationError("give --epochs or --steps, not both") }
         guard maxTokens >= 8 else { throw ValidationError("--max-tokens must be at least 8") }
         guard evalEvery >= 1 else { throw ValidationError("--eval-every must be at least 1") }
+        guard distillSamples >= 1 else { throw ValidationError("--distill-samples must be at least 1") }
     }
 
     func run() throws {
@@ -87,7 +91,20 @@ struct Finetune: ParsableCommand {
                      + "\(examples.reduce(0) { $0 + $1.targetCount }) of them learned\(problems.isEmpty ? "" : ", \(problems.count) lines left out")\n")
             return examples
         }
-        let train = try load(data, "--data")
+        var train = try load(data, "--data")
+        if let distillFrom {
+            let teacher: LanguageModel
+            do {
+                teacher = try LanguageModel.load(path: distillFrom, options: ModelOptions(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount))
+                try lm.requireSameVocabulary(teacher, role: "teacher")
+            } catch { throw ExitCodeError(message: "--distill-from \(distillFrom): \(error)") }
+            for i in train.indices {
+                train[i].soft = try Distillation.targets(for: train[i], teacher: teacher.model, samples: distillSamples,
+                                                         seed: seed &+ UInt64(i))
+                if Progress.enabled { writeErr("\r\u{1B}[Kteacher: \(i + 1)/\(train.count) examples") }
+            }
+            writeErr((Progress.enabled ? "\r\u{1B}[K" : "") + "teacher \(distillFrom): \(distillSamples) samples per learned token of \(train.count) examples\n")
+        }
         let held = try eval.map { try load($0, "--eval") }
 
         let lora = try loraRank.map { LoRAConfig(rank: $0, alpha: loraAlpha, targets: try targets()) }

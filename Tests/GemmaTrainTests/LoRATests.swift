@@ -159,3 +159,79 @@ import Testing
         #expect(throws: TrainError.self) { try QATFormat.int4Block.fakeQuantized(try checkpoint.trainableParameters(layout), layout: layout) }
     }
 }
+
+/// The report's distillation: the teacher's probabilities on 256 sampled ids, renormalized, learned by cross-entropy.
+@Suite struct DistillationTests {
+    @Test func softTargetGradientsMatchFiniteDifferencesAndOneHotIsCrossEntropy() throws {
+        let config = try GradientTests.smallConfig()
+        let model = TextModelGradient(config: config, normOffset: 1)
+        var state: UInt64 = 4242
+        func unit() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(state >> 40) / Float(1 << 24)
+        }
+        let params = (0..<model.layout.count).map { _ in (unit() - 0.5) * 0.8 }
+        let tokens = LoRATests.tokens, targets = LoRATests.targets
+        var soft = [SoftTarget?](repeating: nil, count: tokens.count)
+        for t in 2..<tokens.count {
+            let ids = [Int](Set((0..<6).map { _ in Int(unit() * 40) })).sorted()
+            let w = ids.map { _ in unit() + 0.1 }
+            let total = w.reduce(0, +)
+            soft[t] = SoftTarget(ids: ids, probabilities: w.map { $0 / total })
+        }
+        var grad = [Float](repeating: 0, count: params.count)
+        _ = try grad.withUnsafeMutableBufferPointer { g in
+            try model.loss(parameters: params, tokens: tokens, targets: targets, soft: soft, gradient: g.baseAddress!)
+        }
+        var checked = 0
+        for e in model.layout.entries where [Gemma3Weight.embedding, .finalNorm, .layer(2, .down), .layer(0, .q)].contains(e.weight) {
+            for k in 0..<3 {
+                checked += 1
+                let i = e.offset + (k * 101 + 3) % e.count
+                var plus = params, minus = params
+                plus[i] += 1e-2
+                minus[i] -= 1e-2
+                let fd = (Double(try model.loss(parameters: plus, tokens: tokens, targets: targets, soft: soft))
+                    - Double(try model.loss(parameters: minus, tokens: tokens, targets: targets, soft: soft))) / 2e-2
+                #expect(abs(fd - Double(grad[i])) <= 2e-4 + 1e-2 * abs(fd), "\(e.weight): analytic \(grad[i]), finite difference \(fd)")
+            }
+        }
+        #expect(checked == 12)
+        // A one-hot teacher is the token's cross-entropy.
+        let oneHot: [SoftTarget?] = targets.map { $0.map { SoftTarget(ids: [$0], probabilities: [1]) } }
+        let a = try model.loss(parameters: params, tokens: tokens, targets: targets)
+        let b = try model.loss(parameters: params, tokens: tokens, targets: targets, soft: oneHot)
+        #expect(a == b)
+    }
+
+    /// A teacher (the tiny model fine-tuned on the mapping, run by the engine from its written folder) teaches the
+    /// base tiny model through 256 sampled logits per position, without the student seeing the answers' tokens.
+    @Test func aStudentLearnsFromATeacherTheEngineRuns() throws {
+        let fixture = TrainerTests.fixture
+        let tk = try Tokenizer(directory: fixture)
+        let checkpoint = try Checkpoint.open(path: fixture)
+        let model = TextModelGradient(config: checkpoint.config, normOffset: checkpoint.normOffset)
+        let words = [("one", "red"), ("two", "green"), ("three", "blue"), ("four", "black")]
+        let (examples, _) = TrainingData.parse(words.map { #"{"prompt": "\#($0.0)", "completion": "\#($0.1)"}"# }.joined(separator: "\n"),
+                                               tokenizer: tk, maxTokens: 64)
+        let base = try checkpoint.trainableParameters(model.layout)
+        let teacherTrainer = Trainer(model: model, parameters: base, schedule: LearningRateSchedule(peak: 1e-2, warmup: 3, total: 40))
+        for _ in 0..<40 { _ = try teacherTrainer.step(examples) }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("swift-gemma-teacher-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try TrainedModel.write(teacherTrainer.parameters, layout: model.layout, like: checkpoint, to: dir)
+        let teacher = try Gemma3Model(path: dir)
+        var distilled = examples
+        for i in distilled.indices {
+            distilled[i].soft = try Distillation.targets(for: distilled[i], teacher: teacher, seed: UInt64(i))
+            let firstSoft = distilled[i].soft!.compactMap { $0 }.first!
+            #expect(abs(firstSoft.probabilities.reduce(0, +) - 1) < 1e-5 && firstSoft.ids.count <= 256)
+        }
+        let student = Trainer(model: model, parameters: base, schedule: LearningRateSchedule(peak: 1e-2, warmup: 3, total: 40))
+        let before = try student.evaluate(examples)
+        for _ in 0..<40 { _ = try student.step(distilled) }
+        let after = try student.evaluate(examples)  // the answers' own cross-entropy, never trained on directly
+        print("distillation: the student's loss on the answers \(before) -> \(after)")
+        #expect(after < 0.1 * before)
+    }
+}
