@@ -3,6 +3,7 @@
 // warm-up and cosine schedule.
 import Dispatch
 import Foundation
+import GemmaFormats
 import GemmaModel
 
 /// What one optimizer step did.
@@ -169,5 +170,49 @@ private final class WorkerResults: @unchecked Sendable {
     func fail(_ e: TrainError) {
         lock.lock(); defer { lock.unlock() }
         if failure == nil { failure = e }
+    }
+}
+
+// MARK: Checkpoints
+
+extension Trainer {
+    /// Writes what resuming needs to `path` (safetensors, under a temporary name, then renamed): the trained values
+    /// (the weights, or the LoRA adapters), AdamW's moments and step counts, and `extra` metadata (the caller's
+    /// description of the run, compared when resuming).
+    public func saveState(to path: String, extra: [String: String] = [:]) throws(TrainError) {
+        var writer = SafetensorsWriter()
+        writer.setMetadata("\(step)", forKey: "step")
+        writer.setMetadata("\(optimizer.steps)", forKey: "optimizer_steps")
+        for (k, v) in extra.sorted(by: { $0.key < $1.key }) { writer.setMetadata(v, forKey: k) }
+        func bytes(_ a: [Float]) -> [UInt8] { a.withUnsafeBytes { [UInt8]($0) } }
+        do {
+            try writer.addTensor(name: "trained", dtype: .F32, shape: [trainedCount], data: bytes(model.lora == nil ? parameters : adapters))
+            try writer.addTensor(name: "adam_m", dtype: .F32, shape: [trainedCount], data: bytes(optimizer.m))
+            try writer.addTensor(name: "adam_v", dtype: .F32, shape: [trainedCount], data: bytes(optimizer.v))
+            try writer.write(to: path)
+        } catch { throw .weight("\(path): \(error)") }
+    }
+
+    /// Restores a state `saveState` wrote; returns its metadata. Refuses a state of another size.
+    @discardableResult
+    public func restoreState(from path: String) throws(TrainError) -> [String: String] {
+        let file: SafetensorsFile
+        do { file = try SafetensorsFile(path: path) } catch { throw .input("\(path): \(error)") }
+        func floats(_ name: String) throws(TrainError) -> [Float] {
+            guard let t = file.tensor(named: name), t.dtype == .F32, t.shape == [trainedCount] else {
+                throw .input("\(path): no \(name) of \(trainedCount) f32 values (another model or mode?)")
+            }
+            return Array(file.data(for: t).bindMemory(to: Float.self))
+        }
+        let trained = try floats("trained"), m = try floats("adam_m"), v = try floats("adam_v")
+        var meta: [String: String] = [:]
+        for (k, v) in file.metadata { meta[k] = v }
+        guard let s = meta["step"].flatMap(Int.init), let o = meta["optimizer_steps"].flatMap(Int.init) else {
+            throw .input("\(path): no step counts in the metadata")
+        }
+        if model.lora == nil { parameters = trained } else { adapters = trained }
+        optimizer = AdamW(m: m, v: v, steps: o, weightDecay: optimizer.weightDecay)
+        step = s
+        return meta
     }
 }

@@ -50,6 +50,9 @@ struct Finetune: ParsableCommand {
     var distillFrom: String?
     @Option(name: .customLong("distill-samples"), help: "Ids sampled from the teacher per token.") var distillSamples = 256
     @Option(help: "Seed of the order of the examples (and of the teacher's samples).") var seed: UInt64 = 0
+    @Option(name: .customLong("save-every"), help: "Steps between saves of the training state to OUT.state (0: never); a run stopped or killed resumes from the last with --resume.")
+    var saveEvery = 50
+    @Flag(help: "Continue from OUT.state, written by an earlier run with the same options and data.") var resume = false
     @Flag(help: "Refuse the data when a line cannot be used (default: skip it and say which).") var strict = false
     @Option(name: [.customShort("t"), .customLong("threads")], help: "Threads (default: all cores).") var threads: Int?
 
@@ -69,6 +72,7 @@ struct Finetune: ParsableCommand {
         guard maxTokens >= 8 else { throw ValidationError("--max-tokens must be at least 8") }
         guard evalEvery >= 1 else { throw ValidationError("--eval-every must be at least 1") }
         guard distillSamples >= 1 else { throw ValidationError("--distill-samples must be at least 1") }
+        guard saveEvery >= 0 else { throw ValidationError("--save-every must be at least 0") }
     }
 
     func run() throws {
@@ -123,43 +127,64 @@ struct Finetune: ParsableCommand {
         writeErr("training \(what) for \(total) steps of \(batch) examples (\(perEpoch) steps an epoch)\n")
         if let held { writeErr(String(format: "eval loss %.4f before training\n", try trainer.evaluate(held))) }
 
-        // The order: a seeded shuffle per epoch.
-        var rng = seed &+ 0x9E37_79B9_7F4A_7C15
-        func next() -> UInt64 { rng = rng &* 6364136223846793005 &+ 1442695040888963407; return rng >> 33 }
-        var order: [Int] = [], position = 0
+        // The order: a seeded shuffle per epoch, a function of (seed, epoch), so that a resumed run takes the same
+        // examples at each step.
+        func order(epoch: Int) -> [Int] {
+            var rng = (seed &+ 0x9E37_79B9_7F4A_7C15) ^ (UInt64(epoch) &* 0xD1B5_4A32_D192_ED03)
+            func next() -> UInt64 { rng = rng &* 6364136223846793005 &+ 1442695040888963407; return rng >> 33 }
+            var o = Array(train.indices)
+            for i in stride(from: o.count - 1, to: 0, by: -1) { o.swapAt(i, Int(next() % UInt64(i + 1))) }
+            return o
+        }
+        var orders: [Int: [Int]] = [:]
+        let perStep = min(batch, train.count)
+        // The run, as resuming checks it: what is trained and on what.
+        let describe = ["run": "\(path)|\(data)|\(train.count) examples|\(loraRank.map { "lora \($0) \(loraTargets)" } ?? "full")|batch \(batch)|steps \(total)|seed \(seed)|qat \(qat ?? "-")|distill \(distillFrom ?? "-")"]
+        let statePath = out + ".state"
+        var first = 0
+        if resume {
+            guard FileManager.default.fileExists(atPath: statePath) else { throw ExitCodeError(message: "--resume: no \(statePath) to resume from") }
+            let meta = try trainer.restoreState(from: statePath)
+            guard meta["run"] == describe["run"] else {
+                throw ExitCodeError(message: "--resume: \(statePath) was written by another run (\(meta["run"] ?? "?")), not this one (\(describe["run"]!))")
+            }
+            first = trainer.step
+            writeErr("resuming at step \(first + 1) of \(total)\n")
+        }
         let started = Date()
         var tokens = 0, smoothed: Float? = nil
-        for step in 0..<total {
+        for step in first..<total {
             var picked: [TrainingExample] = []
-            while picked.count < min(batch, train.count) {
-                if position == order.count {
-                    order = Array(train.indices)
-                    for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(next() % UInt64(i + 1))) }
-                    position = 0
-                }
-                picked.append(train[order[position]])
-                position += 1
+            for j in 0..<perStep {
+                let g = step * perStep + j, epoch = g / train.count
+                if orders[epoch] == nil { orders = [epoch: order(epoch: epoch)] }
+                picked.append(train[orders[epoch]![g % train.count]])
             }
             let report = try trainer.step(picked)
             tokens += report.tokens
             smoothed = smoothed.map { 0.9 * $0 + 0.1 * report.loss } ?? report.loss
             let elapsed = Date().timeIntervalSince(started)
-            let eta = elapsed / Double(step + 1) * Double(total - step - 1)
+            let eta = elapsed / Double(step + 1 - first) * Double(total - step - 1)
             let line = String(format: "step %d/%d  loss %.4f (avg %.4f)  lr %.2e  grad %.2f  %.0f tok/s  %@ left",
                               step + 1, total, report.loss, smoothed!, report.learningRate, report.gradientNorm,
                               Double(tokens) / max(elapsed, 1e-9), Self.duration(eta))
             writeErr(Progress.enabled ? "\r\u{1B}[K" + line : line + "\n")
+            if saveEvery > 0, (step + 1) % saveEvery == 0, step + 1 < total {
+                try trainer.saveState(to: statePath, extra: describe)
+            }
             if let held, (step + 1) % evalEvery == 0 || step + 1 == total {
                 let l = try trainer.evaluate(held)
                 writeErr((Progress.enabled ? "\n" : "") + String(format: "eval loss %.4f after step %d\n", l, step + 1))
             }
         }
         if Progress.enabled { writeErr("\n") }
+        guard first < total else { throw ExitCodeError(message: "--resume: \(statePath) is at step \(first), the end of this run") }
         try TrainedModel.write(trainer.mergedParameters, layout: gradient.layout, like: checkpoint, to: out)
         if let adapterOut, let l = gradient.lora {
             try l.writePEFT(trainer.adapters, to: adapterOut, baseModel: path)
             writeErr("wrote the adapter to \(adapterOut)\n")
         }
+        try? FileManager.default.removeItem(atPath: statePath)  // finished: nothing to resume
         writeErr(String(format: "wrote %@ (%d steps, %.1f s)\n", out, total, Date().timeIntervalSince(started)))
     }
 

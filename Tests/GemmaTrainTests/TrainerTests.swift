@@ -151,3 +151,37 @@ import Testing
         #expect(b.metadata["general.architecture"] == a.metadata["general.architecture"])
     }
 }
+
+/// A run stopped after its last saved state and resumed from it ends where the uninterrupted run ends, bit for bit
+/// (the weights, AdamW's moments, the schedule's step), for full fine-tuning and LoRA alike.
+@Suite struct ResumeTests {
+    @Test(arguments: [false, true]) func resumingGivesTheUninterruptedResult(_ lora: Bool) throws {
+        let fixture = TrainerTests.fixture
+        let tk = try Tokenizer(directory: fixture)
+        let checkpoint = try Checkpoint.open(path: fixture)
+        let model = TextModelGradient(config: checkpoint.config, normOffset: checkpoint.normOffset, lora: lora ? LoRAConfig(rank: 4) : nil)
+        let (examples, _) = TrainingData.parse(#"{"prompt": "one", "completion": "red"}"# + "\n" + #"{"prompt": "two", "completion": "green"}"#,
+                                               tokenizer: tk, maxTokens: 64)
+        let base = try checkpoint.trainableParameters(model.layout)
+        func trainer() -> Trainer {
+            Trainer(model: model, parameters: base, schedule: LearningRateSchedule(peak: 1e-2, warmup: 2, total: 12), weightDecay: 0.01)
+        }
+        let straight = trainer()
+        for _ in 0..<12 { _ = try straight.step(examples) }
+        let first = trainer()
+        for _ in 0..<5 { _ = try first.step(examples) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("swift-gemma-state-\(getpid())-\(lora).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try first.saveState(to: path, extra: ["run": "test"])
+        let resumed = trainer()
+        #expect(try resumed.restoreState(from: path)["run"] == "test")
+        #expect(resumed.step == 5)
+        for _ in 5..<12 { _ = try resumed.step(examples) }
+        #expect(resumed.parameters == straight.parameters && resumed.adapters == straight.adapters)
+        #expect(resumed.optimizer.m == straight.optimizer.m && resumed.optimizer.steps == 12)
+        // A state of another mode is refused.
+        let other = Trainer(model: TextModelGradient(config: checkpoint.config, normOffset: checkpoint.normOffset, lora: lora ? nil : LoRAConfig(rank: 4)),
+                            parameters: base, schedule: LearningRateSchedule(peak: 1e-2, warmup: 2, total: 12))
+        #expect(throws: TrainError.self) { try other.restoreState(from: path) }
+    }
+}
