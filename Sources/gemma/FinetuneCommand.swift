@@ -31,7 +31,7 @@ struct Finetune: ParsableCommand {
     @Option(name: .customLong("lora-rank"), help: "Train LoRA adapters of this rank instead (the base frozen).") var loraRank: Int?
     @Option(name: .customLong("lora-alpha"), help: "LoRA alpha (default: 2 x rank); the adapters' product is scaled by alpha / rank.")
     var loraAlpha: Float?
-    @Option(name: .customLong("lora-targets"), help: "Projections adapted, comma-separated: q, k, v, o, gate, up, down (default: all seven).")
+    @Option(name: .customLong("lora-targets"), help: "Projections adapted, comma-separated: q, k, v, o, gate, up, down.")
     var loraTargets = "q,k,v,o,gate,up,down"
     @Option(name: .customLong("adapter-out"), help: "With --lora-rank: also write the adapters as a PEFT folder (adapter_model.safetensors, adapter_config.json).")
     var adapterOut: String?
@@ -40,7 +40,7 @@ struct Finetune: ParsableCommand {
     @Option(help: "Examples per step.") var batch = 8
     @Option(help: "Peak learning rate.") var lr: Float = 1e-5
     @Option(help: "Warm-up steps (linear), then cosine decay to a tenth of the peak.") var warmup: Int?
-    @Option(name: .customLong("weight-decay"), help: "AdamW weight decay (matrices only).") var weightDecay: Float = 0
+    @Option(name: .customLong("weight-decay"), help: "AdamW weight decay (on the weight matrices, or with LoRA on the adapters).") var weightDecay: Float = 0
     @Option(name: .customLong("max-grad-norm"), help: "Clip the gradient to this global norm (0: off).") var maxGradNorm: Float = 1
     @Option(name: .customLong("max-tokens"), help: "Longer examples are left out (reported).") var maxTokens = 1024
     @Option(name: .customLong("eval-every"), help: "Steps between evaluations of --eval.") var evalEvery = 50
