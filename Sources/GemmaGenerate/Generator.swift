@@ -202,12 +202,10 @@ public struct Generator: Sendable {
             if reason != nil { break }
             if isCancelled() { reason = .cancelled; break }
             if speculator != nil {
-                let base = state.cache.count
-                let proposals = speculator!.propose(next: cursor.next, room: min(capacity - base - 1, cursor.limit - cursor.generated))
+                let proposals = speculator!.propose(for: cursor, cache: state.cache)
                 if !proposals.isEmpty {
                     // One step over the token to run and the proposals; each row's logits are what decoding them one
                     // at a time gives (the same row kernels and attention). Rejected rows leave the cache.
-                    state.cache.checkpoint(ahead: proposals.count + 1)
                     var kept = 0, matching = true
                     try model.forward([cursor.next] + proposals, state: state, logits: .all) { i, l in
                         guard matching, reason == nil else { return }
@@ -219,8 +217,7 @@ public struct Generator: Sendable {
                             matching = false
                         }
                     }
-                    state.cache.rollback(to: base + kept)
-                    speculator!.finishStep(kept: kept)
+                    speculator!.finishStep(kept: kept, cache: state.cache)
                     continue
                 }
             }

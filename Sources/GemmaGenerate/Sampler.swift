@@ -354,9 +354,12 @@ public struct Sampler {
                                            draft: (ids: [Int], probabilities: [Double])? = nil) -> (token: Int, accepted: Bool) {
         let (ids, probs) = distribution(logits)
         let px = ids.firstIndex(of: proposal).map { probs[$0] } ?? 0
-        var q: [Int: Double] = [:]
-        if let draft { for (id, w) in zip(draft.ids, draft.probabilities) { q[id] = w } } else { q[proposal] = 1 }
-        let qx = q[proposal] ?? 0
+        // q(id): the draft's probability (a short list, searched), or the point mass on the proposal.
+        func q(_ id: Int) -> Double {
+            guard let draft else { return id == proposal ? 1 : 0 }
+            return draft.ids.firstIndex(of: id).map { draft.probabilities[$0] } ?? 0
+        }
+        let qx = q(proposal)
         let token: Int, accepted: Bool
         if qx > 0, rng.unit() * qx < px {
             token = proposal
@@ -364,15 +367,18 @@ public struct Sampler {
         } else {
             // The residual max(0, p - q): its mass, then an inverse-CDF draw over it (ties cannot leave it empty when
             // the proposal was refused: p != q somewhere then; the fallback is p's best).
-            let residual = zip(ids, probs).map { ($0, max(0, $1 - (q[$0] ?? 0))) }
-            let mass = residual.reduce(0) { $0 + $1.1 }
+            var mass = 0.0
+            for (id, p) in zip(ids, probs) { mass += max(0, p - q(id)) }
             var target = rng.unit() * mass
-            var pick = residual.first { $0.1 > 0 }?.0 ?? ids[0]
-            for (id, r) in residual where r > 0 {
+            var pick: Int? = nil, first: Int? = nil
+            for (id, p) in zip(ids, probs) {
+                let r = max(0, p - q(id))
+                guard r > 0 else { continue }
+                if first == nil { first = id }
                 target -= r
                 if target < 0 { pick = id; break }
             }
-            token = pick
+            token = pick ?? first ?? ids[0]
             accepted = false
         }
         accept(token)

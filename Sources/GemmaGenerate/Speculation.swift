@@ -52,9 +52,9 @@ public final class DraftModel: @unchecked Sendable, Equatable {
 }
 
 /// One generation's speculative decoding: the proposals of each step, their adaptive length, and the verification
-/// of the step's rows. The driver runs `[cursor.next] + propose(...)` in one forward step (logits of every row),
-/// calls `verify` on the rows in order while it returns true (each true is a proposal taken: `cursor.next` is then
-/// that token, to emit), rolls the cache back to the rows kept and calls `finishStep(kept:)`.
+/// of the step's rows. The driver runs `[cursor.next] + propose(for:cache:)` in one forward step (logits of every
+/// row), calls `verify` on the rows in order while it returns true (each true is a proposal taken: `cursor.next` is
+/// then that token, to emit), and calls `finishStep(kept:cache:)`, which takes the other rows back from the cache.
 public struct Speculator {
     /// The prompt and every token chosen since (the last: the token the current step runs).
     private(set) var history: [Int]
@@ -64,6 +64,8 @@ public struct Speculator {
     /// The current step's proposals, and how many of them were taken so far.
     public private(set) var proposals: [Int] = []
     private var taken = 0
+    /// The cache's count when the step's proposals were made.
+    private var stepBase = 0
     /// Tokens proposed and tokens of them accepted so far.
     public private(set) var proposed = 0, accepted = 0
 
@@ -100,9 +102,17 @@ public struct Speculator {
         }
     }
 
-    /// The proposals for the step that runs `next` (at most `room` of them: the positions left in the cache after
-    /// it, or the tokens left to generate after it if fewer).
-    public mutating func propose(next: Int, room: Int) -> [Int] {
+    /// The proposals for the step that runs `cursor.next` on `cache` (at most the positions left in the cache after
+    /// it, or the tokens left to generate after it if fewer); when there are any, the cache is checkpointed for the
+    /// step's rows.
+    public mutating func propose(for cursor: GenerationCursor, cache: KVCache) -> [Int] {
+        stepBase = cache.count
+        let p = propose(next: cursor.next, room: min(cache.capacity - stepBase - 1, cursor.limit - cursor.generated))
+        if !p.isEmpty { cache.checkpoint(ahead: p.count + 1) }
+        return p
+    }
+
+    private mutating func propose(next: Int, room: Int) -> [Int] {
         history.append(next)
         let k = min(length.take(), max(0, room))
         guard k > 0 else { proposals = []; return [] }
@@ -138,16 +148,20 @@ public struct Speculator {
         return match
     }
 
-    /// Ends a step that kept `kept` rows in the cache (the token run and kept - 1 proposals; a proposal taken by
-    /// the last row checked is the next token to run, as is a refused proposal's replacement).
-    public mutating func finishStep(kept: Int) {
-        guard !proposals.isEmpty else { return }
-        proposed += proposals.count
-        accepted += taken
-        length.record(proposed: proposals.count, accepted: taken)
+    /// Ends a step with proposals that keeps `kept` rows in `cache` (the token run and kept - 1 proposals; a
+    /// proposal taken by the last row checked is the next token to run, as is a refused proposal's replacement):
+    /// the other rows are taken back. Returns the step's proposed and accepted counts.
+    @discardableResult
+    public mutating func finishStep(kept: Int, cache: KVCache) -> (proposed: Int, accepted: Int) {
+        cache.rollback(to: stepBase + kept)
+        let step = (proposals.count, taken)
+        proposed += step.0
+        accepted += step.1
+        length.record(proposed: step.0, accepted: step.1)
         draft?.rollback(accepted: max(0, kept - 1))
         proposals = []
         taken = 0
+        return step
     }
 
     /// Hands the draft model's state back for the next generation.

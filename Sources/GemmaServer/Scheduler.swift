@@ -350,26 +350,21 @@ public final class Scheduler: @unchecked Sendable {
 
     private func decodeStep(_ batch: [Slot]) {
         let started = ContinuousClock.now
-        // Each slot runs its pending token, and with speculative decoding the tokens proposed after it (at most
-        // draftMax), checked row by row as `Generator.run` does; taken proposals are emitted during the step.
+        // With speculative decoding, each slot runs its pending token and the tokens proposed after it (at most
+        // draftMax), checked row by row as `Generator.run` does; taken proposals are emitted during the step. A step
+        // in which no slot proposes anything is a plain decode step.
         var inputs: [(state: Gemma3State, tokens: [Int])] = []
-        inputs.reserveCapacity(batch.count)
         var speculating = false
-        for slot in batch {
-            var tokens = [slot.cursor.next]
-            slot.stepBase = slot.state.cache.count
-            slot.kept = 0
-            slot.matching = true
-            slot.endedInStep = nil
-            if slot.speculator != nil {
-                let proposals = slot.speculator!.propose(next: slot.cursor.next, room: min(slot.state.cache.capacity - slot.stepBase - 1, slot.cursor.limit - slot.cursor.generated))
-                if !proposals.isEmpty {
-                    slot.state.cache.checkpoint(ahead: proposals.count + 1)
-                    tokens += proposals
-                    speculating = true
-                }
+        if batch.contains(where: { $0.speculator != nil }) {
+            inputs.reserveCapacity(batch.count)
+            for slot in batch {
+                slot.kept = 0
+                slot.matching = true
+                slot.endedInStep = nil
+                let proposals = slot.speculator?.propose(for: slot.cursor, cache: slot.state.cache) ?? []
+                speculating = speculating || !proposals.isEmpty
+                inputs.append((slot.state, [slot.cursor.next] + proposals))
             }
-            inputs.append((slot.state, tokens))
         }
         do {
             if speculating {
@@ -393,11 +388,10 @@ public final class Scheduler: @unchecked Sendable {
         }
         steps.add(1, ordering: .relaxed)
         metrics.observeDecodeStep(ContinuousClock.now - started, batch: batch.count)
+        guard speculating else { return }
         for (slot, input) in zip(batch, inputs) where input.tokens.count > 1 {
-            slot.state.cache.rollback(to: slot.stepBase + slot.kept)
-            let before = (slot.speculator!.proposed, slot.speculator!.accepted)
-            slot.speculator!.finishStep(kept: slot.kept)
-            metrics.countDraft(proposed: slot.speculator!.proposed - before.0, accepted: slot.speculator!.accepted - before.1)
+            let step = slot.speculator!.finishStep(kept: slot.kept, cache: slot.state.cache)
+            metrics.countDraft(proposed: step.proposed, accepted: step.accepted)
             if let reason = slot.endedInStep { finish(slot, reason: reason) }
         }
     }
@@ -467,10 +461,10 @@ final class Slot {
     var decodeStarted: UInt64? = nil
     /// The prompt's last logits, kept for the job's later choices (n > 1).
     var promptLogits: [Float] = []
-    /// Speculative decoding of the job's current choice, and the state of its verification in a step: the cache's
-    /// count before it, rows kept, whether the rows so far matched, and the stop reason if a taken token ended it.
+    /// Speculative decoding of the job's current choice, and the state of its verification in a step: rows kept,
+    /// whether the rows so far matched, and the stop reason if a taken token ended it.
     var speculator: Speculator?
-    var stepBase = 0, kept = 0
+    var kept = 0
     var matching = true
     var endedInStep: StopReason? = nil
 

@@ -24,11 +24,7 @@ public enum Distillation {
         let state = teacher.makeState(capacity: example.tokens.count + 1)
         var out = [SoftTarget?](repeating: nil, count: example.tokens.count)
         let wanted = example.targets.indices.filter { example.targets[$0] != nil }
-        var rng = seed &+ 0x9E37_79B9_7F4A_7C15
-        func unit() -> Double {
-            rng = rng &* 6364136223846793005 &+ 1442695040888963407
-            return (Double(rng >> 11) + 0.5) / Double(1 << 53)
-        }
+        var rng = SeededGenerator(seed: seed)
         try teacher.forward(example.tokens, state: state, logits: .at(wanted)) { t, logits in
             // Softmax in f64, then inverse-CDF draws.
             let mx = Double(logits.max() ?? 0)
@@ -37,7 +33,7 @@ public enum Distillation {
             for j in 0..<logits.count { sum += exp(Double(logits[j]) - mx); cdf[j] = sum }
             var picked: [Int: Double] = [:]
             for _ in 0..<samples {
-                let u = unit() * sum
+                let u = rng.unit() * sum
                 var lo = 0, hi = cdf.count - 1
                 while lo < hi { let mid = (lo + hi) / 2; if cdf[mid] < u { lo = mid + 1 } else { hi = mid } }
                 picked[lo] = (cdf[lo] - (lo > 0 ? cdf[lo - 1] : 0)) / sum

@@ -4,6 +4,7 @@
 // as loaded. The adapters live in one flat vector, like the model's parameters.
 import Foundation
 import GemmaFormats
+import GemmaGenerate
 import GemmaModel
 
 public struct LoRAConfig: Sendable, Equatable {
@@ -72,14 +73,10 @@ public struct LoRALayout: Sendable {
     /// Fresh adapters: A uniform in ±1/sqrt(in) from a seeded stream, B zero.
     public func initialAdapters(seed: UInt64) -> [Float] {
         var out = [Float](repeating: 0, count: count)
-        var state = seed &+ 0x9E37_79B9_7F4A_7C15
+        var rng = SeededGenerator(seed: seed)
         for e in entries {
             let bound = 1 / Float(e.inDim).squareRoot()
-            for i in 0..<(config.rank * e.inDim) {
-                state = state &* 6364136223846793005 &+ 1442695040888963407
-                let u = Float(state >> 40) / Float(1 << 24)  // [0, 1)
-                out[e.a + i] = (2 * u - 1) * bound
-            }
+            for i in 0..<(config.rank * e.inDim) { out[e.a + i] = (2 * Float(rng.unit()) - 1) * bound }
         }
         return out
     }

@@ -154,7 +154,7 @@ struct Pass {
                 }
             }
         }
-        if let gradient { backward(dLogits: dLogits, z: z, into: gradient) }
+        if gradient != nil { backward(dLogits: dLogits, z: z) }
         return Float(loss / Double(count))
     }
 
@@ -324,7 +324,8 @@ struct Pass {
         return dx
     }
 
-    func backward(dLogits: [Float], z: [Float], into g: UnsafeMutablePointer<Float>) {
+    /// The backward pass from the logits' gradient; weight gradients go to `baseGrad` or `loraGrad`.
+    func backward(dLogits: [Float], z: [Float]) {
         let e = ptr(.embedding), de = baseGrad.map { $0 + m.layout.offset(.embedding) }
         // logits = z E^T: dz = dlogits E, dE += dlogits^T z.
         var dz = [Float](repeating: 0, count: T * H)
@@ -337,7 +338,7 @@ struct Pass {
         if let de { for t in 0..<T { for i in 0..<H { de[tokens[t] * H + i] += dx[t * H + i] * scale } } }
     }
 
-    /// The gradient of the layer's output `dOut` back to its input; weight gradients added into g.
+    /// The gradient of the layer's output `dOut` back to its input; weight gradients added as `backward` says.
     func backwardLayer(_ l: Int, _ dOut: [Float]) -> [Float] {
         let s = saved[l]
         // Feed-forward block: x = xMid + norm_post(d), d = mm Wd^T, mm = gelu(g) * u, g/u = c W^T, c = norm_pre(xMid).

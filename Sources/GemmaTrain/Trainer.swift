@@ -117,12 +117,6 @@ public final class Trainer: @unchecked Sendable {
         return (Float(results.losses.reduce(0, +)), grads[0])
     }
 
-    /// The gradient of the mean loss per target token over `examples` (of the adapters with LoRA).
-    public func gradient(_ examples: [TrainingExample]) throws(TrainError) -> (loss: Float, gradient: [Float]) {
-        let (loss, g) = try compute(examples, gradient: true)
-        return (loss, Array(UnsafeBufferPointer(start: g!, count: trainedCount)))
-    }
-
     /// One optimizer step on a batch.
     public func step(_ batch: [TrainingExample]) throws(TrainError) -> StepReport {
         let (loss, g) = try compute(batch, gradient: true)

@@ -130,11 +130,8 @@ struct Finetune: ParsableCommand {
         // The order: a seeded shuffle per epoch, a function of (seed, epoch), so that a resumed run takes the same
         // examples at each step.
         func order(epoch: Int) -> [Int] {
-            var rng = (seed &+ 0x9E37_79B9_7F4A_7C15) ^ (UInt64(epoch) &* 0xD1B5_4A32_D192_ED03)
-            func next() -> UInt64 { rng = rng &* 6364136223846793005 &+ 1442695040888963407; return rng >> 33 }
-            var o = Array(train.indices)
-            for i in stride(from: o.count - 1, to: 0, by: -1) { o.swapAt(i, Int(next() % UInt64(i + 1))) }
-            return o
+            var rng = SeededGenerator(seed: seed ^ (UInt64(epoch) &* 0xD1B5_4A32_D192_ED03))
+            return Array(train.indices).shuffled(using: &rng)
         }
         var orders: [Int: [Int]] = [:]
         let perStep = min(batch, train.count)

@@ -27,14 +27,8 @@ import Testing
         let config = try Self.smallConfig()
         let model = TextModelGradient(config: config, normOffset: 1)
         // Deterministic random weights: matrices ~ N(0, 0.3^2) (large enough for nonlinear effects), norms ~ N(0, 0.2^2).
-        var state: UInt64 = 12345
-        func gaussian() -> Float {
-            func unit() -> Double {
-                state = state &* 6364136223846793005 &+ 1442695040888963407
-                return (Double(state >> 11) + 0.5) / Double(1 << 53)
-            }
-            return Float((-2 * log(unit())).squareRoot() * cos(2 * .pi * unit()))
-        }
+        var random = TestRandom(seed: 12345)
+        func gaussian() -> Float { random.gaussian() }
         var params = [Float](repeating: 0, count: model.layout.count)
         for e in model.layout.entries {
             let sd: Float = e.shape.count == 1 ? 0.2 : 0.3

@@ -14,14 +14,8 @@ import Testing
     static func randomModel(lora: LoRAConfig) throws -> (TextModelGradient, [Float], [Float]) {
         let config = try GradientTests.smallConfig()
         let model = TextModelGradient(config: config, normOffset: 1, lora: lora)
-        var state: UInt64 = 777
-        func gaussian() -> Float {
-            func unit() -> Double {
-                state = state &* 6364136223846793005 &+ 1442695040888963407
-                return (Double(state >> 11) + 0.5) / Double(1 << 53)
-            }
-            return Float((-2 * log(unit())).squareRoot() * cos(2 * .pi * unit()))
-        }
+        var random = TestRandom(seed: 777)
+        func gaussian() -> Float { random.gaussian() }
         let params = (0..<model.layout.count).map { _ in gaussian() * 0.3 }
         // Non-zero B as well, so that A's gradient is not zero.
         let adapters = (0..<model.lora!.count).map { _ in gaussian() * 0.2 }
@@ -107,14 +101,8 @@ import Testing
         """#
         let config = try Gemma3Config(huggingFace: JSONValue.parse(Array(json.utf8)))
         let model = TextModelGradient(config: config, normOffset: 1)
-        var state: UInt64 = 99
-        func gaussian() -> Float {
-            func unit() -> Double {
-                state = state &* 6364136223846793005 &+ 1442695040888963407
-                return (Double(state >> 11) + 0.5) / Double(1 << 53)
-            }
-            return Float((-2 * log(unit())).squareRoot() * cos(2 * .pi * unit()))
-        }
+        var random = TestRandom(seed: 99)
+        func gaussian() -> Float { random.gaussian() }
         var params = [Float](repeating: 0, count: model.layout.count)
         for e in model.layout.entries where e.shape.count == 2 {
             for i in 0..<e.count { params[e.offset + i] = gaussian() * 0.1 }
@@ -165,11 +153,8 @@ import Testing
     @Test func softTargetGradientsMatchFiniteDifferencesAndOneHotIsCrossEntropy() throws {
         let config = try GradientTests.smallConfig()
         let model = TextModelGradient(config: config, normOffset: 1)
-        var state: UInt64 = 4242
-        func unit() -> Float {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Float(state >> 40) / Float(1 << 24)
-        }
+        var random = TestRandom(seed: 4242)
+        func unit() -> Float { random.unitFloat() }
         let params = (0..<model.layout.count).map { _ in (unit() - 0.5) * 0.8 }
         let tokens = LoRATests.tokens, targets = LoRATests.targets
         var soft = [SoftTarget?](repeating: nil, count: tokens.count)
