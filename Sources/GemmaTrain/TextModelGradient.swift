@@ -4,7 +4,9 @@
 // with tanh GELU; final norm; tied head) keeping what the backward pass needs, then the backward pass written out op
 // by op. The loss is the mean next-token cross-entropy over the positions whose target is given.
 //
-// This is the reference path: plain loops over row-major arrays (the inner loops vectorize), one sequence at a time.
+// One sequence at a time on one thread (a batch spreads its sequences over the cores). The products are `sgemm`'s
+// register tiles; the forward pass reads each weight matrix transposed (`TransposedWeights`). The head runs only on
+// the positions that have a target: prompt positions cost nothing there, and the 262k-row head dominates the 270M.
 import Foundation
 import GemmaKernels
 import GemmaModel
@@ -40,8 +42,53 @@ public struct TextModelGradient: Sendable {
     ///
     /// With `soft`, a position that has a soft target learns it instead of its token: the cross-entropy of the
     /// student's distribution against the teacher's probabilities on the sampled ids, renormalized (distillation).
+    ///
+    /// `transposed` is `parameters` with every matrix transposed (`TransposedWeights`), when the caller keeps one
+    /// (a trainer does, across steps); without it the call makes its own.
     public func loss(parameters: [Float], adapters: [Float]? = nil, tokens: [Int], targets: [Int?], soft: [SoftTarget?]? = nil,
                      gradient: UnsafeMutablePointer<Float>? = nil, weight: Float = 1) throws(TrainError) -> Float {
+        try loss(parameters: parameters, transposed: nil, adapters: adapters, tokens: tokens, targets: targets, soft: soft,
+                 gradient: gradient, weight: weight)
+    }
+
+    func loss(parameters: [Float], transposed: TransposedWeights?, adapters: [Float]? = nil, tokens: [Int], targets: [Int?],
+              soft: [SoftTarget?]? = nil, gradient: UnsafeMutablePointer<Float>? = nil, weight: Float = 1) throws(TrainError) -> Float {
+        try validate(parameters: parameters, adapters: adapters, tokens: tokens, targets: targets, soft: soft)
+        let adapters = lora == nil ? [] : adapters!
+        return parameters.withUnsafeBufferPointer { p in
+            let wt = transposed ?? {
+                let t = TransposedWeights(count: layout.count)
+                t.fill(from: p.baseAddress!, layout: layout, threads: 1)
+                return t
+            }()
+            return adapters.withUnsafeBufferPointer { a in
+                var pass = Pass(self, p.baseAddress!, wt.values, tokens: tokens, adapters: lora == nil ? nil : a.baseAddress)
+                defer { withExtendedLifetime(wt) {} }
+                if lora == nil { pass.baseGrad = gradient } else { pass.loraGrad = gradient }
+                pass.forward()
+                let rows = pass.headRows(targets: targets, soft: soft)
+                guard !rows.isEmpty else { return 0 }
+                let H = config.hiddenSize
+                var z = [Float](repeating: 0, count: rows.count * H)
+                pass.gather(rows, into: &z)
+                var dz = gradient == nil ? [] : [Float](repeating: 0, count: rows.count * H)
+                let rowWeight = weight / Float(rows.count)
+                let losses = z.withUnsafeBufferPointer { zp in
+                    dz.withUnsafeMutableBufferPointer { dp in
+                        headLoss(z: zp.baseAddress!, targets: rows.map { targets[$0] }, soft: rows.map { soft?[$0] },
+                                 rowWeights: [Float](repeating: rowWeight, count: rows.count), parameters: p.baseAddress!,
+                                 transposed: wt.values, dz: gradient == nil ? nil : dp.baseAddress!,
+                                 dE: lora == nil ? gradient.map { $0 + layout.offset(.embedding) } : nil, threads: 1)
+                    }
+                }
+                if gradient != nil { pass.backward(dz: dz, rows: rows) }
+                return Float(losses.reduce(0, +) / Double(rows.count))
+            }
+        }
+    }
+
+    /// Refuses inputs the passes cannot take.
+    func validate(parameters: [Float], adapters: [Float]?, tokens: [Int], targets: [Int?], soft: [SoftTarget?]?) throws(TrainError) {
         if let soft {
             guard soft.count == tokens.count else { throw .input("soft targets must have the tokens' length") }
             if let bad = soft.compactMap({ $0 }).flatMap(\.ids).first(where: { $0 < 0 || $0 >= config.vocabSize }) {
@@ -54,21 +101,109 @@ public struct TextModelGradient: Sendable {
         if let bad = (tokens + targets.compactMap { $0 }).first(where: { $0 < 0 || $0 >= config.vocabSize }) {
             throw .input("token id \(bad) is outside the vocabulary of \(config.vocabSize)")
         }
-        let adapters = lora == nil ? [] : adapters!
-        return parameters.withUnsafeBufferPointer { p in
-            adapters.withUnsafeBufferPointer { a in
-                var pass = Pass(self, p.baseAddress!, tokens: tokens, adapters: lora == nil ? nil : a.baseAddress)
-                if lora == nil { pass.baseGrad = gradient } else { pass.loraGrad = gradient }
-                return pass.run(targets: targets, soft: soft, gradient: gradient, weight: weight)
+    }
+
+    /// The tied head's cross-entropy on rows of final-normed states `z` (rows x hidden) and its gradient: per row
+    /// the loss (of its token, or with a soft target of the teacher's distribution), returned; with `dz`, the
+    /// gradient of sum(rowWeights x loss) with respect to z is written there (rows x hidden), and with `dE` added to
+    /// the embedding's. The vocabulary is split among `threads` threads, each reading its share of the head once
+    /// for all rows: a batch's rows together make the 262k-row head's products compute-bound.
+    func headLoss(z: UnsafePointer<Float>, targets: [Int?], soft: [SoftTarget?], rowWeights: [Float], parameters: UnsafePointer<Float>,
+                  transposed: UnsafePointer<Float>, dz: UnsafeMutablePointer<Float>?, dE: UnsafeMutablePointer<Float>?,
+                  threads: Int) -> [Double] {
+        let R = targets.count, V = config.vocabSize, H = config.hiddenSize
+        guard R > 0 else { return [] }
+        let e = parameters + layout.offset(.embedding), et = transposed + layout.offset(.embedding)
+        let logits = UnsafeMutablePointer<Float>.allocate(capacity: R * V)
+        defer { logits.deallocate() }
+        let workers = max(1, min(threads, V / 64))
+        // Vocabulary slices, multiples of 32 wide but the last.
+        let slices = (0...workers).map { w in w == workers ? V : min(V, (V * w / workers) / 32 * 32) }
+        var partMax = [Float](repeating: -.infinity, count: workers * R), partSum = [Double](repeating: 0, count: workers * R)
+        let box = PointerBox(logits)
+        let zBox = PointerBox(UnsafeMutablePointer(mutating: z)), eBox = PointerBox(UnsafeMutablePointer(mutating: e))
+        let etBox = PointerBox(UnsafeMutablePointer(mutating: et))
+        partMax.withUnsafeMutableBufferPointer { pm in
+            partSum.withUnsafeMutableBufferPointer { ps in
+                let pmBox = PointerBox(pm.baseAddress!), psBox = DoubleBox(ps.baseAddress!)
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    let v0 = slices[w], n = slices[w + 1] - v0
+                    sgemm(R, n, H, a: zBox.pointer, lda: H, b: etBox.pointer + v0, ldb: V, c: box.pointer + v0, ldc: V, accumulate: false)
+                    for r in 0..<R {
+                        let row = box.pointer + r * V + v0
+                        var mx = -Float.infinity
+                        for v in 0..<n { mx = max(mx, row[v]) }
+                        var sum = 0.0, v = 0
+                        while v < n {  // f32 partial sums of 4096 exponentials, added in f64
+                            let end = min(n, v + 4096)
+                            var s: Float = 0
+                            for i in v..<end { s += expFast(row[i] - mx) }
+                            sum += Double(s)
+                            v = end
+                        }
+                        pmBox.pointer[w * R + r] = mx
+                        psBox.pointer[w * R + r] = sum
+                    }
+                }
             }
         }
+        var logZ = [Double](repeating: 0, count: R), losses = [Double](repeating: 0, count: R)
+        for r in 0..<R {
+            var mx = -Float.infinity
+            for w in 0..<workers { mx = max(mx, partMax[w * R + r]) }
+            var sum = 0.0
+            for w in 0..<workers where partSum[w * R + r] > 0 { sum += partSum[w * R + r] * exp(Double(partMax[w * R + r] - mx)) }
+            logZ[r] = Double(mx) + log(sum)
+            let row = logits + r * V
+            if let d = soft[r] {
+                // -sum_i q_i log p_i over the sampled ids; d/dz = p - q (q sums to 1).
+                for (id, q) in zip(d.ids, d.probabilities) { losses[r] += Double(q) * (logZ[r] - Double(row[id])) }
+            } else if let y = targets[r] {
+                losses[r] = logZ[r] - Double(row[y])
+            }
+        }
+        guard let dz else { return losses }
+        let logZs = logZ
+        // The logits become their gradient in place, (softmax - target) x weight; then dz = dlogits E and
+        // dE += dlogits^T z, each thread over its slice (dz summed after).
+        let partials = UnsafeMutablePointer<Float>.allocate(capacity: workers * R * H)
+        defer { partials.deallocate() }
+        let pBox = PointerBox(partials), dEBox = dE.map { PointerBox($0) }
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let v0 = slices[w], v1 = slices[w + 1]
+            for r in 0..<R {
+                let row = box.pointer + r * V, shift = Float(logZs[r]), scale = rowWeights[r]
+                for v in v0..<v1 { row[v] = expFast(row[v] - shift) * scale }
+                if let d = soft[r] {
+                    for (id, q) in zip(d.ids, d.probabilities) where id >= v0 && id < v1 { row[id] -= q * scale }
+                } else if let y = targets[r], y >= v0, y < v1 {
+                    row[y] -= scale
+                }
+            }
+            sgemm(R, H, v1 - v0, a: box.pointer + v0, lda: V, b: eBox.pointer + v0 * H, ldb: H, c: pBox.pointer + w * R * H, ldc: H,
+                  accumulate: false)
+            if let dEBox {
+                sgemm(v1 - v0, H, R, a: box.pointer + v0, lda: 1, aStep: V, b: zBox.pointer, ldb: H, c: dEBox.pointer + v0 * H, ldc: H,
+                      accumulate: true)
+            }
+        }
+        dz.update(from: partials, count: R * H)
+        for w in 1..<workers { for i in 0..<(R * H) { dz[i] += partials[w * R * H + i] } }
+        return losses
     }
+}
+
+struct DoubleBox: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Double>
+    init(_ p: UnsafeMutablePointer<Double>) { pointer = p }
 }
 
 /// One forward and backward pass over a sequence: activations per layer, then gradients.
 struct Pass {
     let m: TextModelGradient
     let w: UnsafePointer<Float>
+    /// The same weights with every matrix transposed ([in, out]), for the forward products.
+    let wt: UnsafePointer<Float>
     let adapters: UnsafePointer<Float>?
     /// Where gradients go: the base's (full fine-tuning) or the adapters' (LoRA; the base is frozen).
     var baseGrad: UnsafeMutablePointer<Float>? = nil
@@ -78,7 +213,7 @@ struct Pass {
     let qDim: Int, kvDim: Int
     var saved: [Saved] = []
     var x: [Float]      // residual stream, T x H
-    var logits: [Float] = []
+    var z: [Float] = []  // T x H, the final norm's output
 
     /// What a layer's backward pass needs.
     struct Saved {
@@ -97,10 +232,11 @@ struct Pass {
         var lora: [Gemma3Weight.Layer: [Float]] = [:]  // x Aᵀ of each adapted projection (T x rank)
     }
 
-    init(_ m: TextModelGradient, _ w: UnsafePointer<Float>, tokens: [Int], adapters: UnsafePointer<Float>?) {
+    init(_ m: TextModelGradient, _ w: UnsafePointer<Float>, _ wt: UnsafePointer<Float>, tokens: [Int], adapters: UnsafePointer<Float>?) {
         let c = m.config
         self.m = m
         self.w = w
+        self.wt = wt
         self.adapters = adapters
         self.tokens = tokens
         T = tokens.count; H = c.hiddenSize; D = c.headDim; NH = c.numAttentionHeads; NKV = c.numKeyValueHeads
@@ -113,49 +249,28 @@ struct Pass {
 
     // MARK: Forward
 
-    mutating func run(targets: [Int?], soft: [SoftTarget?]?, gradient: UnsafeMutablePointer<Float>?, weight: Float) -> Float {
+    /// The forward pass through the final norm: `x` holds the last layer's output, `z` its normed rows.
+    mutating func forward() {
         let scale = m.config.embeddingMultiplier
         let e = ptr(.embedding)
         for t in 0..<T { for i in 0..<H { x[t * H + i] = e[tokens[t] * H + i] * scale } }
         for l in 0..<m.config.numHiddenLayers { forwardLayer(l) }
-        // Final norm and tied head.
-        var z = [Float](repeating: 0, count: T * H)
+        z = [Float](repeating: 0, count: T * H)
         rmsNormRows(x, ptr(.finalNorm), into: &z, rows: T, n: H)
-        logits = [Float](repeating: 0, count: T * V)
-        matmulNT(z, e, into: &logits, rows: T, inner: H, outs: V)
-        // Cross-entropy over the positions with a target; dlogits = (softmax - onehot) / count.
-        let hasSoft = { (t: Int) -> Bool in soft?[t] != nil }
-        let count = (0..<T).filter { targets[$0] != nil || hasSoft($0) }.count
-        guard count > 0 else { return 0 }
-        var loss = 0.0
-        var dLogits = [Float](repeating: 0, count: T * V)
-        for t in 0..<T {
-            let target = targets[t], distribution = soft?[t]
-            guard target != nil || distribution != nil else { continue }
-            let row = t * V
-            var mx = -Float.infinity
-            for j in 0..<V { mx = max(mx, logits[row + j]) }
-            var sum = 0.0
-            for j in 0..<V { sum += Double(expf(logits[row + j] - mx)) }
-            let logZ = Double(mx) + log(sum)
-            let w = Double(weight) / Double(count)
-            if let d = distribution {
-                // -sum_i q_i log p_i over the sampled ids; d/dz = p - q (q sums to 1).
-                for (id, q) in zip(d.ids, d.probabilities) { loss += Double(q) * (logZ - Double(logits[row + id])) }
-                if gradient != nil {
-                    for j in 0..<V { dLogits[row + j] = Float(exp(Double(logits[row + j]) - logZ) * w) }
-                    for (id, q) in zip(d.ids, d.probabilities) { dLogits[row + id] -= Float(Double(q) * w) }
-                }
-            } else if let y = target {
-                loss += logZ - Double(logits[row + y])
-                if gradient != nil {
-                    for j in 0..<V { dLogits[row + j] = Float(exp(Double(logits[row + j]) - logZ) * w) }
-                    dLogits[row + y] -= Float(w)
-                }
-            }
-        }
-        if gradient != nil { backward(dLogits: dLogits, z: z) }
-        return Float(loss / Double(count))
+    }
+
+    /// The positions the head runs on: those with a target or a soft target.
+    func headRows(targets: [Int?], soft: [SoftTarget?]?) -> [Int] {
+        (0..<T).filter { targets[$0] != nil || soft?[$0] != nil }
+    }
+
+    /// The normed final states of `rows`, one after another.
+    func gather(_ rows: [Int], into out: UnsafeMutablePointer<Float>) {
+        for (j, t) in rows.enumerated() { for i in 0..<H { out[j * H + i] = z[t * H + i] } }
+    }
+
+    func gather(_ rows: [Int], into out: inout [Float]) {
+        out.withUnsafeMutableBufferPointer { gather(rows, into: $0.baseAddress!) }
     }
 
     mutating func forwardLayer(_ l: Int) {
@@ -178,27 +293,16 @@ struct Pass {
         rope(&s.q, heads: NH, layer: l, inverse: false)
         rope(&s.k, heads: NKV, layer: l, inverse: false)
         // Attention: scores over the visible keys, softmax, weighted values.
-        let scale = m.config.queryScale, group = NH / NKV
         s.p = [Float](repeating: 0, count: NH * T * T)
         s.o = [Float](repeating: 0, count: T * qDim)
-        for h in 0..<NH {
-            let kv = h / group
-            for t in 0..<T {
-                let first = firstKey(l, t)
-                var mx = -Float.infinity
-                let prow = (h * T + t) * T
-                for u in first...t {
-                    var dot: Float = 0
-                    for i in 0..<D { dot += s.q[t * qDim + h * D + i] * s.k[u * kvDim + kv * D + i] }
-                    s.p[prow + u] = dot * scale
-                    mx = max(mx, dot * scale)
-                }
-                var sum: Float = 0
-                for u in first...t { let e = expf(s.p[prow + u] - mx); s.p[prow + u] = e; sum += e }
-                for u in first...t { s.p[prow + u] /= sum }
-                for u in first...t {
-                    let pu = s.p[prow + u]
-                    for i in 0..<D { s.o[t * qDim + h * D + i] += pu * s.v[u * kvDim + kv * D + i] }
+        s.q.withUnsafeBufferPointer { q in
+            s.k.withUnsafeBufferPointer { k in
+                s.v.withUnsafeBufferPointer { v in
+                    s.p.withUnsafeMutableBufferPointer { p in
+                        s.o.withUnsafeMutableBufferPointer { o in
+                            attentionForward(l, q.baseAddress!, k.baseAddress!, v.baseAddress!, p.baseAddress!, o.baseAddress!)
+                        }
+                    }
                 }
             }
         }
@@ -224,6 +328,65 @@ struct Pass {
         saved.append(s)
     }
 
+    /// Causal (windowed) attention of every head: p (NH x T x T) the probabilities, o (T x qDim, zeroed) the output.
+    func attentionForward(_ l: Int, _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
+                          _ p: UnsafeMutablePointer<Float>, _ o: UnsafeMutablePointer<Float>) {
+        let scale = m.config.queryScale, group = NH / NKV
+        for h in 0..<NH {
+            let kv = h / group
+            for t in 0..<T {
+                let first = firstKey(l, t), prow = p + (h * T + t) * T, qt = q + t * qDim + h * D
+                var mx = -Float.infinity
+                for u in first...t {
+                    let sc = dot(qt, k + u * kvDim + kv * D, D) * scale
+                    prow[u] = sc
+                    mx = max(mx, sc)
+                }
+                var sum: Float = 0
+                for u in first...t { let e = expf(prow[u] - mx); prow[u] = e; sum += e }
+                let inv = 1 / sum
+                let ot = o + t * qDim + h * D
+                for u in first...t {
+                    prow[u] *= inv
+                    let pu = prow[u], vu = v + u * kvDim + kv * D
+                    for i in 0..<D { ot[i] += pu * vu[i] }
+                }
+            }
+        }
+    }
+
+    /// The attention's backward pass: from dO (T x qDim) to dq, dk, dv (added into).
+    func attentionBackward(_ l: Int, _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
+                           _ p: UnsafePointer<Float>, _ dO: UnsafePointer<Float>, _ dq: UnsafeMutablePointer<Float>,
+                           _ dk: UnsafeMutablePointer<Float>, _ dv: UnsafeMutablePointer<Float>) {
+        let scale = m.config.queryScale, group = NH / NKV
+        let dp = UnsafeMutablePointer<Float>.allocate(capacity: T)
+        defer { dp.deallocate() }
+        for h in 0..<NH {
+            let kv = h / group
+            for t in 0..<T {
+                let first = firstKey(l, t), prow = p + (h * T + t) * T
+                let dOt = dO + t * qDim + h * D, qt = q + t * qDim + h * D, dqt = dq + t * qDim + h * D
+                var sum: Float = 0
+                for u in first...t {
+                    let d = dot(dOt, v + u * kvDim + kv * D, D)
+                    dp[u] = d
+                    sum += prow[u] * d
+                    let pu = prow[u], dvu = dv + u * kvDim + kv * D
+                    for i in 0..<D { dvu[i] += pu * dOt[i] }
+                }
+                for u in first...t {
+                    let ds = prow[u] * (dp[u] - sum) * scale
+                    let ku = k + u * kvDim + kv * D, dku = dk + u * kvDim + kv * D
+                    for i in 0..<D {
+                        dqt[i] += ds * ku[i]
+                        dku[i] += ds * qt[i]
+                    }
+                }
+            }
+        }
+    }
+
     /// The widths (in, out) of a layer's projection.
     func dims(_ module: Gemma3Weight.Layer) -> (Int, Int) {
         switch module {
@@ -238,14 +401,34 @@ struct Pass {
     /// y = x Wᵀ (+ scale (x Aᵀ) Bᵀ with an adapter, whose x Aᵀ is returned for the backward pass).
     func project(_ l: Int, _ module: Gemma3Weight.Layer, _ x: [Float], into y: inout [Float]) -> [Float]? {
         let (inDim, outDim) = dims(module)
-        matmulNT(x, ptr(.layer(l, module)), into: &y, rows: T, inner: inDim, outs: outDim)
+        let wT = wt + m.layout.offset(.layer(l, module)), rows = T
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                sgemm(rows, outDim, inDim, a: xp.baseAddress!, lda: inDim, b: wT, ldb: outDim, c: yp.baseAddress!, ldc: outDim,
+                      accumulate: false)
+            }
+        }
         guard let adapters, let e = m.lora?.entry(l, module) else { return nil }
+        // u = x Aᵀ, y += (scale u) Bᵀ, with the thin A and B transposed for the products.
         let r = m.lora!.config.rank, scale = m.lora!.config.scale
-        var u = [Float](repeating: 0, count: T * r)
-        matmulNT(x, adapters + e.a, into: &u, rows: T, inner: inDim, outs: r)
-        var delta = [Float](repeating: 0, count: T * outDim)
-        matmulNT(u, adapters + e.b, into: &delta, rows: T, inner: r, outs: outDim)
-        for i in 0..<(T * outDim) { y[i] += scale * delta[i] }
+        var u = [Float](repeating: 0, count: T * r), aT = [Float](repeating: 0, count: inDim * r)
+        var bT = [Float](repeating: 0, count: r * outDim)
+        for k in 0..<r { for i in 0..<inDim { aT[i * r + k] = adapters[e.a + k * inDim + i] } }
+        for o in 0..<outDim { for k in 0..<r { bT[k * outDim + o] = scale * adapters[e.b + o * r + k] } }
+        x.withUnsafeBufferPointer { xp in
+            u.withUnsafeMutableBufferPointer { up in
+                aT.withUnsafeBufferPointer { ap in
+                    sgemm(rows, r, inDim, a: xp.baseAddress!, lda: inDim, b: ap.baseAddress!, ldb: r, c: up.baseAddress!, ldc: r,
+                          accumulate: false)
+                }
+                bT.withUnsafeBufferPointer { bp in
+                    y.withUnsafeMutableBufferPointer { yp in
+                        sgemm(rows, outDim, r, a: up.baseAddress!, lda: r, b: bp.baseAddress!, ldb: outDim, c: yp.baseAddress!,
+                              ldc: outDim, accumulate: true)
+                    }
+                }
+            }
+        }
         return u
     }
 
@@ -324,13 +507,13 @@ struct Pass {
         return dx
     }
 
-    /// The backward pass from the logits' gradient; weight gradients go to `baseGrad` or `loraGrad`.
-    func backward(dLogits: [Float], z: [Float]) {
-        let e = ptr(.embedding), de = baseGrad.map { $0 + m.layout.offset(.embedding) }
-        // logits = z E^T: dz = dlogits E, dE += dlogits^T z.
+    /// The backward pass from the gradient of the normed final states of `rows` (`dz`, one row of hidden after
+    /// another); weight gradients go to `baseGrad` or `loraGrad` (the head's own part of the embedding's gradient is
+    /// `headLoss`'s).
+    func backward(dz dzRows: [Float], rows: [Int]) {
+        let de = baseGrad.map { $0 + m.layout.offset(.embedding) }
         var dz = [Float](repeating: 0, count: T * H)
-        matmulNN(dLogits, e, into: &dz, rows: T, inner: V, outs: H)
-        if let de { matmulTNAdd(dLogits, z, into: de, rows: T, outs: V, inner: H) }
+        for (j, t) in rows.enumerated() { for i in 0..<H { dz[t * H + i] = dzRows[j * H + i] } }
         var dx = rmsNormBackward(x, dz, .finalNorm, rows: T, n: H)
         for l in stride(from: m.config.numHiddenLayers - 1, through: 0, by: -1) { dx = backwardLayer(l, dx) }
         // x0 = E[token] * scale.
@@ -361,28 +544,22 @@ struct Pass {
         var dO = [Float](repeating: 0, count: T * qDim)
         projectBackward(l, .o, db, x: s.o, into: &dO, s)
         // o[t] = sum_u p[t][u] v[u]; p = softmax(scale q k^T) over the visible keys.
-        let scale = m.config.queryScale, group = NH / NKV
         var dq = [Float](repeating: 0, count: T * qDim)
         var dk = [Float](repeating: 0, count: T * kvDim), dv = [Float](repeating: 0, count: T * kvDim)
-        var dp = [Float](repeating: 0, count: T)
-        for h in 0..<NH {
-            let kv = h / group
-            for t in 0..<T {
-                let first = firstKey(l, t), prow = (h * T + t) * T
-                var sum: Float = 0
-                for u in first...t {
-                    var dot: Float = 0
-                    for i in 0..<D { dot += dO[t * qDim + h * D + i] * s.v[u * kvDim + kv * D + i] }
-                    dp[u] = dot
-                    sum += s.p[prow + u] * dot
-                    let pu = s.p[prow + u]
-                    for i in 0..<D { dv[u * kvDim + kv * D + i] += pu * dO[t * qDim + h * D + i] }
-                }
-                for u in first...t {
-                    let ds = s.p[prow + u] * (dp[u] - sum) * scale
-                    for i in 0..<D {
-                        dq[t * qDim + h * D + i] += ds * s.k[u * kvDim + kv * D + i]
-                        dk[u * kvDim + kv * D + i] += ds * s.q[t * qDim + h * D + i]
+        s.q.withUnsafeBufferPointer { q in
+            s.k.withUnsafeBufferPointer { k in
+                s.v.withUnsafeBufferPointer { v in
+                    s.p.withUnsafeBufferPointer { p in
+                        dO.withUnsafeBufferPointer { dOp in
+                            dq.withUnsafeMutableBufferPointer { dqp in
+                                dk.withUnsafeMutableBufferPointer { dkp in
+                                    dv.withUnsafeMutableBufferPointer { dvp in
+                                        attentionBackward(l, q.baseAddress!, k.baseAddress!, v.baseAddress!, p.baseAddress!,
+                                                          dOp.baseAddress!, dqp.baseAddress!, dkp.baseAddress!, dvp.baseAddress!)
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -404,61 +581,28 @@ struct Pass {
 
 // MARK: Elementwise and matrix helpers (row-major)
 
-/// transformers' gelu_pytorch_tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-@inline(__always) func geluTanh(_ x: Float) -> Float {
-    let c: Float = 0.7978845608028654
-    return 0.5 * x * (1 + tanhf(c * (x + 0.044715 * x * x * x)))
-}
-
+/// The derivative of GemmaKernels' `geluTanh` (transformers' gelu_pytorch_tanh), with the same tanh on `expFast`.
 @inline(__always) func geluTanhDerivative(_ x: Float) -> Float {
     let c: Float = 0.7978845608028654
-    let th = tanhf(c * (x + 0.044715 * x * x * x))
+    let th = 1 - 2 / (expFast(2 * c * (x + 0.044715 * x * x * x)) + 1)
     return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * c * (1 + 3 * 0.044715 * x * x)
 }
 
-/// y[r][o] = sum_k x[r][k] w[o][k]  (x: rows x inner, w: outs x inner), y overwritten.
-func matmulNT(_ x: [Float], _ w: UnsafePointer<Float>, into y: inout [Float], rows: Int, inner: Int, outs: Int) {
-    x.withUnsafeBufferPointer { xp in
-        y.withUnsafeMutableBufferPointer { yp in
-            for r in 0..<rows {
-                let xr = xp.baseAddress! + r * inner
-                for o in 0..<outs { yp[r * outs + o] = dot(xr, w + o * inner, inner) }
-            }
-        }
-    }
-}
-
-/// y[r][k] += sum_o dy[r][o] w[o][k]  (dy: rows x inner, w: inner x outs). Each row of w is read once, for every r.
+/// y[r][k] += sum_o dy[r][o] w[o][k]  (dy: rows x inner, w: inner x outs).
 func matmulNN(_ dy: [Float], _ w: UnsafePointer<Float>, into y: inout [Float], rows: Int, inner: Int, outs: Int) {
     dy.withUnsafeBufferPointer { dp in
         y.withUnsafeMutableBufferPointer { yp in
-            for o in 0..<inner {
-                let wr = w + o * outs
-                for r in 0..<rows {
-                    let a = dp[r * inner + o]
-                    if a == 0 { continue }
-                    let yr = yp.baseAddress! + r * outs
-                    for k in 0..<outs { yr[k] += a * wr[k] }
-                }
-            }
+            sgemm(rows, outs, inner, a: dp.baseAddress!, lda: inner, b: w, ldb: outs, c: yp.baseAddress!, ldc: outs, accumulate: true)
         }
     }
 }
 
-/// dw[o][k] += sum_r dy[r][o] x[r][k]  (dy: rows x outs, x: rows x inner, dw: outs x inner). Each row of dw is
-/// read and written once.
+/// dw[o][k] += sum_r dy[r][o] x[r][k]  (dy: rows x outs, x: rows x inner, dw: outs x inner).
 func matmulTNAdd(_ dy: [Float], _ x: [Float], into dw: UnsafeMutablePointer<Float>, rows: Int, outs: Int, inner: Int) {
     dy.withUnsafeBufferPointer { dp in
         x.withUnsafeBufferPointer { xp in
-            for o in 0..<outs {
-                let wr = dw + o * inner
-                for r in 0..<rows {
-                    let a = dp[r * outs + o]
-                    if a == 0 { continue }
-                    let xr = xp.baseAddress! + r * inner
-                    for k in 0..<inner { wr[k] += a * xr[k] }
-                }
-            }
+            sgemm(outs, inner, rows, a: dp.baseAddress!, lda: 1, aStep: outs, b: xp.baseAddress!, ldb: inner, c: dw, ldc: inner,
+                  accumulate: true)
         }
     }
 }

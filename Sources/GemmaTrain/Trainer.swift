@@ -29,7 +29,7 @@ public final class Trainer: @unchecked Sendable {
     public var maxGradientNorm: Float = 1
     /// Quantization-aware training: the forward pass sees the weights as this format stores them, and their
     /// gradient updates the f32 weights (straight-through). With LoRA, the frozen base is seen quantized.
-    public var qat: QATFormat? = nil
+    public var qat: QATFormat? = nil { didSet { transposedAt = -1 } }
     /// Threads computing a batch's examples.
     public var threads = ProcessInfo.processInfo.activeProcessorCount
     /// Steps taken.
@@ -64,6 +64,11 @@ public final class Trainer: @unchecked Sendable {
     /// Per worker, a gradient buffer of the parameters' size, allocated once (a fresh gigabyte a step for the 270M
     /// cost more in page faults than the arithmetic).
     private var buffers: [UnsafeMutablePointer<Float>] = []
+    /// The weights as the forward pass reads them (transposed, fake-quantized with `qat`), and the step they are of.
+    private var transposed: TransposedWeights?
+    private var transposedAt = -1
+    /// With `qat`: the weights as the format stores them, of the same step.
+    private var quantizedParameters: [Float]?
 
     deinit { for b in buffers { b.deallocate() } }
 
@@ -73,39 +78,95 @@ public final class Trainer: @unchecked Sendable {
     }
 
     /// The mean loss per target token over `examples`; with `gradient`, its gradient is left in the first worker
-    /// buffer, which is returned.
+    /// buffer, which is returned. Three phases: the examples' forward passes spread over the workers; the head on
+    /// every target position of the batch together (in groups of up to 256 rows, the vocabulary split among the
+    /// threads), so that the head's weights are read once per group rather than once per example; the examples'
+    /// backward passes spread over the workers, each into its own gradient buffer, summed at the end.
     private func compute(_ examples: [TrainingExample], gradient wantGradient: Bool) throws(TrainError)
         -> (loss: Float, gradient: UnsafeMutablePointer<Float>?) {
         let total = examples.reduce(0) { $0 + $1.targetCount }
         guard total > 0 else { throw .input("no example has a target") }
-        let workers = max(1, min(threads, examples.count))
+        let model = model, adapters: [Float] = model.lora == nil ? [] : adapters
+        for e in examples {
+            try model.validate(parameters: parameters, adapters: model.lora == nil ? nil : adapters, tokens: e.tokens,
+                               targets: e.targets, soft: e.soft)
+        }
+        let used = examples.filter { $0.targetCount > 0 }
+        let workers = max(1, min(threads, used.count))
         let n = trainedCount
         let grads = wantGradient ? buffers(workers) : []
-        let results = WorkerResults(workers)
-        let parameters: [Float]
-        if let qat { parameters = try qat.fakeQuantized(self.parameters, layout: model.layout) } else { parameters = self.parameters }
-        let model = model, adapters: [Float]? = model.lora == nil ? nil : adapters
+        // The weights the passes read (fake-quantized with QAT), and transposed for the forward products: once for a
+        // frozen base, after every update otherwise.
+        if transposedAt < 0 || (model.lora == nil && transposedAt != step) {
+            let seen: [Float]
+            if let qat { seen = try qat.fakeQuantized(self.parameters, layout: model.layout) } else { seen = self.parameters }
+            let t = transposed ?? TransposedWeights(count: seen.count)
+            seen.withUnsafeBufferPointer { t.fill(from: $0.baseAddress!, layout: model.layout, threads: self.threads) }
+            transposed = t
+            transposedAt = step
+            quantizedParameters = qat == nil ? nil : seen
+        }
+        let transposed = transposed!, parameters = quantizedParameters ?? self.parameters
         let pointers = PointerList(grads)
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            let g: UnsafeMutablePointer<Float>? = wantGradient ? pointers.list[w] : nil
-            g?.update(repeating: 0, count: n)
-            var sum = 0.0
-            for (i, e) in examples.enumerated() where i % workers == w && e.targetCount > 0 {
-                let weight = Float(e.targetCount) / Float(total)
-                do {
-                    let l = try model.loss(parameters: parameters, adapters: adapters, tokens: e.tokens, targets: e.targets,
-                                           soft: e.soft, gradient: g, weight: weight)
-                    sum += Double(l) * Double(weight)
-                } catch {
-                    results.fail((error as? TrainError) ?? .input("\(error)"))
+        DispatchQueue.concurrentPerform(iterations: pointers.list.count) { w in pointers.list[w].update(repeating: 0, count: n) }
+        let threads = threads
+        var loss = 0.0
+        parameters.withUnsafeBufferPointer { p in
+            adapters.withUnsafeBufferPointer { a in
+                let passes = PassList(used.count)
+                let base = PointerBox(UnsafeMutablePointer(mutating: p.baseAddress!))
+                let lora = model.lora == nil ? nil : PointerBox(UnsafeMutablePointer(mutating: a.baseAddress!))
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    for (j, e) in used.enumerated() where j % workers == w {
+                        var pass = Pass(model, base.pointer, transposed.values, tokens: e.tokens, adapters: lora.map { UnsafePointer($0.pointer) })
+                        pass.forward()
+                        passes.items[j] = pass
+                    }
+                }
+                // The head over the batch's target positions.
+                let H = model.config.hiddenSize
+                let rowsOf = used.enumerated().map { j, e in passes.items[j]!.headRows(targets: e.targets, soft: e.soft) }
+                var dzOf = rowsOf.map { wantGradient ? [Float](repeating: 0, count: $0.count * H) : [] }
+                let all = rowsOf.enumerated().flatMap { j, rows in rows.enumerated().map { (j, $0.offset, $0.element) } }
+                var start = 0
+                while start < all.count {
+                    let group = all[start..<min(all.count, start + 256)]
+                    var z = [Float](repeating: 0, count: group.count * H)
+                    z.withUnsafeMutableBufferPointer { zp in
+                        for (r, (j, _, t)) in group.enumerated() { passes.items[j]!.gather([t], into: zp.baseAddress! + r * H) }
+                    }
+                    let targets = group.map { used[$0.0].targets[$0.2] }, soft = group.map { used[$0.0].soft?[$0.2] }
+                    let weights = group.map { Float(used[$0.0].targetCount) / Float(total) / Float(rowsOf[$0.0].count) }
+                    var dz = wantGradient ? [Float](repeating: 0, count: group.count * H) : []
+                    let losses = z.withUnsafeBufferPointer { zp in
+                        dz.withUnsafeMutableBufferPointer { dp in
+                            model.headLoss(z: zp.baseAddress!, targets: targets, soft: soft, rowWeights: weights, parameters: p.baseAddress!,
+                                           transposed: transposed.values, dz: wantGradient ? dp.baseAddress! : nil,
+                                           dE: wantGradient && model.lora == nil ? pointers.list[0] + model.layout.offset(.embedding) : nil,
+                                           threads: threads)
+                        }
+                    }
+                    for (r, (j, k, _)) in group.enumerated() {
+                        loss += losses[r] * Double(weights[r])
+                        if wantGradient { for i in 0..<H { dzOf[j][k * H + i] = dz[r * H + i] } }
+                    }
+                    start += group.count
+                }
+                guard wantGradient else { return }
+                let dzList = dzOf
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    for j in used.indices where j % workers == w {
+                        var pass = passes.items[j]!
+                        if model.lora == nil { pass.baseGrad = pointers.list[w] } else { pass.loraGrad = pointers.list[w] }
+                        pass.backward(dz: dzList[j], rows: rowsOf[j])
+                        passes.items[j] = nil
+                    }
                 }
             }
-            results.set(w, loss: sum)
         }
-        if let failure = results.failure { throw failure }
-        guard wantGradient else { return (Float(results.losses.reduce(0, +)), nil) }
+        guard wantGradient else { return (Float(loss), nil) }
         // Sum the workers' buffers into the first, in slices across the workers.
-        let slices = max(1, workers)
+        let slices = max(1, threads)
         DispatchQueue.concurrentPerform(iterations: slices) { s in
             let lo = n * s / slices, hi = n * (s + 1) / slices
             let g0 = pointers.list[0]
@@ -114,7 +175,7 @@ public final class Trainer: @unchecked Sendable {
                 for i in lo..<hi { g0[i] += gw[i] }
             }
         }
-        return (Float(results.losses.reduce(0, +)), grads[0])
+        return (Float(loss), grads[0])
     }
 
     /// One optimizer step on a batch.
@@ -146,24 +207,18 @@ private struct PointerList: @unchecked Sendable {
     init(_ list: [UnsafeMutablePointer<Float>]) { self.list = list }
 }
 
-/// Each worker's gradient and loss, and the first failure.
-private final class WorkerResults: @unchecked Sendable {
-    private let lock = NSLock()
-    var losses: [Double]
-    var failure: TrainError?
-
-    init(_ workers: Int) {
-        losses = [Double](repeating: 0, count: workers)
+/// The batch's passes between the phases (each worker writes only its own entries).
+private final class PassList: @unchecked Sendable {
+    let items: UnsafeMutablePointer<Pass?>
+    let count: Int
+    init(_ count: Int) {
+        self.count = count
+        items = .allocate(capacity: max(1, count))
+        items.initialize(repeating: nil, count: count)
     }
-
-    func set(_ w: Int, loss: Double) {
-        lock.lock(); defer { lock.unlock() }
-        losses[w] = loss
-    }
-
-    func fail(_ e: TrainError) {
-        lock.lock(); defer { lock.unlock() }
-        if failure == nil { failure = e }
+    deinit {
+        items.deinitialize(count: count)
+        items.deallocate()
     }
 }
 
@@ -205,6 +260,7 @@ extension Trainer {
             throw .input("\(path): no step counts in the metadata")
         }
         if model.lora == nil { parameters = trained } else { adapters = trained }
+        transposedAt = -1
         optimizer = AdamW(m: m, v: v, steps: o, weightDecay: optimizer.weightDecay)
         step = s
         return meta
