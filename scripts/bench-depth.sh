@@ -11,9 +11,8 @@
 # mean for llama-bench). Prints one line per test and round, then the ratios of the medians over rounds. A depth
 # plus TG must stay within the model's context (32,768 on 270M: use --depths 32640 for "after 32K").
 #
-# llama-bench: $LLAMA_BENCH, else built once into .build/llama.cpp-peer from llama-cpp-python's source archive
-# (the llama.cpp the project measures against; cmake, about 10 minutes on 2 cores). On Intel CPUs with AMX the
-# native build dies with SIGILL in these VMs: the build then passes -mno-amx-*. Wants a quiet machine.
+# llama-bench: $LLAMA_BENCH, else scripts/llama-peer.sh's (llama-cpp-python's llama.cpp, built once into
+# .build/llama.cpp-peer; about 10-15 minutes on 2 cores). Wants a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/swift-flags.sh
@@ -36,24 +35,7 @@ done
 [ -n "$MODEL" ] || MODEL=$(scripts/fetch-model.sh)
 [ -x "$GEMMA_BIN" ] || swift build --product gemma "${SWIFT_FLAGS[@]}"
 
-if [ -z "${LLAMA_BENCH:-}" ]; then
-    peer=.build/llama.cpp-peer
-    LLAMA_BENCH=$(ls "$peer"/llama_cpp_python-*/build/bin/llama-bench 2>/dev/null | head -1 || true)
-    if [ -z "$LLAMA_BENCH" ]; then
-        mkdir -p "$peer"
-        # The source archive only: --no-binary :all: would also build pip's build tools (cmake) from source.
-        python3 -m pip download --quiet --no-deps --no-binary llama-cpp-python llama-cpp-python==0.3.36 -d "$peer"
-        command -v cmake >/dev/null || python3 -m pip install --quiet cmake
-        tar -xzf "$peer"/llama_cpp_python-*.tar.gz -C "$peer"
-        src=$(ls -d "$peer"/llama_cpp_python-*/ | head -1)
-        flags=""
-        if grep -q amx_tile /proc/cpuinfo; then flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"; fi
-        cmake -S "$src/vendor/llama.cpp" -B "$src/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
-            -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" >/dev/null
-        cmake --build "$src/build" --target llama-bench -j "$(nproc)" >/dev/null
-        LLAMA_BENCH="$src/build/bin/llama-bench"
-    fi
-fi
+[ -n "${LLAMA_BENCH:-}" ] || LLAMA_BENCH=$(scripts/llama-peer.sh)/llama-bench
 
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) vCPU, threads $THREADS, load $(cut -d' ' -f1 /proc/loadavg)"
 results=$(mktemp)
