@@ -1,6 +1,7 @@
 // `gemma finetune`: full or LoRA fine-tuning of a Gemma 3 text model on JSONL chat data (GemmaTrain), the result
-// written in the input's format (with LoRA: the merged model, and the adapter as PEFT files with --adapter-out). The
-// loss is on the model's replies only; progress shows loss, tokens/s and the time left.
+// written in the input's format (with LoRA: the merged model, and with --adapter-out the adapter as PEFT files and,
+// for a GGUF model, as a llama.cpp adapter GGUF). The loss is on the model's replies only; progress shows loss,
+// tokens/s and the time left.
 import ArgumentParser
 import Foundation
 import GemmaGenerate
@@ -18,8 +19,9 @@ struct Finetune: ParsableCommand {
             cannot be used are listed by number and skipped (--strict refuses the file instead). The result is \
             written in the input's format: OUT is a .gguf file for a GGUF model (trained tensors f32; `gemma \
             quantize` makes it smaller), else a Hugging Face folder; with --lora-rank the adapters are merged into \
-            it, and --adapter-out also writes them as a PEFT adapter folder. The gradient is the reference f32 \
-            path: practical for small models; the 270M takes seconds per step.
+            it, and --adapter-out also writes them as a PEFT adapter folder (for a GGUF model with adapter.gguf, \
+            a LoRA adapter llama.cpp applies to the base with --lora). The gradient is the reference f32 path: \
+            practical for small models; the 270M takes seconds per step.
             """)
 
     @OptionGroup(title: "Model") var model: ModelOption
@@ -33,7 +35,7 @@ struct Finetune: ParsableCommand {
     var loraAlpha: Float?
     @Option(name: .customLong("lora-targets"), help: "Projections adapted, comma-separated: q, k, v, o, gate, up, down.")
     var loraTargets = "q,k,v,o,gate,up,down"
-    @Option(name: .customLong("adapter-out"), help: "With --lora-rank: also write the adapters as a PEFT folder (adapter_model.safetensors, adapter_config.json).")
+    @Option(name: .customLong("adapter-out"), help: "With --lora-rank: also write the adapters as a PEFT folder (adapter_model.safetensors, adapter_config.json), and for a GGUF model as DIR/adapter.gguf for llama.cpp's --lora.")
     var adapterOut: String?
     @Option(help: "Passes over the data (default 1 unless --steps is given).") var epochs: Int?
     @Option(help: "Optimizer steps (instead of --epochs).") var steps: Int?
@@ -179,6 +181,7 @@ struct Finetune: ParsableCommand {
         try TrainedModel.write(trainer.mergedParameters, layout: gradient.layout, like: checkpoint, to: out)
         if let adapterOut, let l = gradient.lora {
             try l.writePEFT(trainer.adapters, to: adapterOut, baseModel: path)
+            if checkpoint.gguf != nil { try l.writeGGUF(trainer.adapters, to: adapterOut + "/adapter.gguf", like: checkpoint) }
             writeErr("wrote the adapter to \(adapterOut)\n")
         }
         try? FileManager.default.removeItem(atPath: statePath)  // finished: nothing to resume
