@@ -5,7 +5,7 @@
 // by op. The loss is the mean next-token cross-entropy over the positions whose target is given.
 //
 // One sequence at a time on one thread (a batch spreads its sequences over the cores). The products are `sgemm`'s
-// register tiles; the forward pass reads each weight matrix transposed (`TransposedWeights`). The head runs only on
+// register tiles, reading the weights as stored (transposed for the forward products). The head runs only on
 // the positions that have a target: prompt positions cost nothing there, and the 262k-row head dominates the 270M.
 import Foundation
 import GemmaKernels
@@ -42,28 +42,13 @@ public struct TextModelGradient: Sendable {
     ///
     /// With `soft`, a position that has a soft target learns it instead of its token: the cross-entropy of the
     /// student's distribution against the teacher's probabilities on the sampled ids, renormalized (distillation).
-    ///
-    /// `transposed` is `parameters` with every matrix transposed (`TransposedWeights`), when the caller keeps one
-    /// (a trainer does, across steps); without it the call makes its own.
     public func loss(parameters: [Float], adapters: [Float]? = nil, tokens: [Int], targets: [Int?], soft: [SoftTarget?]? = nil,
                      gradient: UnsafeMutablePointer<Float>? = nil, weight: Float = 1) throws(TrainError) -> Float {
-        try loss(parameters: parameters, transposed: nil, adapters: adapters, tokens: tokens, targets: targets, soft: soft,
-                 gradient: gradient, weight: weight)
-    }
-
-    func loss(parameters: [Float], transposed: TransposedWeights?, adapters: [Float]? = nil, tokens: [Int], targets: [Int?],
-              soft: [SoftTarget?]? = nil, gradient: UnsafeMutablePointer<Float>? = nil, weight: Float = 1) throws(TrainError) -> Float {
         try validate(parameters: parameters, adapters: adapters, tokens: tokens, targets: targets, soft: soft)
         let adapters = lora == nil ? [] : adapters!
         return parameters.withUnsafeBufferPointer { p in
-            let wt = transposed ?? {
-                let t = TransposedWeights(count: layout.count)
-                t.fill(from: p.baseAddress!, layout: layout, threads: 1)
-                return t
-            }()
-            return adapters.withUnsafeBufferPointer { a in
-                var pass = Pass(self, p.baseAddress!, wt.values, tokens: tokens, adapters: lora == nil ? nil : a.baseAddress)
-                defer { withExtendedLifetime(wt) {} }
+            adapters.withUnsafeBufferPointer { a in
+                var pass = Pass(self, p.baseAddress!, tokens: tokens, adapters: lora == nil ? nil : a.baseAddress)
                 if lora == nil { pass.baseGrad = gradient } else { pass.loraGrad = gradient }
                 pass.forward()
                 let rows = pass.headRows(targets: targets, soft: soft)
@@ -77,7 +62,7 @@ public struct TextModelGradient: Sendable {
                     dz.withUnsafeMutableBufferPointer { dp in
                         headLoss(z: zp.baseAddress!, targets: rows.map { targets[$0] }, soft: rows.map { soft?[$0] },
                                  rowWeights: [Float](repeating: rowWeight, count: rows.count), parameters: p.baseAddress!,
-                                 transposed: wt.values, dz: gradient == nil ? nil : dp.baseAddress!,
+                                 dz: gradient == nil ? nil : dp.baseAddress!,
                                  dE: lora == nil ? gradient.map { $0 + layout.offset(.embedding) } : nil, threads: 1)
                     }
                 }
@@ -108,27 +93,30 @@ public struct TextModelGradient: Sendable {
     /// gradient of sum(rowWeights x loss) with respect to z is written there (rows x hidden), and with `dE` added to
     /// the embedding's. The vocabulary is split among `threads` threads, each reading its share of the head once
     /// for all rows: a batch's rows together make the 262k-row head's products compute-bound.
+    static let headGroup = 256
     func headLoss(z: UnsafePointer<Float>, targets: [Int?], soft: [SoftTarget?], rowWeights: [Float], parameters: UnsafePointer<Float>,
-                  transposed: UnsafePointer<Float>, dz: UnsafeMutablePointer<Float>?, dE: UnsafeMutablePointer<Float>?,
-                  threads: Int) -> [Double] {
+                  dz: UnsafeMutablePointer<Float>?, dE: UnsafeMutablePointer<Float>?,
+                  threads: Int, scratch: UnsafeMutablePointer<Float>? = nil) -> [Double] {
         let R = targets.count, V = config.vocabSize, H = config.hiddenSize
         guard R > 0 else { return [] }
-        let e = parameters + layout.offset(.embedding), et = transposed + layout.offset(.embedding)
-        let logits = UnsafeMutablePointer<Float>.allocate(capacity: R * V)
-        defer { logits.deallocate() }
+        let e = parameters + layout.offset(.embedding)
+        // The logits (rows x vocabulary): in `scratch` when given (that many floats), so that a trainer's steps do
+        // not page in a fresh quarter gigabyte each.
+        let logits = scratch ?? UnsafeMutablePointer<Float>.allocate(capacity: R * V)
+        defer { if scratch == nil { logits.deallocate() } }
         let workers = max(1, min(threads, V / 64))
         // Vocabulary slices, multiples of 32 wide but the last.
         let slices = (0...workers).map { w in w == workers ? V : min(V, (V * w / workers) / 32 * 32) }
         var partMax = [Float](repeating: -.infinity, count: workers * R), partSum = [Double](repeating: 0, count: workers * R)
         let box = PointerBox(logits)
         let zBox = PointerBox(UnsafeMutablePointer(mutating: z)), eBox = PointerBox(UnsafeMutablePointer(mutating: e))
-        let etBox = PointerBox(UnsafeMutablePointer(mutating: et))
         partMax.withUnsafeMutableBufferPointer { pm in
             partSum.withUnsafeMutableBufferPointer { ps in
                 let pmBox = PointerBox(pm.baseAddress!), psBox = DoubleBox(ps.baseAddress!)
                 DispatchQueue.concurrentPerform(iterations: workers) { w in
                     let v0 = slices[w], n = slices[w + 1] - v0
-                    sgemm(R, n, H, a: zBox.pointer, lda: H, b: etBox.pointer + v0, ldb: V, c: box.pointer + v0, ldc: V, accumulate: false)
+                    sgemm(R, n, H, a: zBox.pointer, lda: H, b: .transposed(eBox.pointer + v0 * H, ld: H), c: box.pointer + v0, ldc: V,
+                          accumulate: false)
                     for r in 0..<R {
                         let row = box.pointer + r * V + v0
                         var mx = -Float.infinity
@@ -202,8 +190,6 @@ struct DoubleBox: @unchecked Sendable {
 struct Pass {
     let m: TextModelGradient
     let w: UnsafePointer<Float>
-    /// The same weights with every matrix transposed ([in, out]), for the forward products.
-    let wt: UnsafePointer<Float>
     let adapters: UnsafePointer<Float>?
     /// Where gradients go: the base's (full fine-tuning) or the adapters' (LoRA; the base is frozen).
     var baseGrad: UnsafeMutablePointer<Float>? = nil
@@ -232,11 +218,10 @@ struct Pass {
         var lora: [Gemma3Weight.Layer: [Float]] = [:]  // x Aᵀ of each adapted projection (T x rank)
     }
 
-    init(_ m: TextModelGradient, _ w: UnsafePointer<Float>, _ wt: UnsafePointer<Float>, tokens: [Int], adapters: UnsafePointer<Float>?) {
+    init(_ m: TextModelGradient, _ w: UnsafePointer<Float>, tokens: [Int], adapters: UnsafePointer<Float>?) {
         let c = m.config
         self.m = m
         self.w = w
-        self.wt = wt
         self.adapters = adapters
         self.tokens = tokens
         T = tokens.count; H = c.hiddenSize; D = c.headDim; NH = c.numAttentionHeads; NKV = c.numKeyValueHeads
@@ -401,32 +386,28 @@ struct Pass {
     /// y = x Wᵀ (+ scale (x Aᵀ) Bᵀ with an adapter, whose x Aᵀ is returned for the backward pass).
     func project(_ l: Int, _ module: Gemma3Weight.Layer, _ x: [Float], into y: inout [Float]) -> [Float]? {
         let (inDim, outDim) = dims(module)
-        let wT = wt + m.layout.offset(.layer(l, module)), rows = T
+        let weight = ptr(.layer(l, module)), rows = T
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
-                sgemm(rows, outDim, inDim, a: xp.baseAddress!, lda: inDim, b: wT, ldb: outDim, c: yp.baseAddress!, ldc: outDim,
-                      accumulate: false)
+                sgemm(rows, outDim, inDim, a: xp.baseAddress!, lda: inDim, b: .transposed(weight, ld: inDim), c: yp.baseAddress!,
+                      ldc: outDim, accumulate: false)
             }
         }
         guard let adapters, let e = m.lora?.entry(l, module) else { return nil }
-        // u = x Aᵀ, y += (scale u) Bᵀ, with the thin A and B transposed for the products.
+        // u = x Aᵀ, y += (scale u) Bᵀ.
         let r = m.lora!.config.rank, scale = m.lora!.config.scale
-        var u = [Float](repeating: 0, count: T * r), aT = [Float](repeating: 0, count: inDim * r)
-        var bT = [Float](repeating: 0, count: r * outDim)
-        for k in 0..<r { for i in 0..<inDim { aT[i * r + k] = adapters[e.a + k * inDim + i] } }
-        for o in 0..<outDim { for k in 0..<r { bT[k * outDim + o] = scale * adapters[e.b + o * r + k] } }
+        var u = [Float](repeating: 0, count: T * r)
         x.withUnsafeBufferPointer { xp in
             u.withUnsafeMutableBufferPointer { up in
-                aT.withUnsafeBufferPointer { ap in
-                    sgemm(rows, r, inDim, a: xp.baseAddress!, lda: inDim, b: ap.baseAddress!, ldb: r, c: up.baseAddress!, ldc: r,
-                          accumulate: false)
-                }
-                bT.withUnsafeBufferPointer { bp in
-                    y.withUnsafeMutableBufferPointer { yp in
-                        sgemm(rows, outDim, r, a: up.baseAddress!, lda: r, b: bp.baseAddress!, ldb: outDim, c: yp.baseAddress!,
-                              ldc: outDim, accumulate: true)
-                    }
-                }
+                sgemm(rows, r, inDim, a: xp.baseAddress!, lda: inDim, b: .transposed(adapters + e.a, ld: inDim), c: up.baseAddress!,
+                      ldc: r, accumulate: false)
+            }
+        }
+        let scaled = u.map { $0 * scale }
+        scaled.withUnsafeBufferPointer { up in
+            y.withUnsafeMutableBufferPointer { yp in
+                sgemm(rows, outDim, r, a: up.baseAddress!, lda: r, b: .transposed(adapters + e.b, ld: r), c: yp.baseAddress!,
+                      ldc: outDim, accumulate: true)
             }
         }
         return u

@@ -1,61 +1,167 @@
 // The f32 matrix products of training, in one general form: C[m][n] (+)= sum_k A(m, k) B[k][n], A read at
-// a[m * lda + k * aStep] (so either A or its transpose can be given as stored), B row-major. The forward pass's
-// x Wᵀ takes W transposed (`TransposedWeights`), the backward pass's dy W takes W as stored and dyᵀ x takes dy with
-// aStep = its width. Register tiles of 6 rows x 32 columns (12 zmm accumulators; two 6 x 16 halves without
-// AVX-512, so AVX2's 16 ymm registers hold them), broadcast A values, FMA over B's rows; blocked in k (256) and n
-// (the B block kept in L2), so that long reductions (the head's backward pass sums over 262,144 vocabulary rows)
-// stream B once per column block.
+// a[m * lda + k * aStep] (so either A or its transpose can be given as stored) and B described by `GemmB`: row-major,
+// or the transpose of a row-major matrix (the forward pass's x Wᵀ reads W as stored), in f32 or dequantized from a
+// stored format on the fly (a LoRA base kept quantized). Each block of B is packed into panels of 32 columns, k-major
+// (panel[k * 32 + i]), so that the register tiles (6 rows x 32 columns, 12 zmm accumulators; two 6 x 16 halves
+// without AVX-512, which AVX2's 16 ymm registers hold) read it as one sequential stream; the blocks are sized to
+// stay in L2 and, for transposed and quantized B, to take whole rows of the stored matrix, so that each is
+// dequantized once per product.
 import Dispatch
 import GemmaKernels
 
+/// The B operand of `sgemm`: B[k][n] for k < K, n < N.
+enum GemmB {
+    /// B[k][n] = p[k * ld + n].
+    case rows(UnsafePointer<Float>, ld: Int)
+    /// B[k][n] = p[n * ld + k]: a matrix stored [N, K] (a weight [out, in] for x Wᵀ).
+    case transposed(UnsafePointer<Float>, ld: Int)
+    /// B[k][n] = W[k][n] of a stored matrix (K rows of N).
+    case storedRows(WeightMatrix)
+    /// B[k][n] = W[n][k] of a stored matrix (N rows of K).
+    case storedTransposed(WeightMatrix)
+
+    var byRows: Bool {
+        switch self {
+        case .rows, .storedRows: true
+        default: false
+        }
+    }
+}
+
 /// C[m][n] = (accumulate ? C[m][n] : 0) + sum_k a[m * lda + k * aStep] * b[k * ldb + n], for m < M, n < N, k < K.
 package func sgemm(_ M: Int, _ N: Int, _ K: Int, a: UnsafePointer<Float>, lda: Int, aStep: Int = 1,
-           b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+                   b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+    sgemm(M, N, K, a: a, lda: lda, aStep: aStep, b: .rows(b, ld: ldb), c: c, ldc: ldc, accumulate: accumulate)
+}
+
+/// C[m][n] = (accumulate ? C[m][n] : 0) + sum_k A(m, k) B[k][n], A(m, k) = a[m * lda + k * aStep].
+func sgemm(_ M: Int, _ N: Int, _ K: Int, a: UnsafePointer<Float>, lda: Int, aStep: Int = 1, b: GemmB,
+           c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
     guard M > 0, N > 0 else { return }
     if K == 0 {
         if !accumulate { for m in 0..<M { (c + m * ldc).update(repeating: 0, count: N) } }
         return
     }
-    let kc = 256, nc = N <= 1024 ? N : 512
+    // Block sizes: B blocks of at most 256K floats (1 MiB, in L2).
+    let budget = 1 << 18
+    let kc: Int, nc: Int
+    if b.byRows {
+        nc = min(N, 4096)
+        kc = min(K, max(16, budget / ((nc + 31) / 32 * 32)))
+    } else {
+        kc = min(K, 4096)
+        nc = min((N + 31) / 32 * 32, max(32, budget / kc / 32 * 32))
+    }
+    let panels = UnsafeMutablePointer<Float>.allocate(capacity: kc * ((nc + 31) / 32 * 32))
+    defer { panels.deallocate() }
+    let scratchRows = b.byRows ? nil : UnsafeMutablePointer<Float>.allocate(capacity: 8 * K)
+    defer { scratchRows?.deallocate() }
+    let rowBuffer: UnsafeMutablePointer<Float>? = {
+        if case let .storedRows(w) = b { return .allocate(capacity: w.cols) }
+        return nil
+    }()
+    defer { rowBuffer?.deallocate() }
     let wide = CPUFeatures.avx512
+    var tile = [Float](repeating: 0, count: 6 * 32)
     var n0 = 0
     while n0 < N {
-        let n1 = min(N, n0 + nc)
+        let nLen = min(nc, N - n0), panelCount = (nLen + 31) / 32
         var k0 = 0
         while k0 < K {
             let kLen = min(kc, K - k0), load = accumulate || k0 > 0
+            pack(b, k0: k0, kLen: kLen, n0: n0, nLen: nLen, N: N, K: K, into: panels, rows: scratchRows, rowBuffer: rowBuffer)
             var m0 = 0
             while m0 < M {
                 let mr = min(6, M - m0)
-                let ap = a + m0 * lda + k0 * aStep, bp = b + k0 * ldb
-                var n = n0
-                while n + 32 <= n1 {
-                    if wide {
-                        tile6x32(ap, lda, aStep, mr, bp + n, ldb, kLen, c + m0 * ldc + n, ldc, load)
+                let ap = a + m0 * lda + k0 * aStep
+                for j in 0..<panelCount {
+                    let panel = panels + j * kLen * 32, cols = min(32, nLen - 32 * j)
+                    let cp = c + m0 * ldc + n0 + 32 * j
+                    if cols == 32 {
+                        if wide {
+                            tile6x32(ap, lda, aStep, mr, panel, 32, kLen, cp, ldc, load)
+                        } else {
+                            tile6x16(ap, lda, aStep, mr, panel, 32, kLen, cp, ldc, load)
+                            tile6x16(ap, lda, aStep, mr, panel + 16, 32, kLen, cp + 16, ldc, load)
+                        }
                     } else {
-                        tile6x16(ap, lda, aStep, mr, bp + n, ldb, kLen, c + m0 * ldc + n, ldc, load)
-                        tile6x16(ap, lda, aStep, mr, bp + n + 16, ldb, kLen, c + m0 * ldc + n + 16, ldc, load)
+                        // A partial panel (zero-padded): through a full tile, then its columns.
+                        tile.withUnsafeMutableBufferPointer { t in
+                            let tp = t.baseAddress!
+                            for i in 0..<mr { for n in 0..<cols { tp[i * 32 + n] = load ? cp[i * ldc + n] : 0 } }
+                            tile6x16(ap, lda, aStep, mr, panel, 32, kLen, tp, 32, true)
+                            if cols > 16 { tile6x16(ap, lda, aStep, mr, panel + 16, 32, kLen, tp + 16, 32, true) }
+                            for i in 0..<mr { for n in 0..<cols { cp[i * ldc + n] = tp[i * 32 + n] } }
+                        }
                     }
-                    n += 32
-                }
-                if n + 16 <= n1 {
-                    tile6x16(ap, lda, aStep, mr, bp + n, ldb, kLen, c + m0 * ldc + n, ldc, load)
-                    n += 16
-                }
-                while n < n1 {  // the last columns, one at a time
-                    for i in 0..<mr {
-                        var s: Float = load ? c[(m0 + i) * ldc + n] : 0
-                        let ar = ap + i * lda
-                        for k in 0..<kLen { s += ar[k * aStep] * bp[k * ldb + n] }
-                        c[(m0 + i) * ldc + n] = s
-                    }
-                    n += 1
                 }
                 m0 += 6
             }
-            k0 += kc
+            k0 += kLen
         }
-        n0 = n1
+        n0 += nLen
+    }
+}
+
+/// Packs B[k0 ..< k0 + kLen][n0 ..< n0 + nLen] into panels of 32 columns (panel j at j * kLen * 32, k-major),
+/// columns past N zero.
+private func pack(_ b: GemmB, k0: Int, kLen: Int, n0: Int, nLen: Int, N: Int, K: Int, into panels: UnsafeMutablePointer<Float>,
+                  rows: UnsafeMutablePointer<Float>?, rowBuffer: UnsafeMutablePointer<Float>?) {
+    let panelCount = (nLen + 31) / 32
+    switch b {
+    case let .rows(p, ld):
+        for j in 0..<panelCount {
+            let panel = panels + j * kLen * 32, cols = min(32, nLen - 32 * j)
+            for k in 0..<kLen {
+                let src = p + (k0 + k) * ld + n0 + 32 * j, dst = panel + k * 32
+                dst.update(from: src, count: cols)
+                if cols < 32 { (dst + cols).update(repeating: 0, count: 32 - cols) }
+            }
+        }
+    case let .storedRows(w):
+        let row = rowBuffer!
+        for k in 0..<kLen {
+            w.dequantizeRow(k0 + k, into: row)
+            for j in 0..<panelCount {
+                let cols = min(32, nLen - 32 * j), dst = panels + j * kLen * 32 + k * 32
+                dst.update(from: row + n0 + 32 * j, count: cols)
+                if cols < 32 { (dst + cols).update(repeating: 0, count: 32 - cols) }
+            }
+        }
+    case .transposed, .storedTransposed:
+        // Eight rows of the stored [N, K] matrix at a time, transposed into the panel's columns.
+        let scratch = rows!
+        for j in 0..<panelCount {
+            let panel = panels + j * kLen * 32, cols = min(32, nLen - 32 * j)
+            for g in 0..<4 {
+                let first = n0 + 32 * j + 8 * g
+                let valid = max(0, min(8, n0 + 32 * j + cols - first))
+                let src: UnsafePointer<Float>, stride: Int
+                switch b {
+                case let .transposed(p, ld) where valid == 8:
+                    src = p + first * ld + k0; stride = ld
+                case let .transposed(p, ld):
+                    for i in 0..<8 {
+                        if i < valid { (scratch + i * kLen).update(from: p + (first + i) * ld + k0, count: kLen) }
+                        else { (scratch + i * kLen).update(repeating: 0, count: kLen) }
+                    }
+                    src = UnsafePointer(scratch); stride = kLen
+                case let .storedTransposed(w):
+                    for i in 0..<8 {
+                        if i < valid {
+                            if k0 == 0 && kLen == K { w.dequantizeRow(first + i, into: scratch + i * K) }
+                            else {
+                                w.dequantizeRow(first + i, into: scratch + i * K)
+                                (scratch + i * kLen).update(from: scratch + i * K + k0, count: kLen)
+                            }
+                        } else { (scratch + i * kLen).update(repeating: 0, count: kLen) }
+                    }
+                    src = UnsafePointer(scratch); stride = k0 == 0 && kLen == K ? K : kLen
+                default: fatalError("unreachable")
+                }
+                transposeEightRows(src, srcStride: stride, k: kLen, into: panel + 8 * g)
+            }
+        }
     }
 }
 
@@ -120,55 +226,6 @@ private func tile6x16(_ a: UnsafePointer<Float>, _ lda: Int, _ aStep: Int, _ mr:
         p.storeBytes(of: u, as: SIMD16<Float>.self)
     }
     put(0, c0); put(1, c1); put(2, c2); put(3, c3); put(4, c4); put(5, c5)
-}
-
-/// The model's weight matrices transposed ([in, out] where the layout has [out, in]; vectors copied), at the
-/// layout's offsets: the B operand of the forward pass's x Wᵀ. Built once for a frozen base (LoRA), after every
-/// update in full fine-tuning.
-final class TransposedWeights: @unchecked Sendable {
-    let values: UnsafeMutablePointer<Float>
-    let count: Int
-
-    init(count: Int) {
-        self.count = count
-        values = .allocate(capacity: count)
-    }
-
-    deinit { values.deallocate() }
-
-    /// Fills from `parameters` (in `layout`), the tensors spread over `threads` threads.
-    func fill(from parameters: UnsafePointer<Float>, layout: ParameterLayout, threads: Int) {
-        let entries = layout.entries
-        let dst = PointerBox(values), source = PointerBox(UnsafeMutablePointer(mutating: parameters))
-        // Split big matrices into row bands so that the threads share the work evenly.
-        var jobs: [(ParameterLayout.Entry, Range<Int>)] = []
-        for e in entries {
-            let rows = e.shape.count == 2 ? e.shape[0] : 1
-            let band = max(64, rows / 16)
-            var r = 0
-            while r < rows { jobs.append((e, r..<min(rows, r + band))); r += band }
-        }
-        let list = jobs
-        DispatchQueue.concurrentPerform(iterations: max(1, threads)) { w in
-            for (j, (e, band)) in list.enumerated() where j % max(1, threads) == w {
-                let src = UnsafePointer(source.pointer) + e.offset, out = dst.pointer + e.offset
-                guard e.shape.count == 2 else { out.update(from: src, count: e.count); continue }
-                let rows = e.shape[0], cols = e.shape[1]
-                // 16 x 16 blocks: out[c][r] = src[r][c].
-                var r0 = band.lowerBound
-                while r0 < band.upperBound {
-                    let r1 = min(band.upperBound, r0 + 16)
-                    var c0 = 0
-                    while c0 < cols {
-                        let c1 = min(cols, c0 + 16)
-                        for r in r0..<r1 { for c in c0..<c1 { out[c * rows + r] = src[r * cols + c] } }
-                        c0 = c1
-                    }
-                    r0 = r1
-                }
-            }
-        }
-    }
 }
 
 struct PointerBox: @unchecked Sendable {

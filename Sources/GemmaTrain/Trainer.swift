@@ -29,7 +29,7 @@ public final class Trainer: @unchecked Sendable {
     public var maxGradientNorm: Float = 1
     /// Quantization-aware training: the forward pass sees the weights as this format stores them, and their
     /// gradient updates the f32 weights (straight-through). With LoRA, the frozen base is seen quantized.
-    public var qat: QATFormat? = nil { didSet { transposedAt = -1 } }
+    public var qat: QATFormat? = nil { didSet { quantizedAt = -1 } }
     /// Threads computing a batch's examples.
     public var threads = ProcessInfo.processInfo.activeProcessorCount
     /// Steps taken.
@@ -37,8 +37,9 @@ public final class Trainer: @unchecked Sendable {
     let decayRanges: [Range<Int>]
 
     /// - Parameter adapters: With a LoRA model, the starting adapters (default: `LoRALayout.initialAdapters(seed: 0)`).
+    /// - Parameter optimizer: false for a trainer that only evaluates (no AdamW moments allocated).
     public init(model: TextModelGradient, parameters: [Float], adapters: [Float]? = nil, schedule: LearningRateSchedule,
-                weightDecay: Float = 0) {
+                weightDecay: Float = 0, optimizer withOptimizer: Bool = true) {
         self.model = model
         self.parameters = parameters
         self.adapters = model.lora.map { adapters ?? $0.initialAdapters(seed: 0) } ?? []
@@ -47,7 +48,7 @@ public final class Trainer: @unchecked Sendable {
             optimizer = AdamW(count: lora.count, weightDecay: weightDecay)
             decayRanges = [0..<lora.count]
         } else {
-            optimizer = AdamW(count: parameters.count, weightDecay: weightDecay)
+            optimizer = AdamW(count: withOptimizer ? parameters.count : 0, weightDecay: weightDecay)
             decayRanges = model.layout.entries.filter { $0.shape.count == 2 }.map { $0.offset..<($0.offset + $0.count) }
         }
     }
@@ -64,13 +65,27 @@ public final class Trainer: @unchecked Sendable {
     /// Per worker, a gradient buffer of the parameters' size, allocated once (a fresh gigabyte a step for the 270M
     /// cost more in page faults than the arithmetic).
     private var buffers: [UnsafeMutablePointer<Float>] = []
-    /// The weights as the forward pass reads them (transposed, fake-quantized with `qat`), and the step they are of.
-    private var transposed: TransposedWeights?
-    private var transposedAt = -1
+    /// With `qat`: the step `quantizedParameters` are of.
+    private var quantizedAt = -1
+    /// The head's logits, kept across steps (see `TextModelGradient.headLoss`).
+    private var scratch: UnsafeMutablePointer<Float>?
+    private var scratchCount = 0
+
+    private func headScratch(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count > scratchCount {
+            scratch?.deallocate()
+            scratch = .allocate(capacity: count)
+            scratchCount = count
+        }
+        return scratch!
+    }
     /// With `qat`: the weights as the format stores them, of the same step.
     private var quantizedParameters: [Float]?
 
-    deinit { for b in buffers { b.deallocate() } }
+    deinit {
+        for b in buffers { b.deallocate() }
+        scratch?.deallocate()
+    }
 
     private func buffers(_ workers: Int) -> [UnsafeMutablePointer<Float>] {
         while buffers.count < workers { buffers.append(.allocate(capacity: trainedCount)) }
@@ -95,18 +110,13 @@ public final class Trainer: @unchecked Sendable {
         let workers = max(1, min(threads, used.count))
         let n = trainedCount
         let grads = wantGradient ? buffers(workers) : []
-        // The weights the passes read (fake-quantized with QAT), and transposed for the forward products: once for a
-        // frozen base, after every update otherwise.
-        if transposedAt < 0 || (model.lora == nil && transposedAt != step) {
-            let seen: [Float]
-            if let qat { seen = try qat.fakeQuantized(self.parameters, layout: model.layout) } else { seen = self.parameters }
-            let t = transposed ?? TransposedWeights(count: seen.count)
-            seen.withUnsafeBufferPointer { t.fill(from: $0.baseAddress!, layout: model.layout, threads: self.threads) }
-            transposed = t
-            transposedAt = step
-            quantizedParameters = qat == nil ? nil : seen
+        // With QAT, the weights the passes read: the format's values, once for a frozen base, after every update
+        // otherwise.
+        if let qat, quantizedAt < 0 || (model.lora == nil && quantizedAt != step) {
+            quantizedParameters = try qat.fakeQuantized(self.parameters, layout: model.layout)
+            quantizedAt = step
         }
-        let transposed = transposed!, parameters = quantizedParameters ?? self.parameters
+        let parameters = qat == nil ? self.parameters : quantizedParameters!
         let pointers = PointerList(grads)
         DispatchQueue.concurrentPerform(iterations: pointers.list.count) { w in pointers.list[w].update(repeating: 0, count: n) }
         let threads = threads
@@ -118,7 +128,7 @@ public final class Trainer: @unchecked Sendable {
                 let lora = model.lora == nil ? nil : PointerBox(UnsafeMutablePointer(mutating: a.baseAddress!))
                 DispatchQueue.concurrentPerform(iterations: workers) { w in
                     for (j, e) in used.enumerated() where j % workers == w {
-                        var pass = Pass(model, base.pointer, transposed.values, tokens: e.tokens, adapters: lora.map { UnsafePointer($0.pointer) })
+                        var pass = Pass(model, base.pointer, tokens: e.tokens, adapters: lora.map { UnsafePointer($0.pointer) })
                         pass.forward()
                         passes.items[j] = pass
                     }
@@ -130,7 +140,7 @@ public final class Trainer: @unchecked Sendable {
                 let all = rowsOf.enumerated().flatMap { j, rows in rows.enumerated().map { (j, $0.offset, $0.element) } }
                 var start = 0
                 while start < all.count {
-                    let group = all[start..<min(all.count, start + 256)]
+                    let group = all[start..<min(all.count, start + TextModelGradient.headGroup)]
                     var z = [Float](repeating: 0, count: group.count * H)
                     z.withUnsafeMutableBufferPointer { zp in
                         for (r, (j, _, t)) in group.enumerated() { passes.items[j]!.gather([t], into: zp.baseAddress! + r * H) }
@@ -141,9 +151,9 @@ public final class Trainer: @unchecked Sendable {
                     let losses = z.withUnsafeBufferPointer { zp in
                         dz.withUnsafeMutableBufferPointer { dp in
                             model.headLoss(z: zp.baseAddress!, targets: targets, soft: soft, rowWeights: weights, parameters: p.baseAddress!,
-                                           transposed: transposed.values, dz: wantGradient ? dp.baseAddress! : nil,
+                                           dz: wantGradient ? dp.baseAddress! : nil,
                                            dE: wantGradient && model.lora == nil ? pointers.list[0] + model.layout.offset(.embedding) : nil,
-                                           threads: threads)
+                                           threads: threads, scratch: headScratch(group.count * model.config.vocabSize))
                         }
                     }
                     for (r, (j, k, _)) in group.enumerated() {
@@ -196,8 +206,19 @@ public final class Trainer: @unchecked Sendable {
 
     /// Mean loss per target token over `examples`, without a gradient (with `qat`, of the weights as the format stores
     /// them).
+    /// Runs in chunks of 16 examples (a pass keeps its activations until the head has run).
     public func evaluate(_ examples: [TrainingExample]) throws(TrainError) -> Float {
-        try compute(examples, gradient: false).loss
+        let total = examples.reduce(0) { $0 + $1.targetCount }
+        guard total > 0 else { throw .input("no example has a target") }
+        var loss = 0.0, start = 0
+        while start < examples.count {
+            let chunk = Array(examples[start..<min(examples.count, start + 16)])
+            start += chunk.count
+            let targets = chunk.reduce(0) { $0 + $1.targetCount }
+            guard targets > 0 else { continue }
+            loss += Double(try compute(chunk, gradient: false).loss) * Double(targets)
+        }
+        return Float(loss / Double(total))
     }
 }
 
@@ -260,7 +281,7 @@ extension Trainer {
             throw .input("\(path): no step counts in the metadata")
         }
         if model.lora == nil { parameters = trained } else { adapters = trained }
-        transposedAt = -1
+        quantizedAt = -1
         optimizer = AdamW(m: m, v: v, steps: o, weightDecay: optimizer.weightDecay)
         step = s
         return meta
