@@ -22,8 +22,13 @@ public struct TextModelGradient: Sendable {
     let layers: [LayerAttention]
     let invFreq: [[Double]]  // per layer, head_dim / 2 inverse frequencies (linear scaling folded in)
 
-    public init(config: Gemma3Config, normOffset: Float, lora: LoRAConfig? = nil) {
+    /// With LoRA, the frozen base's projections kept in their stored format (QLoRA); nil: all in the f32 parameters.
+    public let stored: StoredBase?
+
+    public init(config: Gemma3Config, normOffset: Float, lora: LoRAConfig? = nil, stored: StoredBase? = nil) {
+        precondition(stored == nil || lora != nil, "a stored base is frozen: it needs LoRA")
         self.config = config
+        self.stored = stored
         self.normOffset = normOffset
         layout = ParameterLayout(config: config)
         self.lora = lora.map { LoRALayout(model: config, lora: $0) }
@@ -386,11 +391,11 @@ struct Pass {
     /// y = x Wᵀ (+ scale (x Aᵀ) Bᵀ with an adapter, whose x Aᵀ is returned for the backward pass).
     func project(_ l: Int, _ module: Gemma3Weight.Layer, _ x: [Float], into y: inout [Float]) -> [Float]? {
         let (inDim, outDim) = dims(module)
-        let weight = ptr(.layer(l, module)), rows = T
+        let weight: GemmB = m.stored?.matrix(l, module).map { .storedTransposed($0) } ?? .transposed(ptr(.layer(l, module)), ld: inDim)
+        let rows = T
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
-                sgemm(rows, outDim, inDim, a: xp.baseAddress!, lda: inDim, b: .transposed(weight, ld: inDim), c: yp.baseAddress!,
-                      ldc: outDim, accumulate: false)
+                sgemm(rows, outDim, inDim, a: xp.baseAddress!, lda: inDim, b: weight, c: yp.baseAddress!, ldc: outDim, accumulate: false)
             }
         }
         guard let adapters, let e = m.lora?.entry(l, module) else { return nil }
@@ -416,7 +421,13 @@ struct Pass {
     /// The backward pass of `project`: dx += dy W (and the adapter's path); dW, or dA and dB, added.
     func projectBackward(_ l: Int, _ module: Gemma3Weight.Layer, _ dy: [Float], x: [Float], into dx: inout [Float], _ s: Saved) {
         let (inDim, outDim) = dims(module)
-        matmulNN(dy, ptr(.layer(l, module)), into: &dx, rows: T, inner: outDim, outs: inDim)
+        let weight: GemmB = m.stored?.matrix(l, module).map { .storedRows($0) } ?? .rows(ptr(.layer(l, module)), ld: inDim)
+        let rows = T
+        dy.withUnsafeBufferPointer { dp in
+            dx.withUnsafeMutableBufferPointer { xp in
+                sgemm(rows, inDim, outDim, a: dp.baseAddress!, lda: outDim, b: weight, c: xp.baseAddress!, ldc: inDim, accumulate: true)
+            }
+        }
         if let baseGrad { matmulTNAdd(dy, x, into: baseGrad + m.layout.offset(.layer(l, module)), rows: T, outs: outDim, inner: inDim) }
         guard let adapters, let e = m.lora?.entry(l, module), let u = s.lora[module] else { return }
         let r = m.lora!.config.rank, scale = m.lora!.config.scale

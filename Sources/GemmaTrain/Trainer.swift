@@ -59,7 +59,9 @@ public final class Trainer: @unchecked Sendable {
     /// The weights with the adapters merged in (W + scale B A), or the parameters without LoRA.
     public var mergedParameters: [Float] {
         guard let lora = model.lora else { return parameters }
-        return lora.merged(parameters, layout: model.layout, adapters: adapters)
+        var base = parameters
+        model.stored?.fill(&base, layout: model.layout)
+        return lora.merged(base, layout: model.layout, adapters: adapters)
     }
 
     /// Per worker, a gradient buffer of the parameters' size, allocated once (a fresh gigabyte a step for the 270M
@@ -112,6 +114,9 @@ public final class Trainer: @unchecked Sendable {
         let grads = wantGradient ? buffers(workers) : []
         // With QAT, the weights the passes read: the format's values, once for a frozen base, after every update
         // otherwise.
+        if qat != nil, model.stored != nil {
+            throw .input("quantization-aware training needs the base in f32, not kept in its stored format")
+        }
         if let qat, quantizedAt < 0 || (model.lora == nil && quantizedAt != step) {
             quantizedParameters = try qat.fakeQuantized(self.parameters, layout: model.layout)
             quantizedAt = step

@@ -36,6 +36,8 @@ struct Finetune: ParsableCommand {
     var loraAlpha: Float?
     @Option(name: .customLong("lora-targets"), help: "Projections adapted, comma-separated: q, k, v, o, gate, up, down.")
     var loraTargets = "q,k,v,o,gate,up,down"
+    @Flag(help: "With --lora-rank: keep the frozen base's projections in their stored format (QLoRA), dequantized as each product needs them: less memory, slower steps.")
+    var qlora = false
     @Option(name: .customLong("adapter-out"), help: "With --lora-rank: also write the adapters as a PEFT folder (adapter_model.safetensors, adapter_config.json), and for a GGUF model as DIR/adapter.gguf for llama.cpp's --lora.")
     var adapterOut: String?
     @Option(help: "Passes over the data (default 1 unless --steps is given).") var epochs: Int?
@@ -70,6 +72,8 @@ struct Finetune: ParsableCommand {
         if let loraRank { guard loraRank >= 1 else { throw ValidationError("--lora-rank must be at least 1") } }
         _ = try targets()
         if adapterOut != nil && loraRank == nil { throw ValidationError("--adapter-out needs --lora-rank") }
+        if qlora && loraRank == nil { throw ValidationError("--qlora needs --lora-rank") }
+        if qlora && qat != nil { throw ValidationError("--qat needs the base in f32: drop --qlora") }
         if let qat, QATFormat(rawValue: qat) == nil {
             throw ValidationError("--qat \(qat): one of \(QATFormat.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -140,8 +144,9 @@ struct Finetune: ParsableCommand {
         guard let out else { throw ValidationError("--out is needed") }
 
         let lora = try loraRank.map { LoRAConfig(rank: $0, alpha: loraAlpha, targets: try targets()) }
-        let gradient = TextModelGradient(config: checkpoint.config, normOffset: checkpoint.normOffset, lora: lora)
-        let parameters = try checkpoint.trainableParameters(gradient.layout)
+        let stored = qlora ? try StoredBase(checkpoint) : nil
+        let gradient = TextModelGradient(config: checkpoint.config, normOffset: checkpoint.normOffset, lora: lora, stored: stored)
+        let parameters = try checkpoint.trainableParameters(gradient.layout, leaving: stored)
         let perEpoch = (train.count + batch - 1) / batch
         let total = steps ?? perEpoch * (epochs ?? 1)
         let trainer = Trainer(model: gradient, parameters: parameters, adapters: gradient.lora?.initialAdapters(seed: seed),
