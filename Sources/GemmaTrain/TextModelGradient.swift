@@ -203,6 +203,8 @@ struct Pass {
     let T: Int, H: Int, D: Int, NH: Int, NKV: Int, F: Int, V: Int
     let qDim: Int, kvDim: Int
     var saved: [Saved] = []
+    /// Keep only each layer's input through the forward pass, and recompute the rest in the backward pass.
+    var recompute = false
     var x: [Float]      // residual stream, T x H
     var z: [Float] = []  // T x H, the final norm's output
 
@@ -315,7 +317,9 @@ struct Pass {
         var nd = [Float](repeating: 0, count: T * H)
         rmsNormRows(s.d, ptr(.layer(l, .postFeedforwardNorm)), into: &nd, rows: T, n: H)
         for i in 0..<(T * H) { x[i] += nd[i] }
-        saved.append(s)
+        // Recomputation keeps only the layer's input; the backward pass runs the layer again from it.
+        saved.append(recompute ? Saved(xIn: s.xIn, a: [], qRaw: [], kRaw: [], q: [], k: [], v: [], p: [], o: [], b: [],
+                                       xMid: [], c: [], g: [], u: [], mm: [], d: []) : s)
     }
 
     /// Causal (windowed) attention of every head: p (NH x T x T) the probabilities, o (T x qDim, zeroed) the output.
@@ -375,6 +379,16 @@ struct Pass {
                 }
             }
         }
+    }
+
+    /// A layer's activations, computed again from its saved input (recomputation).
+    func recomputed(_ l: Int) -> Saved {
+        var again = self
+        again.x = saved[l].xIn
+        again.saved = []
+        again.recompute = false
+        again.forwardLayer(l)
+        return again.saved[0]
     }
 
     /// The widths (in, out) of a layer's projection.
@@ -515,7 +529,7 @@ struct Pass {
 
     /// The gradient of the layer's output `dOut` back to its input; weight gradients added as `backward` says.
     func backwardLayer(_ l: Int, _ dOut: [Float]) -> [Float] {
-        let s = saved[l]
+        let s = saved[l].a.isEmpty ? recomputed(l) : saved[l]
         // Feed-forward block: x = xMid + norm_post(d), d = mm Wd^T, mm = gelu(g) * u, g/u = c W^T, c = norm_pre(xMid).
         var dx = dOut
         let dd = rmsNormBackward(s.d, dOut, .layer(l, .postFeedforwardNorm), rows: T, n: H)

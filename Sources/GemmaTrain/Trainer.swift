@@ -30,6 +30,9 @@ public final class Trainer: @unchecked Sendable {
     /// Quantization-aware training: the forward pass sees the weights as this format stores them, and their
     /// gradient updates the f32 weights (straight-through). With LoRA, the frozen base is seen quantized.
     public var qat: QATFormat? = nil { didSet { quantizedAt = -1 } }
+    /// Activation recomputation: each example keeps only its layers' inputs through the forward pass (hidden floats
+    /// per token and layer instead of about twenty times that), and the backward pass runs each layer again.
+    public var recompute = false
     /// Threads computing a batch's examples.
     public var threads = ProcessInfo.processInfo.activeProcessorCount
     /// Steps taken.
@@ -124,7 +127,7 @@ public final class Trainer: @unchecked Sendable {
         let parameters = qat == nil ? self.parameters : quantizedParameters!
         let pointers = PointerList(grads)
         DispatchQueue.concurrentPerform(iterations: pointers.list.count) { w in pointers.list[w].update(repeating: 0, count: n) }
-        let threads = threads
+        let threads = threads, recompute = recompute
         var loss = 0.0
         parameters.withUnsafeBufferPointer { p in
             adapters.withUnsafeBufferPointer { a in
@@ -134,6 +137,7 @@ public final class Trainer: @unchecked Sendable {
                 DispatchQueue.concurrentPerform(iterations: workers) { w in
                     for (j, e) in used.enumerated() where j % workers == w {
                         var pass = Pass(model, base.pointer, tokens: e.tokens, adapters: lora.map { UnsafePointer($0.pointer) })
+                        pass.recompute = recompute
                         pass.forward()
                         passes.items[j] = pass
                     }
