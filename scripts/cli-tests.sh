@@ -72,12 +72,21 @@ PY
     [ "$got" = "$a" ] || { echo "LoRA: $q -> '$got', expected '$a'"; return 1; }
   done
   [ -s "$tmp/lo-ad/adapter_model.safetensors" ] && grep -q '"peft_type": "LORA"' "$tmp/lo-ad/adapter_config.json" || return 1
+  # --eval-only: the fine-tuned model's loss on the pairs is far below the base model's.
+  local before after
+  before="$("$GEMMA_BIN" finetune -m Tests/Fixtures/gemma3-tiny-text --data "$tmp/ft.jsonl" --eval-only 2>/dev/null | sed -n 's/^eval loss \([0-9.]*\).*/\1/p')"
+  after="$("$GEMMA_BIN" finetune -m "$tmp/ft-out" --data "$tmp/ft.jsonl" --eval-only 2>/dev/null | sed -n 's/^eval loss \([0-9.]*\).*/\1/p')"
+  python3 -c "import sys; b, a = float('$before'), float('$after'); sys.exit(0 if b > 5 and a < 0.1 * b else 1)" || { echo "eval-only: $before -> $after"; return 1; }
+  # QLoRA (the base read from its stored tensors) learns the mapping as well.
+  log="$("$GEMMA_BIN" finetune -m Tests/Fixtures/gemma3-tiny-text --data "$tmp/ft.jsonl" --lora-rank 8 --qlora --steps 60 --lr 2e-2 --out "$tmp/ql-out" 2>&1)" || { echo "$log"; return 1; }
+  got="$("$GEMMA_BIN" run -m "$tmp/ql-out" --temp 0 -n 6 five 2>/dev/null)"
+  [ "$got" = white ] || { echo "QLoRA: five -> '$got'"; return 1; }
   # Distillation: the base model learns from the fine-tuned one as teacher.
   log="$("$GEMMA_BIN" finetune -m Tests/Fixtures/gemma3-tiny-text --data "$tmp/ft.jsonl" --full --steps 40 --lr 1e-2 --distill-from "$tmp/ft-out" --out "$tmp/d-out" 2>&1)" || { echo "$log"; return 1; }
   got="$("$GEMMA_BIN" run -m "$tmp/d-out" --temp 0 -n 6 three 2>/dev/null)"
   [ "$got" = blue ] || { echo "distilled: three -> '$got'"; return 1; }
 }
-check "finetune: the tiny model learns a mapping (full, LoRA, distilled); bad lines reported; --strict refuses" finetune_tiny
+check "finetune: the tiny model learns a mapping (full, LoRA, QLoRA, distilled); bad lines reported; --strict refuses; --eval-only" finetune_tiny
 
 # The model options every command that runs the model shares: --kv and --exact on generate.
 kv_exact() {

@@ -87,7 +87,11 @@ public final class Trainer: @unchecked Sendable {
     /// With `qat`: the weights as the format stores them, of the same step.
     private var quantizedParameters: [Float]?
 
+    /// The gradient summed over micro-batches (`step(accumulating:)`).
+    private var accumulated: UnsafeMutablePointer<Float>?
+
     deinit {
+        accumulated?.deallocate()
         for b in buffers { b.deallocate() }
         scratch?.deallocate()
     }
@@ -199,7 +203,32 @@ public final class Trainer: @unchecked Sendable {
 
     /// One optimizer step on a batch.
     public func step(_ batch: [TrainingExample]) throws(TrainError) -> StepReport {
-        let (loss, g) = try compute(batch, gradient: true)
+        try step(accumulating: [batch])
+    }
+
+    /// One optimizer step on the gradient accumulated over `batches` (micro-batches computed one after another, each
+    /// weighed by its share of the targets): the step of their union, with one micro-batch's activations in memory at
+    /// a time.
+    public func step(accumulating batches: [[TrainingExample]]) throws(TrainError) -> StepReport {
+        let all = batches.flatMap { $0 }
+        let total = all.reduce(0) { $0 + $1.targetCount }
+        guard total > 0 else { throw .input("no example has a target") }
+        let parts = batches.filter { $0.contains { $0.targetCount > 0 } }
+        var loss: Float = 0
+        var g: UnsafeMutablePointer<Float>? = nil
+        if parts.count == 1 {
+            (loss, g) = try compute(parts[0], gradient: true)
+        } else {
+            if accumulated == nil { accumulated = .allocate(capacity: trainedCount) }
+            let acc = accumulated!, n = trainedCount
+            for (i, part) in parts.enumerated() {
+                let share = Float(part.reduce(0) { $0 + $1.targetCount }) / Float(total)
+                let (l, pg) = try compute(part, gradient: true)
+                loss += l * share
+                if i == 0 { for j in 0..<n { acc[j] = pg![j] * share } } else { for j in 0..<n { acc[j] += pg![j] * share } }
+            }
+            g = acc
+        }
         let gradient = UnsafeMutableBufferPointer(start: g!, count: trainedCount)
         let norm = clipGradient(gradient, maxNorm: maxGradientNorm)
         let lr = schedule.rate(at: step)
@@ -209,8 +238,8 @@ public final class Trainer: @unchecked Sendable {
             optimizer.update(&parameters, gradient: UnsafeBufferPointer(gradient), lr: lr, decayRanges: decayRanges)
         }
         step += 1
-        return StepReport(loss: loss, gradientNorm: norm, learningRate: lr, tokens: batch.reduce(0) { $0 + $1.tokens.count },
-                          targets: batch.reduce(0) { $0 + $1.targetCount })
+        return StepReport(loss: loss, gradientNorm: norm, learningRate: lr, tokens: all.reduce(0) { $0 + $1.tokens.count },
+                          targets: total)
     }
 
     /// Mean loss per target token over `examples`, without a gradient (with `qat`, of the weights as the format stores

@@ -44,7 +44,9 @@ struct Finetune: ParsableCommand {
     var adapterOut: String?
     @Option(help: "Passes over the data (default 1 unless --steps is given).") var epochs: Int?
     @Option(help: "Optimizer steps (instead of --epochs).") var steps: Int?
-    @Option(help: "Examples per step.") var batch = 8
+    @Option(help: "Examples computed together (a micro-batch with --accumulate).") var batch = 8
+    @Option(help: "Gradient accumulation: each optimizer step sums the gradients of this many batches, computed one after another (the memory of one batch).")
+    var accumulate = 1
     @Option(help: "Peak learning rate.") var lr: Float = 1e-5
     @Option(help: "Warm-up steps (linear), then cosine decay to a tenth of the peak.") var warmup: Int?
     @Option(name: .customLong("weight-decay"), help: "AdamW weight decay (on the weight matrices, or with LoRA on the adapters).") var weightDecay: Float = 0
@@ -80,6 +82,7 @@ struct Finetune: ParsableCommand {
             throw ValidationError("--qat \(qat): one of \(QATFormat.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard accumulate >= 1 else { throw ValidationError("--accumulate must be at least 1") }
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be > 0") }
         if let epochs { guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") } }
         if let steps { guard steps >= 1 else { throw ValidationError("--steps must be at least 1") } }
@@ -149,7 +152,7 @@ struct Finetune: ParsableCommand {
         let stored = qlora ? try StoredBase(checkpoint) : nil
         let gradient = TextModelGradient(config: checkpoint.config, normOffset: checkpoint.normOffset, lora: lora, stored: stored)
         let parameters = try checkpoint.trainableParameters(gradient.layout, leaving: stored)
-        let perEpoch = (train.count + batch - 1) / batch
+        let perEpoch = (train.count + batch * accumulate - 1) / (batch * accumulate)
         let total = steps ?? perEpoch * (epochs ?? 1)
         let trainer = Trainer(model: gradient, parameters: parameters, adapters: gradient.lora?.initialAdapters(seed: seed),
                               schedule: LearningRateSchedule(peak: lr, warmup: warmup ?? max(0, total / 20), total: total),
@@ -160,7 +163,7 @@ struct Finetune: ParsableCommand {
         if let threads { trainer.threads = threads }
         let what = gradient.lora.map { "\($0.count) LoRA values (rank \($0.config.rank), alpha \($0.config.alpha); \(gradient.layout.count) weights frozen)" }
             ?? "\(gradient.layout.count) parameters"
-        writeErr("training \(what) for \(total) steps of \(batch) examples (\(perEpoch) steps an epoch)\n")
+        writeErr("training \(what) for \(total) steps of \(accumulate > 1 ? "\(accumulate) x " : "")\(batch) examples (\(perEpoch) steps an epoch)\n")
         if let held { writeErr(String(format: "eval loss %.4f before training\n", try trainer.evaluate(held))) }
 
         // The order: a seeded shuffle per epoch, a function of (seed, epoch), so that a resumed run takes the same
@@ -170,9 +173,9 @@ struct Finetune: ParsableCommand {
             return Array(train.indices).shuffled(using: &rng)
         }
         var orders: [Int: [Int]] = [:]
-        let perStep = min(batch, train.count)
+        let perStep = min(batch * accumulate, train.count)
         // The run, as resuming checks it: what is trained and on what.
-        let describe = ["run": "\(path)|\(data)|\(train.count) examples|\(loraRank.map { "lora \($0) \(loraTargets)" } ?? "full")|batch \(batch)|steps \(total)|seed \(seed)|qat \(qat ?? "-")|distill \(distillFrom ?? "-")"]
+        let describe = ["run": "\(path)|\(data)|\(train.count) examples|\(loraRank.map { "lora \($0) \(loraTargets)" } ?? "full")|batch \(batch)\(accumulate > 1 ? " x \(accumulate)" : "")|steps \(total)|seed \(seed)|qat \(qat ?? "-")|distill \(distillFrom ?? "-")"]
         let statePath = out + ".state"
         var first = 0
         if resume {
@@ -194,7 +197,9 @@ struct Finetune: ParsableCommand {
                 picked.append(train[orders[epoch]![g % train.count]])
             }
             let stepStarted = Date()
-            let report = try trainer.step(picked)
+            let report = try trainer.step(accumulating: stride(from: 0, to: picked.count, by: batch).map {
+                Array(picked[$0..<min(picked.count, $0 + batch)])
+            })
             let stepSeconds = Date().timeIntervalSince(stepStarted)
             tokens += report.tokens
             smoothed = smoothed.map { 0.9 * $0 + 0.1 * report.loss } ?? report.loss

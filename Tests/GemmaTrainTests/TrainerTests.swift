@@ -128,6 +128,29 @@ import Testing
         }
     }
 
+    /// Accumulating the gradients of two micro-batches takes the step of their union (to rounding: the sums run in
+    /// another order): the same loss and gradient norm at each step, the same loss after.
+    @Test func accumulatedMicroBatchesTakeTheStepOfTheirUnion() throws {
+        let tk = try Tokenizer(directory: Self.fixture)
+        let checkpoint = try Checkpoint.open(path: Self.fixture)
+        let lines = [("one", "red"), ("two", "green"), ("three", "blue light"), ("four", "black")].map {
+            #"{"prompt": "\#($0.0)", "completion": "\#($0.1)"}"#
+        }.joined(separator: "\n")
+        let examples = TrainingData.parse(lines, tokenizer: tk, maxTokens: 64).examples
+        let model = TextModelGradient(config: checkpoint.config, normOffset: checkpoint.normOffset)
+        let p0 = try checkpoint.trainableParameters(model.layout)
+        func trainer() -> Trainer { Trainer(model: model, parameters: p0, schedule: LearningRateSchedule(peak: 1e-2, warmup: 0, total: 2)) }
+        let whole = trainer(), parts = trainer()
+        for _ in 0..<2 {
+            let a = try whole.step(examples), b = try parts.step(accumulating: [Array(examples[0..<1]), Array(examples[1...])])
+            #expect(abs(a.loss - b.loss) <= 1e-5 * a.loss && abs(a.gradientNorm - b.gradientNorm) <= 1e-4 * a.gradientNorm)
+        }
+        // (Not the parameters element by element: AdamW divides by the root of the squared gradient, so an element
+        // whose gradient is rounding noise moves by the learning rate either way.)
+        let a = try whole.evaluate(examples), b = try parts.evaluate(examples)
+        #expect(abs(a - b) <= 1e-3 * a, "after two steps: \(a) vs \(b)")
+    }
+
     @Test func scheduleWarmsUpAndDecays() {
         let s = LearningRateSchedule(peak: 1, warmup: 4, total: 104, floor: 0.1)
         #expect(s.rate(at: 0) == 0.2 && s.rate(at: 3) == 0.8)
