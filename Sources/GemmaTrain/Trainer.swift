@@ -86,6 +86,8 @@ public final class Trainer: @unchecked Sendable {
     }
     /// With `qat`: the weights as the format stores them, of the same step.
     private var quantizedParameters: [Float]?
+    /// With `qat` and LoRA: the adapters `quantizedParameters` were made with.
+    private var quantizedAdapters: [Float] = []
 
     /// The gradient summed over micro-batches (`step(accumulating:)`).
     private var accumulated: UnsafeMutablePointer<Float>?
@@ -119,13 +121,27 @@ public final class Trainer: @unchecked Sendable {
         let workers = max(1, min(threads, used.count))
         let n = trainedCount
         let grads = wantGradient ? buffers(workers) : []
-        // With QAT, the weights the passes read: the format's values, once for a frozen base, after every update
-        // otherwise.
+        // With QAT, the weights the passes read: the format's values, after every update.
         if qat != nil, model.stored != nil {
             throw .input("quantization-aware training needs the base in f32, not kept in its stored format")
         }
-        if let qat, quantizedAt < 0 || (model.lora == nil && quantizedAt != step) {
-            quantizedParameters = try qat.fakeQuantized(self.parameters, layout: model.layout)
+        if let qat, quantizedAt != step || quantizedAdapters != adapters {
+            if let lora = model.lora {
+                // With LoRA the format will store the merged weight W + s B A: the forward pass sees Q(W + s B A), as
+                // the base Q(W + s B A) - s B A plus the adapters' own term, so that the adapters' gradient is the
+                // straight-through gradient of the merged weight (quantizing W alone and adding s B A after would
+                // teach the adapters to correct Q(W), a correction the merged model then carries twice).
+                let merged = lora.merged(self.parameters, layout: model.layout, adapters: adapters)
+                var base = try qat.fakeQuantized(merged, layout: model.layout)
+                let p = self.parameters
+                base.withUnsafeMutableBufferPointer { b in
+                    for i in 0..<b.count where merged[i] != p[i] { b[i] += p[i] - merged[i] }
+                }
+                quantizedParameters = base
+                quantizedAdapters = adapters
+            } else {
+                quantizedParameters = try qat.fakeQuantized(self.parameters, layout: model.layout)
+            }
             quantizedAt = step
         }
         let parameters = qat == nil ? self.parameters : quantizedParameters!
