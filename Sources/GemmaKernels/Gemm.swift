@@ -2,10 +2,11 @@
 // rows is dequantized once (gguf-py's values) into a k-major f32 panel (panel[k*32 + i] = W[r0+i][k], L2-resident)
 // and multiplied by every token, 6 at a time, in a 32x6 register tile (12 zmm accumulators, FMA with a broadcast
 // activation; without AVX-512 as two 16x6 tiles of 12 ymm accumulators, bit-identical). Measurements: docs/kernels.md.
+// With `accumulate` the tile is added to y (training's products, blocked in k: Sources/GemmaTrain/TrainKernels.swift).
 
 @inline(__always)
 package func gemmMicro32x6(_ panel: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ xStride: Int, _ k: Int,
-                   _ y: UnsafeMutablePointer<Float>, _ yStride: Int, _ nt: Int, xStep: Int = 1) {
+                   _ y: UnsafeMutablePointer<Float>, _ yStride: Int, _ nt: Int, xStep: Int = 1, accumulate: Bool = false) {
     let p = UnsafeRawPointer(panel)
     var c00 = SIMD16<Float>(), c01 = SIMD16<Float>(), c10 = SIMD16<Float>(), c11 = SIMD16<Float>()
     var c20 = SIMD16<Float>(), c21 = SIMD16<Float>(), c30 = SIMD16<Float>(), c31 = SIMD16<Float>()
@@ -26,6 +27,11 @@ package func gemmMicro32x6(_ panel: UnsafePointer<Float>, _ x: UnsafePointer<Flo
     @inline(__always) func put(_ t: Int, _ a: SIMD16<Float>, _ b: SIMD16<Float>) {
         guard t < nt else { return }
         let o = UnsafeMutableRawPointer(y + t * yStride)
+        var a = a, b = b
+        if accumulate {
+            a += o.loadUnaligned(as: SIMD16<Float>.self)
+            b += o.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
+        }
         o.storeBytes(of: a, as: SIMD16<Float>.self)
         o.storeBytes(of: b, toByteOffset: 64, as: SIMD16<Float>.self)
     }
@@ -37,7 +43,8 @@ package func gemmMicro32x6(_ panel: UnsafePointer<Float>, _ x: UnsafePointer<Flo
 /// same order with the same FMAs, so results are bit-identical to `gemmMicro32x6`.
 @inline(__always)
 package func gemmMicro16x6(_ panel: UnsafePointer<Float>, half: Int, _ x: UnsafePointer<Float>, _ xStride: Int, _ k: Int,
-                           _ y: UnsafeMutablePointer<Float>, _ yStride: Int, _ nt: Int, xStep: Int = 1) {
+                           _ y: UnsafeMutablePointer<Float>, _ yStride: Int, _ nt: Int, xStep: Int = 1,
+                           accumulate: Bool = false) {
     let p = UnsafeRawPointer(panel) + 64 &* half
     var c00 = SIMD8<Float>(), c01 = SIMD8<Float>(), c10 = SIMD8<Float>(), c11 = SIMD8<Float>()
     var c20 = SIMD8<Float>(), c21 = SIMD8<Float>(), c30 = SIMD8<Float>(), c31 = SIMD8<Float>()
@@ -58,6 +65,11 @@ package func gemmMicro16x6(_ panel: UnsafePointer<Float>, half: Int, _ x: Unsafe
     @inline(__always) func put(_ t: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>) {
         guard t < nt else { return }
         let o = UnsafeMutableRawPointer(y + t * yStride) + 64 &* half
+        var a = a, b = b
+        if accumulate {
+            a += o.loadUnaligned(as: SIMD8<Float>.self)
+            b += o.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+        }
         o.storeBytes(of: a, as: SIMD8<Float>.self)
         o.storeBytes(of: b, toByteOffset: 32, as: SIMD8<Float>.self)
     }
@@ -68,12 +80,12 @@ package func gemmMicro16x6(_ panel: UnsafePointer<Float>, half: Int, _ x: Unsafe
 /// 24 accumulators of ymm pairs would spill on AVX2: attention's products ran at about half speed).
 @inline(__always)
 package func gemmTile32x6(_ panel: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ xStride: Int, _ k: Int,
-                          _ y: UnsafeMutablePointer<Float>, _ yStride: Int, _ nt: Int, xStep: Int = 1) {
+                          _ y: UnsafeMutablePointer<Float>, _ yStride: Int, _ nt: Int, xStep: Int = 1, accumulate: Bool = false) {
     if CPUFeatures.avx512 {
-        gemmMicro32x6(panel, x, xStride, k, y, yStride, nt, xStep: xStep)
+        gemmMicro32x6(panel, x, xStride, k, y, yStride, nt, xStep: xStep, accumulate: accumulate)
     } else {
-        gemmMicro16x6(panel, half: 0, x, xStride, k, y, yStride, nt, xStep: xStep)
-        gemmMicro16x6(panel, half: 1, x, xStride, k, y, yStride, nt, xStep: xStep)
+        gemmMicro16x6(panel, half: 0, x, xStride, k, y, yStride, nt, xStep: xStep, accumulate: accumulate)
+        gemmMicro16x6(panel, half: 1, x, xStride, k, y, yStride, nt, xStep: xStep, accumulate: accumulate)
     }
 }
 

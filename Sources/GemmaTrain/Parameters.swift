@@ -75,7 +75,7 @@ public enum TrainError: Error, Equatable, CustomStringConvertible {
 }
 
 /// A frozen base kept in its stored format (QLoRA): each layer's projections as the checkpoint stores them, read
-/// through the products' packing (`GemmB.storedRows`, `.storedTransposed`), which dequantizes them as they are used
+/// through the products' packing (`GemmB.Source.stored`), which dequantizes them as they are used
 /// (the values of `trainableParameters`). The norms and the embedding (also the head) stay in the f32 parameters.
 public struct StoredBase: @unchecked Sendable {  // the matrices point into the checkpoint's mapping, kept alive here
     let matrices: [Int: WeightMatrix]

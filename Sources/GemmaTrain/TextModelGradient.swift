@@ -92,109 +92,6 @@ public struct TextModelGradient: Sendable {
             throw .input("token id \(bad) is outside the vocabulary of \(config.vocabSize)")
         }
     }
-
-    /// The tied head's cross-entropy on rows of final-normed states `z` (rows x hidden) and its gradient: per row
-    /// the loss (of its token, or with a soft target of the teacher's distribution), returned; with `dz`, the
-    /// gradient of sum(rowWeights x loss) with respect to z is written there (rows x hidden), and with `dE` added to
-    /// the embedding's. The vocabulary is split among `threads` threads, each reading its share of the head once
-    /// for all rows: a batch's rows together make the 262k-row head's products compute-bound.
-    static let headGroup = 256
-    func headLoss(z: UnsafePointer<Float>, targets: [Int?], soft: [SoftTarget?], rowWeights: [Float], parameters: UnsafePointer<Float>,
-                  dz: UnsafeMutablePointer<Float>?, dE: UnsafeMutablePointer<Float>?,
-                  threads: Int, scratch: UnsafeMutablePointer<Float>? = nil) -> [Double] {
-        let R = targets.count, V = config.vocabSize, H = config.hiddenSize
-        guard R > 0 else { return [] }
-        let e = parameters + layout.offset(.embedding)
-        // The logits (rows x vocabulary): in `scratch` when given (that many floats), so that a trainer's steps do
-        // not page in a fresh quarter gigabyte each.
-        let logits = scratch ?? UnsafeMutablePointer<Float>.allocate(capacity: R * V)
-        defer { if scratch == nil { logits.deallocate() } }
-        let workers = max(1, min(threads, V / 64))
-        // Vocabulary slices, multiples of 32 wide but the last.
-        let slices = (0...workers).map { w in w == workers ? V : min(V, (V * w / workers) / 32 * 32) }
-        var partMax = [Float](repeating: -.infinity, count: workers * R), partSum = [Double](repeating: 0, count: workers * R)
-        let box = PointerBox(logits)
-        let zBox = PointerBox(UnsafeMutablePointer(mutating: z)), eBox = PointerBox(UnsafeMutablePointer(mutating: e))
-        partMax.withUnsafeMutableBufferPointer { pm in
-            partSum.withUnsafeMutableBufferPointer { ps in
-                let pmBox = PointerBox(pm.baseAddress!), psBox = DoubleBox(ps.baseAddress!)
-                DispatchQueue.concurrentPerform(iterations: workers) { w in
-                    let v0 = slices[w], n = slices[w + 1] - v0
-                    sgemm(R, n, H, a: zBox.pointer, lda: H, b: .transposed(eBox.pointer + v0 * H, ld: H), c: box.pointer + v0, ldc: V,
-                          accumulate: false)
-                    for r in 0..<R {
-                        let row = box.pointer + r * V + v0
-                        var mx = -Float.infinity
-                        for v in 0..<n { mx = max(mx, row[v]) }
-                        var sum = 0.0, v = 0
-                        while v < n {  // f32 partial sums of 4096 exponentials, added in f64
-                            let end = min(n, v + 4096)
-                            var s: Float = 0
-                            for i in v..<end { s += expFast(row[i] - mx) }
-                            sum += Double(s)
-                            v = end
-                        }
-                        pmBox.pointer[w * R + r] = mx
-                        psBox.pointer[w * R + r] = sum
-                    }
-                }
-            }
-        }
-        var logZ = [Double](repeating: 0, count: R), losses = [Double](repeating: 0, count: R)
-        for r in 0..<R {
-            var mx = -Float.infinity
-            for w in 0..<workers { mx = max(mx, partMax[w * R + r]) }
-            var sum = 0.0
-            for w in 0..<workers where partSum[w * R + r] > 0 { sum += partSum[w * R + r] * exp(Double(partMax[w * R + r] - mx)) }
-            logZ[r] = Double(mx) + log(sum)
-            let row = logits + r * V
-            if let d = soft[r] {
-                // -sum_i q_i log p_i over the sampled ids; d/dz = p - q (q sums to 1).
-                for (id, q) in zip(d.ids, d.probabilities) { losses[r] += Double(q) * (logZ[r] - Double(row[id])) }
-            } else if let y = targets[r] {
-                losses[r] = logZ[r] - Double(row[y])
-            }
-        }
-        guard let dz else { return losses }
-        let logZs = logZ
-        // The logits become their gradient in place, (softmax - target) x weight; then dz = dlogits E and
-        // dE += dlogits^T z, each thread over its slice (dz summed after).
-        let partials = UnsafeMutablePointer<Float>.allocate(capacity: workers * R * H)
-        defer { partials.deallocate() }
-        let pBox = PointerBox(partials), dEBox = dE.map { PointerBox($0) }
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            let v0 = slices[w], v1 = slices[w + 1]
-            for r in 0..<R {
-                let row = box.pointer + r * V, shift = Float(logZs[r]), scale = rowWeights[r]
-                // Probabilities below 1e-30 count as zero: times the row's weight they would be subnormal, and
-                // subnormal operands slow every product they enter many times over (a converging run's steps took
-                // 11 s instead of 3 as more of the vocabulary fell there).
-                for v in v0..<v1 {
-                    let p = expFast(row[v] - shift)
-                    row[v] = (p < 1e-30 ? 0 : p) * scale
-                }
-                if let d = soft[r] {
-                    for (id, q) in zip(d.ids, d.probabilities) where id >= v0 && id < v1 { row[id] -= q * scale }
-                } else if let y = targets[r], y >= v0, y < v1 {
-                    row[y] -= scale
-                }
-            }
-            sgemm(R, H, v1 - v0, a: box.pointer + v0, lda: V, b: eBox.pointer + v0 * H, ldb: H, c: pBox.pointer + w * R * H, ldc: H,
-                  accumulate: false)
-            if let dEBox {
-                sgemm(v1 - v0, H, R, a: box.pointer + v0, lda: 1, aStep: V, b: zBox.pointer, ldb: H, c: dEBox.pointer + v0 * H, ldc: H,
-                      accumulate: true)
-            }
-        }
-        dz.update(from: partials, count: R * H)
-        for w in 1..<workers { for i in 0..<(R * H) { dz[i] += partials[w * R * H + i] } }
-        return losses
-    }
-}
-
-struct DoubleBox: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Double>
-    init(_ p: UnsafeMutablePointer<Double>) { pointer = p }
 }
 
 /// One forward and backward pass over a sequence: activations per layer, then gradients.
@@ -411,43 +308,22 @@ struct Pass {
     /// y = x Wᵀ (+ scale (x Aᵀ) Bᵀ with an adapter, whose x Aᵀ is returned for the backward pass).
     func project(_ l: Int, _ module: Gemma3Weight.Layer, _ x: [Float], into y: inout [Float]) -> [Float]? {
         let (inDim, outDim) = dims(module)
-        let weight: GemmB = m.stored?.matrix(l, module).map { .storedTransposed($0) } ?? .transposed(ptr(.layer(l, module)), ld: inDim)
-        let rows = T
-        x.withUnsafeBufferPointer { xp in
-            y.withUnsafeMutableBufferPointer { yp in
-                sgemm(rows, outDim, inDim, a: xp.baseAddress!, lda: inDim, b: weight, c: yp.baseAddress!, ldc: outDim, accumulate: false)
-            }
-        }
+        let source: GemmB.Source = m.stored?.matrix(l, module).map { .stored($0) } ?? .f32(ptr(.layer(l, module)), ld: inDim)
+        gemm(T, outDim, inDim, x, lda: inDim, .transposed(source), into: &y, ldc: outDim, accumulate: false)
         guard let adapters, let e = m.lora?.entry(l, module) else { return nil }
         // u = x Aᵀ, y += (scale u) Bᵀ.
         let r = m.lora!.config.rank, scale = m.lora!.config.scale
         var u = [Float](repeating: 0, count: T * r)
-        x.withUnsafeBufferPointer { xp in
-            u.withUnsafeMutableBufferPointer { up in
-                sgemm(rows, r, inDim, a: xp.baseAddress!, lda: inDim, b: .transposed(adapters + e.a, ld: inDim), c: up.baseAddress!,
-                      ldc: r, accumulate: false)
-            }
-        }
-        let scaled = u.map { $0 * scale }
-        scaled.withUnsafeBufferPointer { up in
-            y.withUnsafeMutableBufferPointer { yp in
-                sgemm(rows, outDim, r, a: up.baseAddress!, lda: r, b: .transposed(adapters + e.b, ld: r), c: yp.baseAddress!,
-                      ldc: outDim, accumulate: true)
-            }
-        }
+        gemm(T, r, inDim, x, lda: inDim, .transposed(adapters + e.a, ld: inDim), into: &u, ldc: r, accumulate: false)
+        gemm(T, outDim, r, u.map { $0 * scale }, lda: r, .transposed(adapters + e.b, ld: r), into: &y, ldc: outDim, accumulate: true)
         return u
     }
 
     /// The backward pass of `project`: dx += dy W (and the adapter's path); dW, or dA and dB, added.
     func projectBackward(_ l: Int, _ module: Gemma3Weight.Layer, _ dy: [Float], x: [Float], into dx: inout [Float], _ s: Saved) {
         let (inDim, outDim) = dims(module)
-        let weight: GemmB = m.stored?.matrix(l, module).map { .storedRows($0) } ?? .rows(ptr(.layer(l, module)), ld: inDim)
-        let rows = T
-        dy.withUnsafeBufferPointer { dp in
-            dx.withUnsafeMutableBufferPointer { xp in
-                sgemm(rows, inDim, outDim, a: dp.baseAddress!, lda: outDim, b: weight, c: xp.baseAddress!, ldc: inDim, accumulate: true)
-            }
-        }
+        let source: GemmB.Source = m.stored?.matrix(l, module).map { .stored($0) } ?? .f32(ptr(.layer(l, module)), ld: inDim)
+        gemm(T, inDim, outDim, dy, lda: outDim, .rows(source), into: &dx, ldc: inDim, accumulate: true)
         if let baseGrad { matmulTNAdd(dy, x, into: baseGrad + m.layout.offset(.layer(l, module)), rows: T, outs: outDim, inner: inDim) }
         guard let adapters, let e = m.lora?.entry(l, module), let u = s.lora[module] else { return }
         let r = m.lora!.config.rank, scale = m.lora!.config.scale
@@ -600,13 +476,19 @@ struct Pass {
     return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * c * (1 + 3 * 0.044715 * x * x)
 }
 
-/// y[r][k] += sum_o dy[r][o] w[o][k]  (dy: rows x inner, w: inner x outs).
-func matmulNN(_ dy: [Float], _ w: UnsafePointer<Float>, into y: inout [Float], rows: Int, inner: Int, outs: Int) {
-    dy.withUnsafeBufferPointer { dp in
-        y.withUnsafeMutableBufferPointer { yp in
-            sgemm(rows, outs, inner, a: dp.baseAddress!, lda: inner, b: w, ldb: outs, c: yp.baseAddress!, ldc: outs, accumulate: true)
+/// `sgemm` on arrays: c (+)= A B with A(m, k) = a[m * lda + k * aStep].
+func gemm(_ M: Int, _ N: Int, _ K: Int, _ a: [Float], lda: Int, aStep: Int = 1, _ b: GemmB, into c: inout [Float], ldc: Int,
+          accumulate: Bool) {
+    a.withUnsafeBufferPointer { ap in
+        c.withUnsafeMutableBufferPointer { cp in
+            sgemm(M, N, K, a: ap.baseAddress!, lda: lda, aStep: aStep, b: b, c: cp.baseAddress!, ldc: ldc, accumulate: accumulate)
         }
     }
+}
+
+/// y[r][k] += sum_o dy[r][o] w[o][k]  (dy: rows x inner, w: inner x outs).
+func matmulNN(_ dy: [Float], _ w: UnsafePointer<Float>, into y: inout [Float], rows: Int, inner: Int, outs: Int) {
+    gemm(rows, outs, inner, dy, lda: inner, .rows(w, ld: outs), into: &y, ldc: outs, accumulate: true)
 }
 
 /// dw[o][k] += sum_r dy[r][o] x[r][k]  (dy: rows x outs, x: rows x inner, dw: outs x inner).
