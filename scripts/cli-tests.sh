@@ -64,14 +64,15 @@ PY
     [ "$got" = "$a" ] || { echo "$q -> '$got', expected '$a'"; return 1; }
   done
   ! "$GEMMA_BIN" finetune -m Tests/Fixtures/gemma3-tiny-text --data "$tmp/ft.jsonl" --full --steps 1 --strict --out "$tmp/ft-strict" 2>/dev/null || return 1
-  # LoRA: the merged folder answers too; the PEFT adapter folder is written.
-  log="$("$GEMMA_BIN" finetune -m Tests/Fixtures/gemma3-tiny-text --data "$tmp/ft.jsonl" --lora-rank 8 --steps 60 --lr 2e-2 --out "$tmp/lo-out" --adapter-out "$tmp/lo-ad" 2>&1)" || { echo "$log"; return 1; }
+  # LoRA (with dropout): the merged folder answers too; the PEFT adapter folder is written.
+  log="$("$GEMMA_BIN" finetune -m Tests/Fixtures/gemma3-tiny-text --data "$tmp/ft.jsonl" --lora-rank 8 --lora-dropout 0.1 --steps 60 --lr 2e-2 --out "$tmp/lo-out" --adapter-out "$tmp/lo-ad" 2>&1)" || { echo "$log"; return 1; }
   for qa in two:green seven:grey; do
     q="${qa%%:*}"; a="${qa##*:}"
     got="$("$GEMMA_BIN" run -m "$tmp/lo-out" --temp 0 -n 6 "$q" 2>/dev/null)"
     [ "$got" = "$a" ] || { echo "LoRA: $q -> '$got', expected '$a'"; return 1; }
   done
-  [ -s "$tmp/lo-ad/adapter_model.safetensors" ] && grep -q '"peft_type": "LORA"' "$tmp/lo-ad/adapter_config.json" || return 1
+  [ -s "$tmp/lo-ad/adapter_model.safetensors" ] && grep -q '"peft_type": "LORA"' "$tmp/lo-ad/adapter_config.json" \
+    && grep -q '"lora_dropout": 0.1,' "$tmp/lo-ad/adapter_config.json" || return 1
   # --eval-only: the fine-tuned model's loss on the pairs is far below the base model's.
   local before after
   before="$("$GEMMA_BIN" finetune -m Tests/Fixtures/gemma3-tiny-text --data "$tmp/ft.jsonl" --eval-only 2>/dev/null | sed -n 's/^eval loss \([0-9.]*\).*/\1/p')"
@@ -86,7 +87,7 @@ PY
   got="$("$GEMMA_BIN" run -m "$tmp/d-out" --temp 0 -n 6 three 2>/dev/null)"
   [ "$got" = blue ] || { echo "distilled: three -> '$got'"; return 1; }
 }
-check "finetune: the tiny model learns a mapping (full, LoRA, QLoRA, distilled); bad lines reported; --strict refuses; --eval-only" finetune_tiny
+check "finetune: the tiny model learns a mapping (full, LoRA with dropout, QLoRA, distilled); bad lines reported; --strict refuses; --eval-only" finetune_tiny
 
 # The model options every command that runs the model shares: --kv and --exact on generate.
 kv_exact() {

@@ -2,6 +2,7 @@
 // B [out, rank] with y = x Wᵀ + (alpha / rank) (x Aᵀ) Bᵀ; A starts uniform in ±1/sqrt(in) (PEFT's Kaiming-uniform
 // with a = sqrt(5)), B at zero, so training starts from the base model. Only A and B are trained; the base stays
 // as loaded. The adapters live in one flat vector, like the model's parameters.
+import Dispatch
 import Foundation
 import GemmaFormats
 import GemmaGenerate
@@ -12,11 +13,16 @@ public struct LoRAConfig: Sendable, Equatable {
     public var alpha: Float
     /// The projections adapted (PEFT's target_modules): q, k, v, o, gate, up, down by default.
     public var targets: [Gemma3Weight.Layer]
+    /// PEFT's lora_dropout: while training, each adapter's input is dropped element-wise with this probability (the
+    /// kept ones scaled by 1 / (1 - dropout)) before its A; the base projection sees the whole input. 0: none.
+    public var dropout: Float
 
-    public init(rank: Int, alpha: Float? = nil, targets: [Gemma3Weight.Layer] = [.q, .k, .v, .o, .gate, .up, .down]) {
+    public init(rank: Int, alpha: Float? = nil, targets: [Gemma3Weight.Layer] = [.q, .k, .v, .o, .gate, .up, .down],
+                dropout: Float = 0) {
         self.rank = max(1, rank)
         self.alpha = alpha ?? Float(2 * max(1, rank))
         self.targets = targets
+        self.dropout = min(max(dropout, 0), 0.999)
     }
 
     /// The factor of the adapters' product.
@@ -70,6 +76,14 @@ public struct LoRALayout: Sendable {
     /// The adapter of a layer's projection, if it has one.
     public func entry(_ l: Int, _ m: Gemma3Weight.Layer) -> Entry? { index[Self.key(l, m)].map { entries[$0] } }
 
+    /// A dropout mask: `count` values, 0 with the given probability, else 1 / (1 - probability); the stream of
+    /// (seed, layer, module), so the backward pass draws the forward pass's mask again instead of keeping it.
+    public static func dropoutMask(seed: UInt64, layer: Int, module: Gemma3Weight.Layer, count: Int, probability p: Float) -> [Float] {
+        var rng = SeededGenerator(seed: seed &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(key(layer, module)))
+        let keep = 1 / (1 - p), threshold = UInt64(Double(p) * 0x1p32)
+        return (0..<count).map { _ in rng.next() >> 32 < threshold ? 0 : keep }
+    }
+
     /// Fresh adapters: A uniform in ±1/sqrt(in) from a seeded stream, B zero.
     public func initialAdapters(seed: UInt64) -> [Float] {
         var out = [Float](repeating: 0, count: count)
@@ -81,21 +95,34 @@ public struct LoRALayout: Sendable {
         return out
     }
 
-    /// The base parameters with every adapter merged in: W += scale B A.
-    public func merged(_ parameters: [Float], layout: ParameterLayout, adapters: [Float]) -> [Float] {
+    /// The base parameters with every adapter merged in: W += scale B A (the matrices spread over `threads`).
+    public func merged(_ parameters: [Float], layout: ParameterLayout, adapters: [Float], threads: Int = 1) -> [Float] {
         var p = parameters
-        let r = config.rank, s = config.scale
-        for e in entries {
-            let w = layout.offset(.layer(e.layer, e.module))
-            for o in 0..<e.outDim {
-                for k in 0..<r {
-                    let bv = s * adapters[e.b + o * r + k]
-                    if bv == 0 { continue }
-                    for i in 0..<e.inDim { p[w + o * e.inDim + i] += bv * adapters[e.a + k * e.inDim + i] }
+        let workers = max(1, min(threads, entries.count))
+        p.withUnsafeMutableBufferPointer { pp in
+            adapters.withUnsafeBufferPointer { ap in
+                let w = PointerBox(pp.baseAddress!), a = PointerBox(UnsafeMutablePointer(mutating: ap.baseAddress!))
+                DispatchQueue.concurrentPerform(iterations: workers) { t in
+                    for (j, e) in entries.enumerated() where j % workers == t {
+                        merge(e, into: w.pointer + layout.offset(.layer(e.layer, e.module)), adapters: a.pointer)
+                    }
                 }
             }
         }
         return p
+    }
+
+    /// One adapter merged into its matrix ([outDim, inDim] at `w`): W += scale B A, row by row, rank by rank.
+    public func merge(_ e: Entry, into w: UnsafeMutablePointer<Float>, adapters: UnsafePointer<Float>) {
+        let r = config.rank, s = config.scale
+        for o in 0..<e.outDim {
+            for k in 0..<r {
+                let bv = s * adapters[e.b + o * r + k]
+                if bv == 0 { continue }
+                let row = w + o * e.inDim, av = adapters + e.a + k * e.inDim
+                for i in 0..<e.inDim { row[i] += bv * av[i] }
+            }
+        }
     }
 }
 
@@ -138,7 +165,7 @@ extension LoRALayout {
               "base_model_name_or_path": "\(baseModel.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))",
               "r": \(r),
               "lora_alpha": \(config.alpha),
-              "lora_dropout": 0.0,
+              "lora_dropout": \(config.dropout),
               "target_modules": [\(targets)],
               "bias": "none",
               "fan_in_fan_out": false,

@@ -8,6 +8,7 @@
 // register tiles, reading the weights as stored (transposed for the forward products). The head runs only on
 // the positions that have a target: prompt positions cost nothing there, and the 262k-row head dominates the 270M.
 import Foundation
+import GemmaGenerate
 import GemmaKernels
 import GemmaModel
 
@@ -43,18 +44,21 @@ public struct TextModelGradient: Sendable {
     /// Mean cross-entropy of predicting `targets[t]` after `tokens[0...t]` over the positions whose target is not
     /// nil, and (when `gradient` is given) its gradient added into `gradient`: of `layout.count` floats, or with
     /// LoRA of `lora.count` (the adapters'; `adapters` must then be given). The gradient added is that of `weight` x
-    /// the loss (a batch weighs each example by its share of the targets).
+    /// the loss (a batch weighs each example by its share of the targets). With `dropoutSeed` and a LoRA dropout,
+    /// the adapters' inputs are dropped by the masks of that seed (the trainer gives each example of a step its own).
     ///
     /// With `soft`, a position that has a soft target learns it instead of its token: the cross-entropy of the
     /// student's distribution against the teacher's probabilities on the sampled ids, renormalized (distillation).
     public func loss(parameters: [Float], adapters: [Float]? = nil, tokens: [Int], targets: [Int?], soft: [SoftTarget?]? = nil,
-                     gradient: UnsafeMutablePointer<Float>? = nil, weight: Float = 1) throws(TrainError) -> Float {
+                     gradient: UnsafeMutablePointer<Float>? = nil, weight: Float = 1,
+                     dropoutSeed: UInt64? = nil) throws(TrainError) -> Float {
         try validate(parameters: parameters, adapters: adapters, tokens: tokens, targets: targets, soft: soft)
         let adapters = lora == nil ? [] : adapters!
         return parameters.withUnsafeBufferPointer { p in
             adapters.withUnsafeBufferPointer { a in
                 var pass = Pass(self, p.baseAddress!, tokens: tokens, adapters: lora == nil ? nil : a.baseAddress)
                 if lora == nil { pass.baseGrad = gradient } else { pass.loraGrad = gradient }
+                pass.dropoutSeed = dropoutSeed
                 pass.forward()
                 let rows = pass.headRows(targets: targets, soft: soft)
                 guard !rows.isEmpty else { return 0 }
@@ -108,6 +112,9 @@ struct Pass {
     var saved: [Saved] = []
     /// Keep only each layer's input through the forward pass, and recompute the rest in the backward pass.
     var recompute = false
+    /// With LoRA dropout: the seed of this pass's masks (nil: no dropout, as in evaluation). The mask of each
+    /// adapter is a stream of its own from (seed, layer, module), drawn again in the backward pass instead of kept.
+    var dropoutSeed: UInt64? = nil
     var x: [Float]      // residual stream, T x H
     var z: [Float] = []  // T x H, the final norm's output
 
@@ -314,7 +321,8 @@ struct Pass {
         // u = x Aᵀ, y += (scale u) Bᵀ.
         let r = m.lora!.config.rank, scale = m.lora!.config.scale
         var u = [Float](repeating: 0, count: T * r)
-        gemm(T, r, inDim, x, lda: inDim, .transposed(adapters + e.a, ld: inDim), into: &u, ldc: r, accumulate: false)
+        let xd = dropped(l, module, x) ?? x
+        gemm(T, r, inDim, xd, lda: inDim, .transposed(adapters + e.a, ld: inDim), into: &u, ldc: r, accumulate: false)
         gemm(T, outDim, r, u.map { $0 * scale }, lda: r, .transposed(adapters + e.b, ld: r), into: &y, ldc: outDim, accumulate: true)
         return u
     }
@@ -331,11 +339,28 @@ struct Pass {
         for i in dyScaled.indices { dyScaled[i] *= scale }
         var du = [Float](repeating: 0, count: T * r)
         matmulNN(dyScaled, adapters + e.b, into: &du, rows: T, inner: outDim, outs: r)
+        let mask = dropoutMask(l, module, count: T * inDim)
         if let loraGrad {
             matmulTNAdd(dyScaled, u, into: loraGrad + e.b, rows: T, outs: outDim, inner: r)
-            matmulTNAdd(du, x, into: loraGrad + e.a, rows: T, outs: r, inner: inDim)
+            matmulTNAdd(du, mask.map { m in zip(x, m).map { $0 * $1 } } ?? x, into: loraGrad + e.a, rows: T, outs: r, inner: inDim)
         }
-        matmulNN(du, adapters + e.a, into: &dx, rows: T, inner: r, outs: inDim)
+        guard let mask else { return matmulNN(du, adapters + e.a, into: &dx, rows: T, inner: r, outs: inDim) }
+        // dx += (du A) ∘ mask: the dropped inputs get no gradient through the adapter.
+        var dxd = [Float](repeating: 0, count: T * inDim)
+        matmulNN(du, adapters + e.a, into: &dxd, rows: T, inner: r, outs: inDim)
+        for i in dx.indices { dx[i] += dxd[i] * mask[i] }
+    }
+
+    /// The dropout mask of an adapter's input (T x its width): 0 where dropped, 1 / (1 - p) where kept; nil when
+    /// this pass has no dropout.
+    func dropoutMask(_ l: Int, _ module: Gemma3Weight.Layer, count: Int) -> [Float]? {
+        guard let dropoutSeed, let p = m.lora?.config.dropout, p > 0 else { return nil }
+        return LoRALayout.dropoutMask(seed: dropoutSeed, layer: l, module: module, count: count, probability: p)
+    }
+
+    /// An adapter's input after dropout, or nil when this pass has no dropout.
+    func dropped(_ l: Int, _ module: Gemma3Weight.Layer, _ x: [Float]) -> [Float]? {
+        dropoutMask(l, module, count: x.count).map { mask in zip(x, mask).map { $0 * $1 } }
     }
 
     /// The first key position visible from position t in layer l.

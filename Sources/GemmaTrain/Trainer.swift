@@ -4,6 +4,7 @@
 import Dispatch
 import Foundation
 import GemmaFormats
+import GemmaGenerate
 import GemmaModel
 
 /// What one optimizer step did.
@@ -33,6 +34,8 @@ public final class Trainer: @unchecked Sendable {
     /// Activation recomputation: each example keeps only its layers' inputs through the forward pass (hidden floats
     /// per token and layer instead of about twenty times that), and the backward pass runs each layer again.
     public var recompute = false
+    /// The seed of LoRA dropout's masks: each step, micro-batch and example draws its own from it.
+    public var dropoutSeed: UInt64 = 0
     /// Threads computing a batch's examples.
     public var threads = ProcessInfo.processInfo.activeProcessorCount
     /// Steps taken.
@@ -64,7 +67,7 @@ public final class Trainer: @unchecked Sendable {
         guard let lora = model.lora else { return parameters }
         var base = parameters
         model.stored?.fill(&base, layout: model.layout)
-        return lora.merged(base, layout: model.layout, adapters: adapters)
+        return lora.merged(base, layout: model.layout, adapters: adapters, threads: threads)
     }
 
     /// Per worker, a gradient buffer of the parameters' size, allocated once (a fresh gigabyte a step for the 270M
@@ -108,7 +111,7 @@ public final class Trainer: @unchecked Sendable {
     /// every target position of the batch together (in groups of up to 256 rows, the vocabulary split among the
     /// threads), so that the head's weights are read once per group rather than once per example; the examples'
     /// backward passes spread over the workers, each into its own gradient buffer, summed at the end.
-    private func compute(_ examples: [TrainingExample], gradient wantGradient: Bool) throws(TrainError)
+    private func compute(_ examples: [TrainingExample], gradient wantGradient: Bool, part: Int = 0) throws(TrainError)
         -> (loss: Float, gradient: UnsafeMutablePointer<Float>?) {
         let total = examples.reduce(0) { $0 + $1.targetCount }
         guard total > 0 else { throw .input("no example has a target") }
@@ -130,17 +133,13 @@ public final class Trainer: @unchecked Sendable {
                 // With LoRA the format will store the merged weight W + s B A: the forward pass sees Q(W + s B A), as
                 // the base Q(W + s B A) - s B A plus the adapters' own term, so that the adapters' gradient is the
                 // straight-through gradient of the merged weight (quantizing W alone and adding s B A after would
-                // teach the adapters to correct Q(W), a correction the merged model then carries twice).
-                let merged = lora.merged(self.parameters, layout: model.layout, adapters: adapters)
-                var base = try qat.fakeQuantized(merged, layout: model.layout)
-                let p = self.parameters
-                base.withUnsafeMutableBufferPointer { b in
-                    for i in 0..<b.count where merged[i] != p[i] { b[i] += p[i] - merged[i] }
-                }
-                quantizedParameters = base
+                // teach the adapters to correct Q(W), a correction the merged model then carries twice). The frozen
+                // weights no adapter touches are quantized once; each step redoes only the adapted matrices.
+                if quantizedAt < 0 { quantizedParameters = try qat.fakeQuantized(self.parameters, layout: model.layout, threads: threads) }
+                try requantizeAdapted(qat, lora)
                 quantizedAdapters = adapters
             } else {
-                quantizedParameters = try qat.fakeQuantized(self.parameters, layout: model.layout)
+                quantizedParameters = try qat.fakeQuantized(self.parameters, layout: model.layout, threads: threads)
             }
             quantizedAt = step
         }
@@ -148,6 +147,8 @@ public final class Trainer: @unchecked Sendable {
         let pointers = PointerList(grads)
         DispatchQueue.concurrentPerform(iterations: pointers.list.count) { w in pointers.list[w].update(repeating: 0, count: n) }
         let threads = threads, recompute = recompute
+        let dropout = (model.lora?.config.dropout ?? 0) > 0
+        let maskSeeds = used.indices.map { maskSeed(part: part, example: $0) }
         var loss = 0.0
         parameters.withUnsafeBufferPointer { p in
             adapters.withUnsafeBufferPointer { a in
@@ -158,6 +159,7 @@ public final class Trainer: @unchecked Sendable {
                     for (j, e) in used.enumerated() where j % workers == w {
                         var pass = Pass(model, base.pointer, tokens: e.tokens, adapters: lora.map { UnsafePointer($0.pointer) })
                         pass.recompute = recompute
+                        if wantGradient && dropout { pass.dropoutSeed = maskSeeds[j] }
                         pass.forward()
                         passes.items[j] = pass
                     }
@@ -217,6 +219,48 @@ public final class Trainer: @unchecked Sendable {
         return (Float(loss), grads[0])
     }
 
+    /// The dropout masks' seed of an example of this step (a function of the step, so a resumed run draws the masks
+    /// it would have drawn).
+    private func maskSeed(part: Int, example: Int) -> UInt64 {
+        var g = SeededGenerator(seed: dropoutSeed ^ UInt64(step) &* 0x100_0000_01B3 ^ UInt64(part) << 40 ^ UInt64(example) << 20)
+        return g.next()
+    }
+
+    /// With QAT and LoRA: each adapted matrix of `quantizedParameters` set to Q(W + s B A) - s B A (as the difference
+    /// W - (W + s B A), whose rounding `LoRALayout.merged` fixes), the matrices spread over the threads.
+    private func requantizeAdapted(_ qat: QATFormat, _ lora: LoRALayout) throws(TrainError) {
+        let layout = model.layout
+        let jobs = lora.entries.sorted { $0.inDim * $0.outDim > $1.inDim * $1.outDim }
+        let workers = max(1, min(threads, jobs.count))
+        let failures = FailureList(jobs.count)
+        let largest = jobs.map { $0.inDim * $0.outDim }.max() ?? 0
+        self.parameters.withUnsafeBufferPointer { pp in
+            adapters.withUnsafeBufferPointer { ap in
+                quantizedParameters!.withUnsafeMutableBufferPointer { qp in
+                    let p = PointerBox(UnsafeMutablePointer(mutating: pp.baseAddress!)), q = PointerBox(qp.baseAddress!)
+                    let a = PointerBox(UnsafeMutablePointer(mutating: ap.baseAddress!))
+                    DispatchQueue.concurrentPerform(iterations: workers) { t in
+                        let merged = UnsafeMutablePointer<Float>.allocate(capacity: largest)
+                        defer { merged.deallocate() }
+                        for (j, e) in jobs.enumerated() where j % workers == t {
+                            let entry = layout.entry(.layer(e.layer, e.module))
+                            let n = entry.count, w = p.pointer + entry.offset, out = q.pointer + entry.offset
+                            merged.update(from: w, count: n)
+                            lora.merge(e, into: merged, adapters: a.pointer)
+                            out.update(from: merged, count: n)
+                            do throws(TrainError) { try qat.fakeQuantize(out, entry) } catch {
+                                failures.items[j] = error
+                                continue
+                            }
+                            for i in 0..<n where merged[i] != w[i] { out[i] += w[i] - merged[i] }
+                        }
+                    }
+                }
+            }
+        }
+        if let failure = failures.items.compactMap({ $0 }).first { throw failure }
+    }
+
     /// One optimizer step on a batch.
     public func step(_ batch: [TrainingExample]) throws(TrainError) -> StepReport {
         try step(accumulating: [batch])
@@ -239,7 +283,7 @@ public final class Trainer: @unchecked Sendable {
             let acc = accumulated!, n = trainedCount
             for (i, part) in parts.enumerated() {
                 let share = Float(part.reduce(0) { $0 + $1.targetCount }) / Float(total)
-                let (l, pg) = try compute(part, gradient: true)
+                let (l, pg) = try compute(part, gradient: true, part: i)
                 loss += l * share
                 if i == 0 { for j in 0..<n { acc[j] = pg![j] * share } } else { for j in 0..<n { acc[j] += pg![j] * share } }
             }

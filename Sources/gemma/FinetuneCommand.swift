@@ -36,6 +36,8 @@ struct Finetune: ParsableCommand {
     var loraAlpha: Float?
     @Option(name: .customLong("lora-targets"), help: "Projections adapted, comma-separated: q, k, v, o, gate, up, down.")
     var loraTargets = "q,k,v,o,gate,up,down"
+    @Option(name: .customLong("lora-dropout"), help: "LoRA dropout: the probability of dropping each input of an adapter while training (PEFT's lora_dropout; default 0).")
+    var loraDropout: Float = 0
     @Flag(help: "With --lora-rank: keep the frozen base's projections in their stored format (QLoRA), dequantized as each product needs them: less memory, slower steps.")
     var qlora = false
     @Flag(help: "Keep only each layer's input through the forward pass and recompute the rest in the backward pass: activation memory about 20 times smaller, about a third more arithmetic (long examples, large batches).")
@@ -75,6 +77,8 @@ struct Finetune: ParsableCommand {
         if training, out == nil { throw ValidationError("--out is needed (where the fine-tuned model goes)") }
         if let loraRank { guard loraRank >= 1 else { throw ValidationError("--lora-rank must be at least 1") } }
         _ = try targets()
+        guard loraDropout >= 0 && loraDropout < 1 else { throw ValidationError("--lora-dropout must be in [0, 1)") }
+        if loraDropout > 0 && loraRank == nil { throw ValidationError("--lora-dropout needs --lora-rank") }
         if adapterOut != nil && loraRank == nil { throw ValidationError("--adapter-out needs --lora-rank") }
         if qlora && loraRank == nil { throw ValidationError("--qlora needs --lora-rank") }
         if qlora && qat != nil { throw ValidationError("--qat needs the base in f32: drop --qlora") }
@@ -148,7 +152,7 @@ struct Finetune: ParsableCommand {
         }
         guard let out else { throw ValidationError("--out is needed") }
 
-        let lora = try loraRank.map { LoRAConfig(rank: $0, alpha: loraAlpha, targets: try targets()) }
+        let lora = try loraRank.map { LoRAConfig(rank: $0, alpha: loraAlpha, targets: try targets(), dropout: loraDropout) }
         let stored = qlora ? try StoredBase(checkpoint) : nil
         let gradient = TextModelGradient(config: checkpoint.config, normOffset: checkpoint.normOffset, lora: lora, stored: stored)
         let parameters = try checkpoint.trainableParameters(gradient.layout, leaving: stored)
@@ -158,6 +162,7 @@ struct Finetune: ParsableCommand {
                               schedule: LearningRateSchedule(peak: lr, warmup: warmup ?? max(0, total / 20), total: total),
                               weightDecay: weightDecay)
         trainer.maxGradientNorm = maxGradNorm
+        trainer.dropoutSeed = seed
         trainer.recompute = recompute
         trainer.qat = qat.flatMap(QATFormat.init(rawValue:))
         if let threads { trainer.threads = threads }
@@ -175,7 +180,7 @@ struct Finetune: ParsableCommand {
         var orders: [Int: [Int]] = [:]
         let perStep = min(batch * accumulate, train.count)
         // The run, as resuming checks it: what is trained and on what.
-        let describe = ["run": "\(path)|\(data)|\(train.count) examples|\(loraRank.map { "lora \($0) \(loraTargets)" } ?? "full")|batch \(batch)\(accumulate > 1 ? " x \(accumulate)" : "")|steps \(total)|seed \(seed)|qat \(qat ?? "-")|distill \(distillFrom ?? "-")"]
+        let describe = ["run": "\(path)|\(data)|\(train.count) examples|\(loraRank.map { "lora \($0) \(loraTargets)\(loraDropout > 0 ? " dropout \(loraDropout)" : "")" } ?? "full")|batch \(batch)\(accumulate > 1 ? " x \(accumulate)" : "")|steps \(total)|seed \(seed)|qat \(qat ?? "-")|distill \(distillFrom ?? "-")"]
         let statePath = out + ".state"
         var first = 0
         if resume {

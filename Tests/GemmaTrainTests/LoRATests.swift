@@ -51,6 +51,62 @@ import Testing
         print("LoRA finite differences: \(checked) entries of \(lora.entries.count) adapters, worst relative error \(worst)")
     }
 
+    /// LoRA dropout: with a fixed seed the masked loss is a deterministic function of the adapters, so its gradient
+    /// (masked in A's gradient and in the input's gradient through the adapter) is checked by finite differences of
+    /// that same loss; every adapter of every layer sees its own mask.
+    @Test func dropoutGradientsMatchFiniteDifferencesOfTheMaskedLoss() throws {
+        let (model, params, adapters) = try Self.randomModel(lora: LoRAConfig(rank: 2, alpha: 3, dropout: 0.3))
+        let lora = model.lora!, seed: UInt64 = 41
+        func loss(_ a: [Float]) throws -> Double {
+            Double(try model.loss(parameters: params, adapters: a, tokens: Self.tokens, targets: Self.targets, dropoutSeed: seed))
+        }
+        var grad = [Float](repeating: 0, count: lora.count)
+        let masked = try grad.withUnsafeMutableBufferPointer { g in
+            try model.loss(parameters: params, adapters: adapters, tokens: Self.tokens, targets: Self.targets,
+                           gradient: g.baseAddress!, dropoutSeed: seed)
+        }
+        let plain = try model.loss(parameters: params, adapters: adapters, tokens: Self.tokens, targets: Self.targets)
+        #expect(abs(masked - plain) > 1e-3, "the masks change the loss: \(masked) vs \(plain)")
+        #expect(Double(masked) == (try loss(adapters)), "the same seed draws the same masks")
+        var checked = 0
+        for e in lora.entries {
+            for (base, size) in [(e.a, 2 * e.inDim), (e.b, e.outDim * 2)] {
+                for k in 0..<3 {
+                    let i = base + (k * 37 + 5) % size
+                    var plus = adapters, minus = adapters
+                    plus[i] += 1e-2
+                    minus[i] -= 1e-2
+                    let fd = (try loss(plus) - loss(minus)) / 2e-2
+                    #expect(abs(fd - Double(grad[i])) <= 2e-4 + 1e-2 * abs(fd), "layer \(e.layer) \(e.module): analytic \(grad[i]), finite difference \(fd)")
+                    checked += 1
+                }
+            }
+        }
+        print("LoRA dropout finite differences: \(checked) entries of \(lora.entries.count) adapters")
+    }
+
+    /// Dropout acts on the adapters' path only: with B = 0 the masked loss is the base model's, bit for bit; the share
+    /// dropped is the probability asked; and evaluation (no seed) has no dropout.
+    @Test func dropoutLeavesTheBasePathAndDropsTheShareAsked() throws {
+        let (model, params, adapters) = try Self.randomModel(lora: LoRAConfig(rank: 4, dropout: 0.25))
+        let fresh = model.lora!.initialAdapters(seed: 5)
+        let base = try TextModelGradient(config: model.config, normOffset: 1).loss(parameters: params, tokens: Self.tokens, targets: Self.targets)
+        #expect(try model.loss(parameters: params, adapters: fresh, tokens: Self.tokens, targets: Self.targets, dropoutSeed: 9) == base)
+        let noDropout = TextModelGradient(config: model.config, normOffset: 1, lora: LoRAConfig(rank: 4))
+        #expect(try model.loss(parameters: params, adapters: adapters, tokens: Self.tokens, targets: Self.targets)
+            == noDropout.loss(parameters: params, adapters: adapters, tokens: Self.tokens, targets: Self.targets))
+        // The masks: 0 or 1 / (1 - p), the share dropped within 4 standard deviations of p, and a stream per
+        // (seed, layer, module).
+        let n = 100_000
+        let mask = LoRALayout.dropoutMask(seed: 123, layer: 1, module: .gate, count: n, probability: 0.25)
+        #expect(mask.allSatisfy { $0 == 0 || $0 == Float(1) / 0.75 })
+        let dropped = Double(mask.filter { $0 == 0 }.count) / Double(n)
+        #expect(abs(dropped - 0.25) < 4 * (0.25 * 0.75 / Double(n)).squareRoot(), "dropped \(dropped)")
+        #expect(mask != LoRALayout.dropoutMask(seed: 123, layer: 1, module: .up, count: n, probability: 0.25))
+        #expect(mask != LoRALayout.dropoutMask(seed: 124, layer: 1, module: .gate, count: n, probability: 0.25))
+        #expect(mask == LoRALayout.dropoutMask(seed: 123, layer: 1, module: .gate, count: n, probability: 0.25))
+    }
+
     @Test func mergedWeightsGiveTheAdaptedLossAndFreshAdaptersTheBase() throws {
         let (model, params, adapters) = try Self.randomModel(lora: LoRAConfig(rank: 4, targets: [.q, .v, .o, .down]))
         let adapted = try model.loss(parameters: params, adapters: adapters, tokens: Self.tokens, targets: Self.targets)
@@ -139,6 +195,43 @@ import Testing
             let twice = try format.fakeQuantized(once, layout: model.layout)
             #expect(zip(once, twice).filter { $0 != $1 }.count == 0)
         }
+    }
+
+    /// QAT with LoRA: the forward pass sees the merged weight quantized, Q(W + s B A) - s B A plus the adapters'
+    /// term, and the weights without an adapter quantized as they are. The trainer quantizes the latter once and redoes
+    /// only the adapted matrices, on two threads, after each step; the loss it evaluates is the one computed from the
+    /// whole model merged and quantized on one thread, before and after a step.
+    @Test(arguments: [QATFormat.int4Block, .sfp8]) func qatWithLoRARequantizesTheAdaptedMatrices(_ format: QATFormat) throws {
+        let (plain, start) = try Self.model()
+        let model = TextModelGradient(config: plain.config, normOffset: 1, lora: LoRAConfig(rank: 4, targets: [.q, .v, .down]))
+        let lora = model.lora!
+        var random = TestRandom(seed: 5)
+        let adapters = (0..<lora.count).map { _ in random.gaussian() * 0.05 }
+        let examples = (0..<12).map { i in TrainingExample(tokens: [2, 3 + i, 5], targets: [nil, 3 + (i * 7) % 48, 4], line: i + 1) }
+        func reference(_ adapters: [Float]) throws -> Float {
+            let merged = lora.merged(start, layout: model.layout, adapters: adapters)
+            var base = try format.fakeQuantized(merged, layout: model.layout)
+            for i in base.indices where merged[i] != start[i] { base[i] += start[i] - merged[i] }
+            var sum = 0.0
+            for e in examples { sum += Double(try model.loss(parameters: base, adapters: adapters, tokens: e.tokens, targets: e.targets)) }
+            return Float(sum / Double(examples.count))
+        }
+        let t = Trainer(model: model, parameters: start, adapters: adapters, schedule: LearningRateSchedule(peak: 1e-2, warmup: 0, total: 4))
+        t.qat = format
+        t.threads = 2
+        let before = try t.evaluate(examples), expected = try reference(adapters)
+        #expect(abs(before - expected) <= 1e-6 * abs(expected), "\(before) vs \(expected)")
+        // Not the loss of the unquantized model: the quantization shows.
+        let unquantized = try examples.map { try model.loss(parameters: start, adapters: adapters, tokens: $0.tokens, targets: $0.targets) }
+            .reduce(0, +) / Float(examples.count)
+        #expect(abs(before - unquantized) > 1e-4, "\(before) vs \(unquantized)")
+        _ = try t.step(examples)
+        #expect(t.adapters != adapters)
+        let after = try t.evaluate(examples), expectedAfter = try reference(t.adapters)
+        #expect(abs(after - expectedAfter) <= 1e-6 * abs(expectedAfter), "\(after) vs \(expectedAfter)")
+        // The merged weights, one thread or two, are the same bits.
+        #expect(lora.merged(start, layout: model.layout, adapters: t.adapters, threads: 2)
+            == lora.merged(start, layout: model.layout, adapters: t.adapters))
     }
 
     @Test func widthsThatAreNotWholeBlocksAreRefused() throws {
