@@ -98,6 +98,12 @@ public struct LoRALayout: Sendable {
     /// The base parameters with every adapter merged in: W += scale B A (the matrices spread over `threads`).
     public func merged(_ parameters: [Float], layout: ParameterLayout, adapters: [Float], threads: Int = 1) -> [Float] {
         var p = parameters
+        merge(into: &p, layout: layout, adapters: adapters, threads: threads)
+        return p
+    }
+
+    /// `merged` in place.
+    public func merge(into p: inout [Float], layout: ParameterLayout, adapters: [Float], threads: Int = 1) {
         let workers = max(1, min(threads, entries.count))
         p.withUnsafeMutableBufferPointer { pp in
             adapters.withUnsafeBufferPointer { ap in
@@ -109,7 +115,6 @@ public struct LoRALayout: Sendable {
                 }
             }
         }
-        return p
     }
 
     /// One adapter merged into its matrix ([outDim, inDim] at `w`): W += scale B A, row by row, rank by rank.

@@ -13,23 +13,29 @@ public enum TrainedModel {
     public static func write(_ parameters: [Float], layout: ParameterLayout, like checkpoint: Checkpoint,
                              to output: String) throws(TrainError) {
         guard parameters.count == layout.count else { throw .input("\(parameters.count) parameters for a layout of \(layout.count)") }
-        func bytes(_ e: ParameterLayout.Entry) -> [UInt8] {
-            parameters[e.offset..<(e.offset + e.count)].withUnsafeBytes { [UInt8]($0) }
-        }
+        // Streamed: each tensor's bytes go to the file from where they lie, so writing holds no second copy.
         if let gguf = checkpoint.gguf {
-            var writer = GGUFWriter(metadata: gguf.metadata)
             var trained: [String: ParameterLayout.Entry] = [:]
             for e in layout.entries { trained[checkpoint.naming.name(of: e.weight)] = e }
+            let declared = gguf.tensors.map { t in
+                trained[t.name].map { GGUFStreamWriter.Tensor(name: t.name, type: .f32, dimensions: $0.shape.reversed()) }
+                    ?? GGUFStreamWriter.Tensor(name: t.name, type: t.type, dimensions: t.dimensions)
+            }
+            var writer: GGUFStreamWriter? = nil
             do {
+                writer = try GGUFStreamWriter(path: output, metadata: gguf.metadata, tensors: declared)
                 for t in gguf.tensors {
                     if let e = trained[t.name] {
-                        try writer.addTensor(name: t.name, type: .f32, dimensions: e.shape.reversed(), data: bytes(e))
+                        try write(parameters, e, to: writer!)
                     } else {
-                        try writer.addTensor(name: t.name, type: t.type, dimensions: t.dimensions, data: [UInt8](gguf.data(for: t)))
+                        try writer!.write(gguf.data(for: t))
                     }
                 }
-                try writer.write(to: output)
-            } catch { throw .weight("\(output): \(error)") }
+                try writer!.finish()
+            } catch {
+                writer?.cancel()
+                throw .weight("\(output): \(error)")
+            }
             return
         }
         guard let input = checkpoint.directory else { throw .input("\(checkpoint.path): only GGUF files and Hugging Face folders can be written back") }
@@ -46,12 +52,26 @@ public enum TrainedModel {
                 if fm.fileExists(atPath: to) { try fm.removeItem(atPath: to) }
                 try fm.copyItem(atPath: from, toPath: to)
             }
-            var writer = SafetensorsWriter()
-            writer.setMetadata("pt", forKey: "format")
-            for e in layout.entries {
-                try writer.addTensor(name: checkpoint.naming.name(of: e.weight), dtype: .F32, shape: e.shape, data: bytes(e))
+            let writer = try SafetensorsStreamWriter(
+                path: output + "/model.safetensors", metadata: [("format", "pt")],
+                tensors: layout.entries.map { .init(name: checkpoint.naming.name(of: $0.weight), dtype: .F32, shape: $0.shape) })
+            do {
+                for e in layout.entries { try write(parameters, e, to: writer) }
+                try writer.finish()
+            } catch {
+                writer.cancel()
+                throw error
             }
-            try writer.write(to: output + "/model.safetensors")
         } catch { throw .weight("\(output): \(error)") }
+    }
+
+    private static func write(_ parameters: [Float], _ e: ParameterLayout.Entry, to writer: some TensorByteStream) throws(FormatError) {
+        var failure: FormatError? = nil
+        parameters.withUnsafeBytes { p in
+            do throws(FormatError) {
+                try writer.write(UnsafeRawBufferPointer(rebasing: p[(e.offset * 4)..<((e.offset + e.count) * 4)]))
+            } catch { failure = error }
+        }
+        if let failure { throw failure }
     }
 }

@@ -67,7 +67,20 @@ public final class Trainer: @unchecked Sendable {
         guard let lora = model.lora else { return parameters }
         var base = parameters
         model.stored?.fill(&base, layout: model.layout)
-        return lora.merged(base, layout: model.layout, adapters: adapters, threads: threads)
+        lora.merge(into: &base, layout: model.layout, adapters: adapters, threads: threads)
+        return base
+    }
+
+    /// `mergedParameters` without a second copy of the weights: the merge is made in the trainer's own vector, which
+    /// it gives up (at the end of a run: the trainer has no parameters afterwards, and a step then fails as invalid).
+    public func takeMergedParameters() -> [Float] {
+        var base: [Float] = []
+        swap(&base, &parameters)
+        quantizedParameters = nil
+        guard let lora = model.lora else { return base }
+        model.stored?.fill(&base, layout: model.layout)
+        lora.merge(into: &base, layout: model.layout, adapters: adapters, threads: threads)
+        return base
     }
 
     /// Per worker, a gradient buffer of the parameters' size, allocated once (a fresh gigabyte a step for the 270M

@@ -99,7 +99,10 @@ struct Finetune: ParsableCommand {
 
     func run() throws {
         let path = try model.resolve()
-        let lm = try LanguageModel.load(path: path, options: ModelOptions(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount))
+        // The trainer reads the weights once into its own f32 vector (or, with --qlora, each step from the file's
+        // pages): a private huge-page copy of them (the engine's default) would be a second resident copy.
+        let lm = try LanguageModel.load(path: path, options: ModelOptions(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
+                                                                          placement: .mapped))
         let checkpoint = lm.model.checkpoint
         if let out, checkpoint.gguf != nil, !out.hasSuffix(".gguf") { throw ValidationError("--out: a GGUF model is written as a .gguf file") }
         if checkpoint.gguf == nil, checkpoint.directory == nil { throw ValidationError("\(path): only GGUF files and Hugging Face folders can be fine-tuned") }
@@ -155,10 +158,10 @@ struct Finetune: ParsableCommand {
         let lora = try loraRank.map { LoRAConfig(rank: $0, alpha: loraAlpha, targets: try targets(), dropout: loraDropout) }
         let stored = qlora ? try StoredBase(checkpoint) : nil
         let gradient = TextModelGradient(config: checkpoint.config, normOffset: checkpoint.normOffset, lora: lora, stored: stored)
-        let parameters = try checkpoint.trainableParameters(gradient.layout, leaving: stored)
         let perEpoch = (train.count + batch * accumulate - 1) / (batch * accumulate)
         let total = steps ?? perEpoch * (epochs ?? 1)
-        let trainer = Trainer(model: gradient, parameters: parameters, adapters: gradient.lora?.initialAdapters(seed: seed),
+        // The weights go straight into the trainer (no second reference), so that the end can merge in place.
+        let trainer = Trainer(model: gradient, parameters: try checkpoint.trainableParameters(gradient.layout, leaving: stored), adapters: gradient.lora?.initialAdapters(seed: seed),
                               schedule: LearningRateSchedule(peak: lr, warmup: warmup ?? max(0, total / 20), total: total),
                               weightDecay: weightDecay)
         trainer.maxGradientNorm = maxGradNorm
@@ -224,7 +227,7 @@ struct Finetune: ParsableCommand {
         }
         if Progress.enabled { writeErr("\n") }
         guard first < total else { throw ExitCodeError(message: "--resume: \(statePath) is at step \(first), the end of this run") }
-        try TrainedModel.write(trainer.mergedParameters, layout: gradient.layout, like: checkpoint, to: out)
+        try TrainedModel.write(trainer.takeMergedParameters(), layout: gradient.layout, like: checkpoint, to: out)
         if let adapterOut, let l = gradient.lora {
             try l.writePEFT(trainer.adapters, to: adapterOut, baseModel: path)
             if checkpoint.gguf != nil { try l.writeGGUF(trainer.adapters, to: adapterOut + "/adapter.gguf", like: checkpoint) }
