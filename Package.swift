@@ -44,6 +44,8 @@ let package = Package(
         // Checkpoint conversion: Hugging Face folders to GGUF files (quantized) and GGUF files to Hugging Face folders.
         .target(name: "GemmaConvert", dependencies: ["GemmaFormats", "GemmaKernels", "GemmaModel", "GemmaTokenizer"]),
         // Training: the text model's loss and gradient in f32.
+        // The Hugging Face hub: `gemma pull`, the shared cache.
+        .target(name: "GemmaHub", dependencies: ["GemmaFormats"]),
         .target(name: "GemmaTrain", dependencies: ["GemmaFormats", "GemmaKernels", "GemmaModel", "GemmaTokenizer", "GemmaGenerate"]),
         // OpenAI-compatible HTTP server: routes, request/response types, server-sent events, batching scheduler, and
         // the chat page (ChatPage/chat.html, embedded as ChatPage.swift by scripts/embed-chat-page.py).
@@ -72,6 +74,7 @@ let package = Package(
                 "GemmaGrammar",
                 "GemmaServer",
                 "GemmaTrain",
+                "GemmaHub",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]
@@ -90,6 +93,7 @@ let package = Package(
         .testTarget(name: "GemmaVisionTests", dependencies: ["GemmaVision", "GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaModelTests", dependencies: ["GemmaModel", "GemmaKernels", "GemmaFormats", "GemmaTestSupport"]),
         .testTarget(name: "GemmaGenerateTests", dependencies: ["GemmaGenerate", "GemmaGrammar", "GemmaModel", "GemmaTokenizer", "GemmaVision", "GemmaFormats", "GemmaConvert", "GemmaTestSupport"]),
+        .testTarget(name: "GemmaHubTests", dependencies: ["GemmaHub"]),
         .testTarget(name: "GemmaTrainTests", dependencies: ["GemmaTrain", "GemmaModel", "GemmaFormats", "GemmaTokenizer", "GemmaGenerate", "GemmaConvert", "GemmaTestSupport"]),
         .testTarget(
             name: "GemmaConvertTests",

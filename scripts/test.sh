@@ -60,4 +60,5 @@ scripts/cli-tests.sh || status=1
 scripts/chat-tty-test.sh || status=1
 scripts/server-tests.sh .build/release/gemma || status=1
 scripts/browser-tests.sh .build/release/gemma || status=1
+scripts/pull-tests.sh .build/release/gemma || status=1
 exit $status

@@ -8,7 +8,7 @@ struct Gemma: AsyncParsableCommand {
         commandName: "gemma",
         abstract: "Run Gemma 3 models on the CPU.",
         discussion: "MODEL defaults to the Gemma 3 270M Q4_K_M GGUF that `make model` fetches into ~/.cache/swift-gemma.",
-        subcommands: [Generate.self, Run.self, Chat.self, Serve.self, PerplexityCommand.self, Bench.self, Memory.self, Info.self, Tokenize.self, Convert.self, Quantize.self, Finetune.self, DumpLogits.self]
+        subcommands: [Generate.self, Run.self, Chat.self, Serve.self, PerplexityCommand.self, Bench.self, Memory.self, Info.self, Tokenize.self, Convert.self, Quantize.self, Finetune.self, Pull.self, List.self, Remove.self, DumpLogits.self]
     )
 
     /// Parses and runs the command, `gemma serve`'s options completed from GEMMA_* variables first.

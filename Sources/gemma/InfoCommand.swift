@@ -15,7 +15,7 @@ struct Info: ParsableCommand {
     var json = false
 
     func run() throws {
-        let path = try ModelOption(model: modelPath).resolve()
+        let path = try ModelOption.resolve(modelPath).path
         let report: InfoReport
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue

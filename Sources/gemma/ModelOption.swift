@@ -3,25 +3,39 @@
 // takes (ModelRunOptions: --model, --mmap, --threads, --kv, --exact), loaded through LanguageModel.load.
 import ArgumentParser
 import Foundation
+import GemmaHub
 import GemmaFormats
 import GemmaGenerate
 import GemmaModel
 import GemmaVision
 
 struct ModelOption: ParsableArguments {
-    @Option(name: .shortAndLong, help: "A GGUF file, a gemma.cpp .sbs file or a Hugging Face model folder (default: the fetched Gemma 3 270M Q4_K_M).")
+    @Option(name: .shortAndLong, help: "A GGUF file, a gemma.cpp .sbs file, a Hugging Face model folder, or ORG/REPO[@REVISION][:FILE|:QUANT] from the Hugging Face cache (`gemma pull`) (default: the fetched Gemma 3 270M Q4_K_M).")
     var model: String?
 
+    @Flag(help: "With --model ORG/REPO[:FILE|:QUANT]: download it first if the Hugging Face cache does not hold it.")
+    var pull = false
+
     /// The model path: --model, else $GEMMA_MODEL, else the default model in the cache. Throws if it does not exist.
-    func resolve() throws -> String {
+    func resolve() throws -> String { try resolved().path }
+
+    /// The model path, and for a pulled GGUF repository with a vision encoder its mmproj file.
+    func resolved() throws -> (path: String, mmproj: String?) { try Self.resolve(model, pull: pull) }
+
+    /// `resolved()` for a model given some other way (`gemma info`'s argument).
+    static func resolve(_ model: String?, pull: Bool = false) throws -> (path: String, mmproj: String?) {
         let path = model ?? ProcessInfo.processInfo.environment["GEMMA_MODEL"] ?? Self.defaultModelPath
         guard FileManager.default.fileExists(atPath: path) else {
+            if let ref = HubReference(path) {
+                let m = try HubAccess.resolve(ref, pull: pull)
+                return (m.model, m.mmproj)
+            }
             if model == nil {
                 throw ValidationError("no model at \(path): run `make model` (or scripts/fetch-model.sh) to fetch the default model, or pass --model")
             }
             throw ValidationError("no model file at \(path)")
         }
-        return path
+        return (path, nil)
     }
 
     /// Where scripts/fetch-model.sh puts the default model: $GEMMA_CACHE, else $XDG_CACHE_HOME/swift-gemma, else ~/.cache/swift-gemma.
@@ -69,7 +83,8 @@ struct ModelRunOptions: ParsableArguments {
     /// Resolves the path and loads the model (with a progress line when stderr is a terminal and `progress`);
     /// errors become one clear line naming the file.
     func load(progress: Bool = true) throws -> LanguageModel {
-        let file = try path.resolve()
+        let (file, pulledMMProj) = try path.resolved()
+        let mmproj = self.mmproj ?? pulledMMProj
         if progress { Progress.loading(file) }
         let t0 = Date()
         do {

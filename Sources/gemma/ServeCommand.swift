@@ -122,7 +122,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let path = try model.path.resolve()
+        let (path, pulledMMProj) = try model.path.resolved()
         let key = apiKey ?? ProcessInfo.processInfo.environment["GEMMA_API_KEY"]
         var config = ServerConfiguration(
             host: host, port: port, apiKey: key?.isEmpty == true ? nil : key, maxBodyBytes: maxBody,
@@ -141,7 +141,7 @@ struct Serve: AsyncParsableCommand {
         }
         let listening = "\(config.host)", slots = config.scheduler.parallel
         let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-        let mmproj = model.mmproj
+        let mmproj = model.mmproj ?? pulledMMProj
         if let mmproj, !FileManager.default.fileExists(atPath: mmproj) { throw ValidationError("no mmproj file at \(mmproj)") }
         try await GemmaServer.run(configuration: config, modelName: name, load: {
             let m = try LanguageModel.load(path: path, options: options, mmproj: mmproj)
