@@ -21,7 +21,7 @@ struct Finetune: ParsableCommand {
             quantize` makes it smaller), else a Hugging Face folder; with --lora-rank the adapters are merged into \
             it, and --adapter-out also writes them as a PEFT adapter folder (for a GGUF model with adapter.gguf, \
             a LoRA adapter llama.cpp applies to the base with --lora). Training runs in f32 on every core (the \
-            270M with LoRA: about 4 s per step of 8 examples of 75 tokens on 2 cores). --eval-only prints a model's \
+            270M with LoRA: about 3 s per step of 8 examples of 75 tokens on 2 cores). --eval-only prints a model's \
             loss on --eval (or --data) without training; --dump-tokens writes the examples as token ids.
             """)
 
