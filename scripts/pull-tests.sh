@@ -141,6 +141,19 @@ corrupt() {
 }
 check "bytes that do not match the hub's sha256 are refused (removed, not linked); the next pull fetches them whole" corrupt
 
+disk_full() {
+  # The partial blob is /dev/full: every write fails with ENOSPC, as on a full disk.
+  local dir="$cache/models--google--gemma-3-270m-GGUF" out
+  rm -rf "$dir"; mkdir -p "$dir/blobs"
+  ln -s /dev/full "$dir/blobs/$q4.incomplete"
+  out="$("$GEMMA_BIN" pull google/gemma-3-270m-GGUF 2>&1)" && { echo "exited 0: $out"; return 1; }
+  echo "$out" | grep -qi "space" && echo "$out" | grep -q "kept: pull again to resume" || { echo "$out"; return 1; }
+  [ ! -e "$dir/blobs/$q4" ] && ! ls "$dir"/snapshots/*/* 2>/dev/null || { echo "something was linked"; return 1; }
+  rm "$dir/blobs/$q4.incomplete"
+  local path; path="$("$GEMMA_BIN" pull google/gemma-3-270m-GGUF 2>/dev/null)" && [ "$(sha "$path")" = "$q4" ]
+}
+check "a full disk while writing: a clear error, nothing linked; the next pull completes" disk_full
+
 folder() {
   local path; path="$("$GEMMA_BIN" pull tiny/text-folder 2>/dev/null)" || return 1
   [ "$(cd "$path" && find . -mindepth 1 | sort | tr '\n' ' ')" = "./config.json ./generation_config.json ./model.safetensors ./tokenizer.json ./tokenizer_config.json " ] || { (cd "$path" && find . | sort); return 1; }
@@ -244,6 +257,15 @@ list_rm() {
   ! "$GEMMA_BIN" rm tiny/text-folder 2>/dev/null
 }
 check "gemma list shows each repository's size and kind (GGUF, HF folder, mmproj); gemma rm removes one" list_rm
+
+terminal() {
+  # On a terminal (script(1) gives it one): a progress line redrawn in place with percentage, rate and time left.
+  rm -rf "$cache/models--google--gemma-3-270m-GGUF"
+  script -qfec "'$GEMMA_BIN' pull google/gemma-3-270m-GGUF" /dev/null > "$tmp/tty.out" 2>&1 || { cat "$tmp/tty.out"; return 1; }
+  grep -aq $'\r\e\[K\[1/1\] gemma-3-270m-Q4_K_M.gguf .*%.*MB/s.*left' "$tmp/tty.out" || { cat -v "$tmp/tty.out" | head -c 2000; return 1; }
+  grep -aq "checking its sha256" "$tmp/tty.out" && grep -aq "253.1 MB in .* s (.*MB/s)" "$tmp/tty.out" || { cat -v "$tmp/tty.out" | head -c 2000; return 1; }
+}
+check "on a terminal: one progress line per file redrawn in place (percentage, bytes, rate, time left), then the check" terminal
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -61,7 +61,7 @@ struct Finetune: ParsableCommand {
     var dumpTokens: String?
     @Option(help: "Quantization-aware training: the forward pass sees the weights as this format stores them (int4-block, int4-channel, sfp8); the result is still written in f32, for `gemma quantize --to` the same format.")
     var qat: String?
-    @Option(name: .customLong("distill-from"), help: ArgumentHelp("Distillation (the report's): learn a teacher model's distribution on the replies (256 sampled ids per token, weighted by its probabilities, renormalized) instead of their tokens; the teacher must have the same vocabulary.", valueName: "TEACHER"))
+    @Option(name: .customLong("distill-from"), help: ArgumentHelp("Distillation (the report's): learn a teacher model's distribution on the replies (256 sampled ids per token, weighted by its probabilities, renormalized) instead of their tokens; the teacher (a path or a cached ORG/REPO) must have the same vocabulary.", valueName: "TEACHER"))
     var distillFrom: String?
     @Option(name: .customLong("distill-samples"), help: "Ids sampled from the teacher per token.") var distillSamples = 256
     @Option(help: "Seed of the order of the examples (and of the teacher's samples).") var seed: UInt64 = 0
@@ -133,7 +133,7 @@ struct Finetune: ParsableCommand {
         if let distillFrom {
             let teacher: LanguageModel
             do {
-                teacher = try LanguageModel.load(path: distillFrom, options: ModelOptions(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount))
+                teacher = try LanguageModel.load(path: ModelOption.resolve(distillFrom).path, options: ModelOptions(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount))
                 try lm.requireSameVocabulary(teacher, role: "teacher")
             } catch { throw ExitCodeError(message: "--distill-from \(distillFrom): \(error)") }
             for i in train.indices {

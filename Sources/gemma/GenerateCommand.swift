@@ -37,7 +37,7 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "Seed of the sampling stream (-1 = random).") var seed: Int64 = -1
     @Option(help: "Stop when the text contains this string (\\n and \\t escapes understood). Repeatable.")
     var stop: [String] = []
-    @Option(name: .customLong("draft"), help: ArgumentHelp("Speculative decoding: 'ngram' proposes tokens by prompt lookup (the text's last words found earlier in the prompt or the reply), a model path (GGUF, .sbs or Hugging Face folder with the same vocabulary) by a draft model decoding ahead; the model checks the proposals in one step: greedy gives the same output as without it, top-k sampling the same distribution (speculative sampling); no bias, penalties or grammar.", valueName: "ngram|MODEL"))
+    @Option(name: .customLong("draft"), help: ArgumentHelp("Speculative decoding: 'ngram' proposes tokens by prompt lookup (the text's last words found earlier in the prompt or the reply), a model (GGUF, .sbs or Hugging Face folder with the same vocabulary, or a cached ORG/REPO) by a draft model decoding ahead; the model checks the proposals in one step: greedy gives the same output as without it, top-k sampling the same distribution (speculative sampling); no bias, penalties or grammar.", valueName: "ngram|MODEL"))
     var draft: String?
     @Option(name: .customLong("draft-max"), help: "Tokens proposed at most per step with --draft (1-6; the length adapts: it halves after a miss and pauses after several).")
     var draftMax = 3
@@ -68,7 +68,7 @@ struct SamplingOptions: ParsableArguments {
         p.draftMax = draftMax
         guard draft != "ngram" else { return }
         do {
-            p.draftModel = try DraftModel(LanguageModel.load(path: draft, options: options), for: target)
+            p.draftModel = try DraftModel(LanguageModel.load(path: ModelOption.resolve(draft).path, options: options), for: target)
         } catch {
             throw ExitCodeError(message: "--draft \(draft): \(error)")
         }

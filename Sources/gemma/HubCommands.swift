@@ -129,6 +129,8 @@ final class Meter: @unchecked Sendable {
     private var started = Date()
     private var file = ""
     private var last = Date.distantPast
+    /// When the file's last byte arrived (the check of its hash comes after).
+    private var lastByte = Date()
 
     func show(_ p: PullProgress) {
         lock.lock(); defer { lock.unlock() }
@@ -140,14 +142,20 @@ final class Meter: @unchecked Sendable {
             }
         }
         let now = Date()
-        let elapsed = max(1e-3, now.timeIntervalSince(started))
+        if !p.finished { lastByte = now }
+        let elapsed = max(1e-3, (p.finished ? lastByte : now).timeIntervalSince(started))
         if p.finished {
             let line = String(format: "[%d/%d] %@: %@ %@", p.index + 1, p.count, p.file, Self.bytes(p.fileBytes),
                               p.transferred > 0 ? String(format: "in %.1f s (%@/s)", elapsed, Self.bytes(Int64(Double(p.transferred) / elapsed))) : "(in the cache)")
             writeErr((Progress.enabled ? "\r\u{1B}[K" : "") + line + "\n")
             return
         }
-        guard Progress.enabled, now.timeIntervalSince(last) >= 0.2 else { return }
+        let whole = p.fileTotal.map { p.fileBytes >= $0 } ?? false
+        guard Progress.enabled, now.timeIntervalSince(last) >= 0.2 || whole else { return }
+        if whole {
+            writeErr("\r\u{1B}[K[\(p.index + 1)/\(p.count)] \(p.file): \(Self.bytes(p.fileBytes)), checking its sha256")
+            return
+        }
         last = now
         let rate = Double(p.transferred) / elapsed
         let left = rate > 0 ? Double(p.total - p.bytes) / rate : 0

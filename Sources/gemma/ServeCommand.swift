@@ -68,7 +68,7 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("access-log"), help: "Log one line per request on stderr (request id, method, path, status, ms).")
     var accessLog = false
 
-    @Option(name: .customLong("draft"), help: ArgumentHelp("Speculative decoding for every request it applies to (greedy or top-k sampling without bias, penalties, grammar or logprobs), verified per slot inside the batched steps: 'ngram' (prompt lookup) or a draft model path with the same vocabulary.", valueName: "ngram|MODEL"))
+    @Option(name: .customLong("draft"), help: ArgumentHelp("Speculative decoding for every request it applies to (greedy or top-k sampling without bias, penalties, grammar or logprobs), verified per slot inside the batched steps: 'ngram' (prompt lookup) or a draft model (a path or a cached ORG/REPO) with the same vocabulary.", valueName: "ngram|MODEL"))
     var draft: String?
 
     @Option(name: .customLong("draft-max"), help: "Tokens proposed at most per slot and step with --draft (1-6).")
@@ -134,7 +134,7 @@ struct Serve: AsyncParsableCommand {
         let options = model.options
         if let draft, draft != "ngram" {
             config.loadDraft = { target in
-                do { return try DraftModel(LanguageModel.load(path: draft, options: options), for: target) } catch {
+                do { return try DraftModel(LanguageModel.load(path: ModelOption.resolve(draft).path, options: options), for: target) } catch {
                     throw ValidationError("--draft \(draft): \(error)")
                 }
             }
