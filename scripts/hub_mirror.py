@@ -59,6 +59,7 @@ class Hub(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     root = "."
     token = None
+    no_blobs = False
     cdn_host = None  # "127.0.0.2:PORT": the CDN is another host, as the hub's is (clients must not send it the token)
 
     def log_message(self, *args):
@@ -149,7 +150,7 @@ class Hub(BaseHTTPRequestHandler):
                 return self.error(404, "Repository not found")
             if not self.authorized(repo):
                 return
-            return self.info(repo, blobs="blobs=true" in url.query) if parts[4] == "revision" else self.tree(repo)
+            return self.info(repo, blobs="blobs=true" in url.query and not self.no_blobs) if parts[4] == "revision" else self.tree(repo)
         if len(parts) >= 5 and parts[2] == "resolve":
             repo, file = "/".join(parts[:2]), "/".join(parts[4:])
             if not os.path.isdir(os.path.join(self.root, repo)) or parts[3] == "nope":
@@ -256,9 +257,11 @@ def main():
     p.add_argument("root")
     p.add_argument("--port-file", required=True)
     p.add_argument("--token", default="secret-token")
+    p.add_argument("--no-blobs", action="store_true", help="ignore blobs=true: list names only, as an older mirror")
     a = p.parse_args()
     Hub.root = os.path.abspath(a.root)
     Hub.token = a.token
+    Hub.no_blobs = a.no_blobs
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
     cdn = ThreadingHTTPServer(("127.0.0.2", 0), Hub)
     Hub.cdn_host = "127.0.0.2:%d" % cdn.server_address[1]

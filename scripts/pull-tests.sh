@@ -258,6 +258,21 @@ list_rm() {
 }
 check "gemma list shows each repository's size and kind (GGUF, HF folder, mmproj); gemma rm removes one" list_rm
 
+head_only() {
+  # A mirror whose listing has names only (no sizes or hashes): they come from each file's HEAD, X-Linked-Etag /
+  # ETag and X-Linked-Size, as huggingface_hub reads them.
+  python3 scripts/hub_mirror.py "$root" --port-file "$tmp/port2" --token secret-token --no-blobs > "$tmp/mirror2.log" 2>&1 &
+  local pid=$! path ok=1
+  for _ in $(seq 1 50); do [ -s "$tmp/port2" ] && break; sleep 0.1; done
+  path="$(HF_ENDPOINT="http://127.0.0.1:$(cat "$tmp/port2")" HF_HOME="$tmp/hf-head" "$GEMMA_BIN" pull google/gemma-3-270m-GGUF 2>"$tmp/pull.err")" \
+    && [ "$(readlink "$path")" = "../../blobs/$q4" ] && [ "$(sha "$path")" = "$q4" ] \
+    && path="$(HF_ENDPOINT="http://127.0.0.1:$(cat "$tmp/port2")" HF_HOME="$tmp/hf-head" "$GEMMA_BIN" pull tiny/text-folder 2>>"$tmp/pull.err")" \
+    && [ "$(readlink "$path/config.json")" = "../../blobs/$(git hash-object "$root/tiny/text-folder/config.json")" ] && ok=0
+  kill "$pid" 2>/dev/null
+  [ $ok = 0 ] || { cat "$tmp/pull.err"; return 1; }
+}
+check "a listing without hashes: each file's HEAD gives its sha256 (X-Linked-Etag) or git blob id (ETag) and size" head_only
+
 terminal() {
   # On a terminal (script(1) gives it one): a progress line redrawn in place with percentage, rate and time left.
   rm -rf "$cache/models--google--gemma-3-270m-GGUF"

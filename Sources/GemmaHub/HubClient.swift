@@ -202,7 +202,12 @@ public final class HubClient: @unchecked Sendable {
         }
         let (commit, listing) = try info(ref.repo, revision: ref.revision)
         let (names, model, mmproj) = try Self.choose(ref, paths: listing.map(\.path))
-        let files = names.map { n in listing.first { $0.path == n }! }
+        var files = names.map { n in listing.first { $0.path == n }! }
+        // Without hashes and sizes in the listing (a hub or mirror that ignores blobs=true), the file's own headers
+        // give them, as huggingface_hub reads them: X-Linked-Etag / ETag and X-Linked-Size / Content-Length.
+        for (i, f) in files.enumerated() where f.etag == nil || f.size == nil {
+            files[i] = try head(ref.repo, commit: commit, file: f)
+        }
         for f in files where f.etag == nil { throw .http("the hub gave no hash for \(ref.repo)/\(f.path): cannot verify it") }
         try checkSpace(ref.repo, files)
         let total = files.reduce(Int64(0)) { $0 + ($1.size ?? 0) }
@@ -286,6 +291,47 @@ public final class HubClient: @unchecked Sendable {
             guard response.status == 200 else { throw .http("\(url): HTTP \(response.status)") }
             return try Self.parseInfo(response.body, repo)
         }
+    }
+
+    /// A file's hash and size from a HEAD request on its resolve URL, redirects not followed: X-Linked-Etag (the
+    /// LFS sha256, on the redirect) or ETag (the git blob id), X-Linked-Size or Content-Length.
+    func head(_ repo: String, commit: String, file f: HubFile) throws(HubError) -> HubFile {
+        let url = options.endpoint + "/" + repo + "/resolve/" + commit + "/" + Self.escape(f.path)
+        var attempt = 1
+        while true {
+            let response: HTTPResponse
+            do { response = try HTTPRequest.send(try request(url, method: "HEAD"), followRedirects: false) } catch let failure as HTTPFailure {
+                guard attempt < options.attempts else { throw .http("\(url): \(Self.describe(failure)) (after \(attempt) attempts)") }
+                pause(attempt, retryAfter: nil, "\(f.path): \(Self.describe(failure))")
+                attempt += 1
+                continue
+            } catch { throw error as! HubError }
+            if let r = refusal(response.status, repo, f.path) { throw r }
+            if Self.retryable(response.status) && attempt < options.attempts {
+                pause(attempt, retryAfter: response.header("Retry-After"), "\(f.path): HTTP \(response.status)")
+                attempt += 1
+                continue
+            }
+            guard (200..<400).contains(response.status) else { throw .http("\(url): HTTP \(response.status)") }
+            var out = f
+            let etag = Self.normalize(etag: response.header("X-Linked-Etag") ?? response.header("ETag"))
+            if out.etag == nil, let etag {
+                if etag.count == 64 && etag.allSatisfy(\.isHexDigit) { out.sha256 = etag }
+                else if etag.count == 40 && etag.allSatisfy(\.isHexDigit) { out.blobID = etag }
+            }
+            if out.size == nil {
+                let redirected = (300..<400).contains(response.status)
+                out.size = (response.header("X-Linked-Size") ?? (redirected ? nil : response.header("Content-Length"))).flatMap { Int64($0) }
+            }
+            return out
+        }
+    }
+
+    /// An ETag without its weak marker and quotes, lower-cased.
+    static func normalize(etag: String?) -> String? {
+        guard var e = etag?.trimmingCharacters(in: .whitespaces), !e.isEmpty else { return nil }
+        if e.hasPrefix("W/") { e.removeFirst(2) }
+        return e.trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased()
     }
 
     static func parseInfo(_ body: Data, _ repo: String) throws(HubError) -> (String, [HubFile]) {

@@ -42,6 +42,9 @@ final class HTTPRequest: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     private let resumeFrom: Int64
     private var base: Int64 = 0
 
+    /// false: a redirect is the answer (a HEAD request reads the hub's headers on it, as huggingface_hub does).
+    private var follow = true
+
     private init(file: FileHandle?, host: String?, resumeFrom: Int64, progress: (@Sendable (Int64, Int64) -> Void)?) {
         self.file = file
         originalHost = host
@@ -52,9 +55,10 @@ final class HTTPRequest: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     /// Sends `request`; with `file` (positioned at its end, `resumeFrom` bytes long), a 206 answer starting at
     /// `resumeFrom` is appended to it and a 200 answer replaces it; `progress` gets the file's length and the bytes
     /// this request transferred.
-    static func send(_ request: URLRequest, file: FileHandle? = nil, resumeFrom: Int64 = 0, idleTimeout: TimeInterval = 30,
-                     progress: (@Sendable (Int64, Int64) -> Void)? = nil) throws(HTTPFailure) -> HTTPResponse {
+    static func send(_ request: URLRequest, file: FileHandle? = nil, resumeFrom: Int64 = 0, followRedirects: Bool = true,
+                     idleTimeout: TimeInterval = 30, progress: (@Sendable (Int64, Int64) -> Void)? = nil) throws(HTTPFailure) -> HTTPResponse {
         let delegate = HTTPRequest(file: file, host: request.url?.host, resumeFrom: resumeFrom, progress: progress)
+        delegate.follow = followRedirects
         let config = URLSessionConfiguration.ephemeral
         config.timeoutIntervalForRequest = idleTimeout
         config.timeoutIntervalForResource = 7 * 24 * 3600
@@ -121,9 +125,17 @@ final class HTTPRequest: NSObject, URLSessionDataDelegate, @unchecked Sendable {
                     newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
         lock.lock()
         redirects += 1
-        let tooMany = redirects > 10
+        let tooMany = redirects > 10, follow = follow
+        if !follow {
+            // The redirect itself is the answer.
+            self.response.status = response.statusCode
+            self.response.url = response.url
+            for (k, v) in response.allHeaderFields {
+                if let k = k as? String, let v = v as? String { self.response.headers[k.lowercased()] = v }
+            }
+        }
         lock.unlock()
-        guard !tooMany else { return completionHandler(nil) }
+        guard !tooMany, follow else { return completionHandler(nil) }
         var next = request
         // The token is for the hub, not for the CDN it redirects to.
         if request.url?.host != originalHost { next.setValue(nil, forHTTPHeaderField: "Authorization") }
