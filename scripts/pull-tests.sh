@@ -258,6 +258,21 @@ list_rm() {
 }
 check "gemma list shows each repository's size and kind (GGUF, HF folder, mmproj); gemma rm removes one" list_rm
 
+together() {
+  # Two pulls of one file at once: the second waits on the blob's lock (huggingface_hub's .locks file), then finds it whole.
+  local dir="$cache/models--google--gemma-3-270m-GGUF" a b
+  rm -rf "$dir"
+  "$GEMMA_BIN" pull google/gemma-3-270m-GGUF >"$tmp/a.out" 2>"$tmp/a.err" & a=$!
+  "$GEMMA_BIN" pull google/gemma-3-270m-GGUF >"$tmp/b.out" 2>"$tmp/b.err" & b=$!
+  wait $a || { cat "$tmp/a.err"; return 1; }
+  wait $b || { cat "$tmp/b.err"; return 1; }
+  [ "$(sha "$(cat "$tmp/a.out")")" = "$q4" ] && [ "$(cat "$tmp/a.out")" = "$(cat "$tmp/b.out")" ] || return 1
+  [ "$(ls "$dir/blobs")" = "$q4" ] || { ls "$dir/blobs"; return 1; }
+  [ -e "$cache/.locks/models--google--gemma-3-270m-GGUF/$q4.lock" ] || return 1
+  grep -h "waiting" "$tmp/a.err" "$tmp/b.err" || echo "(the second pull started after the first had finished)"
+}
+check "two pulls of one model at once: one downloads, the other waits on the lock; one whole blob" together
+
 head_only() {
   # A mirror whose listing has names only (no sizes or hashes): they come from each file's HEAD, X-Linked-Etag /
   # ETag and X-Linked-Size, as huggingface_hub reads them.

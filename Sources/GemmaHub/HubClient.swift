@@ -383,6 +383,16 @@ public final class HubClient: @unchecked Sendable {
     func fetch(_ repo: String, commit: String, file f: HubFile, index: Int, count: Int, before: Int64, total: Int64) throws(HubError) {
         let blob = cache.folder(repo) + "/blobs/" + f.etag!, partial = blob + ".incomplete"
         let fm = FileManager.default
+        // One writer per blob: the lock file huggingface_hub takes for it (.locks/models--ORG--REPO/<etag>.lock), so
+        // that neither two pulls nor a pull and transformers append to the same partial file.
+        let locks = cache.root + "/.locks/" + (cache.folder(repo) as NSString).lastPathComponent
+        try? fm.createDirectory(atPath: locks, withIntermediateDirectories: true)
+        let lockFD = open(locks + "/" + f.etag! + ".lock", O_CREAT | O_RDWR, 0o644)
+        if lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) != 0 {
+            note?("\(f.path): another download of it is under way; waiting for it")
+            flock(lockFD, LOCK_EX)
+        }
+        defer { if lockFD >= 0 { flock(lockFD, LOCK_UN); close(lockFD) } }
         @Sendable func report(_ done: Int64, _ moved: Int64, finished: Bool) {
             progress?(PullProgress(file: f.path, index: index, count: count, fileBytes: done, fileTotal: f.size,
                                    bytes: before + done, total: total, transferred: moved, finished: finished))
