@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import GemmaFormats
 import GemmaGenerate
+import GemmaKernels
 import GemmaModel
 
 struct Bench: ParsableCommand {
@@ -20,6 +21,8 @@ struct Bench: ParsableCommand {
     var depth = 0
     @Option(help: "Sequences decoded together in the tg test (continuous batching, as `gemma serve --parallel`); tok/s counts all of them.")
     var batch = 1
+    @Flag(help: "Also measure this machine's memory read bandwidth with the same threads and give tg as a share of its roofline: bandwidth / bytes read per decode step (the weights as loaded, the tied embedding once as the head, and the KV cache at --depth).")
+    var roofline = false
 
     func validate() throws {
         guard p >= 0, n >= 0, p + n > 0 else { throw ValidationError("-p and -n must be >= 0 and not both 0") }
@@ -86,17 +89,33 @@ struct Bench: ParsableCommand {
             return (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2, s.first ?? 0, s.last ?? 0)
         }
         let ps = stats(pp), ts = stats(tg)
+        // The roofline: every weight is read once per decode step (the embedding's rows as the output head), and the
+        // cache's keys and values of the positions attended to (a local layer's window at most).
+        var limit: (bandwidth: Double, bytes: Int, tokS: Double)? = nil
+        if roofline && n > 0 {
+            let plan = MemoryPlan(checkpoint: m.checkpoint, context: max(1, depth + n / 2), kv: model.kv, widenQ5_0: m.options.widenQ5_0)
+            let bytes = plan.weights.embedding + plan.weights.layers + (depth > 0 ? plan.kv.total : 0)
+            let bandwidth = ReadBandwidth.measure(threads: t)
+            limit = (bandwidth, bytes, bandwidth / Double(bytes) * Double(batch))
+        }
         if json {
             var parts: [String] = []
             if p > 0 { parts.append("\"pp\":{\"n\":\(p),\"tok_s\":\(round2(ps.median)),\"min\":\(round2(ps.min)),\"max\":\(round2(ps.max)),\"reps\":\(r)}") }
             if n > 0 { parts.append("\"tg\":{\"n\":\(n),\"depth\":\(depth),\"tok_s\":\(round2(ts.median)),\"min\":\(round2(ts.min)),\"max\":\(round2(ts.max)),\"reps\":\(r)}") }
             parts.append("\"threads\":\(t)")
             if batch > 1 { parts.append("\"batch\":\(batch)") }
+            if let l = limit {
+                parts.append("\"roofline\":{\"read_gb_s\":\(round2(l.bandwidth / 1e9)),\"bytes_per_step\":\(l.bytes),\"tok_s\":\(round2(l.tokS)),\"tg_share\":\(round2(ts.median / l.tokS * 100) / 100)}")
+            }
             print("{" + parts.joined(separator: ",") + "}")
         } else {
             print("test        t/s (median)   min .. max      threads \(t), \(r) reps")
             if p > 0 { print(String(format: "pp%-8d %10.2f   %8.2f .. %-8.2f", p, ps.median, ps.min, ps.max)) }
             if n > 0 { print(String(format: "%-10@ %10.2f   %8.2f .. %-8.2f", depth > 0 ? "tg\(n) @ d\(depth)" : "tg\(n)", ts.median, ts.min, ts.max)) }
+            if let l = limit {
+                print(String(format: "roofline   %10.2f   (%.1f GB/s read with %d threads / %.1f MB per step%@): tg is %.0f%% of it",
+                             l.tokS, l.bandwidth / 1e9, t, Double(l.bytes) / 1e6, batch > 1 ? " x \(batch) sequences" : "", 100 * ts.median / l.tokS))
+            }
         }
     }
 

@@ -1,0 +1,55 @@
+// This machine's memory read bandwidth, the limit of decoding (each token reads every weight once): `threads`
+// workers each stream their slice of a buffer far larger than the caches, summing 64-bit words (integer sums
+// vectorize; nothing is written back). Best of `reps` passes after one that faults the pages in. On 2 MB pages when
+// the kernel offers transparent huge pages, as the weights' own copy is (`WeightPlacement.hugePages`).
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+
+public enum ReadBandwidth {
+    /// Bytes per second read by `threads` threads together over `bytes` of memory.
+    public static func measure(threads: Int, bytes: Int = 1 << 30, reps: Int = 5) -> Double {
+        let words = bytes / 8
+        let raw = mmap(nil, words * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let raw, raw != MAP_FAILED else { return 0 }
+        defer { munmap(raw, words * 8) }
+        #if os(Linux)
+        _ = madvise(raw, words * 8, 14)  // MADV_HUGEPAGE
+        #endif
+        let p = raw.bindMemory(to: UInt64.self, capacity: words)
+        let n = max(1, threads)
+        let base = UInt(bitPattern: p)
+        DispatchQueue.concurrentPerform(iterations: n) { t in  // first touch by the thread that will read the slice
+            let q = UnsafeMutablePointer<UInt64>(bitPattern: base)!
+            for i in (words * t / n)..<(words * (t + 1) / n) { q[i] = UInt64(i) }
+        }
+        var best = 0.0
+        let sink = Sink(n)
+        for _ in 0..<(reps + 1) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            DispatchQueue.concurrentPerform(iterations: n) { t in
+                let q = UnsafePointer<UInt64>(bitPattern: base)!
+                sink.values[t] = sum(q + words * t / n, count: words * (t + 1) / n - words * t / n)
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            best = max(best, Double(words * 8) / seconds)
+        }
+        return best
+    }
+
+    /// The wrapping sum of `count` words (a plain loop: LLVM unrolls it into vector adds over several registers).
+    @inline(never)
+    static func sum(_ p: UnsafePointer<UInt64>, count: Int) -> UInt64 {
+        var s: UInt64 = 0
+        for i in 0..<count { s &+= p[i] }
+        return s
+    }
+
+    /// Where the sums go, so that the reads are not optimized away.
+    final class Sink: @unchecked Sendable {
+        let values: UnsafeMutablePointer<UInt64>
+        init(_ n: Int) { values = .allocate(capacity: n); values.initialize(repeating: 0, count: n) }
+        deinit { values.deallocate() }
+    }
+}
