@@ -22,8 +22,12 @@ public struct HubReference: Sendable, Equatable, CustomStringConvertible {
         self.selector = selector
     }
 
-    /// Parses a reference; nil when the text is not one (a path such as ./x, /x or x.gguf, or not ORG/REPO).
+    /// Parses a reference; nil when the text is not one (a path such as ./x, /x or x.gguf, or not ORG/REPO). The
+    /// hub's host in front (`hf.co/ORG/REPO:QUANT` as ollama takes it, `huggingface.co/...`, `https://...`) is dropped.
     public init?(_ text: String) {
+        var text = text
+        for prefix in ["https://", "http://"] where text.hasPrefix(prefix) { text.removeFirst(prefix.count) }
+        for host in ["hf.co/", "huggingface.co/", "www.huggingface.co/"] where text.hasPrefix(host) { text.removeFirst(host.count) }
         guard let first = text.first, first != "/", first != ".", first != "~" else { return nil }
         var head = Substring(text), selector: String? = nil
         if let colon = text.firstIndex(of: ":") {

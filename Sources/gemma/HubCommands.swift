@@ -22,7 +22,7 @@ struct Pull: ParsableCommand {
             takes the same REF once the model is pulled (or with --pull).
             """)
 
-    @Argument(help: "ORG/REPO[@REVISION][:FILE|:QUANT], e.g. ggml-org/gemma-3-270m-it-GGUF:Q8_0 or google/gemma-3-270m.")
+    @Argument(help: "ORG/REPO[@REVISION][:FILE|:QUANT], e.g. ggml-org/gemma-3-270m-it-GGUF:Q8_0 or google/gemma-3-270m (hf.co/ in front, as ollama takes it, is fine).")
     var reference: String
 
     func run() throws {
@@ -119,7 +119,7 @@ enum HubAccess {
     static func resolve(_ ref: HubReference, pull: Bool) throws -> PulledModel {
         if let m = client().cached(ref) { return m }
         if pull { return try Self.pull(ref) }
-        throw ValidationError("\(ref) is not in the Hugging Face cache (\(HubCache().root)): `gemma pull \(ref)` first, or add --pull")
+        throw ValidationError("\(ref) is neither a file or folder here nor in the Hugging Face cache (\(HubCache().root)): `gemma pull \(ref)` first, or add --pull")
     }
 }
 

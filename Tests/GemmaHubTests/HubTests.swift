@@ -13,6 +13,8 @@ import Testing
             #expect(HubReference(text) == nil, "\(text)")
         }
         #expect(HubReference("a/b@main:Q4_0")!.description == "a/b:Q4_0")
+        #expect(HubReference("hf.co/unsloth/gemma-3-270m-it-GGUF:Q8_0") == HubReference(repo: "unsloth/gemma-3-270m-it-GGUF", selector: "Q8_0"))
+        #expect(HubReference("https://huggingface.co/google/gemma-3-1b-it") == HubReference(repo: "google/gemma-3-1b-it"))
     }
 
     @Test func quantizationNamesMatchBetweenSeparatorsOnly() {
