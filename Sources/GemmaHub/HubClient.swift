@@ -412,6 +412,9 @@ public final class HubClient: @unchecked Sendable {
         let url = options.endpoint + "/" + repo + "/resolve/" + commit + "/" + Self.escape(f.path)
         var attempt = 1
         var moved: Int64 = 0
+        // The hash follows the bytes as they are written, so that a finished download needs no second read; it is
+        // made again from the file whenever its count and the file's length part (a restart, a resumed file).
+        let hasher = BlobHasher(f)
         while true {
             if !fm.fileExists(atPath: partial), !fm.createFile(atPath: partial, contents: nil) {
                 throw .io(partial, "cannot create the file (is the cache writable?)")
@@ -429,8 +432,12 @@ public final class HubClient: @unchecked Sendable {
             } catch { throw .io(partial, "\(error)") }
             let moveBase = moved
             let response: HTTPResponse
+            if hasher.count != offset { hasher.rehash(partial, upTo: offset) }
             do throws(HTTPFailure) {
-                response = try HTTPRequest.send(r, file: handle, resumeFrom: offset) { size, written in
+                response = try HTTPRequest.send(r, file: handle, resumeFrom: offset, written: { chunk, at in
+                    if at != hasher.count { hasher.reset() }  // a whole answer replaced a partial file: from 0
+                    if at == hasher.count { hasher.add(chunk) }
+                }) { size, written in
                     report(size, moveBase + written, finished: false)
                 }
                 try? handle.close()
@@ -467,7 +474,9 @@ public final class HubClient: @unchecked Sendable {
             }
             break
         }
-        if let bad = Self.mismatch(partial, f) {
+        if hasher.count != Self.fileSize(partial) { hasher.rehash(partial, upTo: Self.fileSize(partial)) }
+        // (A git blob id hashes the size first: without the size the file is read again once it is whole.)
+        if let bad = f.sha256 == nil && f.size == nil ? Self.mismatch(partial, f) : hasher.mismatch() {
             try? fm.removeItem(atPath: partial)
             throw .checksum("\(f.path): the downloaded bytes do not match the hub's hash (\(bad)); they were removed, nothing was linked")
         }
@@ -478,6 +487,50 @@ public final class HubClient: @unchecked Sendable {
     public static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef")
         return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
+    }
+
+    /// The hub's hash of a file (sha256, or the git blob id), fed as its bytes arrive.
+    final class BlobHasher {
+        let file: HubFile
+        private var sha256 = SHA256()
+        private var sha1 = SHA1()
+        private(set) var count: Int64 = 0
+
+        init(_ file: HubFile) {
+            self.file = file
+            reset()
+        }
+
+        func reset() {
+            sha256 = SHA256()
+            sha1 = SHA1()
+            count = 0
+            if file.sha256 == nil { sha1.update(Array("blob \(file.size ?? 0)\0".utf8)) }
+        }
+
+        func add(_ data: Data) {
+            data.withUnsafeBytes { if file.sha256 != nil { sha256.update($0) } else { sha1.update($0) } }
+            count += Int64(data.count)
+        }
+
+        /// Starts again from the first `length` bytes of the file at `path`.
+        func rehash(_ path: String, upTo length: Int64) {
+            reset()
+            guard length > 0, let h = FileHandle(forReadingAtPath: path) else { return }
+            defer { try? h.close() }
+            var left = length
+            while left > 0, let chunk = try? h.read(upToCount: Int(min(left, 1 << 22))), !chunk.isEmpty {
+                add(chunk)
+                left -= Int64(chunk.count)
+            }
+        }
+
+        /// nil when the bytes fed have the hub's hash, else "expected X, got Y".
+        func mismatch() -> String? {
+            let got = HubClient.hex(file.sha256 != nil ? sha256.finalize() : sha1.finalize())
+            let want = file.sha256 ?? file.blobID ?? ""
+            return got == want ? nil : "expected \(want), got \(got)"
+        }
     }
 
     /// nil when the file at `path` has the hub's hash of `f`, else "expected X, got Y".

@@ -42,6 +42,7 @@ final class HTTPRequest: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     private let resumeFrom: Int64
     private var base: Int64 = 0
 
+    private var written: ((Data, Int64) -> Void)?
     /// false: a redirect is the answer (a HEAD request reads the hub's headers on it, as huggingface_hub does).
     private var follow = true
 
@@ -55,10 +56,13 @@ final class HTTPRequest: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     /// Sends `request`; with `file` (positioned at its end, `resumeFrom` bytes long), a 206 answer starting at
     /// `resumeFrom` is appended to it and a 200 answer replaces it; `progress` gets the file's length and the bytes
     /// this request transferred.
+    /// `written` sees each piece of the body after it is in the file, with the file's length before it.
     static func send(_ request: URLRequest, file: FileHandle? = nil, resumeFrom: Int64 = 0, followRedirects: Bool = true,
-                     idleTimeout: TimeInterval = 30, progress: (@Sendable (Int64, Int64) -> Void)? = nil) throws(HTTPFailure) -> HTTPResponse {
+                     idleTimeout: TimeInterval = 30, written: ((Data, Int64) -> Void)? = nil,
+                     progress: (@Sendable (Int64, Int64) -> Void)? = nil) throws(HTTPFailure) -> HTTPResponse {
         let delegate = HTTPRequest(file: file, host: request.url?.host, resumeFrom: resumeFrom, progress: progress)
         delegate.follow = followRedirects
+        delegate.written = written
         let config = URLSessionConfiguration.ephemeral
         config.timeoutIntervalForRequest = idleTimeout
         config.timeoutIntervalForResource = 7 * 24 * 3600
@@ -105,6 +109,7 @@ final class HTTPRequest: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         if toFile, let file, failure == nil {
             do {
                 try file.write(contentsOf: chunk)
+                written?(chunk, base + response.written)
                 response.written += Int64(chunk.count)
             } catch {
                 failure = .write("\(error.localizedDescription)", written: response.written)
