@@ -25,6 +25,28 @@ import Testing
     static let tokens = [2, 7, 13, 7, 31, 5, 22, 39]
     static let targets: [Int?] = [nil, 13, 7, 31, 5, 22, 39, 1]
 
+    /// Central differences of `loss` on `perEntry` values of each adapter's A and of its B against `grad`; the worst
+    /// relative error where the difference is not tiny, and the count checked.
+    static func checkAgainstFiniteDifferences(_ lora: LoRALayout, _ adapters: [Float], _ grad: [Float], perEntry: Int,
+                                              loss: ([Float]) throws -> Double) throws -> (worst: Double, checked: Int) {
+        var worst = 0.0, checked = 0
+        for e in lora.entries {
+            for (base, size) in [(e.a, lora.config.rank * e.inDim), (e.b, e.outDim * lora.config.rank)] {
+                for k in 0..<perEntry {
+                    let i = base + (k * 37 + 5) % size
+                    var plus = adapters, minus = adapters
+                    plus[i] += 1e-2
+                    minus[i] -= 1e-2
+                    let fd = (try loss(plus) - loss(minus)) / 2e-2
+                    #expect(abs(fd - Double(grad[i])) <= 2e-4 + 1e-2 * abs(fd), "layer \(e.layer) \(e.module): analytic \(grad[i]), finite difference \(fd)")
+                    if abs(fd) > 1e-2 { worst = max(worst, abs(fd - Double(grad[i])) / abs(fd)) }
+                    checked += 1
+                }
+            }
+        }
+        return (worst, checked)
+    }
+
     @Test func adapterGradientsMatchFiniteDifferences() throws {
         let (model, params, adapters) = try Self.randomModel(lora: LoRAConfig(rank: 2, alpha: 3))
         let lora = model.lora!
@@ -32,21 +54,8 @@ import Testing
         _ = try grad.withUnsafeMutableBufferPointer { g in
             try model.loss(parameters: params, adapters: adapters, tokens: Self.tokens, targets: Self.targets, gradient: g.baseAddress!)
         }
-        var worst = 0.0, checked = 0
-        for e in lora.entries {
-            for (base, size) in [(e.a, 2 * e.inDim), (e.b, e.outDim * 2)] {
-                for k in 0..<2 {
-                    let i = base + (k * 37 + 5) % size
-                    var plus = adapters, minus = adapters
-                    plus[i] += 1e-2
-                    minus[i] -= 1e-2
-                    let fd = (Double(try model.loss(parameters: params, adapters: plus, tokens: Self.tokens, targets: Self.targets))
-                        - Double(try model.loss(parameters: params, adapters: minus, tokens: Self.tokens, targets: Self.targets))) / 2e-2
-                    #expect(abs(fd - Double(grad[i])) <= 2e-4 + 1e-2 * abs(fd), "layer \(e.layer) \(e.module): analytic \(grad[i]), finite difference \(fd)")
-                    if abs(fd) > 1e-2 { worst = max(worst, abs(fd - Double(grad[i])) / abs(fd)) }
-                    checked += 1
-                }
-            }
+        let (worst, checked) = try Self.checkAgainstFiniteDifferences(lora, adapters, grad, perEntry: 2) { a in
+            Double(try model.loss(parameters: params, adapters: a, tokens: Self.tokens, targets: Self.targets))
         }
         print("LoRA finite differences: \(checked) entries of \(lora.entries.count) adapters, worst relative error \(worst)")
     }
@@ -68,21 +77,8 @@ import Testing
         let plain = try model.loss(parameters: params, adapters: adapters, tokens: Self.tokens, targets: Self.targets)
         #expect(abs(masked - plain) > 1e-3, "the masks change the loss: \(masked) vs \(plain)")
         #expect(Double(masked) == (try loss(adapters)), "the same seed draws the same masks")
-        var checked = 0
-        for e in lora.entries {
-            for (base, size) in [(e.a, 2 * e.inDim), (e.b, e.outDim * 2)] {
-                for k in 0..<3 {
-                    let i = base + (k * 37 + 5) % size
-                    var plus = adapters, minus = adapters
-                    plus[i] += 1e-2
-                    minus[i] -= 1e-2
-                    let fd = (try loss(plus) - loss(minus)) / 2e-2
-                    #expect(abs(fd - Double(grad[i])) <= 2e-4 + 1e-2 * abs(fd), "layer \(e.layer) \(e.module): analytic \(grad[i]), finite difference \(fd)")
-                    checked += 1
-                }
-            }
-        }
-        print("LoRA dropout finite differences: \(checked) entries of \(lora.entries.count) adapters")
+        let (worst, checked) = try Self.checkAgainstFiniteDifferences(lora, adapters, grad, perEntry: 3, loss: loss)
+        print("LoRA dropout finite differences: \(checked) entries of \(lora.entries.count) adapters, worst relative error \(worst)")
     }
 
     /// Dropout acts on the adapters' path only: with B = 0 the masked loss is the base model's, bit for bit; the share
