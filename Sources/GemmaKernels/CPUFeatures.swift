@@ -15,6 +15,18 @@ package enum CPUFeatures {
         return cpuFlags().contains("avx512bw")
     }()
 
+    /// AVX-512 VBMI (byte permutes across a 64-byte vector: the Q5_0 decode unpacking in CPUHints.h).
+    /// `GEMMA_VBMI=0` turns it off (benchmarks and tests of the Swift path).
+    package static let avx512vbmi: Bool = {
+        if let v = getenv("GEMMA_VBMI") { return String(cString: v) != "0" }
+        return avx512 && cpuFlags().contains("avx512vbmi")
+    }()
+
+    /// Bytes ahead of the weights being read at which the decode kernels of the layers' formats (Q5_0, Q4_K, Q6_K)
+    /// prefetch: the layers' matrices come from DRAM every step (the head evicts them), and with the hardware prefetcher
+    /// alone a 2-thread decode step read them at ~12-16 GB/s. 8 KB measured best of 0 / 2 / 8 / 16 KB (Xeon, 2 vCPUs).
+    package static let weightPrefetchDistance = 8192
+
     /// The int16 GEMM is the fast prefill product (else the f32 GEMM).
     package static var int16Gemm: Bool { avx512 }
 

@@ -1,3 +1,4 @@
+import CPUHints
 import GemmaFormats
 // Dot products of one quantized weight row with 1, 2 or 4 rows of int16-quantized activations, per format
 // ("row kernels" for decoding several sequences at once). Entry points: `dotRows` (one weight row, any batch >= 1)
@@ -413,12 +414,28 @@ func dotRowsMany(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: In
         dotRowsMany4(layout, rows, rowBytes: rowBytes, count: count, cols: cols, a, into: y, yStride: yStride, scratch, firstRow: firstRow)
         return
     }
-    let s = RowScratch(scratch, z: kernelOpaqueZero)
+    let s = RowScratch(scratch, z: kernelOpaqueZero), vbmi = CPUFeatures.avx512vbmi
     @inline(__always) func run(_ f: TensorType) {
         if batch == 1 && !wide && (f == .q4_0 || f == .int4Channel) {
             // Without AVX-512: the unpacking fused into the one-row loop (FusedNibbleKernels.swift), same results.
             let x0 = a.actRow(firstRow, cols: cols), nb = cols / 32
             for i in 0..<count { y[i] = kernel1FusedNibbles(f, rows + i &* rowBytes, nb, s, x0) }
+            return
+        }
+        if batch == 1 && f == .q5_0 && vbmi && cols & 127 == 0 {
+            // Q5_0 with AVX-512 VBMI: unpacking and product fused in registers (CPUHints.h), kernel1's arithmetic.
+            let x0 = a.actRow(firstRow, cols: cols), ng = cols &>> 7
+            var acc = RowAcc(), i4 = 0
+            while i4 &+ 4 <= count {
+                cpu_dot_q5_0_rows4(rows + i4 &* rowBytes, rowBytes, ng, x0.q, x0.xs, y + i4, CPUFeatures.weightPrefetchDistance)
+                i4 &+= 4
+            }
+            for i in i4..<count {
+                withUnsafeMutableBytes(of: &acc.e) { e in
+                    cpu_dot_q5_0_row(rows + i &* rowBytes, ng, x0.q, x0.xs, e.baseAddress!.assumingMemoryBound(to: Float.self))
+                }
+                y[i] = acc.result
+            }
             return
         }
         // One activation row (decode): several weight rows per unpacking pass (dotRowsMany1), the rest one by one.
