@@ -270,61 +270,54 @@ public final class HubClient: @unchecked Sendable {
         Thread.sleep(forTimeInterval: seconds)
     }
 
-    /// The commit `revision` points at, and the repository's files.
-    func info(_ repo: String, revision: String) throws(HubError) -> (String, [HubFile]) {
-        let url = options.endpoint + "/api/models/" + repo + "/revision/" + Self.escape(revision) + "?blobs=true"
+    /// A small request (no body to a file), retried on lost connections, 429 and 5xx; the statuses that end a pull
+    /// (401, 403, 404) thrown as what they mean for `repo`. `what` names it in messages.
+    func send(_ url: String, method: String = "GET", followRedirects: Bool = true, repo: String, what: String) throws(HubError) -> HTTPResponse {
+        let r = try request(url, method: method)
         var attempt = 1
         while true {
             let response: HTTPResponse
-            do { response = try HTTPRequest.send(try request(url)) } catch let f as HTTPFailure {
-                guard attempt < options.attempts else { throw .http("\(url): \(Self.describe(f)) (after \(attempt) attempts)") }
-                pause(attempt, retryAfter: nil, "\(repo): \(Self.describe(f))")
-                attempt += 1
-                continue
-            } catch { throw error as! HubError }
-            if let r = refusal(response.status, repo, repo) { throw r }
-            if Self.retryable(response.status) && attempt < options.attempts {
-                pause(attempt, retryAfter: response.header("Retry-After"), "\(repo): HTTP \(response.status)")
+            do throws(HTTPFailure) { response = try HTTPRequest.send(r, followRedirects: followRedirects) } catch {
+                guard attempt < options.attempts else { throw .http("\(url): \(Self.describe(error)) (after \(attempt) attempts)") }
+                pause(attempt, retryAfter: nil, "\(what): \(Self.describe(error))")
                 attempt += 1
                 continue
             }
-            guard response.status == 200 else { throw .http("\(url): HTTP \(response.status)") }
-            return try Self.parseInfo(response.body, repo)
+            if let refusal = refusal(response.status, repo, what) { throw refusal }
+            if Self.retryable(response.status) && attempt < options.attempts {
+                pause(attempt, retryAfter: response.header("Retry-After"), "\(what): HTTP \(response.status)")
+                attempt += 1
+                continue
+            }
+            return response
         }
+    }
+
+    /// The commit `revision` points at, and the repository's files.
+    func info(_ repo: String, revision: String) throws(HubError) -> (String, [HubFile]) {
+        let url = options.endpoint + "/api/models/" + repo + "/revision/" + Self.escape(revision) + "?blobs=true"
+        let response = try send(url, repo: repo, what: repo)
+        guard response.status == 200 else { throw .http("\(url): HTTP \(response.status)") }
+        return try Self.parseInfo(response.body, repo)
     }
 
     /// A file's hash and size from a HEAD request on its resolve URL, redirects not followed: X-Linked-Etag (the
     /// LFS sha256, on the redirect) or ETag (the git blob id), X-Linked-Size or Content-Length.
     func head(_ repo: String, commit: String, file f: HubFile) throws(HubError) -> HubFile {
         let url = options.endpoint + "/" + repo + "/resolve/" + commit + "/" + Self.escape(f.path)
-        var attempt = 1
-        while true {
-            let response: HTTPResponse
-            do { response = try HTTPRequest.send(try request(url, method: "HEAD"), followRedirects: false) } catch let failure as HTTPFailure {
-                guard attempt < options.attempts else { throw .http("\(url): \(Self.describe(failure)) (after \(attempt) attempts)") }
-                pause(attempt, retryAfter: nil, "\(f.path): \(Self.describe(failure))")
-                attempt += 1
-                continue
-            } catch { throw error as! HubError }
-            if let r = refusal(response.status, repo, f.path) { throw r }
-            if Self.retryable(response.status) && attempt < options.attempts {
-                pause(attempt, retryAfter: response.header("Retry-After"), "\(f.path): HTTP \(response.status)")
-                attempt += 1
-                continue
-            }
-            guard (200..<400).contains(response.status) else { throw .http("\(url): HTTP \(response.status)") }
-            var out = f
-            let etag = Self.normalize(etag: response.header("X-Linked-Etag") ?? response.header("ETag"))
-            if out.etag == nil, let etag {
-                if etag.count == 64 && etag.allSatisfy(\.isHexDigit) { out.sha256 = etag }
-                else if etag.count == 40 && etag.allSatisfy(\.isHexDigit) { out.blobID = etag }
-            }
-            if out.size == nil {
-                let redirected = (300..<400).contains(response.status)
-                out.size = (response.header("X-Linked-Size") ?? (redirected ? nil : response.header("Content-Length"))).flatMap { Int64($0) }
-            }
-            return out
+        let response = try send(url, method: "HEAD", followRedirects: false, repo: repo, what: f.path)
+        guard (200..<400).contains(response.status) else { throw .http("\(url): HTTP \(response.status)") }
+        var out = f
+        let etag = Self.normalize(etag: response.header("X-Linked-Etag") ?? response.header("ETag"))
+        if out.etag == nil, let etag {
+            if etag.count == 64 && etag.allSatisfy(\.isHexDigit) { out.sha256 = etag }
+            else if etag.count == 40 && etag.allSatisfy(\.isHexDigit) { out.blobID = etag }
         }
+        if out.size == nil {
+            let redirected = (300..<400).contains(response.status)
+            out.size = (response.header("X-Linked-Size") ?? (redirected ? nil : response.header("Content-Length"))).flatMap { Int64($0) }
+        }
+        return out
     }
 
     /// An ETag without its weak marker and quotes, lower-cased.
@@ -535,20 +528,10 @@ public final class HubClient: @unchecked Sendable {
 
     /// nil when the file at `path` has the hub's hash of `f`, else "expected X, got Y".
     static func mismatch(_ path: String, _ f: HubFile) -> String? {
-        guard let mapped = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else { return "unreadable" }
-        let got: String, want: String
-        if let sha = f.sha256 {
-            var h = SHA256()
-            mapped.withUnsafeBytes { h.update($0) }
-            got = Self.hex(h.finalize())
-            want = sha
-        } else {
-            var h = SHA1()
-            h.update(Array("blob \(mapped.count)\0".utf8))
-            mapped.withUnsafeBytes { h.update($0) }
-            got = Self.hex(h.finalize())
-            want = f.blobID ?? ""
-        }
-        return got == want ? nil : "expected \(want), got \(got)"
+        var g = f
+        g.size = fileSize(path)  // a git blob id hashes the size first
+        let h = BlobHasher(g)
+        h.rehash(path, upTo: g.size!)
+        return h.mismatch()
     }
 }

@@ -64,11 +64,16 @@ public final class Trainer: @unchecked Sendable {
 
     /// The weights with the adapters merged in (W + scale B A), or the parameters without LoRA.
     public var mergedParameters: [Float] {
-        guard let lora = model.lora else { return parameters }
         var base = parameters
+        mergeAdapters(into: &base)
+        return base
+    }
+
+    /// With LoRA, the stored base filled in and the adapters merged into `base` (the trainer's parameters).
+    private func mergeAdapters(into base: inout [Float]) {
+        guard let lora = model.lora else { return }
         model.stored?.fill(&base, layout: model.layout)
         lora.merge(into: &base, layout: model.layout, adapters: adapters, threads: threads)
-        return base
     }
 
     /// `mergedParameters` without a second copy of the weights: the merge is made in the trainer's own vector, which
@@ -77,9 +82,7 @@ public final class Trainer: @unchecked Sendable {
         var base: [Float] = []
         swap(&base, &parameters)
         quantizedParameters = nil
-        guard let lora = model.lora else { return base }
-        model.stored?.fill(&base, layout: model.layout)
-        lora.merge(into: &base, layout: model.layout, adapters: adapters, threads: threads)
+        mergeAdapters(into: &base)
         return base
     }
 
