@@ -507,14 +507,27 @@ import GemmaFormats
 
 /// Groups g0 ..< g0 + ng of a 32-weight-format row of `nb` blocks into the scratch (from its group 0).
 @inline(never) func unpackQ8_0(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ nb: Int, _ s: RowScratch) {
+    let vbmi = CPUFeatures.avx512vbmi
     for g in 0..<ng {
+        if vbmi && 4 &* (g0 &+ g &+ 1) <= nb {
+            // A whole group inside the row: the C unpacking (CPUHints.h), the same values.
+            cpu_unpack_q8_0_group(row + 136 &* (g0 &+ g), 0, s.w + 128 &* g, s.ws + 16 &* g)
+            continue
+        }
         let (b0, b1, b2, b3) = groupBlocks(row, g0 &+ g, nb, 34, s.zeroBlock)
         store16(unpackGroupQ8_0(b0, b1, b2, b3, s.w + 128 &* g), s.ws + 16 &* g)
     }
 }
 
 @inline(never) func unpackQ4_0(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ nb: Int, _ s: RowScratch) {
+    let vbmi = CPUFeatures.avx512vbmi
     for g in 0..<ng {
+        if vbmi && 4 &* (g0 &+ g &+ 1) <= nb {
+            let p = row + 72 &* (g0 &+ g)
+            llvmPrefetch(p + rowPrefetchDistance, 0, 3, 1); llvmPrefetch(p + (rowPrefetchDistance + 64), 0, 3, 1)
+            cpu_unpack_q4_0_group(p, 0, s.w + 128 &* g, s.ws + 16 &* g)
+            continue
+        }
         let (b0, b1, b2, b3) = groupBlocks(row, g0 &+ g, nb, 18, s.zeroBlock)
         store16(unpackGroupQ4_0(b0, b1, b2, b3, s.w + 128 &* g), s.ws + 16 &* g)
     }
@@ -526,8 +539,12 @@ import GemmaFormats
 /// activations are 0, so the row's nonzero scale there multiplies a zero integer sum.
 @inline(never) func unpackInt4Channel(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ nb: Int, _ s: RowScratch) {
     let ws = SIMD16<Float>(repeating: 1 / Float(bitPattern: UInt32(littleEndian: row.loadUnaligned(as: UInt32.self))))
-    let blocks = row + 4
+    let blocks = row + 4, vbmi = CPUFeatures.avx512vbmi
     for g in 0..<ng {
+        if vbmi && 4 &* (g0 &+ g &+ 1) <= nb {
+            cpu_unpack_nib_group(blocks + 64 &* (g0 &+ g), ws[0], s.w + 128 &* g, s.ws + 16 &* g)
+            continue
+        }
         let (b0, b1, b2, b3) = groupBlocks(blocks, g0 &+ g, nb, 16, s.zeroBlock)
         unpackNibbles4(b0.assumingMemoryBound(to: UInt8.self), b1.assumingMemoryBound(to: UInt8.self),
                        b2.assumingMemoryBound(to: UInt8.self), b3.assumingMemoryBound(to: UInt8.self), s.w + 128 &* g)
@@ -974,11 +991,15 @@ import GemmaFormats
 // What they replaced and the measurements: docs/kernels.md.
 /// Q4_K / Q6_K: super-blocks g0 / 2 ..< (g0 + ng) / 2 (2 groups each).
 @inline(never) func unpackQ4_K(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ nb: Int, _ s: RowScratch) {
-    let ahead = CPUFeatures.weightPrefetchDistance
+    let ahead = CPUFeatures.weightPrefetchDistance, vbmi = CPUFeatures.avx512vbmi
     for sb in 0..<ng / 2 {
         let blk = row + 144 &* (g0 / 2 &+ sb)
         // Software prefetch of the super-block `ahead` bytes on (3 lines cover its 144 bytes).
         llvmPrefetch(blk + ahead, 0, 3, 1); llvmPrefetch(blk + (ahead &+ 64), 0, 3, 1); llvmPrefetch(blk + (ahead &+ 128), 0, 3, 1)
+        if vbmi {
+            cpu_unpack_q4_K_sb(blk, s.w + 256 &* sb, s.ws + 32 &* sb, s.wm + 8 &* sb)
+            continue
+        }
         let d = kF16(blk, 0), dmin = kF16(blk, 2)
         for G in 0..<2 {
             // Group G: sub-blocks 4G ..< 4G + 4 = low and high nibbles of the 32-byte chunks 2G and 2G + 1, as
@@ -1265,12 +1286,16 @@ import GemmaFormats
 }
 
 @inline(never) func unpackQ6_K(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ nb: Int, _ s: RowScratch) {
-    let ahead = CPUFeatures.weightPrefetchDistance
+    let ahead = CPUFeatures.weightPrefetchDistance, vbmi = CPUFeatures.avx512vbmi
     for sb in 0..<ng / 2 {
         let blk = row + 210 &* (g0 / 2 &+ sb)
         // Software prefetch of the super-block `ahead` bytes on (4 lines cover its 210 bytes).
         llvmPrefetch(blk + ahead, 0, 3, 1); llvmPrefetch(blk + (ahead &+ 64), 0, 3, 1)
         llvmPrefetch(blk + (ahead &+ 128), 0, 3, 1); llvmPrefetch(blk + (ahead &+ 192), 0, 3, 1)
+        if vbmi {
+            cpu_unpack_q6_K_sb(blk, s.w + 256 &* sb, s.ws + 32 &* sb)
+            continue
+        }
         let p = blk.assumingMemoryBound(to: UInt8.self)
         let d = kF16(blk, 208)
         // Group c (elements 128c ..< +128): block t = elements 128c + 32t ..< +32; 6-bit q from ql (nibble) and qh

@@ -65,6 +65,26 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
         #expect(relativeError(y, deq, x, rows: rows, cols: cols, batch: batch) <= Self.relativeTolerance)
     }
 
+    /// Decode-shaped products (one and four activation rows, widths of whole 128-weight groups: the kernels that
+    /// unpack in registers where the CPU has AVX-512 VBMI) against f64.
+    @Test(arguments: [TensorType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K, .int4Channel])
+    func decodeProductMatchesReference(type: TensorType) throws {
+        let cols = type.blockSize == 256 ? 2048 : 640, rows = 37
+        var r = SplitMix64(seed: UInt64(type.rawValue) + 101)
+        let bytes = try randomMatrix(type, rows: rows, cols: cols, &r)
+        let deq = try dequantizeMatrix(type, bytes, rows: rows, cols: cols)
+        for batch in [1, 4] {
+            let x = r.floats(batch * cols)
+            var y = [Float](repeating: .nan, count: batch * rows)
+            bytes.withUnsafeBytes { raw in
+                let m = WeightMatrix(type: type, rows: rows, cols: cols, base: raw.baseAddress!)
+                m.multiply(x, xStride: cols, batch: batch, into: &y, yStride: rows, allowGemm: false, pool: WorkerPool.shared(threads: 2),
+                           scratch: MatmulScratch(workers: 2, maxCols: cols, maxBatch: batch))
+            }
+            #expect(relativeError(y, deq, x, rows: rows, cols: cols, batch: batch) <= Self.relativeTolerance, "\(type) batch \(batch)")
+        }
+    }
+
     /// The float row kernels (bf16 pairs, f16 converted per row, f32 in place) at widths with a tail past the last
     /// 32-weight chunk (72: the tiny fixture's hidden size; 100), whole chunks (640), and rows longer than 4096 (4352,
     /// 21504), for one and several activation rows, against f64; and `.fast` against `.exact` (another summation
@@ -265,9 +285,11 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
     }
 
     /// The decode product (one activation row; on CPUs without AVX-512 the Q4_0 / int4Channel rows take the fused
-    /// nibble kernel, which multiplies unsigned nibbles and subtracts the activations' offset sums) gives every row
-    /// exactly the unpack-then-kernel1 result of `dotRow`, including rows whose last group of 4 blocks is partial.
-    @Test(arguments: [TensorType.q4_0, .int4Channel, .q8_0, .q5_0].flatMap { t in [32, 96, 160, 640, 2048, 2080, 6912].map { (t, $0) } })
+    /// nibble kernel, which multiplies unsigned nibbles and subtracts the activations' offset sums; with AVX-512 VBMI
+    /// every format's rows take the register-unpacking C kernels of CPUHints.h) gives every row exactly the
+    /// unpack-then-kernel1 result of `dotRow`, including rows whose last group of 4 blocks is partial.
+    @Test(arguments: [TensorType.q4_0, .int4Channel, .q8_0, .q5_0].flatMap { t in [32, 96, 160, 640, 2048, 2080, 6912].map { (t, $0) } }
+                     + [TensorType.q4_K, .q6_K].flatMap { t in [256, 768, 1024, 2048, 6912].map { (t, $0) } })
     func decodeProductEqualsTheUnpackedRowKernel(type: TensorType, cols: Int) throws {
         let rows = 13
         var r = SplitMix64(seed: UInt64(type.rawValue) * 31 + UInt64(cols))

@@ -118,6 +118,341 @@ static inline void cpu_dot_q5_0_rows4(const void *row, long rowBytes, long ng, c
     __m512 V = _mm512_add_ps(W, _mm512_permute_ps(W, 0xB1));
     _mm_storeu_ps(y, _mm512_castps512_ps128(_mm512_maskz_compress_ps(0x1111, V)));
 }
+
+/// The last two levels of RowAcc.result for four rows' 16-lane accumulators at once (h[i] = e[i] + e[i + 8],
+/// q[i] = h[i] + h[i + 4], (q0 + q2) + (q1 + q3)), as shuffles across the rows; y[0...3].
+CPU_Q5_TARGET __attribute__((always_inline))
+static inline void cpu_reduce_rows4(__m512 A, __m512 B, __m512 C, __m512 D, float *y) {
+    __m512 X = _mm512_add_ps(_mm512_shuffle_f32x4(A, B, 0x44), _mm512_shuffle_f32x4(A, B, 0xEE));  // [hA | hB]
+    __m512 Y = _mm512_add_ps(_mm512_shuffle_f32x4(C, D, 0x44), _mm512_shuffle_f32x4(C, D, 0xEE));  // [hC | hD]
+    __m512 Z = _mm512_add_ps(_mm512_shuffle_f32x4(X, Y, 0x88), _mm512_shuffle_f32x4(X, Y, 0xDD));  // q per row
+    __m512 W = _mm512_add_ps(Z, _mm512_permute_ps(Z, 0x4E));  // q0 + q2, q1 + q3
+    __m512 V = _mm512_add_ps(W, _mm512_permute_ps(W, 0xB1));
+    _mm_storeu_ps(y, _mm512_castps512_ps128(_mm512_maskz_compress_ps(0x1111, V)));
+}
+
+/// groupStep on a group already in registers (see cpu_q5_0_group_step).
+CPU_Q5_TARGET __attribute__((always_inline))
+static inline __m512 cpu_group_step(const __m512i w[4], __m512 ws, const int16_t *x, const float *xs, __m512 acc) {
+    __m512i P = _mm512_madd_epi16(w[0], _mm512_loadu_si512(x));
+    P = _mm512_dpwssd_epi32(P, w[1], _mm512_loadu_si512(x + 32));
+    P = _mm512_dpwssd_epi32(P, w[2], _mm512_loadu_si512(x + 64));
+    P = _mm512_dpwssd_epi32(P, w[3], _mm512_loadu_si512(x + 96));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(P), _mm512_mul_ps(ws, _mm512_loadu_ps(xs)), acc);
+}
+
+// Q8_0, Q4_0 and int4Channel groups the same way (VBMI byte permutes into chunk order). cpu_chunk_q8_0: elements
+// 0 ..< 16 of the four 34-byte blocks of a 136-byte Q8_0 group (block m's quants at 34m + 2) as chunks 0 and 1;
+// the same table over the window 16 bytes on gives elements 16 ..< 32 (chunks 2 and 3). cpu_chunk_q4_0: bytes
+// 0 ..< 8, then 8 ..< 16 of the four 18-byte Q4_0 blocks (quants at 18m + 2), whose low nibbles are chunks 0, 1
+// and high nibbles chunks 2, 3 (unpackNibbles4's order); cpu_chunk_nib: the same for int4Channel's bare 16-byte
+// blocks. Scales: vpermt2w of the f16 words at block starts (Q8_0: words 0, 17, 34, 51; Q4_0: 0, 9, 18, 27).
+static const uint8_t cpu_chunk_q8_0[64] = {
+    2, 3, 4, 5, 6, 7, 8, 9, 36, 37, 38, 39, 40, 41, 42, 43, 70, 71, 72, 73, 74, 75, 76, 77, 104, 105, 106, 107, 108, 109, 110, 111,
+    10, 11, 12, 13, 14, 15, 16, 17, 44, 45, 46, 47, 48, 49, 50, 51, 78, 79, 80, 81, 82, 83, 84, 85, 112, 113, 114, 115, 116, 117, 118, 119};
+static const uint8_t cpu_chunk_q4_0[64] = {
+    2, 3, 4, 5, 6, 7, 8, 9, 20, 21, 22, 23, 24, 25, 26, 27, 38, 39, 40, 41, 42, 43, 44, 45, 56, 57, 58, 59, 60, 61, 62, 63,
+    10, 11, 12, 13, 14, 15, 16, 17, 28, 29, 30, 31, 32, 33, 34, 35, 46, 47, 48, 49, 50, 51, 52, 53, 64, 65, 66, 67, 68, 69, 70, 71};
+static const uint8_t cpu_chunk_nib[64] = {
+    0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23, 32, 33, 34, 35, 36, 37, 38, 39, 48, 49, 50, 51, 52, 53, 54, 55,
+    8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31, 40, 41, 42, 43, 44, 45, 46, 47, 56, 57, 58, 59, 60, 61, 62, 63};
+static const uint16_t cpu_d_q8_0[32] = {0, 0, 0, 0, 17, 17, 17, 17, 34, 34, 34, 34, 51, 51, 51, 51,
+                                        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+static const uint16_t cpu_d_q4_0[32] = {0, 0, 0, 0, 9, 9, 9, 9, 18, 18, 18, 18, 27, 27, 27, 27,
+                                        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/// A whole Q8_0 group at `p` (136 bytes; no byte past it is read): the int16 chunk vectors and expanded scales,
+/// exactly unpackGroupQ8_0's.
+CPU_Q5_TARGET __attribute__((always_inline))
+static inline void cpu_q8_0_group(const uint8_t *p, __m512 rs, __m512i w[4], __m512 *ws) {
+    (void)rs;
+    const __m512i t = _mm512_loadu_si512(cpu_chunk_q8_0);
+    __m512i a0 = _mm512_loadu_si512(p), a1 = _mm512_loadu_si512(p + 64);
+    __m512i lo = _mm512_permutex2var_epi8(a0, t, a1);
+    __m512i hi = _mm512_permutex2var_epi8(_mm512_loadu_si512(p + 16), t, _mm512_maskz_loadu_epi8(0x00FFFFFFFFFFFFFFull, p + 80));
+    w[0] = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(lo));
+    w[1] = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(lo, 1));
+    w[2] = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(hi));
+    w[3] = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(hi, 1));
+    *ws = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(a0, _mm512_loadu_si512(cpu_d_q8_0), a1)));
+}
+
+/// Chunk-ordered nibble bytes `q` (cpu_chunk_q4_0 / cpu_chunk_nib) as the four int16 chunk vectors of q - 8.
+CPU_Q5_TARGET __attribute__((always_inline))
+static inline void cpu_nibbles_widen(__m512i q, __m512i w[4]) {
+    const __m512i m15 = _mm512_set1_epi8(15), s8 = _mm512_set1_epi8(8);
+    __m512i lo = _mm512_sub_epi8(_mm512_and_si512(q, m15), s8);
+    __m512i hi = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(q, 4), m15), s8);
+    w[0] = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(lo));
+    w[1] = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(lo, 1));
+    w[2] = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(hi));
+    w[3] = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(hi, 1));
+}
+
+/// A whole Q4_0 group at `p` (72 bytes; the second load masked to its last 8), exactly unpackGroupQ4_0's values.
+CPU_Q5_TARGET __attribute__((always_inline))
+static inline void cpu_q4_0_group(const uint8_t *p, __m512 rs, __m512i w[4], __m512 *ws) {
+    (void)rs;
+    __m512i a = _mm512_loadu_si512(p), b = _mm512_maskz_loadu_epi8(0xFFull, p + 64);
+    cpu_nibbles_widen(_mm512_permutex2var_epi8(a, _mm512_loadu_si512(cpu_chunk_q4_0), b), w);
+    *ws = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(a, _mm512_loadu_si512(cpu_d_q4_0), b)));
+}
+
+/// A whole int4Channel group at `p` (64 bytes of nibbles), every scale the row's `rs` (1 / its scale).
+CPU_Q5_TARGET __attribute__((always_inline))
+static inline void cpu_nib_group(const uint8_t *p, __m512 rs, __m512i w[4], __m512 *ws) {
+    cpu_nibbles_widen(_mm512_permutexvar_epi8(_mm512_loadu_si512(cpu_chunk_nib), _mm512_loadu_si512(p)), w);
+    *ws = rs;
+}
+
+// One row and four consecutive rows (`rowBytes` apart) of whole groups for each format: kernel1's accumulator lanes
+// into `e` (the row) or RowAcc.result's sums into y[0...3] (four rows); `ahead` bytes prefetched on. OFF: bytes
+// before the first group (int4Channel's f32 scale); RS: the row's scale vector.
+#define CPU_ROW_KERNELS(F, GB, OFF, RS)                                                                                \
+    CPU_Q5_TARGET static inline void cpu_dot_##F##_row(const void *row, long ng, const int16_t *xq, const float *xs,   \
+                                                       float *e, long ahead) {                                         \
+        const uint8_t *r = (const uint8_t *)row, *p = r + OFF;                                                         \
+        const __m512 rs = RS(r);                                                                                       \
+        __m512 acc = _mm512_setzero_ps();                                                                              \
+        for (long g = 0; g < ng; g++) {                                                                                \
+            __m512i w[4];                                                                                              \
+            __m512 ws;                                                                                                 \
+            for (long j = 0; j < (GB + 63) / 64; j++) __builtin_prefetch(p + GB * g + ahead + 64 * j, 0, 3);           \
+            cpu_##F##_group(p + GB * g, rs, w, &ws);                                                                   \
+            acc = cpu_group_step(w, ws, xq + 128 * g, xs + 16 * g, acc);                                               \
+        }                                                                                                              \
+        _mm512_storeu_ps(e, acc);                                                                                      \
+    }                                                                                                                  \
+    CPU_Q5_TARGET static inline void cpu_dot_##F##_rows4(const void *row, long rowBytes, long ng, const int16_t *xq,   \
+                                                         const float *xs, float *y, long ahead) {                      \
+        const uint8_t *r = (const uint8_t *)row, *p = r + OFF, *pf = r + ahead;                                        \
+        const long per = ((4 * rowBytes + 63) / 64 + ng - 1) / ng;                                                     \
+        const __m512 r0 = RS(r), r1 = RS(r + rowBytes), r2 = RS(r + 2 * rowBytes), r3 = RS(r + 3 * rowBytes);        \
+        __m512 A = _mm512_setzero_ps(), B = A, C = A, D = A;                                                           \
+        for (long g = 0; g < ng; g++) {                                                                                \
+            const uint8_t *pg = p + GB * g;                                                                            \
+            const int16_t *x = xq + 128 * g;                                                                           \
+            const float *s = xs + 16 * g;                                                                              \
+            __m512i w[4];                                                                                              \
+            __m512 ws;                                                                                                 \
+            for (long j = 0; j < per; j++) __builtin_prefetch(pf + 64 * j, 0, 3);                                      \
+            pf += 64 * per;                                                                                            \
+            cpu_##F##_group(pg, r0, w, &ws);                                                                           \
+            A = cpu_group_step(w, ws, x, s, A);                                                                        \
+            cpu_##F##_group(pg + rowBytes, r1, w, &ws);                                                                \
+            B = cpu_group_step(w, ws, x, s, B);                                                                        \
+            cpu_##F##_group(pg + 2 * rowBytes, r2, w, &ws);                                                            \
+            C = cpu_group_step(w, ws, x, s, C);                                                                        \
+            cpu_##F##_group(pg + 3 * rowBytes, r3, w, &ws);                                                            \
+            D = cpu_group_step(w, ws, x, s, D);                                                                        \
+        }                                                                                                              \
+        cpu_reduce_rows4(A, B, C, D, y);                                                                               \
+    }
+
+#define CPU_NO_ROW_SCALE(r) _mm512_setzero_ps()
+/// int4Channel: the row's f32 scale s at its start, every block's scale 1 / s (one f32 division, as unpackInt4Channel).
+#define CPU_NIB_ROW_SCALE(r) _mm512_set1_ps(1.0f / *(const float *)(r))
+CPU_ROW_KERNELS(q8_0, 136, 0, CPU_NO_ROW_SCALE)
+CPU_ROW_KERNELS(q4_0, 72, 0, CPU_NO_ROW_SCALE)
+CPU_ROW_KERNELS(nib, 64, 4, CPU_NIB_ROW_SCALE)
+#undef CPU_ROW_KERNELS
+
+// The K formats' super-blocks (256 weights = 2 groups) in registers, the values unpackQ4_K / unpackQ6_K store.
+// Q4_K group G (sub-blocks 4G ..< 4G + 4): its 64 quant bytes q; sub-block 2i is the low nibbles of q[32i ..< +32],
+// 2i + 1 the high ones. One vpermb puts, for chunks 0 and 1 (cpu_chunk_q4_K; + 16 for chunks 2 and 3), lane 8m + j
+// = byte 32(m / 2) + 8c + j; a byte blend takes the high nibble where m is odd. Scales and mins: the 12 bytes of
+// 6-bit values rearranged by two vpshufb into [sc0..7, m0..7] (kScaleMinQ4K's arithmetic as byte masks), times
+// [d x8, dmin x8] in f32. Q6_K group c (elements 128c ..< +128; block t of 32 = (ql[64c + 32(t & 1) + l] nibble
+// t / 2) | (qh[32c + l] bits 2t, 2t + 1) << 4, minus 32): the nibbles by vpermb + blend as Q4_K's
+// (cpu_chunk_q6_K_ql), the two high bits by vpermb of qh (cpu_chunk_q6_K_qh) then vpmultishiftqb, which moves bits
+// 2m, 2m + 1 of each lane's byte to bits 4, 5 (cpu_shift_q6_K); times the int8 scale of each 16 (vpmullw), the scale
+// of the whole super-block d.
+static const uint8_t cpu_chunk_q4_K[64] = {
+    0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 32, 33, 34, 35, 36, 37, 38, 39, 32, 33, 34, 35, 36, 37, 38, 39,
+    8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15, 40, 41, 42, 43, 44, 45, 46, 47, 40, 41, 42, 43, 44, 45, 46, 47};
+static const uint8_t cpu_chunk_q6_K_ql[64] = {
+    0, 1, 2, 3, 4, 5, 6, 7, 32, 33, 34, 35, 36, 37, 38, 39, 0, 1, 2, 3, 4, 5, 6, 7, 32, 33, 34, 35, 36, 37, 38, 39,
+    8, 9, 10, 11, 12, 13, 14, 15, 40, 41, 42, 43, 44, 45, 46, 47, 8, 9, 10, 11, 12, 13, 14, 15, 40, 41, 42, 43, 44, 45, 46, 47};
+static const uint8_t cpu_chunk_q6_K_qh[64] = {
+    0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7,
+    8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15};
+static const uint8_t cpu_shift_q6_K[64] = {
+    60, 4, 12, 20, 28, 36, 44, 52, 62, 6, 14, 22, 30, 38, 46, 54, 0, 8, 16, 24, 32, 40, 48, 56, 2, 10, 18, 26, 34, 42, 50, 58,
+    60, 4, 12, 20, 28, 36, 44, 52, 62, 6, 14, 22, 30, 38, 46, 54, 0, 8, 16, 24, 32, 40, 48, 56, 2, 10, 18, 26, 34, 42, 50, 58};
+/// Q6_K's scale bytes per lane of group c's chunks: [sc[8c + 2m] per lane 8m + j (chunks 0, 1) | sc[8c + 2m + 1]].
+static const uint8_t cpu_scale_q6_K[64] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6,
+    1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3, 5, 5, 5, 5, 5, 5, 5, 5, 7, 7, 7, 7, 7, 7, 7, 7};
+
+/// 64 bytes of chunk-ordered nibble sources `u`: the low nibble, or the high one in the lanes of `high`.
+CPU_Q5_TARGET __attribute__((always_inline))
+static inline __m512i cpu_nibble_pick(__m512i u, __mmask64 high) {
+    const __m512i m15 = _mm512_set1_epi8(15);
+    return _mm512_mask_blend_epi8(high, _mm512_and_si512(u, m15), _mm512_and_si512(_mm512_srli_epi16(u, 4), m15));
+}
+
+/// Q4_K super-block `b` (144 bytes): w[0...7] its two groups' chunk vectors, ws0 / ws1 their expanded scales
+/// (d * sc), mins its 8 dmin * m.
+CPU_Q5_TARGET __attribute__((always_inline))
+static inline void cpu_q4_K_sb(const uint8_t *b, __m512i w[8], __m512 *ws0, __m512 *ws1, __m256 *mins) {
+    const __m128i s = _mm_loadu_si128((const __m128i *)(b + 4));  // the 12 scale bytes (and 4 quant bytes)
+    const __m128i A = _mm_shuffle_epi8(s, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i B = _mm_shuffle_epi8(s, _mm_setr_epi8(0, 0, 0, 0, 0, 1, 2, 3, 0, 0, 0, 0, 4, 5, 6, 7));
+    const __m128i m15 = _mm_set1_epi8(15);
+    const __m128i hi2 = _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(B, 6), _mm_set1_epi8(3)), 4);
+    __m128i r = _mm_and_si128(A, _mm_set1_epi8(63));                                         // sc0..3, m0..3
+    r = _mm_mask_blend_epi8(0x00F0, r, _mm_or_si128(_mm_and_si128(A, m15), hi2));                 // sc4..7
+    r = _mm_mask_blend_epi8(0xF000, r, _mm_or_si128(_mm_and_si128(_mm_srli_epi16(A, 4), m15), hi2));  // m4..7
+    const float d = _cvtsh_ss(*(const uint16_t *)b), dmin = _cvtsh_ss(*(const uint16_t *)(b + 2));
+    const __m512 F = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(r)),
+                                   _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d), _mm512_set1_ps(dmin)));
+    *ws0 = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), F);
+    *ws1 = _mm512_permutexvar_ps(_mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7), F);
+    *mins = _mm512_extractf32x8_ps(F, 1);
+    const __m512i t01 = _mm512_loadu_si512(cpu_chunk_q4_K), t23 = _mm512_add_epi8(t01, _mm512_set1_epi8(16));
+    for (int G = 0; G < 2; G++) {
+        const __m512i q = _mm512_loadu_si512(b + 16 + 64 * G);
+        const __m512i v01 = cpu_nibble_pick(_mm512_permutexvar_epi8(t01, q), 0xFF00FF00FF00FF00ull);
+        const __m512i v23 = cpu_nibble_pick(_mm512_permutexvar_epi8(t23, q), 0xFF00FF00FF00FF00ull);
+        w[4 * G + 0] = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(v01));
+        w[4 * G + 1] = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(v01, 1));
+        w[4 * G + 2] = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(v23));
+        w[4 * G + 3] = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(v23, 1));
+    }
+}
+
+/// Q6_K super-block `b` (210 bytes): w[0...7] its two groups' chunk vectors ((q - 32) * scale), ws its d.
+CPU_Q5_TARGET __attribute__((always_inline))
+static inline void cpu_q6_K_sb(const uint8_t *b, __m512i w[8], __m512 *ws) {
+    const __m512i tl = _mm512_loadu_si512(cpu_chunk_q6_K_ql), th = _mm512_loadu_si512(cpu_chunk_q6_K_qh);
+    const __m512i shift = _mm512_loadu_si512(cpu_shift_q6_K), s16 = _mm512_set1_epi8(16);
+    const __m512i sc = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(b + 192)));
+    for (int c = 0; c < 2; c++) {
+        const __m512i ql = _mm512_loadu_si512(b + 64 * c);
+        const __m512i qh = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b + 128 + 32 * c)));
+        const __m512i S = _mm512_permutexvar_epi8(_mm512_add_epi8(_mm512_loadu_si512(cpu_scale_q6_K), _mm512_set1_epi8(8 * c)), sc);
+        for (int h = 0; h < 2; h++) {
+            const __m512i add = h ? s16 : _mm512_setzero_si512();
+            const __m512i nib = cpu_nibble_pick(_mm512_permutexvar_epi8(_mm512_add_epi8(tl, add), ql), 0xFFFF0000FFFF0000ull);
+            const __m512i hb = _mm512_and_si512(_mm512_multishift_epi64_epi8(shift, _mm512_permutexvar_epi8(_mm512_add_epi8(th, add), qh)),
+                                                _mm512_set1_epi8(0x30));
+            const __m512i q = _mm512_sub_epi8(_mm512_or_si512(nib, hb), _mm512_set1_epi8(32));
+            const __m512i sw = _mm512_cvtepi8_epi16(h ? _mm512_extracti64x4_epi64(S, 1) : _mm512_castsi512_si256(S));
+            w[4 * c + 2 * h] = _mm512_mullo_epi16(_mm512_cvtepi8_epi16(_mm512_castsi512_si256(q)), sw);
+            w[4 * c + 2 * h + 1] = _mm512_mullo_epi16(_mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(q, 1)), sw);
+        }
+    }
+    *ws = _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)(b + 208)));
+}
+
+/// One super-block of a K-format row times one activation row (x: its 256 int16, xs: 32 scales, ds: 8 scaled
+/// sums): kernel1's two group steps, and (Q4_K) minStep's FMA.
+CPU_Q5_TARGET __attribute__((always_inline))
+static inline void cpu_q4_K_step(const uint8_t *b, const int16_t *x, const float *xs, const float *ds, __m512 *acc, __m256 *m) {
+    __m512i w[8];
+    __m512 ws0, ws1;
+    __m256 mins;
+    cpu_q4_K_sb(b, w, &ws0, &ws1, &mins);
+    *acc = cpu_group_step(w, ws0, x, xs, *acc);
+    *acc = cpu_group_step(w + 4, ws1, x + 128, xs + 16, *acc);
+    *m = _mm256_fmadd_ps(mins, _mm256_loadu_ps(ds), *m);
+}
+CPU_Q5_TARGET __attribute__((always_inline))
+static inline void cpu_q6_K_step(const uint8_t *b, const int16_t *x, const float *xs, const float *ds, __m512 *acc, __m256 *m) {
+    (void)ds; (void)m;
+    __m512i w[8];
+    __m512 ws;
+    cpu_q6_K_sb(b, w, &ws);
+    *acc = cpu_group_step(w, ws, x, xs, *acc);
+    *acc = cpu_group_step(w + 4, ws, x + 128, xs + 16, *acc);
+}
+
+/// RowAcc.minTerm of an 8-lane min accumulator: ((m0 + m4) + (m2 + m6)) + ((m1 + m5) + (m3 + m7)).
+CPU_Q5_TARGET __attribute__((always_inline))
+static inline float cpu_min_term(__m256 m) {
+    float v[8];
+    _mm256_storeu_ps(v, m);
+    return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+}
+
+// One row (kernel1's 16 accumulator lanes into e, the min lanes into mn) and four consecutive rows (RowAcc.result
+// into y[0...3]) of `nsb` super-blocks of SB bytes.
+#define CPU_K_ROW_KERNELS(F, SB)                                                                                       \
+    CPU_Q5_TARGET static inline void cpu_dot_##F##_row(const void *row, long nsb, const int16_t *xq, const float *xs,  \
+                                                       const float *ds, float *e, float *mn, long ahead) {             \
+        const uint8_t *p = (const uint8_t *)row;                                                                       \
+        __m512 acc = _mm512_setzero_ps();                                                                              \
+        __m256 m = _mm256_setzero_ps();                                                                                \
+        for (long k = 0; k < nsb; k++) {                                                                               \
+            for (long j = 0; j < (SB + 63) / 64; j++) __builtin_prefetch(p + SB * k + ahead + 64 * j, 0, 3);           \
+            cpu_##F##_step(p + SB * k, xq + 256 * k, xs + 32 * k, ds + 8 * k, &acc, &m);                               \
+        }                                                                                                              \
+        _mm512_storeu_ps(e, acc);                                                                                      \
+        _mm256_storeu_ps(mn, m);                                                                                       \
+    }                                                                                                                  \
+    CPU_Q5_TARGET static inline void cpu_dot_##F##_rows4(const void *row, long rowBytes, long nsb, const int16_t *xq,  \
+                                                         const float *xs, const float *ds, float *y, long ahead) {     \
+        const uint8_t *p = (const uint8_t *)row, *pf = p + ahead;                                                      \
+        const long per = ((4 * rowBytes + 63) / 64 + nsb - 1) / nsb;                                                   \
+        __m512 A = _mm512_setzero_ps(), B = A, C = A, D = A;                                                           \
+        __m256 mA = _mm256_setzero_ps(), mB = mA, mC = mA, mD = mA;                                                    \
+        for (long k = 0; k < nsb; k++) {                                                                               \
+            const uint8_t *pk = p + SB * k;                                                                            \
+            for (long j = 0; j < per; j++) __builtin_prefetch(pf + 64 * j, 0, 3);                                      \
+            pf += 64 * per;                                                                                            \
+            cpu_##F##_step(pk, xq + 256 * k, xs + 32 * k, ds + 8 * k, &A, &mA);                                        \
+            cpu_##F##_step(pk + rowBytes, xq + 256 * k, xs + 32 * k, ds + 8 * k, &B, &mB);                             \
+            cpu_##F##_step(pk + 2 * rowBytes, xq + 256 * k, xs + 32 * k, ds + 8 * k, &C, &mC);                         \
+            cpu_##F##_step(pk + 3 * rowBytes, xq + 256 * k, xs + 32 * k, ds + 8 * k, &D, &mD);                         \
+        }                                                                                                              \
+        float t[4];                                                                                                    \
+        cpu_reduce_rows4(A, B, C, D, t);                                                                               \
+        y[0] = t[0] - cpu_min_term(mA);                                                                                \
+        y[1] = t[1] - cpu_min_term(mB);                                                                                \
+        y[2] = t[2] - cpu_min_term(mC);                                                                                \
+        y[3] = t[3] - cpu_min_term(mD);                                                                                \
+    }
+CPU_K_ROW_KERNELS(q4_K, 144)
+CPU_K_ROW_KERNELS(q6_K, 210)
+#undef CPU_K_ROW_KERNELS
+
+/// One whole Q8_0 / Q4_0 / int4Channel group into the row kernels' scratch (`w`: 128 int16, `ws`: 16 scales).
+#define CPU_UNPACK_GROUP(F)                                                                                            \
+    CPU_Q5_TARGET static inline void cpu_unpack_##F##_group(const void *g, float rowScale, int16_t *w, float *ws) {    \
+        __m512i v[4];                                                                                                  \
+        __m512 s;                                                                                                      \
+        cpu_##F##_group((const uint8_t *)g, _mm512_set1_ps(rowScale), v, &s);                                          \
+        for (int c = 0; c < 4; c++) _mm512_storeu_si512(w + 32 * c, v[c]);                                            \
+        _mm512_storeu_ps(ws, s);                                                                                       \
+    }
+CPU_UNPACK_GROUP(q8_0)
+CPU_UNPACK_GROUP(q4_0)
+CPU_UNPACK_GROUP(nib)
+#undef CPU_UNPACK_GROUP
+
+/// One Q4_K super-block into the scratch: `w` 256 int16, `ws` 32 expanded scales, `wm` its 8 mins (unpackQ4_K's).
+CPU_Q5_TARGET
+static inline void cpu_unpack_q4_K_sb(const void *b, int16_t *w, float *ws, float *wm) {
+    __m512i v[8];
+    __m512 s0, s1;
+    __m256 m;
+    cpu_q4_K_sb((const uint8_t *)b, v, &s0, &s1, &m);
+    for (int c = 0; c < 8; c++) _mm512_storeu_si512(w + 32 * c, v[c]);
+    _mm512_storeu_ps(ws, s0);
+    _mm512_storeu_ps(ws + 16, s1);
+    _mm256_storeu_ps(wm, m);
+}
+
+/// One Q6_K super-block into the scratch: `w` 256 int16, `ws` 32 scales (unpackQ6_K's).
+CPU_Q5_TARGET
+static inline void cpu_unpack_q6_K_sb(const void *b, int16_t *w, float *ws) {
+    __m512i v[8];
+    __m512 s;
+    cpu_q6_K_sb((const uint8_t *)b, v, &s);
+    for (int c = 0; c < 8; c++) _mm512_storeu_si512(w + 32 * c, v[c]);
+    _mm512_storeu_ps(ws, s);
+    _mm512_storeu_ps(ws + 16, s);
+}
 #undef CPU_Q5_TARGET
 #endif
 
