@@ -154,7 +154,34 @@ package func dotRowsBF16(_ rows: UnsafeRawPointer, rowBytes: Int, count: Int, co
 @inline(never)
 package func dotRowsSFP8(_ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, x: UnsafePointer<Float>,
                          paired: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
-    dotPairRows(SFP8Pairs.self, rows, rowBytes: rowBytes, count: count, cols: cols, x: x, paired: paired, into: y)
+    guard CPUFeatures.avx512vbmi else {
+        dotPairRows(SFP8Pairs.self, rows, rowBytes: rowBytes, count: count, cols: cols, x: x, paired: paired, into: y)
+        return
+    }
+    // AVX-512 VBMI: the codes decoded by byte-table lookups (CPUHints.h), then the pair kernel's steps in its order:
+    // the same results as dotPairRows, bit for bit.
+    let chunks = cols &>> 5, tail = chunks &<< 5, ahead = 4 &* rowBytes &* max(1, 12288 / (4 &* rowBytes))
+    withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: 4) { acc in
+        let a = UnsafeMutableRawPointer(acc.baseAddress!).assumingMemoryBound(to: Float.self)
+        @inline(__always) func finish(_ k: Int, _ i: Int) {
+            y[i] = laneSum(acc[k]) + pairTail(SFP8Pairs.self, rows + i &* rowBytes, x, tail, cols)
+        }
+        var i = 0
+        while i &+ 4 <= count {
+            cpu_dot_sfp8_rows4(rows + i &* rowBytes, rowBytes, chunks, paired, a, ahead)
+            finish(0, i); finish(1, i &+ 1); finish(2, i &+ 2); finish(3, i &+ 3)
+            i &+= 4
+        }
+        if i &+ 2 <= count {
+            cpu_dot_sfp8_rows2(rows + i &* rowBytes, rowBytes, chunks, paired, a, ahead)
+            finish(0, i); finish(1, i &+ 1)
+            i &+= 2
+        }
+        if i < count {
+            cpu_dot_sfp8_rows1(rows + i &* rowBytes, rowBytes, chunks, paired, a, ahead)
+            finish(0, i)
+        }
+    }
 }
 
 /// The pair kernel: several rows per pass share the activation loads (four with AVX-512's 32 registers, two with

@@ -122,6 +122,32 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
         }
     }
 
+    /// SFP8 rows give exactly what the bf16 kernel gives on their codes decoded to bf16 (`decodeSFP8ToBF16`, checked
+    /// code by code in SFP8Tests): the same pair steps in the same order, whichever decoder runs (the byte-table
+    /// lookups of CPUHints.h with AVX-512 VBMI, else integer arithmetic). Every code, 0x80 included; widths with an
+    /// odd number of chunks (672) and a tail (72); 11 rows = passes of 4, 2 and 1.
+    @Test(arguments: [72, 640, 672, 2048])
+    func sfp8RowsEqualTheBF16KernelOnTheirDecodedCodes(cols: Int) throws {
+        let rows = 11
+        var r = SplitMix64(seed: 0x5f99 &+ UInt64(cols))
+        let codes: [UInt8] = (0..<rows * cols).map { _ in UInt8.random(in: 0...255, using: &r) }
+        var bf16 = [UInt16](repeating: 0, count: rows * cols)
+        decodeSFP8ToBF16(codes, rows * cols, into: &bf16)
+        let x = r.floats(cols, scale: 3)
+        let paired = PairedActivations(maxRows: 1, maxCols: cols)
+        x.withUnsafeBufferPointer { paired.split($0.baseAddress!, stride: cols, rows: 1, cols: cols) }
+        var ySFP8 = [Float](repeating: .nan, count: rows), yBF16 = [Float](repeating: .nan, count: rows)
+        codes.withUnsafeBytes { c in
+            dotRowsSFP8(c.baseAddress!, rowBytes: cols, count: rows, cols: cols, x: x, paired: paired.row(0), into: &ySFP8)
+        }
+        bf16.withUnsafeBytes { b in
+            dotRowsBF16(b.baseAddress!, rowBytes: 2 * cols, count: rows, cols: cols, x: x, paired: paired.row(0), into: &yBF16)
+        }
+        let differing = (0..<rows).filter { ySFP8[$0].bitPattern != yBF16[$0].bitPattern }
+        #expect(differing.isEmpty, "cols \(cols): rows \(differing) differ")
+        #expect(ySFP8.allSatisfy { $0.isFinite })
+    }
+
     static let floatCases: [(TensorType, Int)] = [TensorType.bf16, .f16, .f32].flatMap { t in [72, 100, 640, 4352, 21504].map { (t, $0) } }
 
     @Test(arguments: floatCases)

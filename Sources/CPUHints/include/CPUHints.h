@@ -453,6 +453,88 @@ static inline void cpu_unpack_q6_K_sb(const void *b, int16_t *w, float *ws) {
     _mm512_storeu_ps(ws, s);
     _mm512_storeu_ps(ws + 16, s);
 }
+
+// SFP8 codes to bf16 with AVX-512 VBMI: a code's magnitude (its low 7 bits, which vpermt2b takes as the index into
+// two 64-byte registers) looks up the high and the low byte of its bf16 pattern (SFP8.bits >> 16, e = 0 -> +0);
+// the sign bit is or-ed into the high byte where the magnitude is not 0 (0x80 reads +0). The codes are first put in
+// the order (cpu_sfp8_order: 128-bit lane k = codes 8k ..< 8k + 8, then 32 + 8k ..< +8) that vpunpcklbw /
+// vpunpckhbw turn back into codes 0 ..< 32 and 32 ..< 64 as 16-bit lanes, i.e. two chunks of bf16 pairs in
+// SFP8Pairs' layout.
+static const uint8_t cpu_sfp8_hi[128] = {
+    0, 52, 52, 52, 52, 52, 52, 52, 53, 53, 53, 53, 53, 53, 53, 53, 54, 54, 54, 54, 54, 54, 54, 54, 55, 55, 55, 55, 55, 55, 55, 55,
+    56, 56, 56, 56, 56, 56, 56, 56, 57, 57, 57, 57, 57, 57, 57, 57, 58, 58, 58, 58, 58, 58, 58, 58, 59, 59, 59, 59, 59, 59, 59, 59,
+    60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 61, 61, 61, 61, 61, 61, 61, 61, 61, 61, 61, 61, 61, 61, 61, 61,
+    62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63};
+static const uint8_t cpu_sfp8_lo[128] = {
+    0, 32, 64, 96, 128, 160, 192, 224, 0, 32, 64, 96, 128, 160, 192, 224, 0, 32, 64, 96, 128, 160, 192, 224, 0, 32, 64, 96, 128, 160, 192, 224,
+    0, 32, 64, 96, 128, 160, 192, 224, 0, 32, 64, 96, 128, 160, 192, 224, 0, 32, 64, 96, 128, 160, 192, 224, 0, 32, 64, 96, 128, 160, 192, 224,
+    0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240,
+    0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240};
+static const uint8_t cpu_sfp8_order[64] = {
+    0, 1, 2, 3, 4, 5, 6, 7, 32, 33, 34, 35, 36, 37, 38, 39, 8, 9, 10, 11, 12, 13, 14, 15, 40, 41, 42, 43, 44, 45, 46, 47,
+    16, 17, 18, 19, 20, 21, 22, 23, 48, 49, 50, 51, 52, 53, 54, 55, 24, 25, 26, 27, 28, 29, 30, 31, 56, 57, 58, 59, 60, 61, 62, 63};
+
+typedef struct { __m512i hi0, hi1, lo0, lo1, order; } cpu_sfp8_tables;
+
+CPU_Q5_TARGET __attribute__((always_inline))
+static inline cpu_sfp8_tables cpu_sfp8_load_tables(void) {
+    cpu_sfp8_tables t = {_mm512_loadu_si512(cpu_sfp8_hi), _mm512_loadu_si512(cpu_sfp8_hi + 64), _mm512_loadu_si512(cpu_sfp8_lo),
+                         _mm512_loadu_si512(cpu_sfp8_lo + 64), _mm512_loadu_si512(cpu_sfp8_order)};
+    return t;
+}
+
+/// 64 codes at `p` (`n` = 64, or 32 with the load masked to them) as two chunks of bf16 pairs.
+CPU_Q5_TARGET __attribute__((always_inline))
+static inline void cpu_sfp8_decode64(const uint8_t *p, __mmask64 n, const cpu_sfp8_tables *t, __m512i *v0, __m512i *v1) {
+    const __m512i c = _mm512_permutexvar_epi8(t->order, _mm512_maskz_loadu_epi8(n, p));
+    const __m512i lo = _mm512_permutex2var_epi8(t->lo0, c, t->lo1);
+    __m512i hi = _mm512_permutex2var_epi8(t->hi0, c, t->hi1);
+    const __mmask64 nz = _mm512_test_epi8_mask(c, _mm512_set1_epi8(0x7f));
+    hi = _mm512_or_si512(hi, _mm512_maskz_mov_epi8(nz, _mm512_and_si512(c, _mm512_set1_epi8((char)0x80))));
+    *v0 = _mm512_unpacklo_epi8(lo, hi);
+    *v1 = _mm512_unpackhi_epi8(lo, hi);
+}
+
+/// pairStep of FloatRowKernels.swift: acc += (v << 16) * xe, then acc += (v & 0xffff0000) * xo.
+CPU_Q5_TARGET __attribute__((always_inline))
+static inline __m512 cpu_pair_step(__m512 acc, __m512i v, const float *x) {
+    acc = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), _mm512_loadu_ps(x), acc);
+    return _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)0xffff0000u))), _mm512_loadu_ps(x + 16), acc);
+}
+
+/// K (1, 2 or 4) SFP8 rows (`rowBytes` apart) of `chunks` 32-code chunks times the paired activations: the pair
+/// kernel's 16 accumulator lanes per row into acc[16 k ...], its operations in its order. Each row is prefetched
+/// `ahead` bytes on, a line per 64 codes.
+#define CPU_SFP8_ROWS(K)                                                                                               \
+    CPU_Q5_TARGET static inline void cpu_dot_sfp8_rows##K(const void *row, long rowBytes, long chunks,                 \
+                                                          const float *paired, float *acc, long ahead) {               \
+        const cpu_sfp8_tables t = cpu_sfp8_load_tables();                                                              \
+        const uint8_t *r = (const uint8_t *)row;                                                                       \
+        __m512 a[K];                                                                                                   \
+        for (int k = 0; k < K; k++) a[k] = _mm512_setzero_ps();                                                        \
+        long c = 0;                                                                                                    \
+        for (; c + 2 <= chunks; c += 2) {                                                                              \
+            const float *x = paired + 32 * c;                                                                          \
+            for (int k = 0; k < K; k++) {                                                                              \
+                __m512i v0, v1;                                                                                        \
+                __builtin_prefetch(r + k * rowBytes + 32 * c + ahead, 0, 3);                                           \
+                cpu_sfp8_decode64(r + k * rowBytes + 32 * c, ~0ull, &t, &v0, &v1);                                     \
+                a[k] = cpu_pair_step(cpu_pair_step(a[k], v0, x), v1, x + 32);                                          \
+            }                                                                                                          \
+        }                                                                                                              \
+        if (c < chunks) {                                                                                              \
+            for (int k = 0; k < K; k++) {                                                                              \
+                __m512i v0, v1;                                                                                        \
+                cpu_sfp8_decode64(r + k * rowBytes + 32 * c, 0xFFFFFFFFull, &t, &v0, &v1);                             \
+                a[k] = cpu_pair_step(a[k], v0, paired + 32 * c);                                                       \
+            }                                                                                                          \
+        }                                                                                                              \
+        for (int k = 0; k < K; k++) _mm512_storeu_ps(acc + 16 * k, a[k]);                                              \
+    }
+CPU_SFP8_ROWS(1)
+CPU_SFP8_ROWS(2)
+CPU_SFP8_ROWS(4)
+#undef CPU_SFP8_ROWS
 #undef CPU_Q5_TARGET
 #endif
 
