@@ -448,7 +448,7 @@ func dotRowsMany(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: In
                     case .q8_0: cpu_dot_q8_0_row(r, ng, x0.q, x0.xs, e, ahead)
                     case .q4_0: cpu_dot_q4_0_row(r, ng, x0.q, x0.xs, e, ahead)
                     case .int4Channel: cpu_dot_nib_row(r, ng, x0.q, x0.xs, e, ahead)
-                    default: cpu_dot_q5_0_row(r, ng, x0.q, x0.xs, e)
+                    default: cpu_dot_q5_0_row(r, ng, x0.q, x0.xs, e, ahead)
                     }
                 }
                 y[i] = acc.result

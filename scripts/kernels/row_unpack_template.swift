@@ -128,7 +128,7 @@ import GemmaFormats
             // A whole group inside the row: the C unpacking (CPUHints.h), the same bytes in 20 vector instructions.
             let p = row + 88 &* (g0 &+ g)
             llvmPrefetch(p + rowPrefetchDistance, 0, 3, 1); llvmPrefetch(p + (rowPrefetchDistance + 64), 0, 3, 1)
-            cpu_unpack_q5_0_group(p, s.w + 128 &* g, s.ws + 16 &* g)
+            cpu_unpack_q5_0_group(p, 0, s.w + 128 &* g, s.ws + 16 &* g)
             continue
         }
         let (b0, b1, b2, b3) = groupBlocks(row, g0 &+ g, nb, 22, s.zeroBlock)

@@ -32,7 +32,8 @@ static const uint16_t cpu_q5_0_d[32] = {0, 0, 0, 0, 11, 11, 11, 11, 22, 22, 22, 
 /// One whole Q5_0 group at `p` unpacked: the four int16 chunk vectors and the expanded scales. The second load is
 /// masked to the group's last 24 bytes (no read past the group).
 CPU_Q5_TARGET __attribute__((always_inline))
-static inline void cpu_q5_0_group(const uint8_t *p, __m512i w[4], __m512 *ws) {
+static inline void cpu_q5_0_group(const uint8_t *p, __m512 rs, __m512i w[4], __m512 *ws) {
+    (void)rs;
     const __m512i bits = _mm512_set1_epi64((long long)0x8040201008040201ull);
     const __m512i m15 = _mm512_set1_epi8(15), s16 = _mm512_set1_epi8(16);
     __m512i a = _mm512_loadu_si512(p);
@@ -51,74 +52,6 @@ static inline void cpu_q5_0_group(const uint8_t *p, __m512i w[4], __m512 *ws) {
     *ws = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(a, _mm512_loadu_si512(cpu_q5_0_d), b)));
 }
 
-/// One whole Q5_0 group at `g` into the row kernels' scratch (`w`: 128 int16, `ws`: 16 expanded scales), the same
-/// bytes as RowUnpack.swift's unpackQ5_0.
-CPU_Q5_TARGET
-static inline void cpu_unpack_q5_0_group(const void *g, int16_t *w, float *ws) {
-    __m512i v[4];
-    __m512 s;
-    cpu_q5_0_group((const uint8_t *)g, v, &s);
-    for (int c = 0; c < 4; c++) _mm512_storeu_si512(w + 32 * c, v[c]);
-    _mm512_storeu_ps(ws, s);
-}
-
-/// groupStep of RowKernels.swift on a Q5_0 group kept in registers: acc = fma(float(P), ws * xs, acc), P the exact
-/// int32 lane sums of the group times activations `x` (vpmaddwd + 3 vpdpwssd; from Swift's lanes LLVM emits
-/// vpmaddwd + vpaddd for Intel targets), `xs` the activations' expanded scales. Bit-identical to groupStep.
-CPU_Q5_TARGET __attribute__((always_inline))
-static inline __m512 cpu_q5_0_group_step(const uint8_t *p, const int16_t *x, const float *xs, __m512 acc) {
-    __m512i w[4];
-    __m512 ws;
-    cpu_q5_0_group(p, w, &ws);
-    __m512i P = _mm512_madd_epi16(w[0], _mm512_loadu_si512(x));
-    P = _mm512_dpwssd_epi32(P, w[1], _mm512_loadu_si512(x + 32));
-    P = _mm512_dpwssd_epi32(P, w[2], _mm512_loadu_si512(x + 64));
-    P = _mm512_dpwssd_epi32(P, w[3], _mm512_loadu_si512(x + 96));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(P), _mm512_mul_ps(ws, _mm512_loadu_ps(xs)), acc);
-}
-
-/// One Q5_0 row of `ng` whole groups times one activation row (`xq`: 128 int16 per group, `xs`: 16 expanded scales
-/// per group): kernel1's 16 accumulator lanes into `e`.
-CPU_Q5_TARGET
-static inline void cpu_dot_q5_0_row(const void *row, long ng, const int16_t *xq, const float *xs, float *e) {
-    const uint8_t *p = (const uint8_t *)row;
-    __m512 acc = _mm512_setzero_ps();
-    for (long g = 0; g < ng; g++) {
-        __builtin_prefetch(p + 88 * g + 2048, 0, 3);
-        __builtin_prefetch(p + 88 * g + 2048 + 64, 0, 3);
-        acc = cpu_q5_0_group_step(p + 88 * g, xq + 128 * g, xs + 16 * g, acc);
-    }
-    _mm512_storeu_ps(e, acc);
-}
-
-/// Four consecutive Q5_0 rows (`rowBytes` apart) as cpu_dot_q5_0_row, each reduced as RowAcc.result (h[i] = e[i] +
-/// e[i + 8], q[i] = h[i] + h[i + 4], (q0 + q2) + (q1 + q3); Q5_0 has no min term), the four trees as shuffles across
-/// the rows; y[0...3]. The four rows' bytes are prefetched `ahead` bytes on, spread over the group steps.
-CPU_Q5_TARGET
-static inline void cpu_dot_q5_0_rows4(const void *row, long rowBytes, long ng, const int16_t *xq, const float *xs, float *y,
-                                      long ahead) {
-    const uint8_t *p = (const uint8_t *)row, *pf = p + ahead;
-    const long per = ((4 * rowBytes + 63) / 64 + ng - 1) / ng;  // cache lines prefetched per group step
-    __m512 A = _mm512_setzero_ps(), B = A, C = A, D = A;
-    for (long g = 0; g < ng; g++) {
-        const uint8_t *pg = p + 88 * g;
-        const int16_t *x = xq + 128 * g;
-        const float *s = xs + 16 * g;
-        for (long j = 0; j < per; j++) __builtin_prefetch(pf + 64 * j, 0, 3);
-        pf += 64 * per;
-        A = cpu_q5_0_group_step(pg, x, s, A);
-        B = cpu_q5_0_group_step(pg + rowBytes, x, s, B);
-        C = cpu_q5_0_group_step(pg + 2 * rowBytes, x, s, C);
-        D = cpu_q5_0_group_step(pg + 3 * rowBytes, x, s, D);
-    }
-    __m512 X = _mm512_add_ps(_mm512_shuffle_f32x4(A, B, 0x44), _mm512_shuffle_f32x4(A, B, 0xEE));  // [hA | hB]
-    __m512 Y = _mm512_add_ps(_mm512_shuffle_f32x4(C, D, 0x44), _mm512_shuffle_f32x4(C, D, 0xEE));  // [hC | hD]
-    __m512 Z = _mm512_add_ps(_mm512_shuffle_f32x4(X, Y, 0x88), _mm512_shuffle_f32x4(X, Y, 0xDD));  // q per row
-    __m512 W = _mm512_add_ps(Z, _mm512_permute_ps(Z, 0x4E));  // q0 + q2, q1 + q3
-    __m512 V = _mm512_add_ps(W, _mm512_permute_ps(W, 0xB1));
-    _mm_storeu_ps(y, _mm512_castps512_ps128(_mm512_maskz_compress_ps(0x1111, V)));
-}
-
 /// The last two levels of RowAcc.result for four rows' 16-lane accumulators at once (h[i] = e[i] + e[i + 8],
 /// q[i] = h[i] + h[i + 4], (q0 + q2) + (q1 + q3)), as shuffles across the rows; y[0...3].
 CPU_Q5_TARGET __attribute__((always_inline))
@@ -131,7 +64,9 @@ static inline void cpu_reduce_rows4(__m512 A, __m512 B, __m512 C, __m512 D, floa
     _mm_storeu_ps(y, _mm512_castps512_ps128(_mm512_maskz_compress_ps(0x1111, V)));
 }
 
-/// groupStep on a group already in registers (see cpu_q5_0_group_step).
+/// groupStep of RowKernels.swift on a group in registers: acc = fma(float(P), ws * xs, acc), P the exact int32 lane
+/// sums of the group times activations `x` (vpmaddwd + 3 vpdpwssd; from Swift's lanes LLVM emits vpmaddwd + vpaddd
+/// for Intel targets), `xs` the activations' expanded scales. Bit-identical to groupStep.
 CPU_Q5_TARGET __attribute__((always_inline))
 static inline __m512 cpu_group_step(const __m512i w[4], __m512 ws, const int16_t *x, const float *xs, __m512 acc) {
     __m512i P = _mm512_madd_epi16(w[0], _mm512_loadu_si512(x));
@@ -252,6 +187,7 @@ static inline void cpu_nib_group(const uint8_t *p, __m512 rs, __m512i w[4], __m5
 #define CPU_NO_ROW_SCALE(r) _mm512_setzero_ps()
 /// int4Channel: the row's f32 scale s at its start, every block's scale 1 / s (one f32 division, as unpackInt4Channel).
 #define CPU_NIB_ROW_SCALE(r) _mm512_set1_ps(1.0f / *(const float *)(r))
+CPU_ROW_KERNELS(q5_0, 88, 0, CPU_NO_ROW_SCALE)
 CPU_ROW_KERNELS(q8_0, 136, 0, CPU_NO_ROW_SCALE)
 CPU_ROW_KERNELS(q4_0, 72, 0, CPU_NO_ROW_SCALE)
 CPU_ROW_KERNELS(nib, 64, 4, CPU_NIB_ROW_SCALE)
@@ -416,7 +352,7 @@ CPU_K_ROW_KERNELS(q4_K, 144)
 CPU_K_ROW_KERNELS(q6_K, 210)
 #undef CPU_K_ROW_KERNELS
 
-/// One whole Q8_0 / Q4_0 / int4Channel group into the row kernels' scratch (`w`: 128 int16, `ws`: 16 scales).
+/// One whole Q5_0 / Q8_0 / Q4_0 / int4Channel group into the row kernels' scratch (`w`: 128 int16, `ws`: 16 scales).
 #define CPU_UNPACK_GROUP(F)                                                                                            \
     CPU_Q5_TARGET static inline void cpu_unpack_##F##_group(const void *g, float rowScale, int16_t *w, float *ws) {    \
         __m512i v[4];                                                                                                  \
@@ -425,6 +361,7 @@ CPU_K_ROW_KERNELS(q6_K, 210)
         for (int c = 0; c < 4; c++) _mm512_storeu_si512(w + 32 * c, v[c]);                                            \
         _mm512_storeu_ps(ws, s);                                                                                       \
     }
+CPU_UNPACK_GROUP(q5_0)
 CPU_UNPACK_GROUP(q8_0)
 CPU_UNPACK_GROUP(q4_0)
 CPU_UNPACK_GROUP(nib)
