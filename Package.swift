@@ -84,6 +84,7 @@ let package = Package(
                           path: "Benchmarks/VisionEncoderBench"),
         // One decode row's attention deep in a context, alone (random cache; issue 18).
         .executableTarget(name: "attention-bench", dependencies: ["GemmaModel", "GemmaKernels"], path: "Benchmarks/AttentionBench"),
+        .executableTarget(name: "row-kernel-bench", dependencies: ["GemmaKernels", "GemmaFormats"], path: "Benchmarks/RowKernelBench"),
         // What every test target shares: fixture and model paths, a seeded generator, top-k.
         .target(name: "GemmaTestSupport", path: "Tests/GemmaTestSupport"),
         .testTarget(name: "GemmaFormatsTests", dependencies: ["GemmaFormats", "GemmaKernels", "GemmaTestSupport"]),
