@@ -80,11 +80,13 @@ let package = Package(
             ]
         ),
         // Encode time of the vision encoder on a checkpoint (random full-size weights: scripts/reference/make_random_mmproj.py).
-        .executableTarget(name: "vision-encoder-bench", dependencies: ["GemmaVision", "GemmaKernels", "GemmaFormats"],
+        .executableTarget(name: "vision-encoder-bench", dependencies: ["GemmaVision", "GemmaKernels", "GemmaFormats", "BenchSupport"],
                           path: "Benchmarks/VisionEncoderBench"),
         // One decode row's attention deep in a context, alone (random cache; issue 18).
-        .executableTarget(name: "attention-bench", dependencies: ["GemmaModel", "GemmaKernels"], path: "Benchmarks/AttentionBench"),
-        .executableTarget(name: "row-kernel-bench", dependencies: ["GemmaKernels", "GemmaFormats"], path: "Benchmarks/RowKernelBench"),
+        .executableTarget(name: "attention-bench", dependencies: ["GemmaModel", "GemmaKernels", "BenchSupport"], path: "Benchmarks/AttentionBench"),
+        .executableTarget(name: "row-kernel-bench", dependencies: ["GemmaKernels", "GemmaFormats", "BenchSupport"], path: "Benchmarks/RowKernelBench"),
+        // The benchmarks' command-line options.
+        .target(name: "BenchSupport", path: "Benchmarks/Support"),
         // What every test target shares: fixture and model paths, a seeded generator, top-k.
         .target(name: "GemmaTestSupport", path: "Tests/GemmaTestSupport"),
         .testTarget(name: "GemmaFormatsTests", dependencies: ["GemmaFormats", "GemmaKernels", "GemmaTestSupport"]),

@@ -8,36 +8,19 @@
 //
 // Prints microseconds per call (median and min over the repeats, each repeat one call per layer) and the K + V bytes
 // read per call over that time (GB/s).
+import BenchSupport
 import Foundation
 import GemmaKernels
 import GemmaModel
 
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
-    exit(2)
-}
-
-var args = Array(CommandLine.arguments.dropFirst())
-@MainActor func option(_ name: String) -> String? {
-    guard let i = args.firstIndex(of: name) else { return nil }
-    guard i + 1 < args.count else { fail("\(name) needs a value") }
-    defer { args.removeSubrange(i...(i + 1)) }
-    return args[i + 1]
-}
-@MainActor func intOption(_ name: String, _ fallback: Int) -> Int {
-    guard let s = option(name) else { return fallback }
-    guard let v = Int(s), v > 0 else { fail("\(name) needs a positive integer") }
-    return v
-}
-let depth = intOption("--depth", 32768)
-let heads = intOption("--heads", 4), kvHeads = intOption("--kv-heads", 1), headDim = intOption("--head-dim", 256)
-let layerCount = intOption("--layers", 3), threads = intOption("--threads", 2), repeats = intOption("--repeat", 50)
-let window = option("--window").map { s -> Int in
-    guard let v = Int(s), v > 0 else { fail("--window needs a positive integer") }
-    return v
-}
-guard let storage = KVStorage(rawValue: option("--kv") ?? "f16") else { fail("--kv: f32, f16, bf16 or q8_0") }
-guard args.isEmpty else {
+var args = BenchArguments()
+let depth = args.positiveInt("--depth") ?? 32768
+let heads = args.positiveInt("--heads") ?? 4, kvHeads = args.positiveInt("--kv-heads") ?? 1
+let headDim = args.positiveInt("--head-dim") ?? 256, layerCount = args.positiveInt("--layers") ?? 3
+let threads = args.positiveInt("--threads") ?? 2, repeats = args.positiveInt("--repeat") ?? 50
+let window = args.positiveInt("--window")
+guard let storage = KVStorage(rawValue: args.option("--kv") ?? "f16") else { fail("--kv: f32, f16, bf16 or q8_0") }
+guard args.rest.isEmpty else {
     fail("usage: attention-bench [--depth D] [--kv f16|q8_0|bf16|f32] [--heads H] [--kv-heads K] [--head-dim N] [--window W] [--layers L] [--threads T] [--repeat R]")
 }
 guard heads % kvHeads == 0 else { fail("--heads must be a multiple of --kv-heads") }

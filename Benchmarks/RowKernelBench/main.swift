@@ -8,31 +8,16 @@
 //
 // Prints, per format, the median over the repeats (each repeat: the hot matrix 64 times, or the DRAM matrix once).
 // GEMMA_VBMI=0 (the Swift unpacking) and GEMMA_AVX512=0 choose the kernels as they do for the engine.
+import BenchSupport
 import Foundation
 import GemmaFormats
 import GemmaKernels
 
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
-    exit(2)
-}
-
-var args = Array(CommandLine.arguments.dropFirst())
-@MainActor func option(_ name: String) -> String? {
-    guard let i = args.firstIndex(of: name) else { return nil }
-    guard i + 1 < args.count else { fail("\(name) needs a value") }
-    defer { args.removeSubrange(i...(i + 1)) }
-    return args[i + 1]
-}
-@MainActor func intOption(_ name: String, _ fallback: Int) -> Int {
-    guard let s = option(name) else { return fallback }
-    guard let v = Int(s), v > 0 else { fail("\(name) needs a positive integer") }
-    return v
-}
-let formats = (option("--formats") ?? "q8_0,q4_0,q5_0,q4_K,q6_K,int4-channel,sfp8,bf16").split(separator: ",").map(String.init)
-let cols = intOption("--cols", 2048), threads = intOption("--threads", 1), repeats = intOption("--repeat", 7)
-let hotBytes = intOption("--hot-mb", 1) << 20, dramBytes = intOption("--dram-mb", 512) << 20
-guard args.isEmpty else { fail("unknown arguments: \(args.joined(separator: " ")); see the header of Benchmarks/RowKernelBench/main.swift") }
+var args = BenchArguments()
+let formats = (args.option("--formats") ?? "q8_0,q4_0,q5_0,q4_K,q6_K,int4-channel,sfp8,bf16").split(separator: ",").map(String.init)
+let cols = (args.positiveInt("--cols") ?? 2048), threads = (args.positiveInt("--threads") ?? 1), repeats = (args.positiveInt("--repeat") ?? 7)
+let hotBytes = (args.positiveInt("--hot-mb") ?? 1) << 20, dramBytes = (args.positiveInt("--dram-mb") ?? 512) << 20
+guard args.rest.isEmpty else { fail("unknown arguments: \(args.rest.joined(separator: " ")); see the header of Benchmarks/RowKernelBench/main.swift") }
 
 func encoding(_ name: String) -> WeightEncoding {
     guard let e = WeightEncoding.named(name) else { fail("unknown format \(name)") }

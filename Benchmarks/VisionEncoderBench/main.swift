@@ -6,30 +6,19 @@
 // CHECKPOINT: an mmproj GGUF or a Hugging Face folder (random full-size weights: scripts/reference/make_random_mmproj.py).
 // --layers runs only the first L encoder layers (the rest of the pass still runs): for a quick estimate.
 // --parts also times one layer's pieces alone on the same shapes: the q/k/v/o and fc1/fc2 products, the attention.
+import BenchSupport
 import Foundation
 import GemmaFormats
 import GemmaKernels
 import GemmaVision
 
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
-    exit(2)
-}
-
-var args = Array(CommandLine.arguments.dropFirst())
-@MainActor func option(_ name: String) -> Int? {
-    guard let i = args.firstIndex(of: name) else { return nil }
-    guard i + 1 < args.count, let v = Int(args[i + 1]), v > 0 else { fail("\(name) needs a positive integer") }
-    args.removeSubrange(i...(i + 1))
-    return v
-}
-let threads = option("--threads")
-let layerLimit = option("--layers")
-let images = option("--images") ?? 1
-let repeats = option("--repeat") ?? 1
-let parts = args.contains("--parts")
-args.removeAll { $0 == "--parts" }
-guard args.count == 1 else {
+var args = BenchArguments()
+let threads = args.positiveInt("--threads")
+let layerLimit = args.positiveInt("--layers")
+let images = args.positiveInt("--images") ?? 1
+let repeats = args.positiveInt("--repeat") ?? 1
+let parts = args.flag("--parts")
+guard args.rest.count == 1 else {
     fail("usage: vision-encoder-bench CHECKPOINT [--threads N] [--layers L] [--images I] [--repeat R] [--parts]")
 }
 
@@ -44,7 +33,7 @@ let clock = ContinuousClock()
 
 let loadStart = clock.now
 let encoder: VisionEncoder
-do { encoder = try VisionEncoder.load(path: args[0], threads: threads) } catch { fail("\(error)") }
+do { encoder = try VisionEncoder.load(path: args.rest[0], threads: threads) } catch { fail("\(error)") }
 let loadTime = seconds(clock.now - loadStart)
 let c = encoder.config, s = c.siglip
 let n = Double(s.numPatches), d = Double(s.hiddenSize), f = Double(s.intermediateSize)
@@ -52,7 +41,7 @@ let layers = min(layerLimit ?? s.numHiddenLayers, s.numHiddenLayers)
 let layerFlop = 8 * n * d * d + 4 * n * n * d + 4 * n * d * f
 let flop = Double(images) * (Double(layers) * layerFlop + 2 * n * Double(s.patchLength) * d
     + 2 * Double(c.mmTokensPerImage) * d * Double(c.textHiddenSize))
-print("checkpoint \(args[0]): SigLIP \(s.hiddenSize)/\(s.intermediateSize)/\(s.numHiddenLayers) layers/\(s.numAttentionHeads) heads, "
+print("checkpoint \(args.rest[0]): SigLIP \(s.hiddenSize)/\(s.intermediateSize)/\(s.numHiddenLayers) layers/\(s.numAttentionHeads) heads, "
     + "\(s.imageSize) px, patch \(s.patchSize) -> \(s.numPatches) patches, \(c.mmTokensPerImage) tokens x \(c.textHiddenSize); "
     + "weights \(encoder.weights.layers.first.map { $0.fc1.encoding.name } ?? "?"); loaded in \(String(format: "%.2f", loadTime)) s")
 print("threads \(encoder.threads), images \(images), layers run \(layers) of \(s.numHiddenLayers), \(String(format: "%.1f", flop / 1e9)) GFLOP per encode")
