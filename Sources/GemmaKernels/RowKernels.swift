@@ -26,6 +26,8 @@ import GemmaFormats
 // The code's shape follows what Swift compiles to good AVX-512 code (unpack functions @inline(never), lanes written
 // out over byte pointers, no global `var` reads in the hot path, `pointer + opaque zero` to keep store-forwarded
 // memory operands): see docs/kernels.md for these rules, the measurements and what was tried, before changing it.
+// With AVX-512 VBMI one activation row takes RegisterRowKernels.swift instead (the same arithmetic, unpacked in
+// registers by CPUHints.h).
 // Hand-written (not generated); the unpacking, with its written-out lane expressions, is RowUnpack.swift, generated
 // by scripts/kernels/gen_row_kernels.py from scripts/kernels/row_unpack_template.swift (`make kernels`).
 
@@ -424,65 +426,7 @@ func dotRowsMany(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: In
             for i in 0..<count { y[i] = kernel1FusedNibbles(f, rows + i &* rowBytes, nb, s, x0) }
             return
         }
-        if batch == 1 && vbmi && cols & 127 == 0 && f != .q4_K && f != .q6_K {
-            // The 32-weight formats with AVX-512 VBMI: unpacking and product fused in registers (CPUHints.h),
-            // kernel1's arithmetic, four rows at a time.
-            let x0 = a.actRow(firstRow, cols: cols), ng = cols &>> 7
-            let ahead = f == .q8_0 ? rowPrefetchDistance : CPUFeatures.weightPrefetchDistance
-            var acc = RowAcc(), i4 = 0
-            while i4 &+ 4 <= count {
-                let r = rows + i4 &* rowBytes
-                switch f {
-                case .q8_0: cpu_dot_q8_0_rows4(r, rowBytes, ng, x0.q, x0.xs, y + i4, ahead)
-                case .q4_0: cpu_dot_q4_0_rows4(r, rowBytes, ng, x0.q, x0.xs, y + i4, ahead)
-                case .int4Channel: cpu_dot_nib_rows4(r, rowBytes, ng, x0.q, x0.xs, y + i4, ahead)
-                default: cpu_dot_q5_0_rows4(r, rowBytes, ng, x0.q, x0.xs, y + i4, ahead)
-                }
-                i4 &+= 4
-            }
-            for i in i4..<count {
-                let r = rows + i &* rowBytes
-                withUnsafeMutableBytes(of: &acc.e) { e in
-                    let e = e.baseAddress!.assumingMemoryBound(to: Float.self)
-                    switch f {
-                    case .q8_0: cpu_dot_q8_0_row(r, ng, x0.q, x0.xs, e, ahead)
-                    case .q4_0: cpu_dot_q4_0_row(r, ng, x0.q, x0.xs, e, ahead)
-                    case .int4Channel: cpu_dot_nib_row(r, ng, x0.q, x0.xs, e, ahead)
-                    default: cpu_dot_q5_0_row(r, ng, x0.q, x0.xs, e, ahead)
-                    }
-                }
-                y[i] = acc.result
-            }
-            return
-        }
-        if batch == 1 && vbmi && (f == .q4_K || f == .q6_K) {
-            // The K formats with AVX-512 VBMI: super-blocks unpacked in registers (CPUHints.h), kernel1's arithmetic
-            // and minStep's, four rows at a time.
-            let x0 = a.actRow(firstRow, cols: cols), nsb = cols &>> 8, ahead = CPUFeatures.weightPrefetchDistance
-            var acc = RowAcc(), i4 = 0
-            while i4 &+ 4 <= count {
-                let r = rows + i4 &* rowBytes
-                if f == .q4_K {
-                    cpu_dot_q4_K_rows4(r, rowBytes, nsb, x0.q, x0.xs, x0.ds, y + i4, ahead)
-                } else {
-                    cpu_dot_q6_K_rows4(r, rowBytes, nsb, x0.q, x0.xs, x0.ds, y + i4, ahead)
-                }
-                i4 &+= 4
-            }
-            for i in i4..<count {
-                let r = rows + i &* rowBytes
-                withUnsafeMutableBytes(of: &acc.e) { e in
-                    withUnsafeMutableBytes(of: &acc.m) { m in
-                        let e = e.baseAddress!.assumingMemoryBound(to: Float.self), m = m.baseAddress!.assumingMemoryBound(to: Float.self)
-                        if f == .q4_K {
-                            cpu_dot_q4_K_row(r, nsb, x0.q, x0.xs, x0.ds, e, m, ahead)
-                        } else {
-                            cpu_dot_q6_K_row(r, nsb, x0.q, x0.xs, x0.ds, e, m, ahead)
-                        }
-                    }
-                }
-                y[i] = acc.result
-            }
+        if batch == 1 && vbmi && dotRowsInRegisters(f, rows, rowBytes: rowBytes, count: count, cols: cols, a.actRow(firstRow, cols: cols), into: y) {
             return
         }
         // One activation row (decode): several weight rows per unpacking pass (dotRowsMany1), the rest one by one.
