@@ -15,14 +15,14 @@ package enum CPUFeatures {
         return cpuFlags().contains("avx512bw")
     }()
 
-    /// AVX-512 VBMI (byte permutes across a 64-byte vector, vpmultishiftqb) with VNNI and DQ: the decode kernels of
+    /// AVX-512 VBMI (byte permutes across a 64-byte vector, vpmultishiftqb) with VNNI, DQ and BITALG (vpshufbitqmb): the decode kernels of
     /// CPUHints.h that unpack every integer format and decode SFP8 in registers (Ice Lake and later Intel Xeons, AMD
     /// Zen 4). `GEMMA_VBMI=0` turns them off (benchmarks and tests of the Swift path).
     package static let avx512vbmi: Bool = {
         if let v = getenv("GEMMA_VBMI") { return String(cString: v) != "0" }
         let f = cpuFlags()
         return avx512 && f.contains("avx512vbmi") && f.contains("avx512_vnni") && f.contains("avx512dq") && f.contains("avx512vl")
-            && f.contains("f16c")
+            && f.contains("avx512_bitalg") && f.contains("f16c")
     }()
 
     /// Bytes ahead of the weights being read at which the decode kernels of the layers' formats (Q5_0, Q4_K, Q6_K)

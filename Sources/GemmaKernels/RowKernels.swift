@@ -85,6 +85,8 @@ import GemmaFormats
     let q: UnsafePointer<Int16>, xs: UnsafePointer<Float>, ds: UnsafePointer<Float>
     /// 16 Int32 per group: 8 * each lane's sum of values (QuantizedActivations.offsetSums).
     let os: UnsafePointer<Int32>
+    /// The row in CPUHints.h's split form, or nil where it is not kept (QuantizedActivations.split).
+    let split: UnsafePointer<UInt8>?
 }
 
 extension QuantizedActivations {
@@ -93,7 +95,8 @@ extension QuantizedActivations {
     @inline(__always) func actRow(_ r: Int, cols: Int) -> ActRow {
         let pc = QuantizedActivations.paddedCols(cols), b = r &* (pc / 32)
         return ActRow(q: UnsafePointer(q + r &* pc), xs: UnsafePointer(expandedScales + 4 &* b), ds: UnsafePointer(scaledSums + b),
-                      os: UnsafePointer(offsetSums + 4 &* b))
+                      os: UnsafePointer(offsetSums + 4 &* b),
+                      split: r < splitRows ? UnsafePointer(split + r &* (pc &>> 7) &* Int(cpu_split_group_bytes)) : nil)
     }
 }
 

@@ -227,10 +227,9 @@ static inline __m512i cpu_nibble_pick(__m512i u, __mmask64 high) {
     return _mm512_mask_blend_epi8(high, _mm512_and_si512(u, m15), _mm512_and_si512(_mm512_srli_epi16(u, 4), m15));
 }
 
-/// Q4_K super-block `b` (144 bytes): w[0...7] its two groups' chunk vectors, ws0 / ws1 their expanded scales
-/// (d * sc), mins its 8 dmin * m.
+/// Q4_K super-block `b`'s scales: ws0 / ws1 its two groups' expanded scales (d * sc), mins its 8 dmin * m.
 CPU_Q5_TARGET __attribute__((always_inline))
-static inline void cpu_q4_K_sb(const uint8_t *b, __m512i w[8], __m512 *ws0, __m512 *ws1, __m256 *mins) {
+static inline void cpu_q4_K_scales(const uint8_t *b, __m512 *ws0, __m512 *ws1, __m256 *mins) {
     const __m128i s = _mm_loadu_si128((const __m128i *)(b + 4));  // the 12 scale bytes (and 4 quant bytes)
     const __m128i A = _mm_shuffle_epi8(s, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
     const __m128i B = _mm_shuffle_epi8(s, _mm_setr_epi8(0, 0, 0, 0, 0, 1, 2, 3, 0, 0, 0, 0, 4, 5, 6, 7));
@@ -245,6 +244,13 @@ static inline void cpu_q4_K_sb(const uint8_t *b, __m512i w[8], __m512 *ws0, __m5
     *ws0 = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), F);
     *ws1 = _mm512_permutexvar_ps(_mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7), F);
     *mins = _mm512_extractf32x8_ps(F, 1);
+}
+
+/// Q4_K super-block `b` (144 bytes): w[0...7] its two groups' chunk vectors, ws0 / ws1 their expanded scales
+/// (d * sc), mins its 8 dmin * m.
+CPU_Q5_TARGET __attribute__((always_inline))
+static inline void cpu_q4_K_sb(const uint8_t *b, __m512i w[8], __m512 *ws0, __m512 *ws1, __m256 *mins) {
+    cpu_q4_K_scales(b, ws0, ws1, mins);
     const __m512i t01 = _mm512_loadu_si512(cpu_chunk_q4_K), t23 = _mm512_add_epi8(t01, _mm512_set1_epi8(16));
     for (int G = 0; G < 2; G++) {
         const __m512i q = _mm512_loadu_si512(b + 16 + 64 * G);
@@ -351,6 +357,257 @@ static inline float cpu_min_term(__m256 m) {
 CPU_K_ROW_KERNELS(q4_K, 144)
 CPU_K_ROW_KERNELS(q6_K, 210)
 #undef CPU_K_ROW_KERNELS
+
+// The same products with VNNI's byte dot product (vpdpbusd: four unsigned times signed bytes summed into each Int32
+// lane), which needs no widening of the weights to int16: each int16 activation x = 256 h + l (h = x >> 8 signed,
+// l = x & 255 unsigned) is split once per product (cpu_split_activations), and sum w x = 256 sum w h + sum w l
+// with the weights as unsigned bytes against h and as signed bytes (0 ..< 32 fit) against l. The weights are the
+// unsigned codes (nibble, or Q5_0's nibble | high bit << 4); their offset comes off through the activations' lane
+// sums (offsetSums: sum (q - 8) x = sum q x - 8 sum x). Every Int32 lane sums the same eight products as
+// cpu_group_step's lane (lane 4m + k: elements 2k, 2k + 1, 8 + 2k, 9 + 2k of block m from the "low" vector and
+// those + 16 from the "high" one), so the integers, and all that follows, are identical.
+//
+// Q8_0's signed codes w go against h as w + 128 (w ^ 0x80), less 128 times the lane's sum of h.
+//
+// Per group of an activation row, 448 bytes: h and l of the low vector's elements, h and l of the high vector's
+// (byte 4L + j of either: Int32 lane L's j-th element), then -offsetSums, -2 offsetSums and -128 times the lane's
+// sum of h (16 Int32 each).
+#define CPU_VB_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512vnni,avx512bitalg,f16c")))
+enum { cpu_split_group_bytes = 448 };
+
+/// `ng` groups of an activation row (`q` chunk-interleaved int16, `os` its offsetSums) into the split form at `out`.
+CPU_VB_TARGET
+static inline void cpu_split_activations(const int16_t *q, const int32_t *os, long ng, uint8_t *out) {
+    const __m512i iA = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i iB = _mm512_add_epi32(iA, _mm512_set1_epi32(8));
+    for (long g = 0; g < ng; g++) {
+        const int16_t *x = q + 128 * g;
+        uint8_t *o = out + cpu_split_group_bytes * g;
+        for (int v = 0; v < 2; v++) {  // chunks 0, 1 (the low vector's elements), then 2, 3
+            const __m512i c0 = _mm512_loadu_si512(x + 64 * v), c1 = _mm512_loadu_si512(x + 64 * v + 32);
+            const __m512i A = _mm512_permutex2var_epi32(c0, iA, c1), B = _mm512_permutex2var_epi32(c0, iB, c1);
+            const __m512i h = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi16_epi8(_mm512_srai_epi16(A, 8))),
+                                                 _mm512_cvtepi16_epi8(_mm512_srai_epi16(B, 8)), 1);
+            const __m512i l = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi16_epi8(A)), _mm512_cvtepi16_epi8(B), 1);
+            _mm512_storeu_si512(o + 128 * v, h);
+            _mm512_storeu_si512(o + 128 * v + 64, l);
+        }
+        const __m512i n = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(os + 16 * g));
+        _mm512_storeu_si512(o + 256, n);
+        _mm512_storeu_si512(o + 320, _mm512_add_epi32(n, n));
+        const __m512i one = _mm512_set1_epi8(1);
+        const __m512i sh = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), one, _mm512_loadu_si512(o)), one,
+                                               _mm512_loadu_si512(o + 128));
+        _mm512_storeu_si512(o + 384, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sh, 7)));
+    }
+}
+
+/// cpu_group_step on byte weights: `lo` / `hi` the codes of the low / high vector, `init` the offset term.
+CPU_VB_TARGET __attribute__((always_inline))
+static inline __m512 cpu_byte_step(__m512i lo, __m512i hi, __m512i init, __m512 ws, const uint8_t *xb, const float *xs, __m512 acc) {
+    __m512i ph = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xb));
+    ph = _mm512_dpbusd_epi32(ph, hi, _mm512_loadu_si512(xb + 128));
+    __m512i pl = _mm512_dpbusd_epi32(init, _mm512_loadu_si512(xb + 64), lo);
+    pl = _mm512_dpbusd_epi32(pl, _mm512_loadu_si512(xb + 192), hi);
+    const __m512i P = _mm512_add_epi32(pl, _mm512_slli_epi32(ph, 8));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(P), _mm512_mul_ps(ws, _mm512_loadu_ps(xs)), acc);
+}
+
+// Byte positions: lane 4m + k, byte j of the low vector takes element {2k, 2k + 1, 8 + 2k, 9 + 2k}[j] of block m
+// (cpu_v_bit), which is the low nibble of quant byte cpu_v_bit (its high nibble: element + 16) for Q4_0, Q5_0 and
+// int4Channel; the tables add each block's quant offset. Q4_K: sub-block m of a group is the low (m even) or high
+// nibbles of quant bytes 32 (m / 2) ..< + 32, picked from q or q >> 4 (index + 64) by a two-source permute.
+static const uint8_t cpu_v_bit[64] = {
+    0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15, 0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15,
+    0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15, 0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15};
+static const uint8_t cpu_v_q5_0_qs[64] = {
+    6, 7, 14, 15, 8, 9, 16, 17, 10, 11, 18, 19, 12, 13, 20, 21, 28, 29, 36, 37, 30, 31, 38, 39, 32, 33, 40, 41, 34, 35, 42, 43,
+    50, 51, 58, 59, 52, 53, 60, 61, 54, 55, 62, 63, 56, 57, 64, 65, 72, 73, 80, 81, 74, 75, 82, 83, 76, 77, 84, 85, 78, 79, 86, 87};
+/// Q5_0: quadword i holds block i / 2's 32 high bits (qh at 22m + 2), for vpshufbitqmb with cpu_v_bit (+ 16).
+static const uint8_t cpu_v_q5_0_qh[64] = {
+    2, 3, 4, 5, 2, 3, 4, 5, 2, 3, 4, 5, 2, 3, 4, 5, 24, 25, 26, 27, 24, 25, 26, 27, 24, 25, 26, 27, 24, 25, 26, 27,
+    46, 47, 48, 49, 46, 47, 48, 49, 46, 47, 48, 49, 46, 47, 48, 49, 68, 69, 70, 71, 68, 69, 70, 71, 68, 69, 70, 71, 68, 69, 70, 71};
+static const uint8_t cpu_v_q4_0[64] = {
+    2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15, 8, 9, 16, 17, 20, 21, 28, 29, 22, 23, 30, 31, 24, 25, 32, 33, 26, 27, 34, 35,
+    38, 39, 46, 47, 40, 41, 48, 49, 42, 43, 50, 51, 44, 45, 52, 53, 56, 57, 64, 65, 58, 59, 66, 67, 60, 61, 68, 69, 62, 63, 70, 71};
+static const uint8_t cpu_v_nib[64] = {
+    0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15, 16, 17, 24, 25, 18, 19, 26, 27, 20, 21, 28, 29, 22, 23, 30, 31,
+    32, 33, 40, 41, 34, 35, 42, 43, 36, 37, 44, 45, 38, 39, 46, 47, 48, 49, 56, 57, 50, 51, 58, 59, 52, 53, 60, 61, 54, 55, 62, 63};
+static const uint8_t cpu_v_q4_K[64] = {
+    0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15, 64, 65, 72, 73, 66, 67, 74, 75, 68, 69, 76, 77, 70, 71, 78, 79,
+    32, 33, 40, 41, 34, 35, 42, 43, 36, 37, 44, 45, 38, 39, 46, 47, 96, 97, 104, 105, 98, 99, 106, 107, 100, 101, 108, 109, 102, 103, 110, 111};
+
+/// Nibble bytes `q` in byte order: the low vector's codes (low nibbles) and the high vector's (high nibbles).
+CPU_VB_TARGET __attribute__((always_inline))
+static inline void cpu_nibbles_split(__m512i q, __m512i *lo, __m512i *hi) {
+    const __m512i m15 = _mm512_set1_epi8(15);
+    *lo = _mm512_and_si512(q, m15);
+    *hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m15);
+}
+
+/// A whole Q5_0 group (88 bytes; the second load masked to its last 24) as codes (nibble | high bit << 4).
+CPU_VB_TARGET __attribute__((always_inline))
+static inline void cpu_v_q5_0_group(const uint8_t *p, __m512 rs, __m512i *lo, __m512i *hi, __m512 *ws) {
+    (void)rs;
+    const __m512i s16 = _mm512_set1_epi8(16), bit = _mm512_loadu_si512(cpu_v_bit);
+    const __m512i a = _mm512_loadu_si512(p), b = _mm512_maskz_loadu_epi8(0xFFFFFFull, p + 64);
+    cpu_nibbles_split(_mm512_permutex2var_epi8(a, _mm512_loadu_si512(cpu_v_q5_0_qs), b), lo, hi);
+    const __m512i qh = _mm512_permutex2var_epi8(a, _mm512_loadu_si512(cpu_v_q5_0_qh), b);
+    *lo = _mm512_mask_add_epi8(*lo, _mm512_bitshuffle_epi64_mask(qh, bit), *lo, s16);
+    *hi = _mm512_mask_add_epi8(*hi, _mm512_bitshuffle_epi64_mask(qh, _mm512_add_epi8(bit, s16)), *hi, s16);
+    *ws = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(a, _mm512_loadu_si512(cpu_q5_0_d), b)));
+}
+
+/// A whole Q4_0 group (72 bytes; the second load masked to its last 8) as nibble codes.
+CPU_VB_TARGET __attribute__((always_inline))
+static inline void cpu_v_q4_0_group(const uint8_t *p, __m512 rs, __m512i *lo, __m512i *hi, __m512 *ws) {
+    (void)rs;
+    const __m512i a = _mm512_loadu_si512(p), b = _mm512_maskz_loadu_epi8(0xFFull, p + 64);
+    cpu_nibbles_split(_mm512_permutex2var_epi8(a, _mm512_loadu_si512(cpu_v_q4_0), b), lo, hi);
+    *ws = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(a, _mm512_loadu_si512(cpu_d_q4_0), b)));
+}
+
+/// A whole int4Channel group (64 bytes of nibbles), every scale the row's `rs`.
+CPU_VB_TARGET __attribute__((always_inline))
+static inline void cpu_v_nib_group(const uint8_t *p, __m512 rs, __m512i *lo, __m512i *hi, __m512 *ws) {
+    cpu_nibbles_split(_mm512_permutexvar_epi8(_mm512_loadu_si512(cpu_v_nib), _mm512_loadu_si512(p)), lo, hi);
+    *ws = rs;
+}
+
+/// cpu_byte_step for Q8_0's signed codes `lo` / `hi` (the offset term at 384: -128 sum h).
+CPU_VB_TARGET __attribute__((always_inline))
+static inline __m512 cpu_byte_step_signed(__m512i lo, __m512i hi, __m512 ws, const uint8_t *xb, const float *xs, __m512 acc) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512i ph = _mm512_dpbusd_epi32(_mm512_loadu_si512(xb + 384), _mm512_xor_si512(lo, flip), _mm512_loadu_si512(xb));
+    ph = _mm512_dpbusd_epi32(ph, _mm512_xor_si512(hi, flip), _mm512_loadu_si512(xb + 128));
+    __m512i pl = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(xb + 64), lo);
+    pl = _mm512_dpbusd_epi32(pl, _mm512_loadu_si512(xb + 192), hi);
+    const __m512i P = _mm512_add_epi32(pl, _mm512_slli_epi32(ph, 8));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(P), _mm512_mul_ps(ws, _mm512_loadu_ps(xs)), acc);
+}
+
+/// Q8_0: the low vector's quants (cpu_v_bit + 34m + 2) from the group's first 128 bytes, the high vector's (+ 16)
+/// from the window 16 bytes on (its second load masked to the group's end).
+static const uint8_t cpu_v_q8_0[64] = {
+    2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15, 8, 9, 16, 17, 36, 37, 44, 45, 38, 39, 46, 47, 40, 41, 48, 49, 42, 43, 50, 51,
+    70, 71, 78, 79, 72, 73, 80, 81, 74, 75, 82, 83, 76, 77, 84, 85, 104, 105, 112, 113, 106, 107, 114, 115, 108, 109, 116, 117, 110, 111, 118, 119};
+
+/// A whole Q8_0 group (136 bytes; no byte past it is read) as signed codes.
+CPU_VB_TARGET __attribute__((always_inline))
+static inline void cpu_v_q8_0_group(const uint8_t *p, __m512 rs, __m512i *lo, __m512i *hi, __m512 *ws) {
+    (void)rs;
+    const __m512i t = _mm512_loadu_si512(cpu_v_q8_0);
+    const __m512i a0 = _mm512_loadu_si512(p), a1 = _mm512_loadu_si512(p + 64);
+    *lo = _mm512_permutex2var_epi8(a0, t, a1);
+    *hi = _mm512_permutex2var_epi8(_mm512_loadu_si512(p + 16), t, _mm512_maskz_loadu_epi8(0x00FFFFFFFFFFFFFFull, p + 80));
+    *ws = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(a0, _mm512_loadu_si512(cpu_d_q8_0), a1)));
+}
+
+// One row and four rows of whole groups in byte form (CPU_ROW_KERNELS' loops); INIT: the offset term's place in a
+// group's activations (256: -offsetSums, for the codes q - 8; 320: -2 offsetSums, Q5_0's q - 16).
+#define CPU_BYTE_STEP(lo, hi, init, ws, x, s, acc) cpu_byte_step(lo, hi, init, ws, x, s, acc)
+#define CPU_BYTE_STEP_SIGNED(lo, hi, init, ws, x, s, acc) cpu_byte_step_signed(lo, hi, ws, x, s, acc)
+#define CPU_BYTE_ROW_KERNELS(F, GB, OFF, RS, INIT, STEP)                                                                     \
+    CPU_VB_TARGET static inline void cpu_bdot_##F##_row(const void *row, long ng, const uint8_t *xb, const float *xs,  \
+                                                        float *e, long ahead) {                                        \
+        const uint8_t *r = (const uint8_t *)row, *p = r + OFF;                                                         \
+        const __m512 rs = RS(r);                                                                                       \
+        __m512 acc = _mm512_setzero_ps();                                                                              \
+        for (long g = 0; g < ng; g++) {                                                                                \
+            __m512i lo, hi;                                                                                            \
+            __m512 ws;                                                                                                 \
+            const uint8_t *x = xb + cpu_split_group_bytes * g;                                                         \
+            for (long j = 0; j < (GB + 63) / 64; j++) __builtin_prefetch(p + GB * g + ahead + 64 * j, 0, 3);           \
+            cpu_v_##F##_group(p + GB * g, rs, &lo, &hi, &ws);                                                          \
+            acc = STEP(lo, hi, _mm512_loadu_si512(x + INIT), ws, x, xs + 16 * g, acc);                        \
+        }                                                                                                              \
+        _mm512_storeu_ps(e, acc);                                                                                      \
+    }                                                                                                                  \
+    CPU_VB_TARGET static inline void cpu_bdot_##F##_rows4(const void *row, long rowBytes, long ng, const uint8_t *xb,  \
+                                                          const float *xs, float *y, long ahead) {                     \
+        const uint8_t *r = (const uint8_t *)row, *p = r + OFF, *pf = r + ahead;                                        \
+        const long per = ((4 * rowBytes + 63) / 64 + ng - 1) / ng;                                                     \
+        const __m512 r0 = RS(r), r1 = RS(r + rowBytes), r2 = RS(r + 2 * rowBytes), r3 = RS(r + 3 * rowBytes);        \
+        __m512 A = _mm512_setzero_ps(), B = A, C = A, D = A;                                                           \
+        for (long g = 0; g < ng; g++) {                                                                                \
+            const uint8_t *pg = p + GB * g, *x = xb + cpu_split_group_bytes * g;                                       \
+            const float *s = xs + 16 * g;                                                                              \
+            const __m512i init = _mm512_loadu_si512(x + INIT);                                                         \
+            __m512i lo, hi;                                                                                            \
+            __m512 ws;                                                                                                 \
+            for (long j = 0; j < per; j++) __builtin_prefetch(pf + 64 * j, 0, 3);                                      \
+            pf += 64 * per;                                                                                            \
+            cpu_v_##F##_group(pg, r0, &lo, &hi, &ws);                                                                  \
+            A = STEP(lo, hi, init, ws, x, s, A);                                                              \
+            cpu_v_##F##_group(pg + rowBytes, r1, &lo, &hi, &ws);                                                       \
+            B = STEP(lo, hi, init, ws, x, s, B);                                                              \
+            cpu_v_##F##_group(pg + 2 * rowBytes, r2, &lo, &hi, &ws);                                                   \
+            C = STEP(lo, hi, init, ws, x, s, C);                                                              \
+            cpu_v_##F##_group(pg + 3 * rowBytes, r3, &lo, &hi, &ws);                                                   \
+            D = STEP(lo, hi, init, ws, x, s, D);                                                              \
+        }                                                                                                              \
+        cpu_reduce_rows4(A, B, C, D, y);                                                                               \
+    }
+CPU_BYTE_ROW_KERNELS(q5_0, 88, 0, CPU_NO_ROW_SCALE, 320, CPU_BYTE_STEP)
+CPU_BYTE_ROW_KERNELS(q4_0, 72, 0, CPU_NO_ROW_SCALE, 256, CPU_BYTE_STEP)
+CPU_BYTE_ROW_KERNELS(nib, 64, 4, CPU_NIB_ROW_SCALE, 256, CPU_BYTE_STEP)
+CPU_BYTE_ROW_KERNELS(q8_0, 136, 0, CPU_NO_ROW_SCALE, 384, CPU_BYTE_STEP_SIGNED)
+#undef CPU_BYTE_ROW_KERNELS
+#undef CPU_BYTE_STEP
+#undef CPU_BYTE_STEP_SIGNED
+
+/// cpu_q4_K_step in byte form (no offset: Q4_K's codes are its values; the min term as there).
+CPU_VB_TARGET __attribute__((always_inline))
+static inline void cpu_v_q4_K_step(const uint8_t *b, const uint8_t *xb, const float *xs, const float *ds, __m512 *acc, __m256 *m) {
+    __m512 ws0, ws1;
+    __m256 mins;
+    cpu_q4_K_scales(b, &ws0, &ws1, &mins);
+    const __m512i t = _mm512_loadu_si512(cpu_v_q4_K), t16 = _mm512_add_epi8(t, _mm512_set1_epi8(16)), m15 = _mm512_set1_epi8(15);
+    for (int G = 0; G < 2; G++) {
+        const __m512i q = _mm512_loadu_si512(b + 16 + 64 * G), s = _mm512_srli_epi16(q, 4);
+        const __m512i lo = _mm512_and_si512(_mm512_permutex2var_epi8(q, t, s), m15);
+        const __m512i hi = _mm512_and_si512(_mm512_permutex2var_epi8(q, t16, s), m15);
+        *acc = cpu_byte_step(lo, hi, _mm512_setzero_si512(), G ? ws1 : ws0, xb + cpu_split_group_bytes * G, xs + 16 * G, *acc);
+    }
+    *m = _mm256_fmadd_ps(mins, _mm256_loadu_ps(ds), *m);
+}
+
+CPU_VB_TARGET static inline void cpu_bdot_q4_K_row(const void *row, long nsb, const uint8_t *xb, const float *xs,
+                                                   const float *ds, float *e, float *mn, long ahead) {
+    const uint8_t *p = (const uint8_t *)row;
+    __m512 acc = _mm512_setzero_ps();
+    __m256 m = _mm256_setzero_ps();
+    for (long k = 0; k < nsb; k++) {
+        for (long j = 0; j < 3; j++) __builtin_prefetch(p + 144 * k + ahead + 64 * j, 0, 3);
+        cpu_v_q4_K_step(p + 144 * k, xb + 2 * cpu_split_group_bytes * k, xs + 32 * k, ds + 8 * k, &acc, &m);
+    }
+    _mm512_storeu_ps(e, acc);
+    _mm256_storeu_ps(mn, m);
+}
+
+CPU_VB_TARGET static inline void cpu_bdot_q4_K_rows4(const void *row, long rowBytes, long nsb, const uint8_t *xb,
+                                                     const float *xs, const float *ds, float *y, long ahead) {
+    const uint8_t *p = (const uint8_t *)row, *pf = p + ahead;
+    const long per = ((4 * rowBytes + 63) / 64 + nsb - 1) / nsb;
+    __m512 A = _mm512_setzero_ps(), B = A, C = A, D = A;
+    __m256 mA = _mm256_setzero_ps(), mB = mA, mC = mA, mD = mA;
+    for (long k = 0; k < nsb; k++) {
+        const uint8_t *pk = p + 144 * k, *x = xb + 2 * cpu_split_group_bytes * k;
+        for (long j = 0; j < per; j++) __builtin_prefetch(pf + 64 * j, 0, 3);
+        pf += 64 * per;
+        cpu_v_q4_K_step(pk, x, xs + 32 * k, ds + 8 * k, &A, &mA);
+        cpu_v_q4_K_step(pk + rowBytes, x, xs + 32 * k, ds + 8 * k, &B, &mB);
+        cpu_v_q4_K_step(pk + 2 * rowBytes, x, xs + 32 * k, ds + 8 * k, &C, &mC);
+        cpu_v_q4_K_step(pk + 3 * rowBytes, x, xs + 32 * k, ds + 8 * k, &D, &mD);
+    }
+    float t[4];
+    cpu_reduce_rows4(A, B, C, D, t);
+    y[0] = t[0] - cpu_min_term(mA);
+    y[1] = t[1] - cpu_min_term(mB);
+    y[2] = t[2] - cpu_min_term(mC);
+    y[3] = t[3] - cpu_min_term(mD);
+}
+#undef CPU_VB_TARGET
 
 /// One whole Q5_0 / Q8_0 / Q4_0 / int4Channel group into the row kernels' scratch (`w`: 128 int16, `ws`: 16 scales).
 #define CPU_UNPACK_GROUP(F)                                                                                            \
