@@ -21,16 +21,16 @@ package protocol RangeJob {
 
 /// Type-erased entry for the workers: the job lives on the caller's stack for the duration of the dispatch.
 private protocol JobEntry {
-    static func call(_ job: UnsafeRawPointer, worker: Int, count: Int, chunks: Int, next: borrowing Atomic<Int>)
+    static func call(_ job: UnsafeRawPointer, worker: Int, bounds: UnsafePointer<Int>, chunks: Int, next: borrowing Atomic<Int>)
 }
 
 private enum Entry<J: RangeJob>: JobEntry {
-    /// Claims chunks of `0..<count` (contiguous, `chunks` of them) until none is left.
-    static func call(_ job: UnsafeRawPointer, worker w: Int, count: Int, chunks: Int, next: borrowing Atomic<Int>) {
+    /// Claims chunks (chunk c: bounds[c] ..< bounds[c + 1]) until none is left.
+    static func call(_ job: UnsafeRawPointer, worker w: Int, bounds: UnsafePointer<Int>, chunks: Int, next: borrowing Atomic<Int>) {
         while true {
             let c = next.wrappingAdd(1, ordering: .relaxed).oldValue
             guard c < chunks else { return }
-            let lo = count * c / chunks, hi = count * (c + 1) / chunks
+            let lo = bounds[c], hi = bounds[c + 1]
             if lo < hi { job.assumingMemoryBound(to: J.self).pointee.run(worker: w, range: lo..<hi) }
         }
     }
@@ -53,11 +53,12 @@ package final class WorkerPool: @unchecked Sendable {  // the job is published t
     private let nextChunk = Atomic<Int>(0)
     private nonisolated(unsafe) var job: UnsafeRawPointer?
     private nonisolated(unsafe) var entry: (any JobEntry.Type)?
-    private nonisolated(unsafe) var jobCount = 0
     private nonisolated(unsafe) var jobChunks = 0
-    /// Chunks per worker of a job: slices claimed in turn balance uneven work (rows of different formats in one
-    /// fused product, a core the VM lends elsewhere for a while) instead of waiting for the slowest static half.
-    static let chunksPerWorker = 4
+    /// The current job's chunk boundaries (chunk c: bounds[c] ..< bounds[c + 1]).
+    private let bounds: UnsafeMutablePointer<Int>
+    /// Chunks per worker of a job, at most: slices claimed in turn balance uneven work (rows of different formats in
+    /// one fused product, a core the VM lends elsewhere for a while) instead of waiting for the slowest static half.
+    static let chunksPerWorker = 8
     private let callers = Mutex<Void>(())
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let wake: UnsafeMutablePointer<pthread_cond_t>
@@ -80,6 +81,7 @@ package final class WorkerPool: @unchecked Sendable {  // the job is published t
         self.threads = max(1, threads)
         mutex = .allocate(capacity: 1)
         wake = .allocate(capacity: 1)
+        bounds = .allocate(capacity: self.threads * Self.chunksPerWorker + 1)
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(wake, nil)
         for w in 1..<self.threads {
@@ -120,7 +122,7 @@ package final class WorkerPool: @unchecked Sendable {  // the job is published t
                 g = generation.load(ordering: .sequentiallyConsistent)
             }
             seen = g
-            entry!.call(job!, worker: worker, count: jobCount, chunks: jobChunks, next: nextChunk)
+            entry!.call(job!, worker: worker, bounds: bounds, chunks: jobChunks, next: nextChunk)
             remaining.subtract(1, ordering: .releasing)
         }
     }
@@ -129,8 +131,8 @@ package final class WorkerPool: @unchecked Sendable {  // the job is published t
     /// shorter than `minimumPerWorker` unless `count` is), which the workers claim in turn, and returns when all are
     /// done. A worker may run several slices; which worker runs which slice varies. Allocates nothing.
     package func parallelFor<J: RangeJob>(_ count: Int, minimumPerWorker: Int = 1, _ job: J) {
-        let chunks = max(1, min(threads * Self.chunksPerWorker, count / max(minimumPerWorker, 1)))
-        if chunks == 1 || threads == 1 {
+        let most = max(1, min(threads * Self.chunksPerWorker, count / max(minimumPerWorker, 1)))
+        if most == 1 || threads == 1 {
             if count > 0 { job.run(worker: 0, range: 0..<count) }
             return
         }
@@ -138,8 +140,7 @@ package final class WorkerPool: @unchecked Sendable {  // the job is published t
             callers.withLock { _ in
                 self.job = UnsafeRawPointer(p)
                 entry = Entry<J>.self
-                jobCount = count
-                jobChunks = chunks
+                jobChunks = Self.guidedBounds(count, most: most, least: minimumPerWorker, threads: threads, into: bounds)
                 nextChunk.store(0, ordering: .relaxed)
                 remaining.store(threads - 1, ordering: .relaxed)
                 generation.add(1, ordering: .sequentiallyConsistent)
@@ -148,7 +149,7 @@ package final class WorkerPool: @unchecked Sendable {  // the job is published t
                     pthread_cond_broadcast(wake)
                     pthread_mutex_unlock(mutex)
                 }
-                Entry<J>.call(UnsafeRawPointer(p), worker: 0, count: count, chunks: chunks, next: nextChunk)
+                Entry<J>.call(UnsafeRawPointer(p), worker: 0, bounds: bounds, chunks: jobChunks, next: nextChunk)
                 var spins = 0
                 while remaining.load(ordering: .acquiring) != 0 {
                     spins += 1
@@ -158,6 +159,27 @@ package final class WorkerPool: @unchecked Sendable {  // the job is published t
                 entry = nil
             }
         }
+    }
+
+    /// Boundaries of at most `most` chunks of `0..<count` into `b` (b[0] = 0, ..., b[chunks] = count), returning the
+    /// number of chunks: each takes 1 / (2 threads) of what is left ("guided" self-scheduling), none shorter than
+    /// count / (4 most) or `least` but the last, so the first slices are long and the last ones short, and the workers
+    /// finish within a short slice of each other (with equal slices the last one, 22 MB of the output head's rows,
+    /// could run on one core while the other waited). Slices of 4 or more rows are cut at multiples of 4 (the
+    /// four-row kernels). Depends on the counts alone.
+    package static func guidedBounds(_ count: Int, most: Int, least minimum: Int, threads: Int, into b: UnsafeMutablePointer<Int>) -> Int {
+        let least = max(1, minimum, count / (4 * most)), align = least >= 4 ? 4 : 1
+        var n = 0, start = 0
+        b[0] = 0
+        while start < count && n < most - 1 {
+            var size = max(least, (count - start) / (2 * threads))
+            size = (size + align - 1) / align * align
+            start = min(count, start + size)
+            n += 1
+            b[n] = start
+        }
+        if start < count { n += 1; b[n] = count }
+        return n
     }
 
     /// `parallelFor` with a closure (boxes the closure's context once per call; hot paths use `RangeJob` structs).

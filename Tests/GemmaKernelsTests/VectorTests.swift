@@ -100,7 +100,7 @@ import Testing
 
     @Test func workerPoolCoversEveryIndexOnce() {
         for pool in [WorkerPool.shared(threads: 2), WorkerPool.shared(threads: 3)] {
-            for count in [0, 1, 2, 3, 17, 31, 1000] { for minimum in [1, 4, 16] {
+            for count in [0, 1, 2, 3, 17, 31, 1000, 1536, 262_144] { for minimum in [1, 4, 16] {
                 var hits = [Int](repeating: 0, count: count)
                 hits.withUnsafeMutableBufferPointer { h in
                     let base = h.baseAddress
@@ -108,6 +108,22 @@ import Testing
                 }
                 #expect(hits.allSatisfy { $0 == 1 }, "threads \(pool.threads) count \(count) minimum \(minimum)")
             } }
+        }
+    }
+
+    /// The guided slices: they tile 0..<count in order, at most `most`, none shorter than the minimum but the last,
+    /// at multiples of 4 where the minimum is 4 or more, never growing, and the last short (1/64 of the head's 262,144 rows at most).
+    @Test func guidedSlicesShrinkAndTileTheRange() {
+        let b = UnsafeMutablePointer<Int>.allocate(capacity: 65)
+        defer { b.deallocate() }
+        for (count, most, minimum) in [(262_144, 16, 16), (1536, 16, 16), (4096, 16, 16), (1000, 12, 1), (17, 8, 4), (5, 4, 1)] {
+            let n = WorkerPool.guidedBounds(count, most: most, least: minimum, threads: 2, into: b)
+            let sizes = (0..<n).map { b[$0 + 1] - b[$0] }
+            #expect(b[0] == 0 && b[n] == count && n <= most && sizes.allSatisfy { $0 > 0 }, "\(count): \(sizes)")
+            #expect(sizes.dropLast().allSatisfy { $0 >= minimum }, "\(count): \(sizes)")
+            #expect(zip(sizes.dropLast(), sizes.dropLast().dropFirst()).allSatisfy { $0 >= $1 }, "\(count): \(sizes)")
+            if minimum >= 4 { #expect(sizes.dropLast().allSatisfy { $0 % 4 == 0 }, "\(count): \(sizes)") }
+            if count == 262_144 { #expect(sizes[0] == count / 4 && sizes[n - 1] <= count / 64, "\(sizes)") }
         }
     }
 }
