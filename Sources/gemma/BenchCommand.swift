@@ -21,7 +21,7 @@ struct Bench: ParsableCommand {
     var depth = 0
     @Option(help: "Sequences decoded together in the tg test (continuous batching, as `gemma serve --parallel`); tok/s counts all of them.")
     var batch = 1
-    @Flag(help: "Also measure this machine's memory read bandwidth with the same threads and give tg as a share of its roofline: bandwidth / bytes read per decode step (the weights as loaded, the tied embedding once as the head, and the KV cache at --depth).")
+    @Flag(help: "Also measure this machine's memory read bandwidth with the same threads and give tg as a share of its roofline: bandwidth / bytes read per decode step (the weights as loaded, the tied embedding once as the head, and the KV cache at --depth); of the best reading after the runs, and per run of the mean reading right before and after it.")
     var roofline = false
 
     func validate() throws {
@@ -45,6 +45,17 @@ struct Bench: ParsableCommand {
             throw ValidationError("--depth \(depth) + -n \(n) exceeds the model's context of \(m.config.maxPositionEmbeddings)")
         }
         var pp: [Double] = [], tg: [Double] = []
+        // --roofline: the bandwidth read right before and right after each timed tg run (a VM's bandwidth moves with
+        // its neighbours from second to second), so each run's share has its own limit.
+        let probe = roofline && n > 0 ? ReadBandwidth.Probe(threads: t) : nil
+        var around: [Double] = []
+        func timedRun(_ rep: Int, _ body: () throws -> Double) rethrows {
+            let before = rep >= 0 ? probe?.rate() ?? 0 : 0
+            let rate = try body()
+            guard rep >= 0 else { return }
+            tg.append(rate)
+            if let probe { around.append((before + probe.rate()) / 2) }
+        }
         // One warm-up of each, not counted.
         for rep in -1..<r {
             if p > 0 {
@@ -58,29 +69,31 @@ struct Bench: ParsableCommand {
                 let s = m.makeState(capacity: depth + n + 1, maxBatch: depth > 0 ? 512 : 1)
                 if depth > 0 { try m.forward(context, state: s, logits: .none) }
                 var step = [prompt[0]], token = prompt[0]  // the array is reused: the timed loop allocates nothing
-                let start = DispatchTime.now().uptimeNanoseconds
-                for _ in 0..<n {
-                    try m.forward(step, state: s, logits: noHead ? .none : .last) { _, logits in
-                        token = Sampler.argmax(logits)
+                try timedRun(rep) {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    for _ in 0..<n {
+                        try m.forward(step, state: s, logits: noHead ? .none : .last) { _, logits in
+                            token = Sampler.argmax(logits)
+                        }
+                        step[0] = token
                     }
-                    step[0] = token
+                    return Double(n) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
                 }
-                let secs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                if rep >= 0 { tg.append(Double(n) / secs) }
             } else if n > 0 {
                 // `batch` sequences, each started from its own token, stepped together as the server's scheduler does.
                 let w = m.makeWorkspace(maxRows: batch, maxContext: depth + n + 1)
                 let states = (0..<batch).map { _ in m.makeState(capacity: depth + n + 1, maxBatch: depth > 0 ? 512 : 1) }
                 if depth > 0 { for s in states { try m.forward(context, state: s, logits: .none) } }
                 var tokens = (0..<batch).map { prompt[$0 % prompt.count] }
-                let start = DispatchTime.now().uptimeNanoseconds
-                for _ in 0..<n {
-                    try m.forward(batch: (0..<batch).map { (states[$0], [tokens[$0]]) }, workspace: w) { i, logits in
-                        tokens[i] = Sampler.argmax(logits)
+                try timedRun(rep) {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    for _ in 0..<n {
+                        try m.forward(batch: (0..<batch).map { (states[$0], [tokens[$0]]) }, workspace: w) { i, logits in
+                            tokens[i] = Sampler.argmax(logits)
+                        }
                     }
+                    return Double(n * batch) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
                 }
-                let secs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                if rep >= 0 { tg.append(Double(n * batch) / secs) }
             }
         }
         func stats(_ xs: [Double]) -> (median: Double, min: Double, max: Double) {
@@ -91,12 +104,15 @@ struct Bench: ParsableCommand {
         let ps = stats(pp), ts = stats(tg)
         // The roofline: every weight is read once per decode step (the embedding's rows as the output head), and the
         // cache's keys and values of the positions attended to (a local layer's window at most).
-        var limit: (bandwidth: Double, bytes: Int, tokS: Double)? = nil
+        // Two shares: of the best bandwidth read after all runs (best of 5 passes of 1 GB), and per run of the mean of
+        // the readings around it (its median over the runs).
+        var limit: (bandwidth: Double, bytes: Int, tokS: Double, paired: Double, around: Double)? = nil
         if roofline && n > 0 {
             let plan = MemoryPlan(checkpoint: m.checkpoint, context: max(1, depth + n / 2), kv: model.kv, widenQ5_0: m.options.widenQ5_0)
             let bytes = plan.weights.embedding + plan.weights.layers + (depth > 0 ? plan.kv.total : 0)
             let bandwidth = ReadBandwidth.measure(threads: t)
-            limit = (bandwidth, bytes, bandwidth / Double(bytes) * Double(batch))
+            let shares = zip(tg, around).map { rate, bw in rate / (bw / Double(bytes) * Double(batch)) }
+            limit = (bandwidth, bytes, bandwidth / Double(bytes) * Double(batch), stats(shares).median, stats(around).median)
         }
         if json {
             var parts: [String] = []
@@ -105,7 +121,7 @@ struct Bench: ParsableCommand {
             parts.append("\"threads\":\(t)")
             if batch > 1 { parts.append("\"batch\":\(batch)") }
             if let l = limit {
-                parts.append("\"roofline\":{\"read_gb_s\":\(round2(l.bandwidth / 1e9)),\"bytes_per_step\":\(l.bytes),\"tok_s\":\(round2(l.tokS)),\"tg_share\":\(round2(ts.median / l.tokS * 100) / 100)}")
+                parts.append("\"roofline\":{\"read_gb_s\":\(round2(l.bandwidth / 1e9)),\"bytes_per_step\":\(l.bytes),\"tok_s\":\(round2(l.tokS)),\"tg_share\":\(round2(ts.median / l.tokS * 100) / 100),\"read_gb_s_around_runs\":\(round2(l.around / 1e9)),\"tg_share_per_run\":\(round2(l.paired * 100) / 100)}")
             }
             print("{" + parts.joined(separator: ",") + "}")
         } else {
@@ -115,6 +131,8 @@ struct Bench: ParsableCommand {
             if let l = limit {
                 print(String(format: "roofline   %10.2f   (%.1f GB/s read with %d threads / %.1f MB per step%@): tg is %.0f%% of it",
                              l.tokS, l.bandwidth / 1e9, t, Double(l.bytes) / 1e6, batch > 1 ? " x \(batch) sequences" : "", 100 * ts.median / l.tokS))
+                print(String(format: "per run                 (%.1f GB/s, median of the mean reads before and after each run): tg is %.0f%% of it",
+                             l.around / 1e9, 100 * l.paired))
             }
         }
     }
