@@ -6,7 +6,8 @@
 //   row-kernel-bench [--formats q8_0,q4_0,q5_0,q4_K,q6_K,int4-channel,sfp8,bf16] [--cols 2048] [--threads 1]
 //                    [--hot-mb 1] [--dram-mb 512] [--repeat 7]
 //
-// Prints, per format, the median over the repeats (each repeat: the hot matrix 64 times, or the DRAM matrix once).
+// Prints, per format, the median over the repeats (each repeat: the hot matrix 64 times, or the DRAM matrix once),
+// and the DRAM rate's median share of the machine's read bandwidth (ReadBandwidth.Probe) read right before and after.
 // GEMMA_VBMI=0 (the Swift unpacking) and GEMMA_AVX512=0 choose the kernels as they do for the engine.
 import BenchSupport
 import Foundation
@@ -29,7 +30,9 @@ func matrix(_ e: WeightEncoding, rowBytes: Int, bytes: Int) -> (UnsafeMutableRaw
     let rows = max(4, bytes / rowBytes), block = 64
     var rng = SystemRandomNumberGenerator()
     let w = (0..<block * cols).map { _ in Float.random(in: -1...1, using: &rng) }
-    let p = UnsafeMutableRawPointer.allocate(byteCount: rows * rowBytes, alignment: 4096)
+    // On 2 MB pages where the kernel offers them, as the engine's copy of the weights (WeightPlacement.hugePages).
+    let p = UnsafeMutableRawPointer.allocate(byteCount: rows * rowBytes, alignment: 2 << 20)
+    _ = madvise(p, (rows * rowBytes + (2 << 20) - 1) / (2 << 20) * (2 << 20), 14)  // MADV_HUGEPAGE
     w.withUnsafeBufferPointer { src in
         for r in 0..<min(block, rows) {
             let dst = p + r * rowBytes
@@ -45,6 +48,7 @@ func matrix(_ e: WeightEncoding, rowBytes: Int, bytes: Int) -> (UnsafeMutableRaw
 }
 
 let pool = WorkerPool.shared(threads: threads)
+let probe = ReadBandwidth.Probe(threads: threads, bytes: 256 << 20)  // the machine's read rate around each DRAM pass
 let x = (0..<cols).map { _ in Float.random(in: -1...1) }
 print("cols \(cols), threads \(threads), hot \(hotBytes >> 20) MB x 64 per repeat, DRAM \(dramBytes >> 20) MB, median of \(repeats)")
 for name in formats {
@@ -57,17 +61,22 @@ for name in formats {
         let m = WeightMatrix(encoding: e, rows: rows, cols: cols, base: base)
         let scratch = MatmulScratch(workers: threads, maxCols: cols)
         var y = [Float](repeating: 0, count: rows)
-        var rates: [Double] = []
+        var rates: [Double] = [], shares: [Double] = []
         for rep in 0...repeats {
+            let before = label == "DRAM" ? probe.rate() : 0
             let t0 = DispatchTime.now().uptimeNanoseconds
             for _ in 0..<passes {
                 m.multiply(x, xStride: cols, batch: 1, into: &y, yStride: rows, allowGemm: false, pool: pool, scratch: scratch)
             }
             let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            if rep > 0 { rates.append(Double(passes * rows * rowBytes) / s / 1e9) }  // the first warms up
+            guard rep > 0 else { continue }  // the first warms up
+            rates.append(Double(passes * rows * rowBytes) / s / 1e9)
+            if label == "DRAM" { shares.append(rates[rates.count - 1] * 2e9 / (before + probe.rate())) }
         }
         rates.sort()
+        shares.sort()
         line += String(format: "  %@ %6.1f GB/s", label, rates[rates.count / 2])
+        if label == "DRAM" { line += String(format: " (%.0f%% of the reads around it)", 100 * shares[shares.count / 2]) }
     }
     print(line)
 }
