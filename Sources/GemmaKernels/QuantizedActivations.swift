@@ -19,11 +19,11 @@ import CPUHints
 package final class QuantizedActivations: @unchecked Sendable {  // written before a product, read-only during it
     package let maxRows: Int
     package let maxCols: Int
-    let q: UnsafeMutablePointer<Int16>
-    let scales, scaledSums, expandedScales: UnsafeMutablePointer<Float>
+    package let q: UnsafeMutablePointer<Int16>
+    package let scales, scaledSums, expandedScales: UnsafeMutablePointer<Float>
     /// Per row and group, 16 Int32: lane 4m + i = 8 * the sum of the values the row kernels' Int32 lane 4m + i
     /// multiplies (block m, elements 8c + 2i and 8c + 2i + 1 for c < 4); |8 * sum| <= 8 * 8 * 32767 < 2^21.
-    let offsetSums: UnsafeMutablePointer<Int32>
+    package let offsetSums: UnsafeMutablePointer<Int32>
     /// The first `splitRows` rows in CPUHints.h's split form (cpu_split_group_bytes per group), when `splitRows > 0`.
     let split: UnsafeMutablePointer<UInt8>
     package private(set) var cols = 0
@@ -32,10 +32,10 @@ package final class QuantizedActivations: @unchecked Sendable {  // written befo
     static let splitCapacity = 4
 
     /// Row width in the buffers: `cols` rounded up to a multiple of 128 (a whole number of 4-block groups).
-    @inline(__always) static func paddedCols(_ cols: Int) -> Int { (cols &+ 127) & ~127 }
+    @inline(__always) package static func paddedCols(_ cols: Int) -> Int { (cols &+ 127) & ~127 }
 
     /// Index of element `i` of a row in its chunk-interleaved storage.
-    @inline(__always) static func position(_ i: Int) -> Int {
+    @inline(__always) package static func position(_ i: Int) -> Int {
         let b = i &>> 5, e = i & 31
         return (b &>> 2) &* 128 &+ (e &>> 3) &* 32 &+ (b & 3) &* 8 &+ (e & 7)
     }
@@ -65,12 +65,18 @@ package final class QuantizedActivations: @unchecked Sendable {  // written befo
     }
 
     /// Quantizes `rows` rows of `cols` floats (`cols % 32 == 0`), `stride` floats apart. Rounds half away from zero.
-    package func quantize(_ x: UnsafePointer<Float>, stride: Int, rows: Int, cols: Int) {
+    /// `vectorized`: CPUHints.h's cpu_quantize_row (AVX-512), the same values bit for bit (tests compare the two).
+    package func quantize(_ x: UnsafePointer<Float>, stride: Int, rows: Int, cols: Int, vectorized: Bool = CPUFeatures.avx512vbmi) {
         precondition(rows <= maxRows && cols <= maxCols && cols % 32 == 0)
         self.cols = cols
         let pc = Self.paddedCols(cols), nb = cols / 32
         for r in 0..<rows {
             let src = x + r * stride, dst = q + r * pc, rowBlock = r * pc / 32
+            if vectorized {
+                cpu_quantize_row(src, cols, pc, dst, scales + rowBlock, scaledSums + rowBlock, expandedScales + 4 * rowBlock,
+                                 offsetSums + 4 * rowBlock)
+                continue
+            }
             for b in 0..<pc / 32 {
                 let o = dst + (b >> 2) * 128 + (b & 3) * 8
                 guard b < nb else {

@@ -335,6 +335,33 @@ func relativeError(_ y: [Float], _ deq: [Float], _ x: [Float], rows: Int, cols: 
         }
     }
 
+    /// The AVX-512 activation quantizer (cpu_quantize_row) stores what the Swift loop does, bit for bit: values,
+    /// scales, scaled sums, expanded scales and lane sums, for rows with padding (cols % 128 != 0), a zero block,
+    /// exact ties of half (x * (1 / d) = k + 0.5, rounded away from zero), and large and tiny magnitudes.
+    @Test(.enabled(if: CPUFeatures.avx512vbmi, "the kernel's instructions (and its only use) are AVX-512 VBMI machines'"),
+          arguments: [32, 96, 640, 2080])
+    func vectorizedQuantizerEqualsTheSwiftLoop(cols: Int) throws {
+        let rows = 3
+        var r = SplitMix64(seed: 0x9a + UInt64(cols))
+        var x = r.floats(rows * cols, scale: 3)
+        for i in 0..<32 { x[i] = 0 }                                              // a zero block
+        if cols >= 64 { for (i, v) in [32767, 0.5, -0.5, 1.5, -2.5, 16383.5, -32766.5].enumerated() { x[32 + i] = Float(v) } }
+        for i in 0..<cols where i % 7 == 3 { x[cols + i] *= 1e-30 }              // tiny, and below, huge values
+        for i in 0..<cols where i % 11 == 5 { x[2 * cols + i] *= 1e30 }
+        let a = QuantizedActivations(maxRows: rows, maxCols: cols), b = QuantizedActivations(maxRows: rows, maxCols: cols)
+        x.withUnsafeBufferPointer {
+            a.quantize($0.baseAddress!, stride: cols, rows: rows, cols: cols, vectorized: false)
+            b.quantize($0.baseAddress!, stride: cols, rows: rows, cols: cols, vectorized: true)
+        }
+        let pc = QuantizedActivations.paddedCols(cols), blocks = rows * pc / 32
+        #expect((0..<rows * pc).allSatisfy { a.q[$0] == b.q[$0] })
+        #expect((0..<blocks).allSatisfy { a.scales[$0].bitPattern == b.scales[$0].bitPattern && a.scaledSums[$0].bitPattern == b.scaledSums[$0].bitPattern })
+        #expect((0..<4 * blocks).allSatisfy { a.expandedScales[$0].bitPattern == b.expandedScales[$0].bitPattern && a.offsetSums[$0] == b.offsetSums[$0] })
+        if cols >= 64 {  // the ties: d = 1 in block 1 of row 0, so the values are the inputs rounded away from zero
+            #expect([1, 2, 3, 4, 5, 6].map { Int(b.q[QuantizedActivations.position(32 + $0)]) } == [1, -1, 2, -3, 16384, -32767])
+        }
+    }
+
     /// The K formats' rows are whole 256-weight super-blocks: a width that is not is refused by the geometry
     /// (`rowBytes` is nil), so no matrix of that shape can be made.
     @Test(arguments: [TensorType.q4_K, .q6_K])

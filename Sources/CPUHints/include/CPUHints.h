@@ -375,6 +375,57 @@ CPU_K_ROW_KERNELS(q6_K, 210)
 #define CPU_VB_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512vnni,avx512bitalg,f16c")))
 enum { cpu_split_group_bytes = 448 };
 
+/// QuantizedActivations.quantize for one row of `cols` floats (a multiple of 32) padded to `pc` (a multiple of 128),
+/// with the same operations: per block of 32 the largest magnitude as the maximum of the sign-cleared bit patterns,
+/// d = that / 32767, each value times 1 / d rounded half away from zero (truncate, then step away where the
+/// remainder is at least one half), its integer read from the low bits of r + 1.5 * 2^23; stored chunk-interleaved,
+/// with the block's scale, scale * sum, its four expanded scales and 8 * its four Int32 lanes' sums.
+CPU_VB_TARGET
+static inline void cpu_quantize_row(const float *x, long cols, long pc, int16_t *q, float *scales, float *scaledSums,
+                                    float *expanded, int32_t *offsetSums) {
+    const __m512i mag = _mm512_set1_epi32(0x7fffffff), bias = _mm512_set1_epi32(0x4B400000);
+    const __m512 half = _mm512_set1_ps(0.5f), magic = _mm512_set1_ps(12582912.0f);
+    const __m512i pairs = _mm512_setr_epi32(0, 2, 4, 6, 16, 18, 20, 22, 0, 0, 0, 0, 0, 0, 0, 0);
+    for (long b = 0; b < pc / 32; b++) {
+        int16_t *o = q + (b >> 2) * 128 + (b & 3) * 8;
+        if (32 * b >= cols) {
+            for (int c = 0; c < 4; c++) _mm_storeu_si128((__m128i *)(o + 32 * c), _mm_setzero_si128());
+            scales[b] = 0;
+            scaledSums[b] = 0;
+            for (int k = 0; k < 4; k++) { expanded[4 * b + k] = 0; offsetSums[4 * b + k] = 0; }
+            continue;
+        }
+        const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
+        const unsigned bits = _mm512_reduce_max_epu32(_mm512_max_epu32(_mm512_and_si512(_mm512_castps_si512(x0), mag),
+                                                                        _mm512_and_si512(_mm512_castps_si512(x1), mag)));
+        float m;
+        __builtin_memcpy(&m, &bits, 4);
+        const float d = m / 32767, id = d == 0 ? 0 : 1 / d;
+        __m512i v[2];
+        for (int h = 0; h < 2; h++) {
+            const __m512 r = _mm512_mul_ps(h ? x1 : x0, _mm512_set1_ps(id));
+            __m512 t = _mm512_roundscale_ps(r, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            const __mmask16 away = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(r, t)), half, _CMP_GE_OQ);
+            const __m512 step = _mm512_or_ps(_mm512_set1_ps(1.0f), _mm512_and_ps(r, _mm512_castsi512_ps(_mm512_set1_epi32((int)0x80000000u))));
+            t = _mm512_mask_add_ps(t, away, t, step);
+            v[h] = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(t, magic)), bias);
+            const __m256i w = _mm512_cvtepi32_epi16(v[h]);  // elements 16h ..< 16h + 16: chunks 2h, 2h + 1
+            _mm_storeu_si128((__m128i *)(o + 64 * h), _mm256_castsi256_si128(w));
+            _mm_storeu_si128((__m128i *)(o + 64 * h + 32), _mm256_extracti128_si256(w, 1));
+        }
+        // Lane i of the block: elements 8c + 2i, 8c + 2i + 1 of its chunks c.
+        const __m512i S = _mm512_add_epi32(v[0], v[1]);                                   // j: chunk 0 + 2 (j < 8), 1 + 3
+        const __m512i T = _mm512_add_epi32(S, _mm512_shuffle_i64x2(S, S, 0x4E));          // j < 8: all four chunks
+        const __m512i L = _mm512_add_epi32(T, _mm512_srli_epi64(T, 32));                  // even j: elements j, j + 1
+        const __m128i lane = _mm512_castsi512_si128(_mm512_permutexvar_epi32(pairs, L));
+        _mm_storeu_si128((__m128i *)(offsetSums + 4 * b), _mm_slli_epi32(lane, 3));
+        const int s = _mm_extract_epi32(lane, 0) + _mm_extract_epi32(lane, 1) + _mm_extract_epi32(lane, 2) + _mm_extract_epi32(lane, 3);
+        scales[b] = d;
+        scaledSums[b] = d * (float)s;
+        _mm_storeu_ps(expanded + 4 * b, _mm_set1_ps(d));
+    }
+}
+
 /// `ng` groups of an activation row (`q` chunk-interleaved int16, `os` its offsetSums) into the split form at `out`.
 CPU_VB_TARGET
 static inline void cpu_split_activations(const int16_t *q, const int32_t *os, long ng, uint8_t *out) {
