@@ -500,12 +500,14 @@ static inline void cpu_nibbles_split(__m512i q, __m512i *lo, __m512i *hi) {
 CPU_VB_TARGET __attribute__((always_inline))
 static inline void cpu_v_q5_0_group(const uint8_t *p, __m512 rs, __m512i *lo, __m512i *hi, __m512 *ws) {
     (void)rs;
-    const __m512i s16 = _mm512_set1_epi8(16), bit = _mm512_loadu_si512(cpu_v_bit);
+    const __m512i s16 = _mm512_set1_epi8(16), m15 = _mm512_set1_epi8(15), bit = _mm512_loadu_si512(cpu_v_bit);
     const __m512i a = _mm512_loadu_si512(p), b = _mm512_maskz_loadu_epi8(0xFFFFFFull, p + 64);
-    cpu_nibbles_split(_mm512_permutex2var_epi8(a, _mm512_loadu_si512(cpu_v_q5_0_qs), b), lo, hi);
+    const __m512i q = _mm512_permutex2var_epi8(a, _mm512_loadu_si512(cpu_v_q5_0_qs), b);
     const __m512i qh = _mm512_permutex2var_epi8(a, _mm512_loadu_si512(cpu_v_q5_0_qh), b);
-    *lo = _mm512_mask_add_epi8(*lo, _mm512_bitshuffle_epi64_mask(qh, bit), *lo, s16);
-    *hi = _mm512_mask_add_epi8(*hi, _mm512_bitshuffle_epi64_mask(qh, _mm512_add_epi8(bit, s16)), *hi, s16);
+    // (nibble & 15) | (16 where the bit is set) in one vpternlogd each (0xEA: (A & B) | C).
+    *lo = _mm512_ternarylogic_epi32(q, m15, _mm512_maskz_mov_epi8(_mm512_bitshuffle_epi64_mask(qh, bit), s16), 0xEA);
+    *hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(q, 4), m15,
+                                    _mm512_maskz_mov_epi8(_mm512_bitshuffle_epi64_mask(qh, _mm512_add_epi8(bit, s16)), s16), 0xEA);
     *ws = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(a, _mm512_loadu_si512(cpu_q5_0_d), b)));
 }
 
