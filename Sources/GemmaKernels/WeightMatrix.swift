@@ -215,17 +215,38 @@ private struct GemmJob: RangeJob {
     }
 }
 
+/// What the row kernels read of a matrix (no class references: copying a job retains nothing, where the matrices'
+/// shared encoding objects' reference counts bounced between the cores on every dispatch).
+private struct RowSource {
+    let layout: IntegerLayout, base: UnsafeRawPointer, rowBytes: Int, cols: Int
+    init(_ m: WeightMatrix) { (layout, base, rowBytes, cols) = (m.layout!, m.base, m.rowBytes, m.cols) }
+}
+
 /// Integer row kernels over one to three matrices whose rows are numbered one after the other: job rows below
-/// `split.0` belong to `m.0` (from its row `firstRow`), then `m.1` up to `split.1`, then `m.2`.
+/// `split.0` belong to `m.0` (from its row `firstRow`), then `m.1` up to `split.1`, then `m.2`. The matrices have
+/// an integer layout; the activations and scratch outlive the dispatch (`unowned(unsafe)`: no reference counting).
 private struct RowKernelJob: RangeJob {
-    let m: (WeightMatrix, WeightMatrix, WeightMatrix?)
+    let m: (RowSource, RowSource, RowSource?)
     let y: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?)
     let yStride: (Int, Int, Int), split: (Int, Int), firstRow: Int
-    let a: QuantizedActivations, batch: Int, scratch: MatmulScratch
+    unowned(unsafe) let a: QuantizedActivations
+    let batch: Int
+    unowned(unsafe) let scratch: MatmulScratch
 
-    /// `w.layout` is set: the row kernels are chosen only for matrices with an integer layout.
-    @inline(__always) private func rows(_ w: WeightMatrix, _ range: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ ys: Int, _ buf: UnsafeMutableRawPointer) {
-        dotRowsMany(w.layout!, w.base + range.lowerBound * w.rowBytes, rowBytes: w.rowBytes, count: range.count, cols: w.cols, a,
+    init(m: (WeightMatrix, WeightMatrix, WeightMatrix?), y: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?),
+         yStride: (Int, Int, Int), split: (Int, Int), firstRow: Int, a: QuantizedActivations, batch: Int, scratch: MatmulScratch) {
+        self.m = (RowSource(m.0), RowSource(m.1), m.2.map(RowSource.init))
+        self.y = y
+        self.yStride = yStride
+        self.split = split
+        self.firstRow = firstRow
+        self.a = a
+        self.batch = batch
+        self.scratch = scratch
+    }
+
+    @inline(__always) private func rows(_ w: RowSource, _ range: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ ys: Int, _ buf: UnsafeMutableRawPointer) {
+        dotRowsMany(w.layout, w.base + range.lowerBound * w.rowBytes, rowBytes: w.rowBytes, count: range.count, cols: w.cols, a,
                     batch: batch, into: y + range.lowerBound, yStride: ys, buf)
     }
 

@@ -98,7 +98,7 @@ extension Gemma3Model {
     fileprivate func rowStage(_ stage: RowStage, layer l: Int, rows range: Range<Int>, _ w: Workspace) {
         let c = config, h = c.hiddenSize, d = c.headDim, half = d / 2
         let qDim = c.numAttentionHeads * d, kvDim = c.numKeyValueHeads * d, f = c.intermediateSize
-        let eps = c.rmsNormEps, off = weights.normOffset, lw = weights.layers[l]
+        let eps = c.rmsNormEps, off = weights.normOffset
         switch stage {
         case .ropeAngles:
             // RoPE angles of each row's position, per distinct (base, scale), in f64 (layer-independent).
@@ -113,36 +113,36 @@ extension Gemma3Model {
                 }
             }
         case .inputNorm:
-            for r in range { rmsNorm(w.x + r * h, weight: lw.inputNorm, offset: off, eps: eps, count: h, into: w.normed + r * h) }
+            for r in range { rmsNorm(w.x + r * h, weight: weights.layers[l].inputNorm, offset: off, eps: eps, count: h, into: w.normed + r * h) }
         case .queryKeyNormRoPE:
             let kind = ropeKindOfLayer[l]
             for r in range {
                 let cosR = w.ropeCos[kind] + r * half, sinR = w.ropeSin[kind] + r * half
                 for hd in 0..<c.numAttentionHeads {
                     let q = w.q + r * qDim + hd * d
-                    rmsNorm(q, weight: lw.qNorm, offset: off, eps: eps, count: d, into: q)
+                    rmsNorm(q, weight: weights.layers[l].qNorm, offset: off, eps: eps, count: d, into: q)
                     applyRoPE(q, half: half, cos: cosR, sin: sinR)
                 }
                 for hd in 0..<c.numKeyValueHeads {
                     let k = w.k + r * kvDim + hd * d
-                    rmsNorm(k, weight: lw.kNorm, offset: off, eps: eps, count: d, into: k)
+                    rmsNorm(k, weight: weights.layers[l].kNorm, offset: off, eps: eps, count: d, into: k)
                     applyRoPE(k, half: half, cos: cosR, sin: sinR)
                 }
             }
         case .postAttentionResidual:
             for r in range {
                 let b = w.branch + r * h
-                rmsNorm(b, weight: lw.postAttentionNorm, offset: off, eps: eps, count: h, into: b)
+                rmsNorm(b, weight: weights.layers[l].postAttentionNorm, offset: off, eps: eps, count: h, into: b)
                 addInPlace(w.x + r * h, b, h)
             }
         case .preFeedforwardNorm:
-            for r in range { rmsNorm(w.x + r * h, weight: lw.preFeedforwardNorm, offset: off, eps: eps, count: h, into: w.normed + r * h) }
+            for r in range { rmsNorm(w.x + r * h, weight: weights.layers[l].preFeedforwardNorm, offset: off, eps: eps, count: h, into: w.normed + r * h) }
         case .geglu:
             gegluInPlace(w.gate + range.lowerBound * f, w.up + range.lowerBound * f, range.count * f)
         case .postFeedforwardResidual:
             for r in range {
                 let b = w.branch + r * h
-                rmsNorm(b, weight: lw.postFeedforwardNorm, offset: off, eps: eps, count: h, into: b)
+                rmsNorm(b, weight: weights.layers[l].postFeedforwardNorm, offset: off, eps: eps, count: h, into: b)
                 addInPlace(w.x + r * h, b, h)
             }
         }
@@ -166,11 +166,11 @@ extension Gemma3Model {
 
     /// q, k, v = normed · Wq, Wk, Wv for every run of rows, as one product per run.
     func projectQKV(layer l: Int, _ w: Workspace) {
-        let lw = weights.layers[l], h = config.hiddenSize
+        let h = config.hiddenSize
         let qDim = config.numAttentionHeads * config.headDim, kvDim = config.numKeyValueHeads * config.headDim
         for i in 0..<w.runCount {
             let rows = w.runRows[i]
-            WeightMatrix.multiply((lw.q, lw.k, lw.v), w.normed + rows.lowerBound * h, xStride: h, batch: rows.count,
+            WeightMatrix.multiply((weights.layers[l].q, weights.layers[l].k, weights.layers[l].v), w.normed + rows.lowerBound * h, xStride: h, batch: rows.count,
                                   into: (w.q + rows.lowerBound * qDim, w.k + rows.lowerBound * kvDim, w.v + rows.lowerBound * kvDim),
                                   yStride: (qDim, kvDim, kvDim), precision: precision, allowGemm: w.runGemm[i], pool: pool, scratch: w.matmul)
         }
@@ -178,10 +178,10 @@ extension Gemma3Model {
 
     /// gate, up = normed · Wgate, Wup for every run of rows, as one product per run.
     func projectGateUp(layer l: Int, _ w: Workspace) {
-        let lw = weights.layers[l], h = config.hiddenSize, f = config.intermediateSize
+        let h = config.hiddenSize, f = config.intermediateSize
         for i in 0..<w.runCount {
             let rows = w.runRows[i]
-            WeightMatrix.multiply((lw.gate, lw.up, nil), w.normed + rows.lowerBound * h, xStride: h, batch: rows.count,
+            WeightMatrix.multiply((weights.layers[l].gate, weights.layers[l].up, nil), w.normed + rows.lowerBound * h, xStride: h, batch: rows.count,
                                   into: (w.gate + rows.lowerBound * f, w.up + rows.lowerBound * f, nil),
                                   yStride: (f, f, 0), precision: precision, allowGemm: w.runGemm[i], pool: pool, scratch: w.matmul)
         }
