@@ -224,14 +224,14 @@ private struct RowSource {
 
 /// Integer row kernels over one to three matrices whose rows are numbered one after the other: job rows below
 /// `split.0` belong to `m.0` (from its row `firstRow`), then `m.1` up to `split.1`, then `m.2`. The matrices have
-/// an integer layout; the activations and scratch outlive the dispatch (`unowned(unsafe)`: no reference counting).
+/// an integer layout; the activations and scratch outlive the dispatch (unretained: no reference counting).
 private struct RowKernelJob: RangeJob {
     let m: (RowSource, RowSource, RowSource?)
     let y: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?)
     let yStride: (Int, Int, Int), split: (Int, Int), firstRow: Int
-    unowned(unsafe) let a: QuantizedActivations
+    let a: Unmanaged<QuantizedActivations>
     let batch: Int
-    unowned(unsafe) let scratch: MatmulScratch
+    let scratch: Unmanaged<MatmulScratch>
 
     init(m: (WeightMatrix, WeightMatrix, WeightMatrix?), y: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?),
          yStride: (Int, Int, Int), split: (Int, Int), firstRow: Int, a: QuantizedActivations, batch: Int, scratch: MatmulScratch) {
@@ -240,18 +240,20 @@ private struct RowKernelJob: RangeJob {
         self.yStride = yStride
         self.split = split
         self.firstRow = firstRow
-        self.a = a
+        self.a = .passUnretained(a)
         self.batch = batch
-        self.scratch = scratch
+        self.scratch = .passUnretained(scratch)
     }
 
     @inline(__always) private func rows(_ w: RowSource, _ range: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ ys: Int, _ buf: UnsafeMutableRawPointer) {
-        dotRowsMany(w.layout, w.base + range.lowerBound * w.rowBytes, rowBytes: w.rowBytes, count: range.count, cols: w.cols, a,
-                    batch: batch, into: y + range.lowerBound, yStride: ys, buf)
+        a._withUnsafeGuaranteedRef { a in
+            dotRowsMany(w.layout, w.base + range.lowerBound * w.rowBytes, rowBytes: w.rowBytes, count: range.count, cols: w.cols, a,
+                        batch: batch, into: y + range.lowerBound, yStride: ys, buf)
+        }
     }
 
     func run(worker: Int, range slice: Range<Int>) {
-        let buf = scratch.rowKernelScratch(worker)
+        let buf = scratch._withUnsafeGuaranteedRef { $0.rowKernelScratch(worker) }
         let s0 = slice.clamped(to: 0..<split.0)
         if !s0.isEmpty { rows(m.0, (s0.lowerBound + firstRow)..<(s0.upperBound + firstRow), y.0, yStride.0, buf) }
         let s1 = slice.clamped(to: split.0..<split.1)
