@@ -2,8 +2,10 @@ import CPUHints
 import GemmaFormats
 // The decode product of one activation row with AVX-512 VBMI: every integer format's weights unpacked in registers
 // by the C kernels of CPUHints.h (byte permutes into RowKernels.swift's chunk-interleaved order), four weight rows
-// per call, then the rest one by one. The arithmetic is kernel1's (and minStep's for Q4_K) in its order, so every
-// result is bit-identical to the unpack-then-kernel1 path (RowKernelBatchTests). The measurements: docs/kernels.md.
+// per call, then the rest one by one. Where the activations are also kept split into bytes, the formats whose codes
+// fit a byte take VNNI's byte dot product (cpu_bdot_*) on the same Int32 lane sums. The arithmetic is kernel1's (and
+// minStep's for Q4_K) in its order, so every result is bit-identical to the unpack-then-kernel1 path
+// (RowKernelBatchTests). The measurements: docs/kernels.md.
 
 /// `dotRowsMany` for one activation row `x0` where the CPU has VBMI; false (nothing done) for rows that are not whole
 /// 128-weight groups (the 32-weight formats) or formats without a register kernel.
@@ -19,20 +21,28 @@ func dotRowsInRegisters(_ f: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int
     // Groups of 128 weights, or super-blocks of 256 for the K formats.
     let n = superBlocks ? cols &>> 8 : cols &>> 7
     let ahead = f == .q8_0 ? rowPrefetchDistance : CPUFeatures.weightPrefetchDistance
-    if let xb = x0.split, f != .q6_K {
-        byteRows(f, rows, rowBytes: rowBytes, count: count, n: n, x0, xb, ahead: ahead, into: y)
-        return true
-    }
+    // The byte dot product where the activations are kept split and the codes fit a byte (all but Q6_K).
+    let xb = f == .q6_K ? nil : x0.split
     var i = 0
     while i &+ 4 <= count {
         let r = rows + i &* rowBytes, y4 = y + i
-        switch f {
-        case .q8_0: cpu_dot_q8_0_rows4(r, rowBytes, n, x0.q, x0.xs, y4, ahead)
-        case .q4_0: cpu_dot_q4_0_rows4(r, rowBytes, n, x0.q, x0.xs, y4, ahead)
-        case .q5_0: cpu_dot_q5_0_rows4(r, rowBytes, n, x0.q, x0.xs, y4, ahead)
-        case .int4Channel: cpu_dot_nib_rows4(r, rowBytes, n, x0.q, x0.xs, y4, ahead)
-        case .q4_K: cpu_dot_q4_K_rows4(r, rowBytes, n, x0.q, x0.xs, x0.ds, y4, ahead)
-        default: cpu_dot_q6_K_rows4(r, rowBytes, n, x0.q, x0.xs, x0.ds, y4, ahead)
+        if let xb {
+            switch f {
+            case .q8_0: cpu_bdot_q8_0_rows4(r, rowBytes, n, xb, x0.xs, y4, ahead)
+            case .q4_0: cpu_bdot_q4_0_rows4(r, rowBytes, n, xb, x0.xs, y4, ahead)
+            case .q5_0: cpu_bdot_q5_0_rows4(r, rowBytes, n, xb, x0.xs, y4, ahead)
+            case .int4Channel: cpu_bdot_nib_rows4(r, rowBytes, n, xb, x0.xs, y4, ahead)
+            default: cpu_bdot_q4_K_rows4(r, rowBytes, n, xb, x0.xs, x0.ds, y4, ahead)
+            }
+        } else {
+            switch f {
+            case .q8_0: cpu_dot_q8_0_rows4(r, rowBytes, n, x0.q, x0.xs, y4, ahead)
+            case .q4_0: cpu_dot_q4_0_rows4(r, rowBytes, n, x0.q, x0.xs, y4, ahead)
+            case .q5_0: cpu_dot_q5_0_rows4(r, rowBytes, n, x0.q, x0.xs, y4, ahead)
+            case .int4Channel: cpu_dot_nib_rows4(r, rowBytes, n, x0.q, x0.xs, y4, ahead)
+            case .q4_K: cpu_dot_q4_K_rows4(r, rowBytes, n, x0.q, x0.xs, x0.ds, y4, ahead)
+            default: cpu_dot_q6_K_rows4(r, rowBytes, n, x0.q, x0.xs, x0.ds, y4, ahead)
+            }
         }
         i &+= 4
     }
@@ -42,53 +52,27 @@ func dotRowsInRegisters(_ f: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int
         withUnsafeMutableBytes(of: &acc.e) { e in
             withUnsafeMutableBytes(of: &acc.m) { m in
                 let e = e.baseAddress!.assumingMemoryBound(to: Float.self), m = m.baseAddress!.assumingMemoryBound(to: Float.self)
-                switch f {
-                case .q8_0: cpu_dot_q8_0_row(r, n, x0.q, x0.xs, e, ahead)
-                case .q4_0: cpu_dot_q4_0_row(r, n, x0.q, x0.xs, e, ahead)
-                case .q5_0: cpu_dot_q5_0_row(r, n, x0.q, x0.xs, e, ahead)
-                case .int4Channel: cpu_dot_nib_row(r, n, x0.q, x0.xs, e, ahead)
-                case .q4_K: cpu_dot_q4_K_row(r, n, x0.q, x0.xs, x0.ds, e, m, ahead)
-                default: cpu_dot_q6_K_row(r, n, x0.q, x0.xs, x0.ds, e, m, ahead)
+                if let xb {
+                    switch f {
+                    case .q8_0: cpu_bdot_q8_0_row(r, n, xb, x0.xs, e, ahead)
+                    case .q4_0: cpu_bdot_q4_0_row(r, n, xb, x0.xs, e, ahead)
+                    case .q5_0: cpu_bdot_q5_0_row(r, n, xb, x0.xs, e, ahead)
+                    case .int4Channel: cpu_bdot_nib_row(r, n, xb, x0.xs, e, ahead)
+                    default: cpu_bdot_q4_K_row(r, n, xb, x0.xs, x0.ds, e, m, ahead)
+                    }
+                } else {
+                    switch f {
+                    case .q8_0: cpu_dot_q8_0_row(r, n, x0.q, x0.xs, e, ahead)
+                    case .q4_0: cpu_dot_q4_0_row(r, n, x0.q, x0.xs, e, ahead)
+                    case .q5_0: cpu_dot_q5_0_row(r, n, x0.q, x0.xs, e, ahead)
+                    case .int4Channel: cpu_dot_nib_row(r, n, x0.q, x0.xs, e, ahead)
+                    case .q4_K: cpu_dot_q4_K_row(r, n, x0.q, x0.xs, x0.ds, e, m, ahead)
+                    default: cpu_dot_q6_K_row(r, n, x0.q, x0.xs, x0.ds, e, m, ahead)
+                    }
                 }
             }
         }
         y[j] = acc.result
     }
     return true
-}
-
-/// dotRowsInRegisters with the byte dot product (CPUHints.h's cpu_bdot_*), for the formats whose codes fit a byte
-/// next to the split activations `xb`: Q8_0, Q4_0, Q5_0, int4Channel, Q4_K. The same Int32 lane sums, so the same results.
-@inline(__always)
-private func byteRows(_ f: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, n: Int, _ x0: ActRow,
-                      _ xb: UnsafePointer<UInt8>, ahead: Int, into y: UnsafeMutablePointer<Float>) {
-    var i = 0
-    while i &+ 4 <= count {
-        let r = rows + i &* rowBytes, y4 = y + i
-        switch f {
-        case .q8_0: cpu_bdot_q8_0_rows4(r, rowBytes, n, xb, x0.xs, y4, ahead)
-        case .q4_0: cpu_bdot_q4_0_rows4(r, rowBytes, n, xb, x0.xs, y4, ahead)
-        case .q5_0: cpu_bdot_q5_0_rows4(r, rowBytes, n, xb, x0.xs, y4, ahead)
-        case .int4Channel: cpu_bdot_nib_rows4(r, rowBytes, n, xb, x0.xs, y4, ahead)
-        default: cpu_bdot_q4_K_rows4(r, rowBytes, n, xb, x0.xs, x0.ds, y4, ahead)
-        }
-        i &+= 4
-    }
-    var acc = RowAcc()
-    for j in i..<count {
-        let r = rows + j &* rowBytes
-        withUnsafeMutableBytes(of: &acc.e) { e in
-            withUnsafeMutableBytes(of: &acc.m) { m in
-                let e = e.baseAddress!.assumingMemoryBound(to: Float.self), m = m.baseAddress!.assumingMemoryBound(to: Float.self)
-                switch f {
-                case .q8_0: cpu_bdot_q8_0_row(r, n, xb, x0.xs, e, ahead)
-                case .q4_0: cpu_bdot_q4_0_row(r, n, xb, x0.xs, e, ahead)
-                case .q5_0: cpu_bdot_q5_0_row(r, n, xb, x0.xs, e, ahead)
-                case .int4Channel: cpu_bdot_nib_row(r, n, xb, x0.xs, e, ahead)
-                default: cpu_bdot_q4_K_row(r, n, xb, x0.xs, x0.ds, e, m, ahead)
-                }
-            }
-        }
-        y[j] = acc.result
-    }
 }

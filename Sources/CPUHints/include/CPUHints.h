@@ -453,12 +453,15 @@ static inline void cpu_split_activations(const int16_t *q, const int32_t *os, lo
     }
 }
 
-/// cpu_group_step on byte weights: `lo` / `hi` the codes of the low / high vector, `init` the offset term.
+/// cpu_group_step on byte weights: `lo` / `hi` the codes of the low / high vector; the offset term at byte `init` of
+/// the group's activations (256 or 320; none if negative), or for Q8_0's signed codes (`q8`: against h as w ^ 0x80)
+/// the -128 sum h at 384.
 CPU_VB_TARGET __attribute__((always_inline))
-static inline __m512 cpu_byte_step(__m512i lo, __m512i hi, __m512i init, __m512 ws, const uint8_t *xb, const float *xs, __m512 acc) {
-    __m512i ph = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xb));
-    ph = _mm512_dpbusd_epi32(ph, hi, _mm512_loadu_si512(xb + 128));
-    __m512i pl = _mm512_dpbusd_epi32(init, _mm512_loadu_si512(xb + 64), lo);
+static inline __m512 cpu_byte_step(__m512i lo, __m512i hi, int init, int q8, __m512 ws, const uint8_t *xb, const float *xs, __m512 acc) {
+    const __m512i flip = _mm512_set1_epi8(q8 ? (char)0x80 : 0), zero = _mm512_setzero_si512();
+    __m512i ph = _mm512_dpbusd_epi32(q8 ? _mm512_loadu_si512(xb + 384) : zero, _mm512_xor_si512(lo, flip), _mm512_loadu_si512(xb));
+    ph = _mm512_dpbusd_epi32(ph, _mm512_xor_si512(hi, flip), _mm512_loadu_si512(xb + 128));
+    __m512i pl = _mm512_dpbusd_epi32(q8 || init < 0 ? zero : _mm512_loadu_si512(xb + init), _mm512_loadu_si512(xb + 64), lo);
     pl = _mm512_dpbusd_epi32(pl, _mm512_loadu_si512(xb + 192), hi);
     const __m512i P = _mm512_add_epi32(pl, _mm512_slli_epi32(ph, 8));
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(P), _mm512_mul_ps(ws, _mm512_loadu_ps(xs)), acc);
@@ -527,18 +530,6 @@ static inline void cpu_v_nib_group(const uint8_t *p, __m512 rs, __m512i *lo, __m
     *ws = rs;
 }
 
-/// cpu_byte_step for Q8_0's signed codes `lo` / `hi` (the offset term at 384: -128 sum h).
-CPU_VB_TARGET __attribute__((always_inline))
-static inline __m512 cpu_byte_step_signed(__m512i lo, __m512i hi, __m512 ws, const uint8_t *xb, const float *xs, __m512 acc) {
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
-    __m512i ph = _mm512_dpbusd_epi32(_mm512_loadu_si512(xb + 384), _mm512_xor_si512(lo, flip), _mm512_loadu_si512(xb));
-    ph = _mm512_dpbusd_epi32(ph, _mm512_xor_si512(hi, flip), _mm512_loadu_si512(xb + 128));
-    __m512i pl = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(xb + 64), lo);
-    pl = _mm512_dpbusd_epi32(pl, _mm512_loadu_si512(xb + 192), hi);
-    const __m512i P = _mm512_add_epi32(pl, _mm512_slli_epi32(ph, 8));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(P), _mm512_mul_ps(ws, _mm512_loadu_ps(xs)), acc);
-}
-
 /// Q8_0: the low vector's quants (cpu_v_bit + 34m + 2) from the group's first 128 bytes, the high vector's (+ 16)
 /// from the window 16 bytes on (its second load masked to the group's end).
 static const uint8_t cpu_v_q8_0[64] = {
@@ -556,11 +547,9 @@ static inline void cpu_v_q8_0_group(const uint8_t *p, __m512 rs, __m512i *lo, __
     *ws = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(a0, _mm512_loadu_si512(cpu_d_q8_0), a1)));
 }
 
-// One row and four rows of whole groups in byte form (CPU_ROW_KERNELS' loops); INIT: the offset term's place in a
-// group's activations (256: -offsetSums, for the codes q - 8; 320: -2 offsetSums, Q5_0's q - 16).
-#define CPU_BYTE_STEP(lo, hi, init, ws, x, s, acc) cpu_byte_step(lo, hi, init, ws, x, s, acc)
-#define CPU_BYTE_STEP_SIGNED(lo, hi, init, ws, x, s, acc) cpu_byte_step_signed(lo, hi, ws, x, s, acc)
-#define CPU_BYTE_ROW_KERNELS(F, GB, OFF, RS, INIT, STEP)                                                                     \
+// One row and four rows of whole groups in byte form (CPU_ROW_KERNELS' loops); INIT, Q8: cpu_byte_step's `init` (256:
+// -offsetSums, for the codes q - 8; 320: -2 offsetSums, Q5_0's q - 16) and `q8`.
+#define CPU_BYTE_ROW_KERNELS(F, GB, OFF, RS, INIT, Q8)                                                                 \
     CPU_VB_TARGET static inline void cpu_bdot_##F##_row(const void *row, long ng, const uint8_t *xb, const float *xs,  \
                                                         float *e, long ahead) {                                        \
         const uint8_t *r = (const uint8_t *)row, *p = r + OFF;                                                         \
@@ -572,7 +561,7 @@ static inline void cpu_v_q8_0_group(const uint8_t *p, __m512 rs, __m512i *lo, __
             const uint8_t *x = xb + cpu_split_group_bytes * g;                                                         \
             for (long j = 0; j < (GB + 63) / 64; j++) __builtin_prefetch(p + GB * g + ahead + 64 * j, 0, 3);           \
             cpu_v_##F##_group(p + GB * g, rs, &lo, &hi, &ws);                                                          \
-            acc = STEP(lo, hi, _mm512_loadu_si512(x + INIT), ws, x, xs + 16 * g, acc);                        \
+            acc = cpu_byte_step(lo, hi, INIT, Q8, ws, x, xs + 16 * g, acc);                                            \
         }                                                                                                              \
         _mm512_storeu_ps(e, acc);                                                                                      \
     }                                                                                                                  \
@@ -580,34 +569,31 @@ static inline void cpu_v_q8_0_group(const uint8_t *p, __m512 rs, __m512i *lo, __
                                                           const float *xs, float *y, long ahead) {                     \
         const uint8_t *r = (const uint8_t *)row, *p = r + OFF, *pf = r + ahead;                                        \
         const long per = ((4 * rowBytes + 63) / 64 + ng - 1) / ng;                                                     \
-        const __m512 r0 = RS(r), r1 = RS(r + rowBytes), r2 = RS(r + 2 * rowBytes), r3 = RS(r + 3 * rowBytes);        \
+        const __m512 r0 = RS(r), r1 = RS(r + rowBytes), r2 = RS(r + 2 * rowBytes), r3 = RS(r + 3 * rowBytes);          \
         __m512 A = _mm512_setzero_ps(), B = A, C = A, D = A;                                                           \
         for (long g = 0; g < ng; g++) {                                                                                \
             const uint8_t *pg = p + GB * g, *x = xb + cpu_split_group_bytes * g;                                       \
             const float *s = xs + 16 * g;                                                                              \
-            const __m512i init = _mm512_loadu_si512(x + INIT);                                                         \
             __m512i lo, hi;                                                                                            \
             __m512 ws;                                                                                                 \
             for (long j = 0; j < per; j++) __builtin_prefetch(pf + 64 * j, 0, 3);                                      \
             pf += 64 * per;                                                                                            \
             cpu_v_##F##_group(pg, r0, &lo, &hi, &ws);                                                                  \
-            A = STEP(lo, hi, init, ws, x, s, A);                                                              \
+            A = cpu_byte_step(lo, hi, INIT, Q8, ws, x, s, A);                                                          \
             cpu_v_##F##_group(pg + rowBytes, r1, &lo, &hi, &ws);                                                       \
-            B = STEP(lo, hi, init, ws, x, s, B);                                                              \
+            B = cpu_byte_step(lo, hi, INIT, Q8, ws, x, s, B);                                                          \
             cpu_v_##F##_group(pg + 2 * rowBytes, r2, &lo, &hi, &ws);                                                   \
-            C = STEP(lo, hi, init, ws, x, s, C);                                                              \
+            C = cpu_byte_step(lo, hi, INIT, Q8, ws, x, s, C);                                                          \
             cpu_v_##F##_group(pg + 3 * rowBytes, r3, &lo, &hi, &ws);                                                   \
-            D = STEP(lo, hi, init, ws, x, s, D);                                                              \
+            D = cpu_byte_step(lo, hi, INIT, Q8, ws, x, s, D);                                                          \
         }                                                                                                              \
         cpu_reduce_rows4(A, B, C, D, y);                                                                               \
     }
-CPU_BYTE_ROW_KERNELS(q5_0, 88, 0, CPU_NO_ROW_SCALE, 320, CPU_BYTE_STEP)
-CPU_BYTE_ROW_KERNELS(q4_0, 72, 0, CPU_NO_ROW_SCALE, 256, CPU_BYTE_STEP)
-CPU_BYTE_ROW_KERNELS(nib, 64, 4, CPU_NIB_ROW_SCALE, 256, CPU_BYTE_STEP)
-CPU_BYTE_ROW_KERNELS(q8_0, 136, 0, CPU_NO_ROW_SCALE, 384, CPU_BYTE_STEP_SIGNED)
+CPU_BYTE_ROW_KERNELS(q5_0, 88, 0, CPU_NO_ROW_SCALE, 320, 0)
+CPU_BYTE_ROW_KERNELS(q4_0, 72, 0, CPU_NO_ROW_SCALE, 256, 0)
+CPU_BYTE_ROW_KERNELS(nib, 64, 4, CPU_NIB_ROW_SCALE, 256, 0)
+CPU_BYTE_ROW_KERNELS(q8_0, 136, 0, CPU_NO_ROW_SCALE, 0, 1)
 #undef CPU_BYTE_ROW_KERNELS
-#undef CPU_BYTE_STEP
-#undef CPU_BYTE_STEP_SIGNED
 
 /// cpu_q4_K_step in byte form (no offset: Q4_K's codes are its values; the min term as there).
 CPU_VB_TARGET __attribute__((always_inline))
@@ -620,7 +606,7 @@ static inline void cpu_v_q4_K_step(const uint8_t *b, const uint8_t *xb, const fl
         const __m512i q = _mm512_loadu_si512(b + 16 + 64 * G), s = _mm512_srli_epi16(q, 4);
         const __m512i lo = _mm512_and_si512(_mm512_permutex2var_epi8(q, t, s), m15);
         const __m512i hi = _mm512_and_si512(_mm512_permutex2var_epi8(q, t16, s), m15);
-        *acc = cpu_byte_step(lo, hi, _mm512_setzero_si512(), G ? ws1 : ws0, xb + cpu_split_group_bytes * G, xs + 16 * G, *acc);
+        *acc = cpu_byte_step(lo, hi, -1, 0, G ? ws1 : ws0, xb + cpu_split_group_bytes * G, xs + 16 * G, *acc);
     }
     *m = _mm256_fmadd_ps(mins, _mm256_loadu_ps(ds), *m);
 }
