@@ -9,8 +9,8 @@
 // kernels also read the four block scales expanded to 16 lanes ([d0 x4, d1 x4, d2 x4, d3 x4], `expandedScales`), and
 // the fused nibble kernels (Q4_0, int4Channel) 8 times the sum of each Int32 lane's 8 values (`offsetSums`), so that
 // they multiply the unsigned nibbles q and subtract: sum (q - 8) x = sum q x - 8 sum x, the same integer.
-// Where the CPU has the byte dot product (CPUFeatures.avx512vbmi), rows of up to `splitRows` are also kept split into
-// high and low bytes for the one-row register kernels (`split`, cpu_split_activations in CPUHints.h).
+// Where the CPU has the byte dot product (CPUFeatures.avx512vbmi), a single row (a decode step's, the only one the
+// register kernels read) is also kept split into high and low bytes (`split`, cpu_split_activations in CPUHints.h).
 import CPUHints
 
 /// Rows of activations quantized per 32 elements: `q` (int16, chunk-interleaved), `scales` (f32 per block),
@@ -24,12 +24,11 @@ package final class QuantizedActivations: @unchecked Sendable {  // written befo
     /// Per row and group, 16 Int32: lane 4m + i = 8 * the sum of the values the row kernels' Int32 lane 4m + i
     /// multiplies (block m, elements 8c + 2i and 8c + 2i + 1 for c < 4); |8 * sum| <= 8 * 8 * 32767 < 2^21.
     package let offsetSums: UnsafeMutablePointer<Int32>
-    /// The first `splitRows` rows in CPUHints.h's split form (cpu_split_group_bytes per group), when `splitRows > 0`.
+    /// Row 0 in CPUHints.h's split form (cpu_split_group_bytes per group), when `isSplit`.
     let split: UnsafeMutablePointer<UInt8>
     package private(set) var cols = 0
-    @exclusivity(unchecked) private(set) var splitRows = 0  // read per kernel call (see actRow)
-    /// Rows kept split: the decode step's one row (the several-row kernels unpack to int16 and use `q`), up to 4.
-    static let splitCapacity = 4
+    /// The last quantize was of one row, and it is kept split (the several-row kernels unpack to int16 and use `q`).
+    @exclusivity(unchecked) private(set) var isSplit = false  // read per kernel call (see actRow)
 
     /// Row width in the buffers: `cols` rounded up to a multiple of 128 (a whole number of 4-block groups).
     @inline(__always) package static func paddedCols(_ cols: Int) -> Int { (cols &+ 127) & ~127 }
@@ -51,7 +50,7 @@ package final class QuantizedActivations: @unchecked Sendable {  // written befo
         scaledSums = .allocate(capacity: blocks)
         expandedScales = UnsafeMutableRawPointer.allocate(byteCount: 16 * blocks, alignment: 64).bindMemory(to: Float.self, capacity: 4 * blocks)
         offsetSums = UnsafeMutableRawPointer.allocate(byteCount: 16 * blocks, alignment: 64).bindMemory(to: Int32.self, capacity: 4 * blocks)
-        let splitBytes = CPUFeatures.avx512vbmi ? min(self.maxRows, Self.splitCapacity) * self.maxCols / 128 * Int(cpu_split_group_bytes) : 0
+        let splitBytes = CPUFeatures.avx512vbmi ? self.maxCols / 128 * Int(cpu_split_group_bytes) : 0
         split = UnsafeMutableRawPointer.allocate(byteCount: max(64, splitBytes), alignment: 64).bindMemory(to: UInt8.self, capacity: max(64, splitBytes))
     }
 
@@ -112,10 +111,8 @@ package final class QuantizedActivations: @unchecked Sendable {  // written befo
                 for k in 0..<4 { expandedScales[4 * (rowBlock + b) + k] = d }
             }
         }
-        splitRows = CPUFeatures.avx512vbmi && rows <= Self.splitCapacity ? rows : 0
-        for r in 0..<splitRows {
-            cpu_split_activations(q + r * pc, offsetSums + r * pc / 8, pc / 128, split + r * (pc / 128) * Int(cpu_split_group_bytes))
-        }
+        isSplit = CPUFeatures.avx512vbmi && rows == 1
+        if isSplit { cpu_split_activations(q, offsetSums, pc / 128, split) }
     }
 
     /// Row `r`'s buffers (rows as last quantized): values (chunk-interleaved, see `position`), scales, scaled sums.

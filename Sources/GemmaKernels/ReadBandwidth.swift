@@ -10,32 +10,8 @@ import Dispatch
 public enum ReadBandwidth {
     /// Bytes per second read by `threads` threads together over `bytes` of memory.
     public static func measure(threads: Int, bytes: Int = 1 << 30, reps: Int = 5) -> Double {
-        let words = bytes / 8
-        let raw = mmap(nil, words * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        guard let raw, raw != MAP_FAILED else { return 0 }
-        defer { munmap(raw, words * 8) }
-        #if os(Linux)
-        _ = madvise(raw, words * 8, 14)  // MADV_HUGEPAGE
-        #endif
-        let p = raw.bindMemory(to: UInt64.self, capacity: words)
-        let n = max(1, threads)
-        let base = UInt(bitPattern: p)
-        DispatchQueue.concurrentPerform(iterations: n) { t in  // first touch by the thread that will read the slice
-            let q = UnsafeMutablePointer<UInt64>(bitPattern: base)!
-            for i in (words * t / n)..<(words * (t + 1) / n) { q[i] = UInt64(i) }
-        }
-        var best = 0.0
-        let sink = Sink(n)
-        for _ in 0..<(reps + 1) {
-            let start = DispatchTime.now().uptimeNanoseconds
-            DispatchQueue.concurrentPerform(iterations: n) { t in
-                let q = UnsafePointer<UInt64>(bitPattern: base)!
-                sink.values[t] = sum(q + words * t / n, count: words * (t + 1) / n - words * t / n)
-            }
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            best = max(best, Double(words * 8) / seconds)
-        }
-        return best
+        let probe = Probe(threads: threads, bytes: bytes)
+        return (0..<(reps + 1)).reduce(0) { best, _ in max(best, probe.rate(passes: 1)) }
     }
 
     /// A buffer of `bytes` (first touched by the threads that read it) for repeated measurements: `rate(passes:)` is

@@ -96,7 +96,7 @@ extension QuantizedActivations {
         let pc = QuantizedActivations.paddedCols(cols), b = r &* (pc / 32)
         return ActRow(q: UnsafePointer(q + r &* pc), xs: UnsafePointer(expandedScales + 4 &* b), ds: UnsafePointer(scaledSums + b),
                       os: UnsafePointer(offsetSums + 4 &* b),
-                      split: r < splitRows ? UnsafePointer(split + r &* (pc &>> 7) &* Int(cpu_split_group_bytes)) : nil)
+                      split: r == 0 && isSplit ? UnsafePointer(split) : nil)
     }
 }
 

@@ -98,6 +98,7 @@ extension Gemma3Model {
     fileprivate func rowStage(_ stage: RowStage, layer l: Int, rows range: Range<Int>, _ w: Workspace) {
         let c = config, h = c.hiddenSize, d = c.headDim, half = d / 2
         let qDim = c.numAttentionHeads * d, kvDim = c.numKeyValueHeads * d, f = c.intermediateSize
+        // The layer's fields are read in place below (a copy of the layer retains 13 objects).
         let eps = c.rmsNormEps, off = weights.normOffset
         switch stage {
         case .ropeAngles:
@@ -113,7 +114,9 @@ extension Gemma3Model {
                 }
             }
         case .inputNorm:
-            for r in range { rmsNorm(w.x + r * h, weight: weights.layers[l].inputNorm, offset: off, eps: eps, count: h, into: w.normed + r * h) }
+            for r in range {
+                rmsNorm(w.x + r * h, weight: weights.layers[l].inputNorm, offset: off, eps: eps, count: h, into: w.normed + r * h)
+            }
         case .queryKeyNormRoPE:
             let kind = ropeKindOfLayer[l]
             for r in range {
@@ -136,7 +139,9 @@ extension Gemma3Model {
                 addInPlace(w.x + r * h, b, h)
             }
         case .preFeedforwardNorm:
-            for r in range { rmsNorm(w.x + r * h, weight: weights.layers[l].preFeedforwardNorm, offset: off, eps: eps, count: h, into: w.normed + r * h) }
+            for r in range {
+                rmsNorm(w.x + r * h, weight: weights.layers[l].preFeedforwardNorm, offset: off, eps: eps, count: h, into: w.normed + r * h)
+            }
         case .geglu:
             gegluInPlace(w.gate + range.lowerBound * f, w.up + range.lowerBound * f, range.count * f)
         case .postFeedforwardResidual:
@@ -170,7 +175,8 @@ extension Gemma3Model {
         let qDim = config.numAttentionHeads * config.headDim, kvDim = config.numKeyValueHeads * config.headDim
         for i in 0..<w.runCount {
             let rows = w.runRows[i]
-            WeightMatrix.multiply((weights.layers[l].q, weights.layers[l].k, weights.layers[l].v), w.normed + rows.lowerBound * h, xStride: h, batch: rows.count,
+            WeightMatrix.multiply((weights.layers[l].q, weights.layers[l].k, weights.layers[l].v), w.normed + rows.lowerBound * h,
+                                  xStride: h, batch: rows.count,
                                   into: (w.q + rows.lowerBound * qDim, w.k + rows.lowerBound * kvDim, w.v + rows.lowerBound * kvDim),
                                   yStride: (qDim, kvDim, kvDim), precision: precision, allowGemm: w.runGemm[i], pool: pool, scratch: w.matmul)
         }

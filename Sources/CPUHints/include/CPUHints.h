@@ -140,58 +140,10 @@ static inline void cpu_nib_group(const uint8_t *p, __m512 rs, __m512i w[4], __m5
     *ws = rs;
 }
 
-// One row and four consecutive rows (`rowBytes` apart) of whole groups for each format: kernel1's accumulator lanes
-// into `e` (the row) or RowAcc.result's sums into y[0...3] (four rows); `ahead` bytes prefetched on. OFF: bytes
-// before the first group (int4Channel's f32 scale); RS: the row's scale vector.
-#define CPU_ROW_KERNELS(F, GB, OFF, RS)                                                                                \
-    CPU_Q5_TARGET static inline void cpu_dot_##F##_row(const void *row, long ng, const int16_t *xq, const float *xs,   \
-                                                       float *e, long ahead) {                                         \
-        const uint8_t *r = (const uint8_t *)row, *p = r + OFF;                                                         \
-        const __m512 rs = RS(r);                                                                                       \
-        __m512 acc = _mm512_setzero_ps();                                                                              \
-        for (long g = 0; g < ng; g++) {                                                                                \
-            __m512i w[4];                                                                                              \
-            __m512 ws;                                                                                                 \
-            for (long j = 0; j < (GB + 63) / 64; j++) __builtin_prefetch(p + GB * g + ahead + 64 * j, 0, 3);           \
-            cpu_##F##_group(p + GB * g, rs, w, &ws);                                                                   \
-            acc = cpu_group_step(w, ws, xq + 128 * g, xs + 16 * g, acc);                                               \
-        }                                                                                                              \
-        _mm512_storeu_ps(e, acc);                                                                                      \
-    }                                                                                                                  \
-    CPU_Q5_TARGET static inline void cpu_dot_##F##_rows4(const void *row, long rowBytes, long ng, const int16_t *xq,   \
-                                                         const float *xs, float *y, long ahead) {                      \
-        const uint8_t *r = (const uint8_t *)row, *p = r + OFF, *pf = r + ahead;                                        \
-        const long per = ((4 * rowBytes + 63) / 64 + ng - 1) / ng;                                                     \
-        const __m512 r0 = RS(r), r1 = RS(r + rowBytes), r2 = RS(r + 2 * rowBytes), r3 = RS(r + 3 * rowBytes);        \
-        __m512 A = _mm512_setzero_ps(), B = A, C = A, D = A;                                                           \
-        for (long g = 0; g < ng; g++) {                                                                                \
-            const uint8_t *pg = p + GB * g;                                                                            \
-            const int16_t *x = xq + 128 * g;                                                                           \
-            const float *s = xs + 16 * g;                                                                              \
-            __m512i w[4];                                                                                              \
-            __m512 ws;                                                                                                 \
-            for (long j = 0; j < per; j++) __builtin_prefetch(pf + 64 * j, 0, 3);                                      \
-            pf += 64 * per;                                                                                            \
-            cpu_##F##_group(pg, r0, w, &ws);                                                                           \
-            A = cpu_group_step(w, ws, x, s, A);                                                                        \
-            cpu_##F##_group(pg + rowBytes, r1, w, &ws);                                                                \
-            B = cpu_group_step(w, ws, x, s, B);                                                                        \
-            cpu_##F##_group(pg + 2 * rowBytes, r2, w, &ws);                                                            \
-            C = cpu_group_step(w, ws, x, s, C);                                                                        \
-            cpu_##F##_group(pg + 3 * rowBytes, r3, w, &ws);                                                            \
-            D = cpu_group_step(w, ws, x, s, D);                                                                        \
-        }                                                                                                              \
-        cpu_reduce_rows4(A, B, C, D, y);                                                                               \
-    }
-
+// The row kernels' row scale vector (RS): none, or int4Channel's.
 #define CPU_NO_ROW_SCALE(r) _mm512_setzero_ps()
 /// int4Channel: the row's f32 scale s at its start, every block's scale 1 / s (one f32 division, as unpackInt4Channel).
 #define CPU_NIB_ROW_SCALE(r) _mm512_set1_ps(1.0f / *(const float *)(r))
-CPU_ROW_KERNELS(q5_0, 88, 0, CPU_NO_ROW_SCALE)
-CPU_ROW_KERNELS(q8_0, 136, 0, CPU_NO_ROW_SCALE)
-CPU_ROW_KERNELS(q4_0, 72, 0, CPU_NO_ROW_SCALE)
-CPU_ROW_KERNELS(nib, 64, 4, CPU_NIB_ROW_SCALE)
-#undef CPU_ROW_KERNELS
 
 // The K formats' super-blocks (256 weights = 2 groups) in registers, the values unpackQ4_K / unpackQ6_K store.
 // Q4_K group G (sub-blocks 4G ..< 4G + 4): its 64 quant bytes q; sub-block 2i is the low nibbles of q[32i ..< +32],
@@ -287,18 +239,8 @@ static inline void cpu_q6_K_sb(const uint8_t *b, __m512i w[8], __m512 *ws) {
     *ws = _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)(b + 208)));
 }
 
-/// One super-block of a K-format row times one activation row (x: its 256 int16, xs: 32 scales, ds: 8 scaled
-/// sums): kernel1's two group steps, and (Q4_K) minStep's FMA.
-CPU_Q5_TARGET __attribute__((always_inline))
-static inline void cpu_q4_K_step(const uint8_t *b, const int16_t *x, const float *xs, const float *ds, __m512 *acc, __m256 *m) {
-    __m512i w[8];
-    __m512 ws0, ws1;
-    __m256 mins;
-    cpu_q4_K_sb(b, w, &ws0, &ws1, &mins);
-    *acc = cpu_group_step(w, ws0, x, xs, *acc);
-    *acc = cpu_group_step(w + 4, ws1, x + 128, xs + 16, *acc);
-    *m = _mm256_fmadd_ps(mins, _mm256_loadu_ps(ds), *m);
-}
+/// One Q6_K super-block times one activation row (x: its 256 int16, xs: 32 scales): kernel1's two group steps (`ds`
+/// and `m`, the min term's, are unused: the K row kernels' shared signature).
 CPU_Q5_TARGET __attribute__((always_inline))
 static inline void cpu_q6_K_step(const uint8_t *b, const int16_t *x, const float *xs, const float *ds, __m512 *acc, __m256 *m) {
     (void)ds; (void)m;
@@ -318,22 +260,23 @@ static inline float cpu_min_term(__m256 m) {
 }
 
 // One row (kernel1's 16 accumulator lanes into e, the min lanes into mn) and four consecutive rows (RowAcc.result
-// into y[0...3]) of `nsb` super-blocks of SB bytes.
-#define CPU_K_ROW_KERNELS(F, SB)                                                                                       \
-    CPU_Q5_TARGET static inline void cpu_dot_##F##_row(const void *row, long nsb, const int16_t *xq, const float *xs,  \
-                                                       const float *ds, float *e, float *mn, long ahead) {             \
+// into y[0...3]) of `nsb` super-blocks of SB bytes, by STEP over activations of type XT, XS of them a super-block:
+// Q6_K on int16 activations here, Q4_K on split ones below.
+#define CPU_K_ROW_KERNELS(TARGET, NAME, STEP, SB, XT, XS)                                                              \
+    TARGET static inline void NAME##_row(const void *row, long nsb, const XT *xq, const float *xs, const float *ds,    \
+                                         float *e, float *mn, long ahead) {                                            \
         const uint8_t *p = (const uint8_t *)row;                                                                       \
         __m512 acc = _mm512_setzero_ps();                                                                              \
         __m256 m = _mm256_setzero_ps();                                                                                \
         for (long k = 0; k < nsb; k++) {                                                                               \
             for (long j = 0; j < (SB + 63) / 64; j++) __builtin_prefetch(p + SB * k + ahead + 64 * j, 0, 3);           \
-            cpu_##F##_step(p + SB * k, xq + 256 * k, xs + 32 * k, ds + 8 * k, &acc, &m);                               \
+            STEP(p + SB * k, xq + XS * k, xs + 32 * k, ds + 8 * k, &acc, &m);                                          \
         }                                                                                                              \
         _mm512_storeu_ps(e, acc);                                                                                      \
         _mm256_storeu_ps(mn, m);                                                                                       \
     }                                                                                                                  \
-    CPU_Q5_TARGET static inline void cpu_dot_##F##_rows4(const void *row, long rowBytes, long nsb, const int16_t *xq,  \
-                                                         const float *xs, const float *ds, float *y, long ahead) {     \
+    TARGET static inline void NAME##_rows4(const void *row, long rowBytes, long nsb, const XT *xq, const float *xs,    \
+                                           const float *ds, float *y, long ahead) {                                    \
         const uint8_t *p = (const uint8_t *)row, *pf = p + ahead;                                                      \
         const long per = ((4 * rowBytes + 63) / 64 + nsb - 1) / nsb;                                                   \
         __m512 A = _mm512_setzero_ps(), B = A, C = A, D = A;                                                           \
@@ -342,10 +285,10 @@ static inline float cpu_min_term(__m256 m) {
             const uint8_t *pk = p + SB * k;                                                                            \
             for (long j = 0; j < per; j++) __builtin_prefetch(pf + 64 * j, 0, 3);                                      \
             pf += 64 * per;                                                                                            \
-            cpu_##F##_step(pk, xq + 256 * k, xs + 32 * k, ds + 8 * k, &A, &mA);                                        \
-            cpu_##F##_step(pk + rowBytes, xq + 256 * k, xs + 32 * k, ds + 8 * k, &B, &mB);                             \
-            cpu_##F##_step(pk + 2 * rowBytes, xq + 256 * k, xs + 32 * k, ds + 8 * k, &C, &mC);                         \
-            cpu_##F##_step(pk + 3 * rowBytes, xq + 256 * k, xs + 32 * k, ds + 8 * k, &D, &mD);                         \
+            STEP(pk, xq + XS * k, xs + 32 * k, ds + 8 * k, &A, &mA);                                                   \
+            STEP(pk + rowBytes, xq + XS * k, xs + 32 * k, ds + 8 * k, &B, &mB);                                        \
+            STEP(pk + 2 * rowBytes, xq + XS * k, xs + 32 * k, ds + 8 * k, &C, &mC);                                    \
+            STEP(pk + 3 * rowBytes, xq + XS * k, xs + 32 * k, ds + 8 * k, &D, &mD);                                    \
         }                                                                                                              \
         float t[4];                                                                                                    \
         cpu_reduce_rows4(A, B, C, D, t);                                                                               \
@@ -354,9 +297,7 @@ static inline float cpu_min_term(__m256 m) {
         y[2] = t[2] - cpu_min_term(mC);                                                                                \
         y[3] = t[3] - cpu_min_term(mD);                                                                                \
     }
-CPU_K_ROW_KERNELS(q4_K, 144)
-CPU_K_ROW_KERNELS(q6_K, 210)
-#undef CPU_K_ROW_KERNELS
+CPU_K_ROW_KERNELS(CPU_Q5_TARGET, cpu_dot_q6_K, cpu_q6_K_step, 210, int16_t, 256)
 
 // The same products with VNNI's byte dot product (vpdpbusd: four unsigned times signed bytes summed into each Int32
 // lane), which needs no widening of the weights to int16: each int16 activation x = 256 h + l (h = x >> 8 signed,
@@ -547,8 +488,10 @@ static inline void cpu_v_q8_0_group(const uint8_t *p, __m512 rs, __m512i *lo, __
     *ws = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(a0, _mm512_loadu_si512(cpu_d_q8_0), a1)));
 }
 
-// One row and four rows of whole groups in byte form (CPU_ROW_KERNELS' loops); INIT, Q8: cpu_byte_step's `init` (256:
-// -offsetSums, for the codes q - 8; 320: -2 offsetSums, Q5_0's q - 16) and `q8`.
+// One row (kernel1's accumulator lanes into `e`) and four consecutive rows (`rowBytes` apart; RowAcc.result's sums
+// into y[0...3]) of whole groups in byte form, `ahead` bytes prefetched on. OFF: bytes before the first group
+// (int4Channel's f32 scale); RS: the row's scale vector; INIT, Q8: cpu_byte_step's `init` (256: -offsetSums, for the
+// codes q - 8; 320: -2 offsetSums, Q5_0's q - 16) and `q8`.
 #define CPU_BYTE_ROW_KERNELS(F, GB, OFF, RS, INIT, Q8)                                                                 \
     CPU_VB_TARGET static inline void cpu_bdot_##F##_row(const void *row, long ng, const uint8_t *xb, const float *xs,  \
                                                         float *e, long ahead) {                                        \
@@ -595,7 +538,8 @@ CPU_BYTE_ROW_KERNELS(nib, 64, 4, CPU_NIB_ROW_SCALE, 256, 0)
 CPU_BYTE_ROW_KERNELS(q8_0, 136, 0, CPU_NO_ROW_SCALE, 0, 1)
 #undef CPU_BYTE_ROW_KERNELS
 
-/// cpu_q4_K_step in byte form (no offset: Q4_K's codes are its values; the min term as there).
+/// One Q4_K super-block times one split activation row (xb: its two groups, xs: 32 scales, ds: 8 scaled sums): two
+/// byte steps (no offset: Q4_K's codes are its values), and minStep's FMA.
 CPU_VB_TARGET __attribute__((always_inline))
 static inline void cpu_v_q4_K_step(const uint8_t *b, const uint8_t *xb, const float *xs, const float *ds, __m512 *acc, __m256 *m) {
     __m512 ws0, ws1;
@@ -611,41 +555,8 @@ static inline void cpu_v_q4_K_step(const uint8_t *b, const uint8_t *xb, const fl
     *m = _mm256_fmadd_ps(mins, _mm256_loadu_ps(ds), *m);
 }
 
-CPU_VB_TARGET static inline void cpu_bdot_q4_K_row(const void *row, long nsb, const uint8_t *xb, const float *xs,
-                                                   const float *ds, float *e, float *mn, long ahead) {
-    const uint8_t *p = (const uint8_t *)row;
-    __m512 acc = _mm512_setzero_ps();
-    __m256 m = _mm256_setzero_ps();
-    for (long k = 0; k < nsb; k++) {
-        for (long j = 0; j < 3; j++) __builtin_prefetch(p + 144 * k + ahead + 64 * j, 0, 3);
-        cpu_v_q4_K_step(p + 144 * k, xb + 2 * cpu_split_group_bytes * k, xs + 32 * k, ds + 8 * k, &acc, &m);
-    }
-    _mm512_storeu_ps(e, acc);
-    _mm256_storeu_ps(mn, m);
-}
-
-CPU_VB_TARGET static inline void cpu_bdot_q4_K_rows4(const void *row, long rowBytes, long nsb, const uint8_t *xb,
-                                                     const float *xs, const float *ds, float *y, long ahead) {
-    const uint8_t *p = (const uint8_t *)row, *pf = p + ahead;
-    const long per = ((4 * rowBytes + 63) / 64 + nsb - 1) / nsb;
-    __m512 A = _mm512_setzero_ps(), B = A, C = A, D = A;
-    __m256 mA = _mm256_setzero_ps(), mB = mA, mC = mA, mD = mA;
-    for (long k = 0; k < nsb; k++) {
-        const uint8_t *pk = p + 144 * k, *x = xb + 2 * cpu_split_group_bytes * k;
-        for (long j = 0; j < per; j++) __builtin_prefetch(pf + 64 * j, 0, 3);
-        pf += 64 * per;
-        cpu_v_q4_K_step(pk, x, xs + 32 * k, ds + 8 * k, &A, &mA);
-        cpu_v_q4_K_step(pk + rowBytes, x, xs + 32 * k, ds + 8 * k, &B, &mB);
-        cpu_v_q4_K_step(pk + 2 * rowBytes, x, xs + 32 * k, ds + 8 * k, &C, &mC);
-        cpu_v_q4_K_step(pk + 3 * rowBytes, x, xs + 32 * k, ds + 8 * k, &D, &mD);
-    }
-    float t[4];
-    cpu_reduce_rows4(A, B, C, D, t);
-    y[0] = t[0] - cpu_min_term(mA);
-    y[1] = t[1] - cpu_min_term(mB);
-    y[2] = t[2] - cpu_min_term(mC);
-    y[3] = t[3] - cpu_min_term(mD);
-}
+CPU_K_ROW_KERNELS(CPU_VB_TARGET, cpu_bdot_q4_K, cpu_v_q4_K_step, 144, uint8_t, 2 * cpu_split_group_bytes)
+#undef CPU_K_ROW_KERNELS
 #undef CPU_VB_TARGET
 
 /// One whole Q5_0 / Q8_0 / Q4_0 / int4Channel group into the row kernels' scratch (`w`: 128 int16, `ws`: 16 scales).
