@@ -8,19 +8,27 @@
 /// Each is the ggml block of the same name, or (int4Channel) our per-row-scale int4, whose blocks are Q4_0's nibbles;
 /// `activationLimit` bounds the int16-quantized activations so that the kernels' int32 pair sums cannot overflow
 /// (Q6_K's 6-bit values times 2 need one bit more headroom).
+///
+/// `q5_0Lanes` is Q5_0 regrouped at load, in memory only: each four blocks (88 bytes) rewritten in the decode
+/// kernels' lane order (GemmaKernels' `WeightEncoding.q5_0Lanes`, CPUHints.h `cpu_q5_0_lanes`); no file holds it.
 public enum IntegerLayout: Sendable, Equatable, CaseIterable {
-    case q8_0, q4_0, q5_0, q4_K, q6_K, int4Channel
+    case q8_0, q4_0, q5_0, q4_K, q6_K, int4Channel, q5_0Lanes
 
-    /// The tensor type whose rows this layout is.
+    /// The tensor type whose values this layout holds (`q5_0Lanes`: Q5_0's, in another byte order).
     public var blockType: TensorType {
         switch self {
         case .q8_0: .q8_0
         case .q4_0: .q4_0
-        case .q5_0: .q5_0
+        case .q5_0, .q5_0Lanes: .q5_0
         case .q4_K: .q4_K
         case .q6_K: .q6_K
         case .int4Channel: .int4Channel
         }
+    }
+
+    /// The layout the integer kernels read a file's rows of `type` in (never `q5_0Lanes`, which no file holds).
+    public static func of(fileType type: TensorType) -> IntegerLayout? {
+        allCases.first { $0 != .q5_0Lanes && $0.blockType == type }
     }
 
     /// The largest magnitude of an int16-quantized activation the kernels accept with this layout.
@@ -154,7 +162,7 @@ extension WeightEncoding {
         let maxID = Int(ggml.map(\.rawValue).max()!)
         var table = [WeightEncoding?](repeating: nil, count: maxID + 1)
         for t in ggml where t.canDequantize {
-            let layout = IntegerLayout.allCases.first { $0.blockType == t }
+            let layout = IntegerLayout.of(fileType: t)
             table[Int(t.rawValue)] = WeightEncoding(
                 name: t.description.lowercased(), blockSize: t.blockSize, bytesPerBlock: t.blockBytes, tensorType: t,
                 integerLayout: layout, vectorBytesPerValue: (t == .f16 || t == .bf16) ? 2 : 4,

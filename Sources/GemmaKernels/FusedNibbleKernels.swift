@@ -81,7 +81,7 @@ import GemmaFormats
 /// blocks, each block's scale the row's 1 / scale) row of `nb` blocks times activation row `x0`. Same result as
 /// unpack + `kernel1`, bit for bit.
 @inline(__always)
-func kernel1FusedNibbles(_ f: TensorType, _ row: UnsafeRawPointer, _ nb: Int, _ s: RowScratch, _ x0: ActRow) -> Float {
+func kernel1FusedNibbles(_ f: IntegerLayout, _ row: UnsafeRawPointer, _ nb: Int, _ s: RowScratch, _ x0: ActRow) -> Float {
     let q4 = f == .q4_0, stride = q4 ? 18 : 16, offset = q4 ? 2 : 0
     let blocks = q4 ? row : row + 4
     let rowScale = q4 ? SIMD16<Float>() : SIMD16<Float>(repeating: 1 / Float(bitPattern: UInt32(littleEndian: row.loadUnaligned(as: UInt32.self))))

@@ -188,7 +188,7 @@ func gemmI16Unpack(_ m: WeightMatrix, _ p0: Int, _ g: Int, _ b0: Int, _ n: Int, 
         for i in 0..<32 {
             let row = m.base + (32 &* (p0 &+ pi) &+ i) &* m.rowBytes
             rs.w = (tmp + 64 &* U &* i).assumingMemoryBound(to: Int16.self)
-            panelUnpack(m.blockType, row, b0, n, rs)
+            panelUnpack(m.layout!, row, b0, n, rs)
             for b in 0..<n {
                 let blk = gemmI16Blk(b, pi, g, kc)
                 pws[32 &* blk &+ i] = rs.ws[b]
@@ -317,7 +317,7 @@ extension WeightMatrix {
         let cols = cols, nb = cols / 32, t0 = tokenRange.lowerBound, tokens = tokenRange.count
         let acts = GemmI16Acts(q: UnsafePointer(a.q + t0 * cols), d: UnsafePointer(a.scales + t0 * nb), ds: UnsafePointer(a.scaledSums + t0 * nb))
         let yt = y + t0 * yStride
-        switch blockType {
+        switch layout {
         case .q4_K: gemmI16Min(self, panels, acts, cols, tokens, yt, yStride, scratch, tb, kc, gp)
         case .q6_K:
             // Folded Q6_K weights (|w| <= 4096): with |q| <= 16383 a block of 32 sums below 2^31 (4096 * 16383 * 32);

@@ -10,12 +10,8 @@ import GemmaFormats
 /// 128-weight groups (the 32-weight formats), formats without a register kernel, or (all but Q6_K, which takes the
 /// int16 activations) activations not kept split.
 @inline(__always)
-func dotRowsInRegisters(_ f: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, _ x0: ActRow,
+func dotRowsInRegisters(_ f: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, _ x0: ActRow,
                         into y: UnsafeMutablePointer<Float>) -> Bool {
-    switch f {
-    case .q8_0, .q4_0, .q5_0, .int4Channel, .q4_K, .q6_K: break
-    default: return false
-    }
     let superBlocks = f == .q4_K || f == .q6_K
     guard superBlocks || cols & 127 == 0 else { return false }
     // Groups of 128 weights, or super-blocks of 256 for the K formats.
@@ -39,10 +35,13 @@ func dotRowsInRegisters(_ f: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int
     case .q5_0:
         fourThenOne(rows, rowBytes: rowBytes, count: count, into: y, { cpu_bdot_q5_0_rows4($0, rowBytes, n, xb, x0.xs, $1, ahead) },
                     { r, e, _ in cpu_bdot_q5_0_row(r, n, xb, x0.xs, e, ahead) })
+    case .q5_0Lanes:
+        fourThenOne(rows, rowBytes: rowBytes, count: count, into: y, { cpu_bdot_q5l_rows4($0, rowBytes, n, xb, x0.xs, $1, ahead) },
+                    { r, e, _ in cpu_bdot_q5l_row(r, n, xb, x0.xs, e, ahead) })
     case .int4Channel:
         fourThenOne(rows, rowBytes: rowBytes, count: count, into: y, { cpu_bdot_nib_rows4($0, rowBytes, n, xb, x0.xs, $1, ahead) },
                     { r, e, _ in cpu_bdot_nib_row(r, n, xb, x0.xs, e, ahead) })
-    default:
+    case .q4_K, .q6_K:
         fourThenOne(rows, rowBytes: rowBytes, count: count, into: y,
                     { cpu_bdot_q4_K_rows4($0, rowBytes, n, xb, x0.xs, x0.ds, $1, ahead) },
                     { cpu_bdot_q4_K_row($0, n, xb, x0.xs, x0.ds, $1, $2, ahead) })

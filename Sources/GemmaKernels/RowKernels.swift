@@ -396,7 +396,7 @@ let groupSlotFloats = 80
 /// `scratch`: `rowKernelScratchBytes` bytes (64-byte aligned is best), owned by the caller, one per worker.
 /// `cols % 32 == 0` (`% 256` for Q4_K / Q6_K).
 @inline(never)
-func dotRows(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: QuantizedActivations, batch: Int,
+func dotRows(_ type: IntegerLayout, _ row: UnsafeRawPointer, cols: Int, _ a: QuantizedActivations, batch: Int,
              into y: UnsafeMutablePointer<Float>, yStride: Int, _ scratch: UnsafeMutableRawPointer, firstRow: Int = 0) {
     dotRowsImpl(type, row, cols: cols, a, batch: batch, into: y, yStride: yStride,
                 RowScratch(scratch, z: kernelOpaqueZero), firstRow: firstRow)
@@ -422,7 +422,7 @@ func dotRowsMany(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: In
         return
     }
     let s = RowScratch(scratch, z: kernelOpaqueZero), vbmi = CPUFeatures.avx512vbmi
-    @inline(__always) func run(_ f: TensorType) {
+    @inline(__always) func run(_ f: IntegerLayout) {
         if batch == 1 && !wide && (f == .q4_0 || f == .int4Channel) {
             // Without AVX-512: the unpacking fused into the one-row loop (FusedNibbleKernels.swift), same results.
             let x0 = a.actRow(firstRow, cols: cols), nb = cols / 32
@@ -446,6 +446,7 @@ func dotRowsMany(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: In
     case .q4_K: run(.q4_K)
     case .q6_K: run(.q6_K)
     case .int4Channel: run(.int4Channel)
+    case .q5_0Lanes: run(.q5_0Lanes)
     }
 }
 
@@ -458,7 +459,7 @@ func dotRowsMany(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: In
 /// 20-cycle reduction chain each. Returns the number of rows done (a multiple of `k`; 0 where it does not apply:
 /// Q8_0, which has its fused kernel, or partial groups).
 @inline(never)
-func dotRowsMany1(_ f: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, _ a: QuantizedActivations,
+func dotRowsMany1(_ f: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, _ a: QuantizedActivations,
                   into y: UnsafeMutablePointer<Float>, _ s: RowScratch, firstRow: Int) -> Int {
     let nb = cols / 32, ng = nb &>> 2, hasMin = f == .q4_K
     guard f != .q8_0, nb & 3 == 0, 2 &* ng <= rowChunkGroups else { return 0 }
@@ -518,7 +519,7 @@ func dotRowsMany1(_ f: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, coun
 func dotRowsMany4(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, _ a: QuantizedActivations,
                   into y: UnsafeMutablePointer<Float>, yStride: Int, _ scratch: UnsafeMutableRawPointer, firstRow: Int) {
     let s = RowScratch(scratch, z: kernelOpaqueZero), red = s.red
-    @inline(__always) func run(_ f: TensorType) {
+    @inline(__always) func run(_ f: IntegerLayout) {
         let hasMin = f == .q4_K
         var i = 0
         do {
@@ -549,6 +550,7 @@ func dotRowsMany4(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: I
     case .q4_K: run(.q4_K)
     case .q6_K: run(.q6_K)
     case .int4Channel: run(.int4Channel)
+    case .q5_0Lanes: run(.q5_0Lanes)
     }
 }
 
@@ -556,7 +558,7 @@ func dotRowsMany4(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: I
 /// the scratch).
 /// Returns the number of weight rows done (their group slots as in dotRowsMany4), or -1 when all are done and stored.
 @inline(never)
-func dotRowsMany4Pairs(_ f: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, _ a: QuantizedActivations,
+func dotRowsMany4Pairs(_ f: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, _ a: QuantizedActivations,
                        into y: UnsafeMutablePointer<Float>, yStride: Int, _ s: RowScratch, firstRow: Int) -> Int {
     let red = s.red
     var i = 0
@@ -620,7 +622,7 @@ func dotRowsMany4Pairs(_ f: TensorType, _ rows: UnsafeRawPointer, rowBytes: Int,
 }
 
 @inline(__always)
-func dotRowsImpl(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: QuantizedActivations, batch: Int,
+func dotRowsImpl(_ type: IntegerLayout, _ row: UnsafeRawPointer, cols: Int, _ a: QuantizedActivations, batch: Int,
                  into y: UnsafeMutablePointer<Float>, yStride: Int, _ s: RowScratch, firstRow: Int,
                  slot: UnsafeMutablePointer<Float>? = nil, slotRow: Int = 0) {
     let nb = cols / 32, ng = (nb &+ 3) &>> 2, hasMin = type == .q4_K
@@ -696,7 +698,7 @@ func dotRowsImpl(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: Qu
 }
 
 @inline(never)
-func dotRowsTail(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: QuantizedActivations, batch: Int,
+func dotRowsTail(_ type: IntegerLayout, _ row: UnsafeRawPointer, cols: Int, _ a: QuantizedActivations, batch: Int,
                  into y: UnsafeMutablePointer<Float>, yStride: Int, _ s: RowScratch, firstRow: Int) {
     precondition(batch < 4)
     dotRowsImpl(type, row, cols: cols, a, batch: batch, into: y, yStride: yStride, s, firstRow: firstRow)
@@ -704,6 +706,12 @@ func dotRowsTail(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: Qu
 
 /// `W[row] . x[r]` for activation row `r` of `a` (the one-row kernels; bit-identical to any batched computation).
 package func dotRow(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a: QuantizedActivations, _ r: Int) -> Float {
+    guard let layout = IntegerLayout.of(fileType: type) else { preconditionFailure("no integer row kernel for \(type)") }
+    return dotRow(layout, row, cols: cols, a, r)
+}
+
+/// `dotRow` for rows in an integer layout (including the in-memory `q5_0Lanes`).
+package func dotRow(_ type: IntegerLayout, _ row: UnsafeRawPointer, cols: Int, _ a: QuantizedActivations, _ r: Int) -> Float {
     withUnsafeTemporaryAllocation(byteCount: rowKernelScratchBytes, alignment: 64) { buf in
         var y: Float = 0
         dotRows(type, row, cols: cols, a, batch: 1, into: &y, yStride: 1, buf.baseAddress!, firstRow: r)

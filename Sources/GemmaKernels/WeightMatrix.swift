@@ -27,8 +27,6 @@ package struct WeightMatrix: @unchecked Sendable {  // points into a read-only m
     package let rowBytes: Int
     /// The integer kernels' layout of the rows, when they compute on them directly.
     package let layout: IntegerLayout?
-    /// The ggml block type the integer kernels unpack (meaningful only when `layout` is set).
-    let blockType: TensorType
     /// Batches at least this large use the panel GEMM.
     package static let gemmMinimumBatch = 8
 
@@ -42,7 +40,6 @@ package struct WeightMatrix: @unchecked Sendable {  // points into a read-only m
         self.base = base
         self.rowBytes = encoding.rowBytes(cols) ?? 0
         layout = encoding.integerLayout
-        blockType = encoding.integerLayout?.blockType ?? .f32
     }
 
     /// A matrix of a ggml tensor type (see `init(encoding:rows:cols:base:)`).

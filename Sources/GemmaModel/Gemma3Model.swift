@@ -15,7 +15,8 @@ public final class Gemma3Model: Sendable {
     public let checkpoint: Checkpoint
     /// The weights' copies on huge pages, if any (the matrices point into them).
     let weightCopies: [HugePageCopy]
-    /// Matrices rewritten at load into a faster encoding (Q5_0 as Q8_0, `ModelOptions.widenQ5_0`), if any.
+    /// Matrices rewritten at load into a faster encoding (Q5_0 as Q8_0 or in lane order, `ModelOptions.widenQ5_0`,
+    /// `q5_0Lanes`), if any.
     let repacked: HugePageCopy?
     /// Why `.auto` placement kept the weights in the file mapping (e.g. they exceed half the memory limit), else nil.
     public let placementNote: String?
@@ -72,10 +73,11 @@ public final class Gemma3Model: Sendable {
             }
             return p
         }
-        if options.widenQ5_0 {
+        let rewrite: Q5_0Rewrite? = options.widenQ5_0 ? .widen : options.q5_0Lanes && options.precision == .fast ? .lanes : nil
+        if let rewrite {
             // The Q5_0 bytes that the model no longer reads leave the resident set: in a copy (ours alone) or a file
             // mapping (read again from the file if anyone asks); never heap bytes of a source, which others may read.
-            (weights, repacked) = Self.widenQ5_0(bound) { m in
+            (weights, repacked) = Self.rewriteQ5_0(bound, as: rewrite) { m in
                 let bytes = UnsafeRawBufferPointer(start: m.base, count: m.rows * m.rowBytes)
                 for c in held where m.base >= c.base && m.base < c.base + c.count {
                     return HugePageCopy.release(bytes)
@@ -110,26 +112,40 @@ public final class Gemma3Model: Sendable {
         ropeKindOfLayer = ofLayer
     }
 
-    /// Q5_0 matrices rewritten as Q8_0 (lossless: the same scales and integers) in one read-only arena on huge
-    /// pages; `release` is called with each original as soon as it is rewritten.
-    static func widenQ5_0(_ w: Gemma3Weights, release: (WeightMatrix) -> Void) -> (Gemma3Weights, HugePageCopy?) {
+    /// What Q5_0 matrices become at load (`ModelOptions.widenQ5_0`, `q5_0Lanes`).
+    enum Q5_0Rewrite {
+        /// Q8_0 (lossless: the same scales and integers), 55% more bytes.
+        case widen
+        /// The decode kernels' lane order (`WeightEncoding.q5_0Lanes`), the same bytes; only matrices whose rows are
+        /// whole 128-weight groups.
+        case lanes
+    }
+
+    /// Q5_0 matrices rewritten (`how`) in one read-only arena on huge pages; `release` is called with each original
+    /// as soon as it is rewritten.
+    static func rewriteQ5_0(_ w: Gemma3Weights, as how: Q5_0Rewrite, release: (WeightMatrix) -> Void) -> (Gemma3Weights, HugePageCopy?) {
         guard let q8 = WeightEncoding.of(.q8_0) else { return (w, nil) }
+        let target = how == .widen ? q8 : WeightEncoding.q5_0Lanes
+        func rewrites(_ m: WeightMatrix) -> Bool { m.type == .q5_0 && (how == .widen || m.cols % 128 == 0) }
         // Each distinct Q5_0 matrix once (the embedding may also be the head) and its place in the arena.
         var offsets: [UnsafeRawPointer: Int] = [:], q5: [WeightMatrix] = [], total = 0
-        for m in w.matrices where m.type == .q5_0 && offsets[m.base] == nil {
+        for m in w.matrices where rewrites(m) && offsets[m.base] == nil {
             offsets[m.base] = total
             q5.append(m)
-            total += (q8.rowBytes(m.cols)! * m.rows + 63) / 64 * 64
+            total += (target.rowBytes(m.cols)! * m.rows + 63) / 64 * 64
         }
         guard !q5.isEmpty, let arena = HugePageCopy(count: total, fill: { dst in
             for m in q5 {
-                TensorType.repackQ5_0AsQ8_0(m.base, blocks: m.rows * m.cols / 32, into: dst + offsets[m.base]!)
+                switch how {
+                case .widen: TensorType.repackQ5_0AsQ8_0(m.base, blocks: m.rows * m.cols / 32, into: dst + offsets[m.base]!)
+                case .lanes: WeightEncoding.repackQ5_0Lanes(m.base, groups: m.rows * m.cols / 128, into: dst + offsets[m.base]!)
+                }
                 release(m)  // at once, so that the resident set never holds both forms of every matrix
             }
         }) else { return (w, nil) }
         return (w.mapMatrices { m in
-            guard m.type == .q5_0, let off = offsets[m.base] else { return m }
-            return WeightMatrix(encoding: q8, rows: m.rows, cols: m.cols, base: arena.base + off)
+            guard rewrites(m), let off = offsets[m.base] else { return m }
+            return WeightMatrix(encoding: target, rows: m.rows, cols: m.cols, base: arena.base + off)
         }, arena)
     }
 

@@ -1,7 +1,8 @@
-// Q5_0 matrices rewritten as Q8_0 at load (`ModelOptions.widenQ5_0`) must change nothing but speed: the block
-// rewrite keeps every scale and integer (checked block by block against the Q5_0 dequantization, random high bits and
-// nibbles), and the real model's logits are bit-identical with and without it, in the prompt (GEMM) path,
-// the decode (row kernel) path and in exact precision.
+// Q5_0 matrices rewritten at load, as Q8_0 (`ModelOptions.widenQ5_0`) or in the decode kernels' lane order
+// (`q5_0Lanes`), must change nothing but speed: the block rewrite keeps every scale and integer (checked block by
+// block against the Q5_0 dequantization, random high bits and nibbles; the lane order in GemmaKernelsTests'
+// Q5_0LanesTests), and the real model's logits are bit-identical with either rewrite and without, in the prompt
+// (GEMM) path, the decode (row kernel) path and in exact precision (where the lane order is not used).
 import GemmaFormats
 import GemmaKernels
 import GemmaModel
@@ -33,11 +34,12 @@ import Testing
     func logitsAreBitIdenticalWithAndWithout(_ precision: Precision) throws {
         guard let path = TestPaths.requireModel() else { return }
         let prompt = [2, 818, 5279, 529, 7001, 563, 496, 2012, 529, 236743, 236770, 236819, 236771, 236761, 108, 818, 1902]
-        func run(widen: Bool) throws -> [[Float]] {
-            let model = try Gemma3Model(path: path, options: ModelOptions(threads: 2, precision: precision, widenQ5_0: widen))
-            // The 270M's q, k, v, gate and up are Q5_0 in the file.
-            #expect(model.weights.layers[0].q.type == (widen ? .q8_0 : .q5_0))
-            #expect(model.weights.layers[17].up.type == (widen ? .q8_0 : .q5_0))
+        func run(widen: Bool, lanes: Bool) throws -> [[Float]] {
+            let model = try Gemma3Model(path: path, options: ModelOptions(threads: 2, precision: precision, widenQ5_0: widen, q5_0Lanes: lanes))
+            // The 270M's q, k, gate and up (and half of its v) are Q5_0 in the file.
+            let want: WeightEncoding = widen ? .of(.q8_0)! : lanes && precision == .fast ? .q5_0Lanes : .of(.q5_0)!
+            #expect(model.weights.layers[0].q.encoding == want)
+            #expect(model.weights.layers[17].up.encoding == want)
             let state = model.makeState(capacity: 64)
             var rows: [[Float]] = []
             try model.forward(prompt, state: state, logits: .all) { _, l in rows.append(Array(l)) }
@@ -47,10 +49,13 @@ import Testing
             }
             return rows
         }
-        let widened = try run(widen: true), stored = try run(widen: false)
-        #expect(widened.count == prompt.count + 4)
-        for (i, (a, b)) in zip(widened, stored).enumerated() {
-            #expect(a.map(\.bitPattern) == b.map(\.bitPattern), "logits of row \(i) differ")
+        let stored = try run(widen: false, lanes: false)
+        #expect(stored.count == prompt.count + 4)
+        for (name, rewritten) in [("widened", try run(widen: true, lanes: false)), ("lane order", try run(widen: false, lanes: true))] {
+            #expect(rewritten.count == stored.count)
+            for (i, (a, b)) in zip(rewritten, stored).enumerated() {
+                #expect(a.map(\.bitPattern) == b.map(\.bitPattern), "\(name): logits of row \(i) differ")
+            }
         }
     }
 }

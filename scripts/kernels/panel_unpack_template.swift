@@ -1,3 +1,4 @@
+import CPUHints
 import GemmaFormats
 // Quantized weight rows unpacked to int16 in element order, one f32 scale per 32 (Q4_K also its min; int4Channel the
 // row's 1 / scale for each 32), for the int16 prompt GEMM (GemmInt16.swift), which transposes them into its panels.
@@ -65,6 +66,26 @@ struct PanelUnpackTarget {
     for b in 0..<n { s.ws[b] = panelUnpackBlockQ5_0(row, b0 &+ b, s.w + 32 &* b) }
 }
 
+/// Lane-order Q5_0 (`IntegerLayout.q5_0Lanes`): block b is block b % 4 of group b / 4. With VBMI in registers
+/// (cpu_panel_q5l_block), else from the group put back in file order; the same values as panelUnpackQ5_0.
+@inline(never) func panelUnpackQ5_0Lanes(_ row: UnsafeRawPointer, _ b0: Int, _ n: Int, _ s: PanelUnpackTarget) {
+    if CPUFeatures.avx512vbmi {
+        for b in 0..<n {
+            let blk = b0 &+ b
+            s.ws[b] = cpu_panel_q5l_block(row + 88 &* (blk &>> 2), blk & 3, s.w + 32 &* b)
+        }
+        return
+    }
+    withUnsafeTemporaryAllocation(byteCount: 88, alignment: 64) { tmp in
+        let t = tmp.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        for b in 0..<n {
+            let blk = b0 &+ b
+            cpu_q5_0_from_lanes((row + 88 &* (blk &>> 2)).assumingMemoryBound(to: UInt8.self), t)
+            s.ws[b] = panelUnpackBlockQ5_0(UnsafeRawPointer(t), blk & 3, s.w + 32 &* b)
+        }
+    }
+}
+
 /// Q4_K / Q6_K: super-blocks b0/8 ..< (b0+n)/8.
 @inline(never) func panelUnpackQ4_K(_ row: UnsafeRawPointer, _ b0: Int, _ n: Int, _ s: PanelUnpackTarget) {
     for sb in 0..<n / 8 {
@@ -97,7 +118,7 @@ struct PanelUnpackTarget {
 }
 
 /// Blocks b0 ..< b0 + n of a row (for Q4_K / Q6_K whole super-blocks: b0 and n multiples of 8) into `s`.
-@inline(__always) func panelUnpack(_ type: TensorType, _ row: UnsafeRawPointer, _ b0: Int, _ n: Int, _ s: PanelUnpackTarget) {
+@inline(__always) func panelUnpack(_ type: IntegerLayout, _ row: UnsafeRawPointer, _ b0: Int, _ n: Int, _ s: PanelUnpackTarget) {
     switch type {
     case .q8_0: panelUnpackQ8_0(row, b0, n, s)
     case .q4_0: panelUnpackQ4_0(row, b0, n, s)
@@ -105,6 +126,6 @@ struct PanelUnpackTarget {
     case .q4_K: panelUnpackQ4_K(row, b0, n, s)
     case .q6_K: panelUnpackQ6_K(row, b0, n, s)
     case .int4Channel: panelUnpackInt4Channel(row, b0, n, s)
-    default: preconditionFailure("no integer kernel for \(type)")
+    case .q5_0Lanes: panelUnpackQ5_0Lanes(row, b0, n, s)
     }
 }

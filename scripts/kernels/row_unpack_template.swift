@@ -121,6 +121,28 @@ import GemmaFormats
     }
 }
 
+/// Groups g0 ..< g0 + ng of a lane-order Q5_0 row (`IntegerLayout.q5_0Lanes`: whole groups only) into `s`:
+/// cpu_unpack_q5l_group with VBMI, else each group put back in file order and unpacked as Q5_0 (the same values).
+@inline(never) func unpackQ5_0Lanes(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ s: RowScratch) {
+    if CPUFeatures.avx512vbmi {
+        for g in 0..<ng {
+            let p = row + 88 &* (g0 &+ g)
+            llvmPrefetch(p + rowPrefetchDistance, 0, 3, 1); llvmPrefetch(p + (rowPrefetchDistance + 64), 0, 3, 1)
+            cpu_unpack_q5l_group(p, s.w + 128 &* g, s.ws + 16 &* g)
+        }
+        return
+    }
+    withUnsafeTemporaryAllocation(byteCount: 88, alignment: 64) { tmp in
+        let t = tmp.baseAddress!
+        for g in 0..<ng {
+            cpu_q5_0_from_lanes((row + 88 &* (g0 &+ g)).assumingMemoryBound(to: UInt8.self), t.assumingMemoryBound(to: UInt8.self))
+            var sg = s
+            sg.w = s.w + 128 &* g; sg.ws = s.ws + 16 &* g
+            unpackQ5_0(UnsafeRawPointer(t), 0, 1, 4, sg)
+        }
+    }
+}
+
 @inline(never) func unpackQ5_0(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ nb: Int, _ s: RowScratch) {
     let vbmi = CPUFeatures.avx512vbmi
     for g in 0..<ng {
@@ -200,7 +222,7 @@ import GemmaFormats
     }
 }
 
-@inline(__always) func unpack(_ type: TensorType, _ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ nb: Int, _ s: RowScratch) {
+@inline(__always) func unpack(_ type: IntegerLayout, _ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ nb: Int, _ s: RowScratch) {
     switch type {
     case .q8_0: unpackQ8_0(row, g0, ng, nb, s)
     case .q4_0: unpackQ4_0(row, g0, ng, nb, s)
@@ -208,6 +230,6 @@ import GemmaFormats
     case .q4_K: unpackQ4_K(row, g0, ng, nb, s)
     case .q6_K: unpackQ6_K(row, g0, ng, nb, s)
     case .int4Channel: unpackInt4Channel(row, g0, ng, nb, s)
-    default: preconditionFailure("no integer row kernel for \(type)")
+    case .q5_0Lanes: unpackQ5_0Lanes(row, g0, ng, s)
     }
 }

@@ -455,6 +455,111 @@ static inline void cpu_v_q5_0_group(const uint8_t *p, __m512 rs, __m512i *lo, __
     *ws = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(a, _mm512_loadu_si512(cpu_q5_0_d), b)));
 }
 
+// Q5_0 in lane order (IntegerLayout.q5_0Lanes; cpu_q5_0_lanes writes it at load): a group's 88 bytes are its 64
+// quant bytes already in the byte kernels' order (byte i: quant byte cpu_v_bit[i] of block i / 16, as
+// cpu_v_q5_0_qs picks them), the high bits of the low vector's 64 elements and of the high vector's as two 64-bit
+// masks (bit i: element cpu_v_bit[i], resp. + 16, of block i / 16), then the four blocks' f16 scales. No permute
+// is left in the decode step: the masks load straight into mask registers.
+static const uint16_t cpu_q5l_d[32] = {28, 28, 28, 28, 29, 29, 29, 29, 30, 30, 30, 30, 31, 31, 31, 31,
+                                       28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28};
+
+/// One file-order Q5_0 group (4 blocks, 88 bytes) into lane order (any CPU).
+static inline void cpu_q5_0_lanes(const uint8_t *src, uint8_t *dst) {
+    static const uint8_t bit[16] = {0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15};
+    uint64_t kl = 0, kh = 0;
+    for (int i = 0; i < 64; i++) {
+        const uint8_t *b = src + 22 * (i / 16);
+        const int e = bit[i % 16];
+        const uint32_t qh = (uint32_t)b[2] | (uint32_t)b[3] << 8 | (uint32_t)b[4] << 16 | (uint32_t)b[5] << 24;
+        dst[i] = b[6 + e];
+        kl |= (uint64_t)((qh >> e) & 1) << i;
+        kh |= (uint64_t)((qh >> (e + 16)) & 1) << i;
+    }
+    for (int j = 0; j < 8; j++) { dst[64 + j] = (uint8_t)(kl >> (8 * j)); dst[72 + j] = (uint8_t)(kh >> (8 * j)); }
+    for (int m = 0; m < 4; m++) { dst[80 + 2 * m] = src[22 * m]; dst[81 + 2 * m] = src[22 * m + 1]; }
+}
+
+/// The inverse of cpu_q5_0_lanes (any CPU).
+static inline void cpu_q5_0_from_lanes(const uint8_t *src, uint8_t *dst) {
+    static const uint8_t bit[16] = {0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15};
+    uint64_t kl = 0, kh = 0;
+    for (int j = 7; j >= 0; j--) { kl = kl << 8 | src[64 + j]; kh = kh << 8 | src[72 + j]; }
+    for (int m = 0; m < 4; m++) {
+        uint8_t *b = dst + 22 * m;
+        uint32_t qh = 0;
+        for (int k = 0; k < 16; k++) {
+            const int i = 16 * m + k, e = bit[k];
+            b[6 + e] = src[i];
+            qh |= (uint32_t)((kl >> i) & 1) << e | (uint32_t)((kh >> i) & 1) << (e + 16);
+        }
+        b[0] = src[80 + 2 * m];
+        b[1] = src[81 + 2 * m];
+        for (int j = 0; j < 4; j++) b[2 + j] = (uint8_t)(qh >> (8 * j));
+    }
+}
+
+/// A whole lane-order Q5_0 group as codes (nibble | high bit << 4): one load of the quants, the high bits as masks.
+CPU_VB_TARGET __attribute__((always_inline))
+static inline void cpu_v_q5l_group(const uint8_t *p, __m512 rs, __m512i *lo, __m512i *hi, __m512 *ws) {
+    (void)rs;
+    const __m512i s16 = _mm512_set1_epi8(16), m15 = _mm512_set1_epi8(15);
+    const __m512i q = _mm512_loadu_si512(p);
+    const __mmask64 kl = _load_mask64((__mmask64 *)(p + 64)), kh = _load_mask64((__mmask64 *)(p + 72));
+    *lo = _mm512_ternarylogic_epi32(q, m15, _mm512_maskz_mov_epi8(kl, s16), 0xEA);
+    *hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(q, 4), m15, _mm512_maskz_mov_epi8(kh, s16), 0xEA);
+    *ws = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(_mm512_loadu_si512(cpu_q5l_d),
+                                                                          _mm512_loadu_si512(p + 24))));
+}
+
+/// A lane-order Q5_0 group as q - 16 in the int16 chunk vectors and expanded scales (cpu_q5_0_group's values): lane
+/// order's even words are chunk 0's (resp. 2's) element pairs and its odd words chunk 1's (3's), so one vpermb per
+/// vector puts them in two halves to widen.
+static const uint8_t cpu_q5l_chunks[64] = {
+    0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29, 32, 33, 36, 37, 40, 41, 44, 45, 48, 49, 52, 53, 56, 57, 60, 61,
+    2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31, 34, 35, 38, 39, 42, 43, 46, 47, 50, 51, 54, 55, 58, 59, 62, 63};
+CPU_VB_TARGET __attribute__((always_inline))
+static inline void cpu_q5l_group(const uint8_t *p, __m512 rs, __m512i w[4], __m512 *ws) {
+    __m512i lo, hi;
+    cpu_v_q5l_group(p, rs, &lo, &hi, ws);
+    const __m512i s16 = _mm512_set1_epi8(16), t = _mm512_loadu_si512(cpu_q5l_chunks);
+    lo = _mm512_permutexvar_epi8(t, _mm512_sub_epi8(lo, s16));
+    hi = _mm512_permutexvar_epi8(t, _mm512_sub_epi8(hi, s16));
+    w[0] = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(lo));
+    w[1] = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(lo, 1));
+    w[2] = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(hi));
+    w[3] = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(hi, 1));
+}
+
+/// One lane-order Q5_0 group into the row kernels' scratch (`w`: 128 int16, `ws`: 16 scales), as cpu_unpack_q5_0_group.
+CPU_VB_TARGET
+static inline void cpu_unpack_q5l_group(const void *g, int16_t *w, float *ws) {
+    __m512i v[4];
+    __m512 s;
+    cpu_q5l_group((const uint8_t *)g, _mm512_setzero_ps(), v, &s);
+    for (int c = 0; c < 4; c++) _mm512_storeu_si512(w + 32 * c, v[c]);
+    _mm512_storeu_ps(ws, s);
+}
+
+/// Block m of a lane-order Q5_0 group as q - 16 in element order (32 int16 at `dst`, the prompt GEMM's panel
+/// unpacking); returns its scale. Element e < 16 is the low vector's byte 16 m + (the inverse of cpu_v_bit)[e], and
+/// e + 16 the high vector's.
+static const uint8_t cpu_q5l_block[32] = {0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+                                          64, 65, 68, 69, 72, 73, 76, 77, 66, 67, 70, 71, 74, 75, 78, 79};
+CPU_VB_TARGET
+static inline float cpu_panel_q5l_block(const void *group, long m, int16_t *dst) {
+    const uint8_t *p = (const uint8_t *)group;
+    __m512i lo, hi;
+    __m512 ws;
+    cpu_v_q5l_group(p, _mm512_setzero_ps(), &lo, &hi, &ws);
+    const __m512i s16 = _mm512_set1_epi8(16);
+    const __m256i t = _mm256_add_epi8(_mm256_loadu_si256((const __m256i *)cpu_q5l_block), _mm256_set1_epi8((char)(16 * m)));
+    const __m512i v = _mm512_permutex2var_epi8(_mm512_sub_epi8(lo, s16), _mm512_castsi256_si512(t), _mm512_sub_epi8(hi, s16));
+    _mm512_storeu_si512(dst, _mm512_cvtepi8_epi16(_mm512_castsi512_si256(v)));
+    uint16_t d;
+    __builtin_memcpy(&d, p + 80 + 2 * m, 2);
+    return _cvtsh_ss(d);
+}
+
 /// A whole Q4_0 group (72 bytes; the second load masked to its last 8) as nibble codes.
 CPU_VB_TARGET __attribute__((always_inline))
 static inline void cpu_v_q4_0_group(const uint8_t *p, __m512 rs, __m512i *lo, __m512i *hi, __m512 *ws) {
@@ -533,6 +638,7 @@ static inline void cpu_v_q8_0_group(const uint8_t *p, __m512 rs, __m512i *lo, __
         cpu_reduce_rows4(A, B, C, D, y);                                                                               \
     }
 CPU_BYTE_ROW_KERNELS(q5_0, 88, 0, CPU_NO_ROW_SCALE, 320, 0)
+CPU_BYTE_ROW_KERNELS(q5l, 88, 0, CPU_NO_ROW_SCALE, 320, 0)
 CPU_BYTE_ROW_KERNELS(q4_0, 72, 0, CPU_NO_ROW_SCALE, 256, 0)
 CPU_BYTE_ROW_KERNELS(nib, 64, 4, CPU_NIB_ROW_SCALE, 256, 0)
 CPU_BYTE_ROW_KERNELS(q8_0, 136, 0, CPU_NO_ROW_SCALE, 0, 1)
