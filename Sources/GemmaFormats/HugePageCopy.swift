@@ -193,6 +193,19 @@ package final class HugePageCopy: @unchecked Sendable {  // immutable after init
 
     deinit { munmap(mapping, mappingBytes) }
 
+    /// Lets `body` rewrite `bytes` (inside this copy) in place: their pages are writable during the call only.
+    /// For load-time rewrites that keep a tensor's size (the decode kernels' lane order).
+    package func rewrite(_ bytes: UnsafeRawBufferPointer, _ body: (UnsafeMutableRawPointer) -> Void) {
+        guard let p = bytes.baseAddress, bytes.count > 0 else { return }
+        precondition(p >= base && p + bytes.count <= base + count, "bytes outside the copy")
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = Int(bitPattern: p) & ~(page - 1), end = (Int(bitPattern: p) + bytes.count + page - 1) & ~(page - 1)
+        let pages = UnsafeMutableRawPointer(bitPattern: start)!
+        _ = mprotect(pages, end - start, PROT_READ | PROT_WRITE)
+        body(UnsafeMutableRawPointer(mutating: p))
+        _ = mprotect(pages, end - start, PROT_READ)
+    }
+
     /// Drops the whole pages inside `bytes` (rounded inward) from this process (MADV_DONTNEED). Only for bytes that
     /// are never read again or that the kernel reads back from a file: a file mapping, or a copy's bytes that nothing
     /// reads any more (they read back as zeros).

@@ -9,15 +9,16 @@
 /// `activationLimit` bounds the int16-quantized activations so that the kernels' int32 pair sums cannot overflow
 /// (Q6_K's 6-bit values times 2 need one bit more headroom).
 ///
-/// `q5_0Lanes` is Q5_0 regrouped at load, in memory only: each four blocks (88 bytes) rewritten in the decode
-/// kernels' lane order (GemmaKernels' `WeightEncoding.q5_0Lanes`, CPUHints.h `cpu_q5_0_lanes`); no file holds it.
+/// `q5_0Lanes` and `q8_0Lanes` are Q5_0 and Q8_0 regrouped at load, in memory only: each four blocks (88 / 136
+/// bytes) rewritten in the decode kernels' lane order (GemmaKernels' LaneOrder.swift, CPUHints.h `cpu_q5_0_lanes`,
+/// `cpu_q8_0_lanes`); no file holds them.
 public enum IntegerLayout: Sendable, Equatable, CaseIterable {
-    case q8_0, q4_0, q5_0, q4_K, q6_K, int4Channel, q5_0Lanes
+    case q8_0, q4_0, q5_0, q4_K, q6_K, int4Channel, q5_0Lanes, q8_0Lanes
 
-    /// The tensor type whose values this layout holds (`q5_0Lanes`: Q5_0's, in another byte order).
+    /// The tensor type whose values this layout holds (the lane orders: their file type's, in another byte order).
     public var blockType: TensorType {
         switch self {
-        case .q8_0: .q8_0
+        case .q8_0, .q8_0Lanes: .q8_0
         case .q4_0: .q4_0
         case .q5_0, .q5_0Lanes: .q5_0
         case .q4_K: .q4_K
@@ -26,9 +27,12 @@ public enum IntegerLayout: Sendable, Equatable, CaseIterable {
         }
     }
 
-    /// The layout the integer kernels read a file's rows of `type` in (never `q5_0Lanes`, which no file holds).
+    /// Whether this is a lane order made at load (`q5_0Lanes`, `q8_0Lanes`), which no file holds.
+    public var isLaneOrder: Bool { self == .q5_0Lanes || self == .q8_0Lanes }
+
+    /// The layout the integer kernels read a file's rows of `type` in (never a lane order).
     public static func of(fileType type: TensorType) -> IntegerLayout? {
-        allCases.first { $0 != .q5_0Lanes && $0.blockType == type }
+        allCases.first { !$0.isLaneOrder && $0.blockType == type }
     }
 
     /// The largest magnitude of an int16-quantized activation the kernels accept with this layout.

@@ -16,7 +16,7 @@ func dotRowsInRegisters(_ f: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: 
     guard superBlocks || cols & 127 == 0 else { return false }
     // Groups of 128 weights, or super-blocks of 256 for the K formats.
     let n = superBlocks ? cols &>> 8 : cols &>> 7
-    let ahead = f == .q8_0 ? rowPrefetchDistance : CPUFeatures.weightPrefetchDistance
+    let ahead = f == .q8_0 || f == .q8_0Lanes ? rowPrefetchDistance : CPUFeatures.weightPrefetchDistance
     if f == .q6_K {  // int16 activations (an int8 scale per 16 weights: no byte form)
         fourThenOne(rows, rowBytes: rowBytes, count: count, into: y,
                     { cpu_dot_q6_K_rows4($0, rowBytes, n, x0.q, x0.xs, x0.ds, $1, ahead) },
@@ -35,6 +35,9 @@ func dotRowsInRegisters(_ f: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: 
     case .q5_0:
         fourThenOne(rows, rowBytes: rowBytes, count: count, into: y, { cpu_bdot_q5_0_rows4($0, rowBytes, n, xb, x0.xs, $1, ahead) },
                     { r, e, _ in cpu_bdot_q5_0_row(r, n, xb, x0.xs, e, ahead) })
+    case .q8_0Lanes:
+        fourThenOne(rows, rowBytes: rowBytes, count: count, into: y, { cpu_bdot_q8l_rows4($0, rowBytes, n, xb, x0.xs, $1, ahead) },
+                    { r, e, _ in cpu_bdot_q8l_row(r, n, xb, x0.xs, e, ahead) })
     case .q5_0Lanes:
         fourThenOne(rows, rowBytes: rowBytes, count: count, into: y, { cpu_bdot_q5l_rows4($0, rowBytes, n, xb, x0.xs, $1, ahead) },
                     { r, e, _ in cpu_bdot_q5l_row(r, n, xb, x0.xs, e, ahead) })

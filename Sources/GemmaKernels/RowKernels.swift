@@ -447,6 +447,7 @@ func dotRowsMany(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: In
     case .q6_K: run(.q6_K)
     case .int4Channel: run(.int4Channel)
     case .q5_0Lanes: run(.q5_0Lanes)
+    case .q8_0Lanes: run(.q8_0Lanes)
     }
 }
 
@@ -551,6 +552,7 @@ func dotRowsMany4(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: I
     case .q6_K: run(.q6_K)
     case .int4Channel: run(.int4Channel)
     case .q5_0Lanes: run(.q5_0Lanes)
+    case .q8_0Lanes: run(.q8_0Lanes)
     }
 }
 

@@ -574,6 +574,29 @@ import GemmaFormats
     }
 }
 
+/// Groups g0 ..< g0 + ng of a lane-order Q8_0 row (`IntegerLayout.q8_0Lanes`: whole groups only) into `s`, as
+/// unpackQ5_0Lanes.
+@inline(never) func unpackQ8_0Lanes(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ s: RowScratch) {
+    if CPUFeatures.avx512vbmi {
+        for g in 0..<ng {
+            let p = row + 136 &* (g0 &+ g)
+            llvmPrefetch(p + rowPrefetchDistance, 0, 3, 1); llvmPrefetch(p + (rowPrefetchDistance + 64), 0, 3, 1)
+            llvmPrefetch(p + (rowPrefetchDistance + 128), 0, 3, 1)
+            cpu_unpack_q8l_group(p, s.w + 128 &* g, s.ws + 16 &* g)
+        }
+        return
+    }
+    withUnsafeTemporaryAllocation(byteCount: 136, alignment: 64) { tmp in
+        let t = tmp.baseAddress!
+        for g in 0..<ng {
+            cpu_q8_0_from_lanes((row + 136 &* (g0 &+ g)).assumingMemoryBound(to: UInt8.self), t.assumingMemoryBound(to: UInt8.self))
+            var sg = s
+            sg.w = s.w + 128 &* g; sg.ws = s.ws + 16 &* g
+            unpackQ8_0(UnsafeRawPointer(t), 0, 1, 4, sg)
+        }
+    }
+}
+
 @inline(never) func unpackQ5_0(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ nb: Int, _ s: RowScratch) {
     let vbmi = CPUFeatures.avx512vbmi
     for g in 0..<ng {
@@ -2022,5 +2045,6 @@ import GemmaFormats
     case .q6_K: unpackQ6_K(row, g0, ng, nb, s)
     case .int4Channel: unpackInt4Channel(row, g0, ng, nb, s)
     case .q5_0Lanes: unpackQ5_0Lanes(row, g0, ng, s)
+    case .q8_0Lanes: unpackQ8_0Lanes(row, g0, ng, s)
     }
 }

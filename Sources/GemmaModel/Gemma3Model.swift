@@ -15,8 +15,8 @@ public final class Gemma3Model: Sendable {
     public let checkpoint: Checkpoint
     /// The weights' copies on huge pages, if any (the matrices point into them).
     let weightCopies: [HugePageCopy]
-    /// Matrices rewritten at load into a faster encoding (Q5_0 as Q8_0 or in lane order, `ModelOptions.widenQ5_0`,
-    /// `q5_0Lanes`), if any.
+    /// Matrices rewritten at load into a faster encoding (Q5_0 as Q8_0, Q5_0 / Q8_0 in lane order:
+    /// `ModelOptions.widenQ5_0`, `laneOrder`), if any.
     let repacked: HugePageCopy?
     /// Why `.auto` placement kept the weights in the file mapping (e.g. they exceed half the memory limit), else nil.
     public let placementNote: String?
@@ -73,11 +73,11 @@ public final class Gemma3Model: Sendable {
             }
             return p
         }
-        let rewrite: Q5_0Rewrite? = options.widenQ5_0 ? .widen : options.q5_0Lanes && options.precision == .fast ? .lanes : nil
-        if let rewrite {
-            // The Q5_0 bytes that the model no longer reads leave the resident set: in a copy (ours alone) or a file
+        let lanes = options.laneOrder && options.precision == .fast
+        if options.widenQ5_0 || lanes {
+            // The bytes that the model no longer reads leave the resident set: in a copy (ours alone) or a file
             // mapping (read again from the file if anyone asks); never heap bytes of a source, which others may read.
-            (weights, repacked) = Self.rewriteQ5_0(bound, as: rewrite) { m in
+            (weights, repacked) = Self.rewrite(bound, widenQ5_0: options.widenQ5_0, laneOrder: lanes, copies: held) { m in
                 let bytes = UnsafeRawBufferPointer(start: m.base, count: m.rows * m.rowBytes)
                 for c in held where m.base >= c.base && m.base < c.base + c.count {
                     return HugePageCopy.release(bytes)
@@ -112,40 +112,66 @@ public final class Gemma3Model: Sendable {
         ropeKindOfLayer = ofLayer
     }
 
-    /// What Q5_0 matrices become at load (`ModelOptions.widenQ5_0`, `q5_0Lanes`).
-    enum Q5_0Rewrite {
-        /// Q8_0 (lossless: the same scales and integers), 55% more bytes.
-        case widen
-        /// The decode kernels' lane order (`WeightEncoding.q5_0Lanes`), the same bytes; only matrices whose rows are
-        /// whole 128-weight groups.
-        case lanes
-    }
-
-    /// Q5_0 matrices rewritten (`how`) in one read-only arena on huge pages; `release` is called with each original
-    /// as soon as it is rewritten.
-    static func rewriteQ5_0(_ w: Gemma3Weights, as how: Q5_0Rewrite, release: (WeightMatrix) -> Void) -> (Gemma3Weights, HugePageCopy?) {
+    /// Matrices rewritten at load into a faster encoding: Q5_0 as Q8_0 (`widenQ5_0`: lossless, the same scales and
+    /// integers, 55% more bytes), and Q5_0 / Q8_0 rows that are whole 128-weight groups in the decode kernels' lane
+    /// order (`laneOrder`: the same bytes), which is made in place and only in our `copies` (a matrix read from the
+    /// file mapping keeps the file's order). The widened matrices go to one read-only arena on huge pages, and
+    /// `release` is called with each original as soon as it is rewritten, so the resident set never holds both forms
+    /// of every matrix.
+    static func rewrite(_ w: Gemma3Weights, widenQ5_0: Bool, laneOrder: Bool, copies: [HugePageCopy],
+                        release: (WeightMatrix) -> Void) -> (Gemma3Weights, HugePageCopy?) {
         guard let q8 = WeightEncoding.of(.q8_0) else { return (w, nil) }
-        let target = how == .widen ? q8 : WeightEncoding.q5_0Lanes
-        func rewrites(_ m: WeightMatrix) -> Bool { m.type == .q5_0 && (how == .widen || m.cols % 128 == 0) }
-        // Each distinct Q5_0 matrix once (the embedding may also be the head) and its place in the arena.
-        var offsets: [UnsafeRawPointer: Int] = [:], q5: [WeightMatrix] = [], total = 0
-        for m in w.matrices where rewrites(m) && offsets[m.base] == nil {
-            offsets[m.base] = total
-            q5.append(m)
-            total += (target.rowBytes(m.cols)! * m.rows + 63) / 64 * 64
-        }
-        guard !q5.isEmpty, let arena = HugePageCopy(count: total, fill: { dst in
-            for m in q5 {
-                switch how {
-                case .widen: TensorType.repackQ5_0AsQ8_0(m.base, blocks: m.rows * m.cols / 32, into: dst + offsets[m.base]!)
-                case .lanes: WeightEncoding.repackQ5_0Lanes(m.base, groups: m.rows * m.cols / 128, into: dst + offsets[m.base]!)
-                }
-                release(m)  // at once, so that the resident set never holds both forms of every matrix
+        func target(_ m: WeightMatrix) -> WeightEncoding? {
+            guard let t = m.type else { return nil }
+            if t == .q5_0 && widenQ5_0 {
+                return laneOrder ? WeightEncoding.laneOrder(of: .q8_0, cols: m.cols) ?? q8 : q8
             }
-        }) else { return (w, nil) }
+            return laneOrder ? WeightEncoding.laneOrder(of: t, cols: m.cols) : nil
+        }
+        func copy(holding m: WeightMatrix) -> HugePageCopy? {
+            copies.first { m.base >= $0.base && m.base + m.rows * m.rowBytes <= $0.base + $0.count }
+        }
+        // Each distinct matrix once (the embedding may also be the head): rewritten in place, or its place in the arena.
+        var offsets: [UnsafeRawPointer: Int] = [:], inPlace: Set<UnsafeRawPointer> = [], todo: [(WeightMatrix, WeightEncoding)] = []
+        var total = 0
+        for m in w.matrices where offsets[m.base] == nil && !inPlace.contains(m.base) {
+            guard let e = target(m) else { continue }
+            if m.type == e.integerLayout?.blockType {
+                // The same bytes in another order: in our copy, where they are. Weights read from the file mapping
+                // (`--mmap`, or too large for a copy) keep the file's order rather than move into memory that the
+                // kernel cannot evict.
+                guard let c = copy(holding: m) else { continue }
+                c.rewrite(UnsafeRawBufferPointer(start: m.base, count: m.rows * m.rowBytes)) { p in
+                    WeightEncoding.repackLanes(m.type!, m.base, groups: m.rows * m.cols / 128, into: p)
+                }
+                inPlace.insert(m.base)
+                continue
+            }
+            offsets[m.base] = total
+            todo.append((m, e))
+            total += (e.rowBytes(m.cols)! * m.rows + 63) / 64 * 64
+        }
+        let arena = todo.isEmpty ? nil : HugePageCopy(count: total, fill: { dst in
+            for (m, e) in todo {
+                let out = dst + offsets[m.base]!, blocks = m.rows * m.cols / 32
+                switch (m.type, e.integerLayout) {
+                case (.q5_0?, .q8_0?): TensorType.repackQ5_0AsQ8_0(m.base, blocks: blocks, into: out)
+                case (.q5_0?, .q8_0Lanes?):
+                    // Widened, then regrouped in place: each group of 4 blocks (88 bytes) becomes 136.
+                    TensorType.repackQ5_0AsQ8_0(m.base, blocks: blocks, into: out)
+                    WeightEncoding.repackLanes(.q8_0, out, groups: blocks / 4, into: out)
+                default: WeightEncoding.repackLanes(m.type!, m.base, groups: blocks / 4, into: out)
+                }
+                release(m)
+            }
+        })
         return (w.mapMatrices { m in
-            guard rewrites(m), let off = offsets[m.base] else { return m }
-            return WeightMatrix(encoding: target, rows: m.rows, cols: m.cols, base: arena.base + off)
+            guard let e = target(m) else { return m }
+            if inPlace.contains(m.base) { return WeightMatrix(encoding: e, rows: m.rows, cols: m.cols, base: m.base) }
+            if m.type == e.integerLayout?.blockType { return m }  // left in the file mapping, in the file's order
+            // Without an arena (its mapping failed) the others stay as they are: `fill` never ran, nothing was released.
+            guard let arena, let off = offsets[m.base] else { return m }
+            return WeightMatrix(encoding: e, rows: m.rows, cols: m.cols, base: arena.base + off)
         }, arena)
     }
 

@@ -20,20 +20,21 @@ public struct ModelOptions: Sendable, Equatable {
     /// rather than memory is the bottleneck. Default (nil): on CPUs without AVX-512 (measured on AMD EPYC Zen 3).
     public var widenQ5_0: Bool
 
-    /// Whether Q5_0 matrices (rows a multiple of 128 wide) are regrouped at load into the decode kernels' lane order
-    /// (`WeightEncoding.q5_0Lanes`): the same bytes and values, every result bit-identical, and no byte permutes
-    /// left in the decode step. Ignored when `widenQ5_0` is on or in `.exact` precision (which dequantizes rows).
-    /// Default (nil): where the CPU has the VBMI byte kernels (`CPUFeatures.avx512vbmi`).
-    public var q5_0Lanes: Bool
+    /// Whether Q5_0 and Q8_0 matrices (rows a multiple of 128 wide) are regrouped at load into the decode kernels'
+    /// lane order (GemmaKernels' LaneOrder.swift): the same bytes and values, every result bit-identical, and no byte
+    /// permutes left in the decode step. Made in place in the weights' private copy (`WeightPlacement.hugePages`),
+    /// so not for weights read from the file mapping; not in `.exact` precision (which dequantizes rows). Default
+    /// (nil): where the CPU has the VBMI byte kernels (`CPUFeatures.avx512vbmi`).
+    public var laneOrder: Bool
 
     /// `widenQ5_0`'s default on this CPU: on where there is no AVX-512.
     public static var widensQ5_0ByDefault: Bool { !CPUFeatures.avx512 }
 
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, precision: Precision = .fast,
                 placement: WeightPlacement = .auto, kvStorage: KVStorage = .f16, embeddingScale: EmbeddingScale = .exact,
-                widenQ5_0: Bool? = nil, q5_0Lanes: Bool? = nil) {
+                widenQ5_0: Bool? = nil, laneOrder: Bool? = nil) {
         self.widenQ5_0 = widenQ5_0 ?? Self.widensQ5_0ByDefault
-        self.q5_0Lanes = q5_0Lanes ?? CPUFeatures.avx512vbmi
+        self.laneOrder = laneOrder ?? CPUFeatures.avx512vbmi
         self.threads = max(1, threads)
         self.precision = precision
         self.placement = placement

@@ -1,8 +1,8 @@
-// Q5_0 matrices rewritten at load, as Q8_0 (`ModelOptions.widenQ5_0`) or in the decode kernels' lane order
-// (`q5_0Lanes`), must change nothing but speed: the block rewrite keeps every scale and integer (checked block by
-// block against the Q5_0 dequantization, random high bits and nibbles; the lane order in GemmaKernelsTests'
-// Q5_0LanesTests), and the real model's logits are bit-identical with either rewrite and without, in the prompt
-// (GEMM) path, the decode (row kernel) path and in exact precision (where the lane order is not used).
+// Matrices rewritten at load, Q5_0 as Q8_0 (`ModelOptions.widenQ5_0`) or Q5_0 and Q8_0 in the decode kernels' lane
+// order (`laneOrder`), must change nothing but speed: the block rewrite keeps every scale and integer (checked block
+// by block against the Q5_0 dequantization, random high bits and nibbles; the lane order in GemmaKernelsTests'
+// LaneOrderTests), and the real model's logits are bit-identical with each rewrite and without, in the prompt (GEMM)
+// path, the decode (row kernel) path and in exact precision (where the lane order is not used).
 import GemmaFormats
 import GemmaKernels
 import GemmaModel
@@ -35,11 +35,14 @@ import Testing
         guard let path = TestPaths.requireModel() else { return }
         let prompt = [2, 818, 5279, 529, 7001, 563, 496, 2012, 529, 236743, 236770, 236819, 236771, 236761, 108, 818, 1902]
         func run(widen: Bool, lanes: Bool) throws -> [[Float]] {
-            let model = try Gemma3Model(path: path, options: ModelOptions(threads: 2, precision: precision, widenQ5_0: widen, q5_0Lanes: lanes))
-            // The 270M's q, k, gate and up (and half of its v) are Q5_0 in the file.
-            let want: WeightEncoding = widen ? .of(.q8_0)! : lanes && precision == .fast ? .q5_0Lanes : .of(.q5_0)!
-            #expect(model.weights.layers[0].q.encoding == want)
-            #expect(model.weights.layers[17].up.encoding == want)
+            let model = try Gemma3Model(path: path, options: ModelOptions(threads: 2, precision: precision, placement: .hugePages,
+                                                                            widenQ5_0: widen, laneOrder: lanes))
+            // The 270M's q, k, gate and up (and half of its v) are Q5_0 in the file, its embedding (the head) Q8_0.
+            let inLanes = lanes && precision == .fast
+            let q5: WeightEncoding = widen ? (inLanes ? .q8_0Lanes : .of(.q8_0)!) : inLanes ? .q5_0Lanes : .of(.q5_0)!
+            #expect(model.weights.layers[0].q.encoding == q5)
+            #expect(model.weights.layers[17].up.encoding == q5)
+            #expect(model.weights.embedding.encoding == (inLanes ? .q8_0Lanes : .of(.q8_0)!))
             let state = model.makeState(capacity: 64)
             var rows: [[Float]] = []
             try model.forward(prompt, state: state, logits: .all) { _, l in rows.append(Array(l)) }
@@ -49,9 +52,14 @@ import Testing
             }
             return rows
         }
+        // Read from the file mapping, the weights keep the file's order (no unevictable copy is made for them).
+        let mapped = try Gemma3Model(path: path, options: ModelOptions(threads: 2, precision: precision, placement: .mapped, laneOrder: true))
+        #expect(mapped.weights.layers[0].q.encoding == .of(.q5_0)!)
+        #expect(mapped.weights.embedding.encoding == .of(.q8_0)!)
         let stored = try run(widen: false, lanes: false)
         #expect(stored.count == prompt.count + 4)
-        for (name, rewritten) in [("widened", try run(widen: true, lanes: false)), ("lane order", try run(widen: false, lanes: true))] {
+        for (name, rewritten) in [("widened", try run(widen: true, lanes: false)), ("lane order", try run(widen: false, lanes: true)),
+                                  ("widened, lane order", try run(widen: true, lanes: true))] {
             #expect(rewritten.count == stored.count)
             for (i, (a, b)) in zip(rewritten, stored).enumerated() {
                 #expect(a.map(\.bitPattern) == b.map(\.bitPattern), "\(name): logits of row \(i) differ")

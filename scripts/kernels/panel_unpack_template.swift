@@ -66,6 +66,25 @@ struct PanelUnpackTarget {
     for b in 0..<n { s.ws[b] = panelUnpackBlockQ5_0(row, b0 &+ b, s.w + 32 &* b) }
 }
 
+/// Lane-order Q8_0 (`IntegerLayout.q8_0Lanes`), as panelUnpackQ5_0Lanes.
+@inline(never) func panelUnpackQ8_0Lanes(_ row: UnsafeRawPointer, _ b0: Int, _ n: Int, _ s: PanelUnpackTarget) {
+    if CPUFeatures.avx512vbmi {
+        for b in 0..<n {
+            let blk = b0 &+ b
+            s.ws[b] = cpu_panel_q8l_block(row + 136 &* (blk &>> 2), blk & 3, s.w + 32 &* b)
+        }
+        return
+    }
+    withUnsafeTemporaryAllocation(byteCount: 136, alignment: 64) { tmp in
+        let t = tmp.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        for b in 0..<n {
+            let blk = b0 &+ b
+            cpu_q8_0_from_lanes((row + 136 &* (blk &>> 2)).assumingMemoryBound(to: UInt8.self), t)
+            s.ws[b] = panelUnpackBlockQ8_0(UnsafeRawPointer(t), blk & 3, s.w + 32 &* b)
+        }
+    }
+}
+
 /// Lane-order Q5_0 (`IntegerLayout.q5_0Lanes`): block b is block b % 4 of group b / 4. With VBMI in registers
 /// (cpu_panel_q5l_block), else from the group put back in file order; the same values as panelUnpackQ5_0.
 @inline(never) func panelUnpackQ5_0Lanes(_ row: UnsafeRawPointer, _ b0: Int, _ n: Int, _ s: PanelUnpackTarget) {
@@ -127,5 +146,6 @@ struct PanelUnpackTarget {
     case .q6_K: panelUnpackQ6_K(row, b0, n, s)
     case .int4Channel: panelUnpackInt4Channel(row, b0, n, s)
     case .q5_0Lanes: panelUnpackQ5_0Lanes(row, b0, n, s)
+    case .q8_0Lanes: panelUnpackQ8_0Lanes(row, b0, n, s)
     }
 }

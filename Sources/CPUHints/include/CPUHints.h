@@ -560,6 +560,85 @@ static inline float cpu_panel_q5l_block(const void *group, long m, int16_t *dst)
     return _cvtsh_ss(d);
 }
 
+// Q8_0 in lane order (IntegerLayout.q8_0Lanes; cpu_q8_0_lanes at load): a group's 136 bytes are the low vector's 64
+// quants in the byte kernels' order (byte i: element cpu_v_bit[i] of block i / 16), the high vector's (+ 16), then
+// the four f16 scales: two plain loads a group instead of four loads and two two-source permutes.
+
+/// One file-order Q8_0 group (4 blocks, 136 bytes) into lane order (any CPU).
+static inline void cpu_q8_0_lanes(const uint8_t *src, uint8_t *dst) {
+    static const uint8_t bit[16] = {0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15};
+    for (int i = 0; i < 64; i++) {
+        const uint8_t *q = src + 34 * (i / 16) + 2;
+        dst[i] = q[bit[i % 16]];
+        dst[64 + i] = q[16 + bit[i % 16]];
+    }
+    for (int m = 0; m < 4; m++) { dst[128 + 2 * m] = src[34 * m]; dst[129 + 2 * m] = src[34 * m + 1]; }
+}
+
+/// The inverse of cpu_q8_0_lanes (any CPU).
+static inline void cpu_q8_0_from_lanes(const uint8_t *src, uint8_t *dst) {
+    static const uint8_t bit[16] = {0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15};
+    for (int i = 0; i < 64; i++) {
+        uint8_t *q = dst + 34 * (i / 16) + 2;
+        q[bit[i % 16]] = src[i];
+        q[16 + bit[i % 16]] = src[64 + i];
+    }
+    for (int m = 0; m < 4; m++) { dst[34 * m] = src[128 + 2 * m]; dst[34 * m + 1] = src[129 + 2 * m]; }
+}
+
+/// A whole lane-order Q8_0 group as signed codes: two loads, and the scales by one word permute.
+CPU_VB_TARGET __attribute__((always_inline))
+static inline void cpu_v_q8l_group(const uint8_t *p, __m512 rs, __m512i *lo, __m512i *hi, __m512 *ws) {
+    (void)rs;
+    *lo = _mm512_loadu_si512(p);
+    *hi = _mm512_loadu_si512(p + 64);
+    *ws = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(_mm512_loadu_si512(cpu_q5l_d),
+                                                                          _mm512_loadu_si512(p + 72))));
+}
+
+/// A lane-order Q8_0 group in the int16 chunk vectors and expanded scales (cpu_q8_0_group's values).
+CPU_VB_TARGET
+static inline void cpu_unpack_q8l_group(const void *g, int16_t *w, float *ws) {
+    __m512i lo, hi;
+    __m512 s;
+    cpu_v_q8l_group((const uint8_t *)g, _mm512_setzero_ps(), &lo, &hi, &s);
+    const __m512i t = _mm512_loadu_si512(cpu_q5l_chunks);
+    lo = _mm512_permutexvar_epi8(t, lo);
+    hi = _mm512_permutexvar_epi8(t, hi);
+    _mm512_storeu_si512(w, _mm512_cvtepi8_epi16(_mm512_castsi512_si256(lo)));
+    _mm512_storeu_si512(w + 32, _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(lo, 1)));
+    _mm512_storeu_si512(w + 64, _mm512_cvtepi8_epi16(_mm512_castsi512_si256(hi)));
+    _mm512_storeu_si512(w + 96, _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(hi, 1)));
+    _mm512_storeu_ps(ws, s);
+}
+
+/// Block m of a lane-order Q8_0 group in element order (32 int16 at `dst`); returns its scale.
+CPU_VB_TARGET
+static inline float cpu_panel_q8l_block(const void *group, long m, int16_t *dst) {
+    const uint8_t *p = (const uint8_t *)group;
+    const __m256i t = _mm256_add_epi8(_mm256_loadu_si256((const __m256i *)cpu_q5l_block), _mm256_set1_epi8((char)(16 * m)));
+    const __m512i v = _mm512_permutex2var_epi8(_mm512_loadu_si512(p), _mm512_castsi256_si512(t), _mm512_loadu_si512(p + 64));
+    _mm512_storeu_si512(dst, _mm512_cvtepi8_epi16(_mm512_castsi512_si256(v)));
+    uint16_t d;
+    __builtin_memcpy(&d, p + 128 + 2 * m, 2);
+    return _cvtsh_ss(d);
+}
+
+/// cpu_q5_0_lanes with VBMI (the permutes of cpu_v_q5_0_group, done once at load). In place allowed (src == dst).
+CPU_VB_TARGET
+static inline void cpu_q5_0_lanes_vbmi(const uint8_t *src, uint8_t *dst) {
+    const __m512i bit = _mm512_loadu_si512(cpu_v_bit);
+    const __m512i a = _mm512_loadu_si512(src), b = _mm512_maskz_loadu_epi8(0xFFFFFFull, src + 64);
+    const __m512i q = _mm512_permutex2var_epi8(a, _mm512_loadu_si512(cpu_v_q5_0_qs), b);
+    const __m512i qh = _mm512_permutex2var_epi8(a, _mm512_loadu_si512(cpu_v_q5_0_qh), b);
+    const __mmask64 kl = _mm512_bitshuffle_epi64_mask(qh, bit), kh = _mm512_bitshuffle_epi64_mask(qh, _mm512_add_epi8(bit, _mm512_set1_epi8(16)));
+    const __m512i dw = _mm512_permutex2var_epi16(a, _mm512_setr_epi32(0x000B0000, 0x00210016, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), b);
+    _mm512_storeu_si512(dst, q);
+    _store_mask64((__mmask64 *)(dst + 64), kl);
+    _store_mask64((__mmask64 *)(dst + 72), kh);
+    _mm_storel_epi64((__m128i *)(dst + 80), _mm512_castsi512_si128(dw));
+}
+
 /// A whole Q4_0 group (72 bytes; the second load masked to its last 8) as nibble codes.
 CPU_VB_TARGET __attribute__((always_inline))
 static inline void cpu_v_q4_0_group(const uint8_t *p, __m512 rs, __m512i *lo, __m512i *hi, __m512 *ws) {
@@ -591,6 +670,19 @@ static inline void cpu_v_q8_0_group(const uint8_t *p, __m512 rs, __m512i *lo, __
     *lo = _mm512_permutex2var_epi8(a0, t, a1);
     *hi = _mm512_permutex2var_epi8(_mm512_loadu_si512(p + 16), t, _mm512_maskz_loadu_epi8(0x00FFFFFFFFFFFFFFull, p + 80));
     *ws = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(a0, _mm512_loadu_si512(cpu_d_q8_0), a1)));
+}
+
+/// cpu_q8_0_lanes with VBMI (the permutes of cpu_v_q8_0_group, done once at load). In place allowed (src == dst).
+CPU_VB_TARGET
+static inline void cpu_q8_0_lanes_vbmi(const uint8_t *src, uint8_t *dst) {
+    const __m512i t = _mm512_loadu_si512(cpu_v_q8_0);
+    const __m512i a0 = _mm512_loadu_si512(src), a1 = _mm512_loadu_si512(src + 64);
+    const __m512i lo = _mm512_permutex2var_epi8(a0, t, a1);
+    const __m512i hi = _mm512_permutex2var_epi8(_mm512_loadu_si512(src + 16), t, _mm512_maskz_loadu_epi8(0x00FFFFFFFFFFFFFFull, src + 80));
+    const __m512i dw = _mm512_permutex2var_epi16(a0, _mm512_setr_epi32(0x00110000, 0x00330022, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), a1);
+    _mm512_storeu_si512(dst, lo);
+    _mm512_storeu_si512(dst + 64, hi);
+    _mm_storel_epi64((__m128i *)(dst + 128), _mm512_castsi512_si128(dw));
 }
 
 // One row (kernel1's accumulator lanes into `e`) and four consecutive rows (`rowBytes` apart; RowAcc.result's sums
@@ -642,6 +734,7 @@ CPU_BYTE_ROW_KERNELS(q5l, 88, 0, CPU_NO_ROW_SCALE, 320, 0)
 CPU_BYTE_ROW_KERNELS(q4_0, 72, 0, CPU_NO_ROW_SCALE, 256, 0)
 CPU_BYTE_ROW_KERNELS(nib, 64, 4, CPU_NIB_ROW_SCALE, 256, 0)
 CPU_BYTE_ROW_KERNELS(q8_0, 136, 0, CPU_NO_ROW_SCALE, 0, 1)
+CPU_BYTE_ROW_KERNELS(q8l, 136, 0, CPU_NO_ROW_SCALE, 0, 1)
 #undef CPU_BYTE_ROW_KERNELS
 
 /// One Q4_K super-block times one split activation row (xb: its two groups, xs: 32 scales, ds: 8 scaled sums): two
