@@ -3,7 +3,7 @@
 // matrix hot in the caches (--hot-mb, default 1 MB: one core's L2 holds it) and streamed from DRAM (a matrix of
 // --dram-mb, default 512 MB, far beyond the caches), on --threads workers (default 1: per core).
 //
-//   row-kernel-bench [--formats q8_0,q8_0-lanes,q4_0,q5_0,q5_0-lanes,q4_K,q6_K,int4-channel,sfp8,bf16] [--cols 2048] [--threads 1]
+//   row-kernel-bench [--formats q8_0,q8_0-lanes,q4_0,q5_0,q5_0-lanes,q4_K,q4_K-lanes,q6_K,int4-channel,sfp8,bf16] [--cols 2048] [--threads 1]
 //                    [--hot-mb 1] [--dram-mb 512] [--repeat 7]
 //
 // Prints, per format, the median over the repeats (each repeat: the hot matrix 64 times, or the DRAM matrix once),
@@ -15,7 +15,7 @@ import GemmaFormats
 import GemmaKernels
 
 var args = BenchArguments()
-let formats = (args.option("--formats") ?? "q8_0,q8_0-lanes,q4_0,q5_0,q5_0-lanes,q4_K,q6_K,int4-channel,sfp8,bf16").split(separator: ",").map(String.init)
+let formats = (args.option("--formats") ?? "q8_0,q8_0-lanes,q4_0,q5_0,q5_0-lanes,q4_K,q4_K-lanes,q6_K,int4-channel,sfp8,bf16").split(separator: ",").map(String.init)
 let cols = (args.positiveInt("--cols") ?? 2048), threads = (args.positiveInt("--threads") ?? 1), repeats = (args.positiveInt("--repeat") ?? 7)
 let hotBytes = (args.positiveInt("--hot-mb") ?? 1) << 20, dramBytes = (args.positiveInt("--dram-mb") ?? 512) << 20
 guard args.rest.isEmpty else { fail("unknown arguments: \(args.rest.joined(separator: " ")); see the header of Benchmarks/RowKernelBench/main.swift") }
@@ -23,6 +23,7 @@ guard args.rest.isEmpty else { fail("unknown arguments: \(args.rest.joined(separ
 func encoding(_ name: String) -> WeightEncoding {
     if name == "q5_0-lanes" { return .q5_0Lanes }  // as the engine regroups them at load on VBMI CPUs
     if name == "q8_0-lanes" { return .q8_0Lanes }
+    if name == "q4_K-lanes" { return .q4_KLanes }
     guard let e = WeightEncoding.named(name) else { fail("unknown format \(name)") }
     return e
 }
@@ -40,11 +41,11 @@ func matrix(_ e: WeightEncoding, rowBytes: Int, bytes: Int) -> (UnsafeMutableRaw
             let dst = p + r * rowBytes
             if e == .sfp8 {
                 SFP8.encode(src.baseAddress! + r * cols, count: cols, scale: 1, into: dst.assumingMemoryBound(to: UInt8.self))
-            } else if e == .q5_0Lanes || e == .q8_0Lanes {
-                let t: TensorType = e == .q5_0Lanes ? .q5_0 : .q8_0
+            } else if let layout = e.integerLayout, layout.isLaneOrder {
+                let t = layout.blockType
                 withUnsafeTemporaryAllocation(byteCount: rowBytes, alignment: 64) { tmp in
                     do { try t.quantize(src.baseAddress! + r * cols, count: cols, into: tmp.baseAddress!) } catch { fail("\(error)") }
-                    WeightEncoding.repackLanes(t, tmp.baseAddress!, groups: cols / 128, into: dst)
+                    WeightEncoding.repackLanes(t, tmp.baseAddress!, groups: rowBytes / e.bytesPerBlock, into: dst)
                 }
             } else {
                 do { try e.tensorType!.quantize(src.baseAddress! + r * cols, count: cols, into: dst) } catch { fail("\(error)") }

@@ -9,11 +9,11 @@
 /// `activationLimit` bounds the int16-quantized activations so that the kernels' int32 pair sums cannot overflow
 /// (Q6_K's 6-bit values times 2 need one bit more headroom).
 ///
-/// `q5_0Lanes` and `q8_0Lanes` are Q5_0 and Q8_0 regrouped at load, in memory only: each four blocks (88 / 136
-/// bytes) rewritten in the decode kernels' lane order (GemmaKernels' LaneOrder.swift, CPUHints.h `cpu_q5_0_lanes`,
-/// `cpu_q8_0_lanes`); no file holds them.
+/// `q5_0Lanes`, `q8_0Lanes` and `q4_KLanes` are Q5_0, Q8_0 and Q4_K regrouped at load, in memory only: each four
+/// blocks (88 / 136 bytes) or super-block (144) rewritten in the decode kernels' lane order (GemmaKernels'
+/// LaneOrder.swift, CPUHints.h `cpu_q5_0_lanes`, `cpu_q8_0_lanes`, `cpu_q4_K_lanes`); no file holds them.
 public enum IntegerLayout: Sendable, Equatable, CaseIterable {
-    case q8_0, q4_0, q5_0, q4_K, q6_K, int4Channel, q5_0Lanes, q8_0Lanes
+    case q8_0, q4_0, q5_0, q4_K, q6_K, int4Channel, q5_0Lanes, q8_0Lanes, q4_KLanes
 
     /// The tensor type whose values this layout holds (the lane orders: their file type's, in another byte order).
     public var blockType: TensorType {
@@ -21,14 +21,14 @@ public enum IntegerLayout: Sendable, Equatable, CaseIterable {
         case .q8_0, .q8_0Lanes: .q8_0
         case .q4_0: .q4_0
         case .q5_0, .q5_0Lanes: .q5_0
-        case .q4_K: .q4_K
+        case .q4_K, .q4_KLanes: .q4_K
         case .q6_K: .q6_K
         case .int4Channel: .int4Channel
         }
     }
 
-    /// Whether this is a lane order made at load (`q5_0Lanes`, `q8_0Lanes`), which no file holds.
-    public var isLaneOrder: Bool { self == .q5_0Lanes || self == .q8_0Lanes }
+    /// Whether this is a lane order made at load (`q5_0Lanes`, `q8_0Lanes`, `q4_KLanes`), which no file holds.
+    public var isLaneOrder: Bool { self == .q5_0Lanes || self == .q8_0Lanes || self == .q4_KLanes }
 
     /// The layout the integer kernels read a file's rows of `type` in (never a lane order).
     public static func of(fileType type: TensorType) -> IntegerLayout? {

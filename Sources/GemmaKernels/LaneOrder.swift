@@ -12,20 +12,30 @@ extension WeightEncoding {
     /// Q5_0 rows in lane order: 128-weight groups of 88 bytes (in memory only: no tensor type).
     package static let q5_0Lanes = WeightEncoding(
         name: "q5_0 (lane order)", blockSize: 128, bytesPerBlock: 88, integerLayout: .q5_0Lanes,
-        dequantizeRow: { src, cols, out in fromLanes(src, cols: cols, out, bytes: 88, cpu_q5_0_from_lanes, .q5_0) })
+        dequantizeRow: { src, cols, out in fromLanes(src, cols: cols, out, bytes: 88, per: 128, cpu_q5_0_from_lanes, .q5_0) })
 
     /// Q8_0 rows in lane order: 128-weight groups of 136 bytes (in memory only: no tensor type).
     package static let q8_0Lanes = WeightEncoding(
         name: "q8_0 (lane order)", blockSize: 128, bytesPerBlock: 136, integerLayout: .q8_0Lanes,
-        dequantizeRow: { src, cols, out in fromLanes(src, cols: cols, out, bytes: 136, cpu_q8_0_from_lanes, .q8_0) })
+        dequantizeRow: { src, cols, out in fromLanes(src, cols: cols, out, bytes: 136, per: 128, cpu_q8_0_from_lanes, .q8_0) })
+
+    /// Q4_K rows in lane order: super-blocks of 144 bytes, the scales first as in the file (in memory only).
+    package static let q4_KLanes = WeightEncoding(
+        name: "q4_k (lane order)", blockSize: 256, bytesPerBlock: 144, integerLayout: .q4_KLanes,
+        dequantizeRow: { src, cols, out in fromLanes(src, cols: cols, out, bytes: 144, per: 256, cpu_q4_K_from_lanes, .q4_K) })
 
     /// The lane-order encoding of a file type's rows of `cols` weights, if there is one.
     package static func laneOrder(of type: TensorType, cols: Int) -> WeightEncoding? {
-        guard cols % 128 == 0 else { return nil }
-        return type == .q5_0 ? q5_0Lanes : type == .q8_0 ? q8_0Lanes : nil
+        switch type {
+        case .q5_0: cols % 128 == 0 ? q5_0Lanes : nil
+        case .q8_0: cols % 128 == 0 ? q8_0Lanes : nil
+        case .q4_K: cols % 256 == 0 ? q4_KLanes : nil
+        default: nil
+        }
     }
 
-    /// Rewrites `groups` groups of four file-order blocks of `type` (Q5_0 or Q8_0) at `src` in lane order at `dst`;
+    /// Rewrites `groups` groups of four file-order blocks of `type` (Q5_0 or Q8_0; for Q4_K super-blocks) at `src`
+    /// in lane order at `dst`;
     /// `dst` may be `src` (in place). With VBMI by the decode kernels' permutes (~0.1 s for the 270M's 222 MB), else
     /// byte by byte.
     package static func repackLanes(_ type: TensorType, _ src: UnsafeRawPointer, groups: Int, into dst: UnsafeMutableRawPointer) {
@@ -42,19 +52,24 @@ extension WeightEncoding {
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 136) { t in
                 for g in 0..<groups { t.baseAddress!.update(from: s + 136 * g, count: 136); cpu_q8_0_lanes(t.baseAddress!, d + 136 * g) }
             }
+        case .q4_K:  // `groups`: super-blocks
+            if vbmi { for g in 0..<groups { cpu_q4_K_lanes_vbmi(s + 144 * g, d + 144 * g) }; return }
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 144) { t in
+                for g in 0..<groups { t.baseAddress!.update(from: s + 144 * g, count: 144); cpu_q4_K_lanes(t.baseAddress!, d + 144 * g) }
+            }
         default: preconditionFailure("no lane order for \(type)")
         }
     }
 
     /// A lane-order row dequantized: each group back in file order, then the file type's dequantization (gguf-py's
     /// values).
-    private static func fromLanes(_ src: UnsafeRawPointer, cols: Int, _ out: UnsafeMutablePointer<Float>, bytes: Int,
+    private static func fromLanes(_ src: UnsafeRawPointer, cols: Int, _ out: UnsafeMutablePointer<Float>, bytes: Int, per: Int,
                                   _ back: (UnsafePointer<UInt8>, UnsafeMutablePointer<UInt8>) -> Void, _ type: TensorType) {
         withUnsafeTemporaryAllocation(byteCount: bytes, alignment: 16) { tmp in
             let t = tmp.baseAddress!
-            for g in 0..<cols / 128 {
+            for g in 0..<cols / per {
                 back((src + bytes * g).assumingMemoryBound(to: UInt8.self), t.assumingMemoryBound(to: UInt8.self))
-                try? type.dequantize(UnsafeRawPointer(t), count: 128, into: out + 128 * g)
+                try? type.dequantize(UnsafeRawPointer(t), count: per, into: out + per * g)
             }
         }
     }

@@ -195,6 +195,17 @@ struct PanelUnpackTarget {
     for b in 0..<n { s.ws[b] = panelUnpackBlockQ5_0(row, b0 &+ b, s.w + 32 &* b) }
 }
 
+/// Lane-order Q4_K (`IntegerLayout.q4_KLanes`): each super-block put back in file order, then panelUnpackQ4_K.
+@inline(never) func panelUnpackQ4_KLanes(_ row: UnsafeRawPointer, _ b0: Int, _ n: Int, _ s: PanelUnpackTarget) {
+    withUnsafeTemporaryAllocation(byteCount: 144, alignment: 64) { tmp in
+        let t = tmp.baseAddress!
+        for sb in 0..<n / 8 {
+            cpu_q4_K_from_lanes((row + 144 &* (b0 / 8 &+ sb)).assumingMemoryBound(to: UInt8.self), t.assumingMemoryBound(to: UInt8.self))
+            panelUnpackQ4_K(UnsafeRawPointer(t), 0, 8, PanelUnpackTarget(w: s.w + 256 &* sb, ws: s.ws + 8 &* sb, wm: s.wm + 8 &* sb))
+        }
+    }
+}
+
 /// Lane-order Q8_0 (`IntegerLayout.q8_0Lanes`), as panelUnpackQ5_0Lanes.
 @inline(never) func panelUnpackQ8_0Lanes(_ row: UnsafeRawPointer, _ b0: Int, _ n: Int, _ s: PanelUnpackTarget) {
     if CPUFeatures.avx512vbmi {
@@ -627,5 +638,6 @@ struct PanelUnpackTarget {
     case .int4Channel: panelUnpackInt4Channel(row, b0, n, s)
     case .q5_0Lanes: panelUnpackQ5_0Lanes(row, b0, n, s)
     case .q8_0Lanes: panelUnpackQ8_0Lanes(row, b0, n, s)
+    case .q4_KLanes: panelUnpackQ4_KLanes(row, b0, n, s)
     }
 }

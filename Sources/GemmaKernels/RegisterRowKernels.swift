@@ -12,7 +12,7 @@ import GemmaFormats
 @inline(__always)
 func dotRowsInRegisters(_ f: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, _ x0: ActRow,
                         into y: UnsafeMutablePointer<Float>) -> Bool {
-    let superBlocks = f == .q4_K || f == .q6_K
+    let superBlocks = f.blockType == .q4_K || f == .q6_K
     guard superBlocks || cols & 127 == 0 else { return false }
     // Groups of 128 weights, or super-blocks of 256 for the K formats.
     let n = superBlocks ? cols &>> 8 : cols &>> 7
@@ -35,6 +35,10 @@ func dotRowsInRegisters(_ f: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: 
     case .q5_0:
         fourThenOne(rows, rowBytes: rowBytes, count: count, into: y, { cpu_bdot_q5_0_rows4($0, rowBytes, n, xb, x0.xs, $1, ahead) },
                     { r, e, _ in cpu_bdot_q5_0_row(r, n, xb, x0.xs, e, ahead) })
+    case .q4_KLanes:
+        fourThenOne(rows, rowBytes: rowBytes, count: count, into: y,
+                    { cpu_bdot_q4Kl_rows4($0, rowBytes, n, xb, x0.xs, x0.ds, $1, ahead) },
+                    { cpu_bdot_q4Kl_row($0, n, xb, x0.xs, x0.ds, $1, $2, ahead) })
     case .q8_0Lanes:
         fourThenOne(rows, rowBytes: rowBytes, count: count, into: y, { cpu_bdot_q8l_rows4($0, rowBytes, n, xb, x0.xs, $1, ahead) },
                     { r, e, _ in cpu_bdot_q8l_row(r, n, xb, x0.xs, e, ahead) })

@@ -448,6 +448,7 @@ func dotRowsMany(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: In
     case .int4Channel: run(.int4Channel)
     case .q5_0Lanes: run(.q5_0Lanes)
     case .q8_0Lanes: run(.q8_0Lanes)
+    case .q4_KLanes: run(.q4_KLanes)
     }
 }
 
@@ -462,7 +463,7 @@ func dotRowsMany(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: In
 @inline(never)
 func dotRowsMany1(_ f: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: Int, count: Int, cols: Int, _ a: QuantizedActivations,
                   into y: UnsafeMutablePointer<Float>, _ s: RowScratch, firstRow: Int) -> Int {
-    let nb = cols / 32, ng = nb &>> 2, hasMin = f == .q4_K
+    let nb = cols / 32, ng = nb &>> 2, hasMin = f.blockType == .q4_K
     guard f != .q8_0, nb & 3 == 0, 2 &* ng <= rowChunkGroups else { return 0 }
     let k = 4 &* ng <= rowChunkGroups ? 4 : 2
     let x0 = a.actRow(firstRow, cols: cols)
@@ -521,7 +522,7 @@ func dotRowsMany4(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: I
                   into y: UnsafeMutablePointer<Float>, yStride: Int, _ scratch: UnsafeMutableRawPointer, firstRow: Int) {
     let s = RowScratch(scratch, z: kernelOpaqueZero), red = s.red
     @inline(__always) func run(_ f: IntegerLayout) {
-        let hasMin = f == .q4_K
+        let hasMin = f.blockType == .q4_K
         var i = 0
         do {
             // In its own function: inlined here, it kept dotRowsImpl from being inlined for the K formats (-5%).
@@ -553,6 +554,7 @@ func dotRowsMany4(_ layout: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: I
     case .int4Channel: run(.int4Channel)
     case .q5_0Lanes: run(.q5_0Lanes)
     case .q8_0Lanes: run(.q8_0Lanes)
+    case .q4_KLanes: run(.q4_KLanes)
     }
 }
 
@@ -598,7 +600,7 @@ func dotRowsMany4Pairs(_ f: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: I
     }
     if 2 &* ng <= rowChunkGroups {
         // Two weight rows at a time (see kernel4Pair).
-        let hasMin = f == .q4_K
+        let hasMin = f.blockType == .q4_K
         while i &+ 2 <= count {
             var a0 = RowAcc(), a1 = RowAcc(), a2 = RowAcc(), a3 = RowAcc()
             var c0 = RowAcc(), c1 = RowAcc(), c2 = RowAcc(), c3 = RowAcc()
@@ -627,7 +629,7 @@ func dotRowsMany4Pairs(_ f: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: I
 func dotRowsImpl(_ type: IntegerLayout, _ row: UnsafeRawPointer, cols: Int, _ a: QuantizedActivations, batch: Int,
                  into y: UnsafeMutablePointer<Float>, yStride: Int, _ s: RowScratch, firstRow: Int,
                  slot: UnsafeMutablePointer<Float>? = nil, slotRow: Int = 0) {
-    let nb = cols / 32, ng = (nb &+ 3) &>> 2, hasMin = type == .q4_K
+    let nb = cols / 32, ng = (nb &+ 3) &>> 2, hasMin = type.blockType == .q4_K
     assert(a.cols == cols, "activations quantized with a different width")
     @inline(__always) func x(_ t: Int) -> ActRow { a.actRow(firstRow &+ min(t, batch &- 1), cols: cols) }
     if batch == 1 {

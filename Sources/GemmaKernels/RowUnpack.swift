@@ -597,6 +597,29 @@ import GemmaFormats
     }
 }
 
+/// Super-blocks g0 / 2 ..< (g0 + ng) / 2 of a lane-order Q4_K row (`IntegerLayout.q4_KLanes`) into `s`, as
+/// unpackQ4_K: cpu_unpack_q4Kl_sb with VBMI, else each super-block put back in file order and unpacked as Q4_K.
+@inline(never) func unpackQ4_KLanes(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ s: RowScratch) {
+    let ahead = CPUFeatures.weightPrefetchDistance
+    if CPUFeatures.avx512vbmi {
+        for sb in 0..<ng / 2 {
+            let blk = row + 144 &* (g0 / 2 &+ sb)
+            llvmPrefetch(blk + ahead, 0, 3, 1); llvmPrefetch(blk + (ahead &+ 64), 0, 3, 1); llvmPrefetch(blk + (ahead &+ 128), 0, 3, 1)
+            cpu_unpack_q4Kl_sb(blk, s.w + 256 &* sb, s.ws + 32 &* sb, s.wm + 8 &* sb)
+        }
+        return
+    }
+    withUnsafeTemporaryAllocation(byteCount: 144, alignment: 64) { tmp in
+        let t = tmp.baseAddress!
+        for sb in 0..<ng / 2 {
+            cpu_q4_K_from_lanes((row + 144 &* (g0 / 2 &+ sb)).assumingMemoryBound(to: UInt8.self), t.assumingMemoryBound(to: UInt8.self))
+            var ss = s
+            ss.w = s.w + 256 &* sb; ss.ws = s.ws + 32 &* sb; ss.wm = s.wm + 8 &* sb
+            unpackQ4_K(UnsafeRawPointer(t), 0, 2, 8, ss)
+        }
+    }
+}
+
 @inline(never) func unpackQ5_0(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ nb: Int, _ s: RowScratch) {
     let vbmi = CPUFeatures.avx512vbmi
     for g in 0..<ng {
@@ -2046,5 +2069,6 @@ import GemmaFormats
     case .int4Channel: unpackInt4Channel(row, g0, ng, nb, s)
     case .q5_0Lanes: unpackQ5_0Lanes(row, g0, ng, s)
     case .q8_0Lanes: unpackQ8_0Lanes(row, g0, ng, s)
+    case .q4_KLanes: unpackQ4_KLanes(row, g0, ng, s)
     }
 }

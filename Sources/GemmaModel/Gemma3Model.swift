@@ -142,7 +142,7 @@ public final class Gemma3Model: Sendable {
                 // kernel cannot evict.
                 guard let c = copy(holding: m) else { continue }
                 c.rewrite(UnsafeRawBufferPointer(start: m.base, count: m.rows * m.rowBytes)) { p in
-                    WeightEncoding.repackLanes(m.type!, m.base, groups: m.rows * m.cols / 128, into: p)
+                    WeightEncoding.repackLanes(m.type!, m.base, groups: m.rows * m.rowBytes / e.bytesPerBlock, into: p)
                 }
                 inPlace.insert(m.base)
                 continue
@@ -160,7 +160,7 @@ public final class Gemma3Model: Sendable {
                     // Widened, then regrouped in place: each group of 4 blocks (88 bytes) becomes 136.
                     TensorType.repackQ5_0AsQ8_0(m.base, blocks: blocks, into: out)
                     WeightEncoding.repackLanes(.q8_0, out, groups: blocks / 4, into: out)
-                default: WeightEncoding.repackLanes(m.type!, m.base, groups: blocks / 4, into: out)
+                default: preconditionFailure("only widened Q5_0 goes to the arena (lane orders are made in place)")
                 }
                 release(m)
             }

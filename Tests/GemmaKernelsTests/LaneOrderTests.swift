@@ -1,4 +1,4 @@
-// Q5_0 and Q8_0 regrouped at load into the decode kernels' lane order (WeightEncoding.q5_0Lanes, q8_0Lanes) must
+// Q5_0, Q8_0 and Q4_K regrouped at load into the decode kernels' lane order (WeightEncoding.q5_0Lanes, ...) must
 // change nothing but speed: the regrouping is undone exactly, and every product that can meet such a matrix (the
 // one-row decode kernel, the 2- to 11-row batched kernels, the int16 and f32 prompt GEMMs with one or two workers,
 // exact precision's dequantized rows) gives bit for bit what the file's order gives. On CPUs without VBMI the same
@@ -11,6 +11,10 @@ import Testing
 
 @Suite struct LaneOrderTests {
     static let cases: [(TensorType, Int)] = [TensorType.q5_0, .q8_0].flatMap { t in [128, 640, 2048, 5376, 6912].map { (t, $0) } }
+        + [256, 768, 1024, 2048, 6912].map { (TensorType.q4_K, $0) }
+
+    /// Bytes of one regrouped unit: four blocks, or a Q4_K super-block.
+    static func unit(_ type: TensorType) -> Int { type == .q4_K ? 144 : 4 * type.blockBytes }
 
     /// `rows` x `cols` random weights of `type` in file order and in lane order.
     static func matrices(_ type: TensorType, rows: Int, cols: Int, seed: UInt64) throws -> (file: [UInt8], lanes: [UInt8]) {
@@ -18,7 +22,7 @@ import Testing
         let file = try randomMatrix(type, rows: rows, cols: cols, &r)
         var lanes = [UInt8](repeating: 0, count: file.count)
         file.withUnsafeBytes { s in lanes.withUnsafeMutableBytes { d in
-            WeightEncoding.repackLanes(type, s.baseAddress!, groups: rows * cols / 128, into: d.baseAddress!)
+            WeightEncoding.repackLanes(type, s.baseAddress!, groups: file.count / unit(type), into: d.baseAddress!)
         } }
         return (file, lanes)
     }
@@ -27,10 +31,10 @@ import Testing
         WeightMatrix(encoding: WeightEncoding.laneOrder(of: type, cols: cols)!, rows: rows, cols: cols, base: base)
     }
 
-    @Test(arguments: [TensorType.q5_0, .q8_0])
+    @Test(arguments: [TensorType.q5_0, .q8_0, .q4_K])
     func regroupingIsUndoneExactly(type: TensorType) throws {
         var r = SplitMix64(seed: 0x1a9e5 &+ UInt64(type.rawValue))
-        let groups = 512, bytes = 4 * type.blockBytes
+        let groups = 512, bytes = Self.unit(type)
         let file = r.bytes(groups * bytes)  // any bytes: every bit must land in its place and come back
         var lanes = [UInt8](repeating: 0, count: file.count), back = lanes
         file.withUnsafeBytes { s in lanes.withUnsafeMutableBytes { d in
@@ -40,7 +44,11 @@ import Testing
             for g in 0..<groups {
                 let src = s.baseAddress!.assumingMemoryBound(to: UInt8.self) + bytes * g
                 let dst = d.baseAddress!.assumingMemoryBound(to: UInt8.self) + bytes * g
-                if type == .q5_0 { cpu_q5_0_from_lanes(src, dst) } else { cpu_q8_0_from_lanes(src, dst) }
+                switch type {
+                case .q5_0: cpu_q5_0_from_lanes(src, dst)
+                case .q8_0: cpu_q8_0_from_lanes(src, dst)
+                default: cpu_q4_K_from_lanes(src, dst)
+                }
             }
         } }
         #expect(back == file)
@@ -51,10 +59,21 @@ import Testing
             for g in 0..<groups {
                 let src = s.baseAddress!.assumingMemoryBound(to: UInt8.self) + bytes * g
                 let dst = d.baseAddress!.assumingMemoryBound(to: UInt8.self) + bytes * g
-                if type == .q5_0 { cpu_q5_0_lanes(src, dst) } else { cpu_q8_0_lanes(src, dst) }
+                switch type {
+                case .q5_0: cpu_q5_0_lanes(src, dst)
+                case .q8_0: cpu_q8_0_lanes(src, dst)
+                default: cpu_q4_K_lanes(src, dst)
+                }
             }
         } }
         #expect(portable == lanes)
+        if type == .q4_K {
+            // The scales stay first; lane byte 0 holds element 0 and element 16 of sub-block 0 (low nibbles).
+            #expect(Array(lanes[0..<16]) == Array(file[0..<16]))
+            let want: UInt8 = (file[16] & 15) | (file[32] & 15) << 4
+            #expect(lanes[16] == want)
+            return
+        }
         // The scales move to the end of a group; block m's quant byte 0 is lane byte 16 m.
         let quants = type == .q5_0 ? 6 : 2
         for m in 0..<4 {

@@ -37,12 +37,13 @@ import Testing
         func run(widen: Bool, lanes: Bool) throws -> [[Float]] {
             let model = try Gemma3Model(path: path, options: ModelOptions(threads: 2, precision: precision, placement: .hugePages,
                                                                             widenQ5_0: widen, laneOrder: lanes))
-            // The 270M's q, k, gate and up (and half of its v) are Q5_0 in the file, its embedding (the head) Q8_0.
+            // The 270M's q, k, gate and up (and half of its v) are Q5_0 in the file, its embedding (the head) Q8_0, o Q4_K.
             let inLanes = lanes && precision == .fast
             let q5: WeightEncoding = widen ? (inLanes ? .q8_0Lanes : .of(.q8_0)!) : inLanes ? .q5_0Lanes : .of(.q5_0)!
             #expect(model.weights.layers[0].q.encoding == q5)
             #expect(model.weights.layers[17].up.encoding == q5)
             #expect(model.weights.embedding.encoding == (inLanes ? .q8_0Lanes : .of(.q8_0)!))
+            #expect(model.weights.layers[0].o.encoding == (inLanes ? .q4_KLanes : .of(.q4_K)!))
             let state = model.makeState(capacity: 64)
             var rows: [[Float]] = []
             try model.forward(prompt, state: state, logits: .all) { _, l in rows.append(Array(l)) }

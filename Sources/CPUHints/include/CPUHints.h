@@ -754,7 +754,88 @@ static inline void cpu_v_q4_K_step(const uint8_t *b, const uint8_t *xb, const fl
     *m = _mm256_fmadd_ps(mins, _mm256_loadu_ps(ds), *m);
 }
 
+// Q4_K in lane order (IntegerLayout.q4_KLanes; cpu_q4_K_lanes at load): a super-block keeps its first 16 bytes (d,
+// dmin, the 12 bytes of 6-bit scales and mins); its 128 quant bytes are regrouped so that group G's 64 bytes
+// (sub-blocks 4G ..< 4G + 4) hold at byte i the code of element cpu_v_bit[i] of sub-block 4G + i / 16 in the low
+// nibble and that of element + 16 in the high nibble: the decode step's codes are q & 15 and q >> 4 & 15.
+
+/// One file-order Q4_K super-block (144 bytes) into lane order (any CPU; not in place).
+static inline void cpu_q4_K_lanes(const uint8_t *src, uint8_t *dst) {
+    static const uint8_t bit[16] = {0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15};
+    for (int j = 0; j < 16; j++) dst[j] = src[j];
+    for (int i = 0; i < 128; i++) {
+        const int m = i / 16, e = bit[i % 16], sh = 4 * (m & 1);  // sub-block m: nibble m & 1 of bytes 32 (m / 2) ...
+        const uint8_t *q = src + 16 + 32 * (m / 2);
+        dst[16 + i] = (uint8_t)(((q[e] >> sh) & 15) | ((q[e + 16] >> sh) & 15) << 4);
+    }
+}
+
+/// The inverse of cpu_q4_K_lanes (any CPU; not in place).
+static inline void cpu_q4_K_from_lanes(const uint8_t *src, uint8_t *dst) {
+    static const uint8_t bit[16] = {0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15};
+    for (int j = 0; j < 16; j++) dst[j] = src[j];
+    for (int j = 16; j < 144; j++) dst[j] = 0;
+    for (int i = 0; i < 128; i++) {
+        const int m = i / 16, e = bit[i % 16], sh = 4 * (m & 1);
+        uint8_t *q = dst + 16 + 32 * (m / 2);
+        q[e] |= (uint8_t)((src[16 + i] & 15) << sh);
+        q[e + 16] |= (uint8_t)((src[16 + i] >> 4) << sh);
+    }
+}
+
+/// cpu_q4_K_lanes with VBMI (cpu_v_q4_K_step's permutes, once at load). In place allowed (src == dst).
+CPU_VB_TARGET
+static inline void cpu_q4_K_lanes_vbmi(const uint8_t *src, uint8_t *dst) {
+    const __m512i t = _mm512_loadu_si512(cpu_v_q4_K), t16 = _mm512_add_epi8(t, _mm512_set1_epi8(16)), m15 = _mm512_set1_epi8(15);
+    _mm_storeu_si128((__m128i *)dst, _mm_loadu_si128((const __m128i *)src));
+    for (int G = 0; G < 2; G++) {
+        const __m512i q = _mm512_loadu_si512(src + 16 + 64 * G), s = _mm512_srli_epi16(q, 4);
+        const __m512i lo = _mm512_and_si512(_mm512_permutex2var_epi8(q, t, s), m15);
+        const __m512i hi = _mm512_and_si512(_mm512_permutex2var_epi8(q, t16, s), m15);
+        _mm512_storeu_si512(dst + 16 + 64 * G, _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4)));
+    }
+}
+
+/// One lane-order Q4_K super-block times one split activation row: cpu_v_q4_K_step without its permutes.
+CPU_VB_TARGET __attribute__((always_inline))
+static inline void cpu_v_q4Kl_step(const uint8_t *b, const uint8_t *xb, const float *xs, const float *ds, __m512 *acc, __m256 *m) {
+    __m512 ws0, ws1;
+    __m256 mins;
+    cpu_q4_K_scales(b, &ws0, &ws1, &mins);
+    const __m512i m15 = _mm512_set1_epi8(15);
+    for (int G = 0; G < 2; G++) {
+        const __m512i q = _mm512_loadu_si512(b + 16 + 64 * G);
+        const __m512i lo = _mm512_and_si512(q, m15), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m15);
+        *acc = cpu_byte_step(lo, hi, -1, 0, G ? ws1 : ws0, xb + cpu_split_group_bytes * G, xs + 16 * G, *acc);
+    }
+    *m = _mm256_fmadd_ps(mins, _mm256_loadu_ps(ds), *m);
+}
+
+/// One lane-order Q4_K super-block into the row kernels' scratch, as cpu_unpack_q4_K_sb (w 256 int16, ws 32
+/// expanded scales, wm its 8 mins).
+CPU_VB_TARGET
+static inline void cpu_unpack_q4Kl_sb(const void *sb, int16_t *w, float *ws, float *wm) {
+    const uint8_t *b = (const uint8_t *)sb;
+    __m512 s0, s1;
+    __m256 mins;
+    cpu_q4_K_scales(b, &s0, &s1, &mins);
+    const __m512i m15 = _mm512_set1_epi8(15), t = _mm512_loadu_si512(cpu_q5l_chunks);
+    for (int G = 0; G < 2; G++) {
+        const __m512i q = _mm512_loadu_si512(b + 16 + 64 * G);
+        const __m512i lo = _mm512_permutexvar_epi8(t, _mm512_and_si512(q, m15));
+        const __m512i hi = _mm512_permutexvar_epi8(t, _mm512_and_si512(_mm512_srli_epi16(q, 4), m15));
+        _mm512_storeu_si512(w + 128 * G, _mm512_cvtepu8_epi16(_mm512_castsi512_si256(lo)));
+        _mm512_storeu_si512(w + 128 * G + 32, _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(lo, 1)));
+        _mm512_storeu_si512(w + 128 * G + 64, _mm512_cvtepu8_epi16(_mm512_castsi512_si256(hi)));
+        _mm512_storeu_si512(w + 128 * G + 96, _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(hi, 1)));
+    }
+    _mm512_storeu_ps(ws, s0);
+    _mm512_storeu_ps(ws + 16, s1);
+    _mm256_storeu_ps(wm, mins);
+}
+
 CPU_K_ROW_KERNELS(CPU_VB_TARGET, cpu_bdot_q4_K, cpu_v_q4_K_step, 144, uint8_t, 2 * cpu_split_group_bytes)
+CPU_K_ROW_KERNELS(CPU_VB_TARGET, cpu_bdot_q4Kl, cpu_v_q4Kl_step, 144, uint8_t, 2 * cpu_split_group_bytes)
 #undef CPU_K_ROW_KERNELS
 #undef CPU_VB_TARGET
 

@@ -248,7 +248,7 @@ extension WeightMatrix {
         let acts = GemmI16Acts(q: UnsafePointer(a.q + t0 * cols), d: UnsafePointer(a.scales + t0 * nb), ds: UnsafePointer(a.scaledSums + t0 * nb))
         let yt = y + t0 * yStride
         switch layout {
-        case .q4_K: gemmI16Min(self, panels, acts, cols, tokens, yt, yStride, scratch, tb, kc, gp)
+        case .q4_K, .q4_KLanes: gemmI16Min(self, panels, acts, cols, tokens, yt, yStride, scratch, tb, kc, gp)
         case .q6_K:
             // Folded Q6_K weights (|w| <= 4096): with |q| <= 16383 a block of 32 sums below 2^31 (4096 * 16383 * 32);
             // with 16-bit activations each half block is converted on its own.
