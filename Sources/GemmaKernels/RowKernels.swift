@@ -257,9 +257,10 @@ func llvmPrefetch(_ p: UnsafeRawPointer, _ rw: Int32, _ locality: Int32, _ cache
 let rowPrefetchDistance = 8192
 
 /// Two Q8_0 weight rows times four activation rows (the 4-row `dotRowsMany` path), unpacking fused: each activation
-/// vector is loaded once for both weight rows. Per output exactly the operations of `kernel4`.
+/// vector is loaded once for both weight rows. Per output exactly the operations of `kernel4`. `lanes`: the rows are
+/// in lane order (`IntegerLayout.q8_0Lanes`, whole groups), unpacked by cpu_unpack_q8l_group.
 @inline(__always)
-func kernel4FusedPairQ8_0(_ rowA: UnsafeRawPointer, _ rowB: UnsafeRawPointer, _ nb: Int, _ s: RowScratch,
+func kernel4FusedPairQ8_0(lanes: Bool, _ rowA: UnsafeRawPointer, _ rowB: UnsafeRawPointer, _ nb: Int, _ s: RowScratch,
                           _ x0: ActRow, _ x1: ActRow, _ x2: ActRow, _ x3: ActRow,
                           _ a0: inout RowAcc, _ a1: inout RowAcc, _ a2: inout RowAcc, _ a3: inout RowAcc,
                           _ c0: inout RowAcc, _ c1: inout RowAcc, _ c2: inout RowAcc, _ c3: inout RowAcc) {
@@ -273,10 +274,17 @@ func kernel4FusedPairQ8_0(_ rowA: UnsafeRawPointer, _ rowB: UnsafeRawPointer, _ 
         let pa = rowA + (136 &* g &+ rowPrefetchDistance), pb = rowB + (136 &* g &+ rowPrefetchDistance)
         llvmPrefetch(pa, 0, 3, 1); llvmPrefetch(pa + 64, 0, 3, 1); llvmPrefetch(pa + 128, 0, 3, 1)
         llvmPrefetch(pb, 0, 3, 1); llvmPrefetch(pb + 64, 0, 3, 1); llvmPrefetch(pb + 128, 0, 3, 1)
-        let (a0p, a1p, a2p, a3p) = groupBlocks(rowA, g, nb, 34, s.zeroBlock)
-        let (b0p, b1p, b2p, b3p) = groupBlocks(rowB, g, nb, 34, s.zeroBlock)
-        let wsA = unpackGroupQ8_0(a0p, a1p, a2p, a3p, wA)
-        let wsB = unpackGroupQ8_0(b0p, b1p, b2p, b3p, wB)
+        let wsA: SIMD16<Float>, wsB: SIMD16<Float>
+        if lanes {
+            cpu_unpack_q8l_group(rowA + 136 &* g, wA, s.ws)
+            cpu_unpack_q8l_group(rowB + 136 &* g, wB, s.ws + 16)
+            (wsA, wsB) = (load16(s.ws), load16(s.ws + 16))
+        } else {
+            let (a0p, a1p, a2p, a3p) = groupBlocks(rowA, g, nb, 34, s.zeroBlock)
+            let (b0p, b1p, b2p, b3p) = groupBlocks(rowB, g, nb, 34, s.zeroBlock)
+            wsA = unpackGroupQ8_0(a0p, a1p, a2p, a3p, wA)
+            wsB = unpackGroupQ8_0(b0p, b1p, b2p, b3p, wB)
+        }
         groupStep(&eA0, vA, wsA, x0, g); groupStep(&eB0, vB, wsB, x0, g)
         groupStep(&eA1, vA, wsA, x1, g); groupStep(&eB1, vB, wsB, x1, g)
         groupStep(&eA2, vA, wsA, x2, g); groupStep(&eB2, vB, wsB, x2, g)
@@ -569,14 +577,14 @@ func dotRowsMany4Pairs(_ f: IntegerLayout, _ rows: UnsafeRawPointer, rowBytes: I
     let nb = cols / 32, ng = (nb &+ 3) &>> 2
     let x0 = a.actRow(firstRow, cols: cols), x1 = a.actRow(firstRow &+ 1, cols: cols)
     let x2 = a.actRow(firstRow &+ 2, cols: cols), x3 = a.actRow(firstRow &+ 3, cols: cols)
-    if f == .q8_0 {
+    if f == .q8_0 || (f == .q8_0Lanes && CPUFeatures.avx512vbmi) {
         // Q8_0: two weight rows at a time with the unpacking fused (kernel4FusedPairQ8_0), from two sequential
         // streams (rows i and h + i): adjacent rows interleaved block by block streamed 30% slower from DRAM.
         let h = count / 2, redB = red + 2 &* groupSlotFloats
         for i in 0..<h {
             var a0 = RowAcc(), a1 = RowAcc(), a2 = RowAcc(), a3 = RowAcc()
             var c0 = RowAcc(), c1 = RowAcc(), c2 = RowAcc(), c3 = RowAcc()
-            kernel4FusedPairQ8_0(rows + i &* rowBytes, rows + (h &+ i) &* rowBytes, nb, s, x0, x1, x2, x3,
+            kernel4FusedPairQ8_0(lanes: f == .q8_0Lanes, rows + i &* rowBytes, rows + (h &+ i) &* rowBytes, nb, s, x0, x1, x2, x3,
                                  &a0, &a1, &a2, &a3, &c0, &c1, &c2, &c3)
             let o = ((i &>> 2) & 1) &* groupSlotFloats
             emit4(a0, a1, a2, a3, red + o, i & 3, false, y, yStride)
