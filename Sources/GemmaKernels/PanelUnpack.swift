@@ -206,43 +206,38 @@ struct PanelUnpackTarget {
     }
 }
 
-/// Lane-order Q8_0 (`IntegerLayout.q8_0Lanes`), as panelUnpackQ5_0Lanes.
-@inline(never) func panelUnpackQ8_0Lanes(_ row: UnsafeRawPointer, _ b0: Int, _ n: Int, _ s: PanelUnpackTarget) {
+/// Blocks b0 ..< b0 + n of a lane-order Q5_0 / Q8_0 row (`IntegerLayout.q5_0Lanes`, `q8_0Lanes`): block b is block
+/// b % 4 of group b / 4. With VBMI in registers (`vbmi`: cpu_panel_q5l_block / q8l), else from the group of `bytes`
+/// put back in file order (`back`) by the file format's `file`; the same values as the file order's.
+@inline(__always) func panelUnpackLanes(_ row: UnsafeRawPointer, _ b0: Int, _ n: Int, _ s: PanelUnpackTarget, bytes: Int,
+                                        _ vbmi: (UnsafeRawPointer, Int, UnsafeMutablePointer<Int16>) -> Float,
+                                        _ back: (UnsafePointer<UInt8>, UnsafeMutablePointer<UInt8>) -> Void,
+                                        _ file: (UnsafeRawPointer, Int, UnsafeMutablePointer<Int16>) -> Float) {
     if CPUFeatures.avx512vbmi {
         for b in 0..<n {
             let blk = b0 &+ b
-            s.ws[b] = cpu_panel_q8l_block(row + 136 &* (blk &>> 2), blk & 3, s.w + 32 &* b)
+            s.ws[b] = vbmi(row + bytes &* (blk &>> 2), blk & 3, s.w + 32 &* b)
         }
         return
     }
-    withUnsafeTemporaryAllocation(byteCount: 136, alignment: 64) { tmp in
+    withUnsafeTemporaryAllocation(byteCount: bytes, alignment: 64) { tmp in
         let t = tmp.baseAddress!.assumingMemoryBound(to: UInt8.self)
         for b in 0..<n {
             let blk = b0 &+ b
-            cpu_q8_0_from_lanes((row + 136 &* (blk &>> 2)).assumingMemoryBound(to: UInt8.self), t)
-            s.ws[b] = panelUnpackBlockQ8_0(UnsafeRawPointer(t), blk & 3, s.w + 32 &* b)
+            back((row + bytes &* (blk &>> 2)).assumingMemoryBound(to: UInt8.self), t)
+            s.ws[b] = file(UnsafeRawPointer(t), blk & 3, s.w + 32 &* b)
         }
     }
 }
 
-/// Lane-order Q5_0 (`IntegerLayout.q5_0Lanes`): block b is block b % 4 of group b / 4. With VBMI in registers
-/// (cpu_panel_q5l_block), else from the group put back in file order; the same values as panelUnpackQ5_0.
 @inline(never) func panelUnpackQ5_0Lanes(_ row: UnsafeRawPointer, _ b0: Int, _ n: Int, _ s: PanelUnpackTarget) {
-    if CPUFeatures.avx512vbmi {
-        for b in 0..<n {
-            let blk = b0 &+ b
-            s.ws[b] = cpu_panel_q5l_block(row + 88 &* (blk &>> 2), blk & 3, s.w + 32 &* b)
-        }
-        return
-    }
-    withUnsafeTemporaryAllocation(byteCount: 88, alignment: 64) { tmp in
-        let t = tmp.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        for b in 0..<n {
-            let blk = b0 &+ b
-            cpu_q5_0_from_lanes((row + 88 &* (blk &>> 2)).assumingMemoryBound(to: UInt8.self), t)
-            s.ws[b] = panelUnpackBlockQ5_0(UnsafeRawPointer(t), blk & 3, s.w + 32 &* b)
-        }
-    }
+    panelUnpackLanes(row, b0, n, s, bytes: 88, { cpu_panel_q5l_block($0, $1, $2) }, { cpu_q5_0_from_lanes($0, $1) },
+                     { panelUnpackBlockQ5_0($0, $1, $2) })
+}
+
+@inline(never) func panelUnpackQ8_0Lanes(_ row: UnsafeRawPointer, _ b0: Int, _ n: Int, _ s: PanelUnpackTarget) {
+    panelUnpackLanes(row, b0, n, s, bytes: 136, { cpu_panel_q8l_block($0, $1, $2) }, { cpu_q8_0_from_lanes($0, $1) },
+                     { panelUnpackBlockQ8_0($0, $1, $2) })
 }
 
 /// Q4_K / Q6_K: super-blocks b0/8 ..< (b0+n)/8.

@@ -552,49 +552,40 @@ import GemmaFormats
     }
 }
 
-/// Groups g0 ..< g0 + ng of a lane-order Q5_0 row (`IntegerLayout.q5_0Lanes`: whole groups only) into `s`:
-/// cpu_unpack_q5l_group with VBMI, else each group put back in file order and unpacked as Q5_0 (the same values).
-@inline(never) func unpackQ5_0Lanes(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ s: RowScratch) {
+/// Groups g0 ..< g0 + ng of a lane-order Q5_0 / Q8_0 row (`IntegerLayout.q5_0Lanes`, `q8_0Lanes`: whole groups
+/// only) into `s`: `vbmi` (cpu_unpack_q5l_group / q8l) with VBMI, else each group of `bytes` put back in file order
+/// (`back`) and unpacked by the file format's `file` (the same values).
+@inline(__always) func unpackLanes(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ s: RowScratch, bytes: Int,
+                                   _ vbmi: (UnsafeRawPointer, UnsafeMutablePointer<Int16>, UnsafeMutablePointer<Float>) -> Void,
+                                   _ back: (UnsafePointer<UInt8>, UnsafeMutablePointer<UInt8>) -> Void,
+                                   _ file: (UnsafeRawPointer, RowScratch) -> Void) {
     if CPUFeatures.avx512vbmi {
         for g in 0..<ng {
-            let p = row + 88 &* (g0 &+ g)
-            llvmPrefetch(p + rowPrefetchDistance, 0, 3, 1); llvmPrefetch(p + (rowPrefetchDistance + 64), 0, 3, 1)
-            cpu_unpack_q5l_group(p, s.w + 128 &* g, s.ws + 16 &* g)
+            let p = row + bytes &* (g0 &+ g)
+            for line in stride(from: 0, to: bytes, by: 64) { llvmPrefetch(p + (rowPrefetchDistance &+ line), 0, 3, 1) }
+            vbmi(p, s.w + 128 &* g, s.ws + 16 &* g)
         }
         return
     }
-    withUnsafeTemporaryAllocation(byteCount: 88, alignment: 64) { tmp in
+    withUnsafeTemporaryAllocation(byteCount: bytes, alignment: 64) { tmp in
         let t = tmp.baseAddress!
         for g in 0..<ng {
-            cpu_q5_0_from_lanes((row + 88 &* (g0 &+ g)).assumingMemoryBound(to: UInt8.self), t.assumingMemoryBound(to: UInt8.self))
+            back((row + bytes &* (g0 &+ g)).assumingMemoryBound(to: UInt8.self), t.assumingMemoryBound(to: UInt8.self))
             var sg = s
             sg.w = s.w + 128 &* g; sg.ws = s.ws + 16 &* g
-            unpackQ5_0(UnsafeRawPointer(t), 0, 1, 4, sg)
+            file(UnsafeRawPointer(t), sg)
         }
     }
 }
 
-/// Groups g0 ..< g0 + ng of a lane-order Q8_0 row (`IntegerLayout.q8_0Lanes`: whole groups only) into `s`, as
-/// unpackQ5_0Lanes.
+@inline(never) func unpackQ5_0Lanes(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ s: RowScratch) {
+    unpackLanes(row, g0, ng, s, bytes: 88, { cpu_unpack_q5l_group($0, $1, $2) }, { cpu_q5_0_from_lanes($0, $1) },
+                { unpackQ5_0($0, 0, 1, 4, $1) })
+}
+
 @inline(never) func unpackQ8_0Lanes(_ row: UnsafeRawPointer, _ g0: Int, _ ng: Int, _ s: RowScratch) {
-    if CPUFeatures.avx512vbmi {
-        for g in 0..<ng {
-            let p = row + 136 &* (g0 &+ g)
-            llvmPrefetch(p + rowPrefetchDistance, 0, 3, 1); llvmPrefetch(p + (rowPrefetchDistance + 64), 0, 3, 1)
-            llvmPrefetch(p + (rowPrefetchDistance + 128), 0, 3, 1)
-            cpu_unpack_q8l_group(p, s.w + 128 &* g, s.ws + 16 &* g)
-        }
-        return
-    }
-    withUnsafeTemporaryAllocation(byteCount: 136, alignment: 64) { tmp in
-        let t = tmp.baseAddress!
-        for g in 0..<ng {
-            cpu_q8_0_from_lanes((row + 136 &* (g0 &+ g)).assumingMemoryBound(to: UInt8.self), t.assumingMemoryBound(to: UInt8.self))
-            var sg = s
-            sg.w = s.w + 128 &* g; sg.ws = s.ws + 16 &* g
-            unpackQ8_0(UnsafeRawPointer(t), 0, 1, 4, sg)
-        }
-    }
+    unpackLanes(row, g0, ng, s, bytes: 136, { cpu_unpack_q8l_group($0, $1, $2) }, { cpu_q8_0_from_lanes($0, $1) },
+                { unpackQ8_0($0, 0, 1, 4, $1) })
 }
 
 /// Super-blocks g0 / 2 ..< (g0 + ng) / 2 of a lane-order Q4_K row (`IntegerLayout.q4_KLanes`) into `s`, as

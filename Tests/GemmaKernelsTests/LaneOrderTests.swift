@@ -31,6 +31,24 @@ import Testing
         WeightMatrix(encoding: WeightEncoding.laneOrder(of: type, cols: cols)!, rows: rows, cols: cols, base: base)
     }
 
+    /// The portable C regrouping (`toLanes`) or its inverse, unit by unit from `src` into `dst`.
+    static func eachUnit(_ type: TensorType, _ src: [UInt8], _ dst: inout [UInt8], bytes: Int, toLanes: Bool) {
+        src.withUnsafeBytes { s in dst.withUnsafeMutableBytes { d in
+            for g in 0..<src.count / bytes {
+                let from = s.baseAddress!.assumingMemoryBound(to: UInt8.self) + bytes * g
+                let to = d.baseAddress!.assumingMemoryBound(to: UInt8.self) + bytes * g
+                switch (type, toLanes) {
+                case (.q5_0, true): cpu_q5_0_lanes(from, to)
+                case (.q5_0, false): cpu_q5_0_from_lanes(from, to)
+                case (.q8_0, true): cpu_q8_0_lanes(from, to)
+                case (.q8_0, false): cpu_q8_0_from_lanes(from, to)
+                case (_, true): cpu_q4_K_lanes(from, to)
+                case (_, false): cpu_q4_K_from_lanes(from, to)
+                }
+            }
+        } }
+    }
+
     @Test(arguments: [TensorType.q5_0, .q8_0, .q4_K])
     func regroupingIsUndoneExactly(type: TensorType) throws {
         var r = SplitMix64(seed: 0x1a9e5 &+ UInt64(type.rawValue))
@@ -40,32 +58,12 @@ import Testing
         file.withUnsafeBytes { s in lanes.withUnsafeMutableBytes { d in
             WeightEncoding.repackLanes(type, s.baseAddress!, groups: groups, into: d.baseAddress!)
         } }
-        lanes.withUnsafeBytes { s in back.withUnsafeMutableBytes { d in
-            for g in 0..<groups {
-                let src = s.baseAddress!.assumingMemoryBound(to: UInt8.self) + bytes * g
-                let dst = d.baseAddress!.assumingMemoryBound(to: UInt8.self) + bytes * g
-                switch type {
-                case .q5_0: cpu_q5_0_from_lanes(src, dst)
-                case .q8_0: cpu_q8_0_from_lanes(src, dst)
-                default: cpu_q4_K_from_lanes(src, dst)
-                }
-            }
-        } }
+        Self.eachUnit(type, lanes, &back, bytes: bytes, toLanes: false)
         #expect(back == file)
         #expect(lanes != file)
         // The portable byte-by-byte regrouping writes what repackLanes (the VBMI permutes where the CPU has them) does.
         var portable = [UInt8](repeating: 0, count: file.count)
-        file.withUnsafeBytes { s in portable.withUnsafeMutableBytes { d in
-            for g in 0..<groups {
-                let src = s.baseAddress!.assumingMemoryBound(to: UInt8.self) + bytes * g
-                let dst = d.baseAddress!.assumingMemoryBound(to: UInt8.self) + bytes * g
-                switch type {
-                case .q5_0: cpu_q5_0_lanes(src, dst)
-                case .q8_0: cpu_q8_0_lanes(src, dst)
-                default: cpu_q4_K_lanes(src, dst)
-                }
-            }
-        } }
+        Self.eachUnit(type, file, &portable, bytes: bytes, toLanes: true)
         #expect(portable == lanes)
         if type == .q4_K {
             // The scales stay first; lane byte 0 holds element 0 and element 16 of sub-block 0 (low nibbles).
