@@ -1,10 +1,12 @@
-// Q5_0 and Q8_0 in the decode kernels' lane order (IntegerLayout.q5_0Lanes, q8_0Lanes), made at load from a file's
-// rows whose width is a multiple of 128 (GemmaModel does it where the CPU has the VBMI byte kernels). A group of four
-// blocks keeps its bytes (88 / 136), reordered (CPUHints.h, cpu_q5_0_lanes / cpu_q8_0_lanes): the quants in the order
-// the byte dot product reads them (Q5_0's high bits as two 64-bit masks in the same order), then the four f16 scales.
-// In the file's order a decode group spends its permutes only on moving bytes into place (Q5_0: two two-source byte
-// permutes and a word permute, 6 of its 23 vector slots; Q8_0: two byte permutes and four loads); here the quants
-// are plain loads. Every value is the file's, so every product is bit-identical (LaneOrderTests).
+// Q5_0, Q8_0 and Q4_K in the decode kernels' lane order (IntegerLayout.q5_0Lanes, q8_0Lanes, q4_KLanes), made at
+// load in the weights' private copy (GemmaModel does it where the CPU has the VBMI byte kernels). A group of four
+// blocks (Q5_0 88 bytes, Q8_0 136; rows whose width is a multiple of 128) or a Q4_K super-block (144) keeps its bytes,
+// reordered (CPUHints.h, cpu_*_lanes): the quants in the order the byte dot product reads them (Q5_0's high bits as
+// two 64-bit masks in the same order; Q4_K's two codes of a lane byte in one byte), the scales last (Q4_K: first, as
+// in the file). In the file's order a decode group spends its permutes only on moving bytes into place (Q5_0: two
+// two-source byte permutes and a word permute, 6 of its 23 vector slots; Q8_0: two byte permutes and four loads;
+// Q4_K: two byte permutes); here the quants are plain loads. Every value is the file's, so every product is
+// bit-identical (LaneOrderTests).
 import CPUHints
 import GemmaFormats
 
@@ -34,30 +36,27 @@ extension WeightEncoding {
         }
     }
 
-    /// Rewrites `groups` groups of four file-order blocks of `type` (Q5_0 or Q8_0; for Q4_K super-blocks) at `src`
-    /// in lane order at `dst`;
-    /// `dst` may be `src` (in place). With VBMI by the decode kernels' permutes (~0.1 s for the 270M's 222 MB), else
-    /// byte by byte.
+    /// Rewrites `groups` units (groups of four file-order blocks of Q5_0 or Q8_0, Q4_K super-blocks) of `type` at `src`
+    /// in lane order at `dst`; `dst` may be `src` (in place). With VBMI by the decode kernels' permutes (~0.1 s for the
+    /// 270M's 222 MB), else byte by byte through a copy of each unit.
     package static func repackLanes(_ type: TensorType, _ src: UnsafeRawPointer, groups: Int, into dst: UnsafeMutableRawPointer) {
-        let s = src.assumingMemoryBound(to: UInt8.self), d = dst.assumingMemoryBound(to: UInt8.self)
-        let vbmi = CPUFeatures.avx512vbmi
-        switch type {
-        case .q5_0:
-            if vbmi { for g in 0..<groups { cpu_q5_0_lanes_vbmi(s + 88 * g, d + 88 * g) }; return }
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 88) { t in
-                for g in 0..<groups { t.baseAddress!.update(from: s + 88 * g, count: 88); cpu_q5_0_lanes(t.baseAddress!, d + 88 * g) }
-            }
-        case .q8_0:
-            if vbmi { for g in 0..<groups { cpu_q8_0_lanes_vbmi(s + 136 * g, d + 136 * g) }; return }
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 136) { t in
-                for g in 0..<groups { t.baseAddress!.update(from: s + 136 * g, count: 136); cpu_q8_0_lanes(t.baseAddress!, d + 136 * g) }
-            }
-        case .q4_K:  // `groups`: super-blocks
-            if vbmi { for g in 0..<groups { cpu_q4_K_lanes_vbmi(s + 144 * g, d + 144 * g) }; return }
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 144) { t in
-                for g in 0..<groups { t.baseAddress!.update(from: s + 144 * g, count: 144); cpu_q4_K_lanes(t.baseAddress!, d + 144 * g) }
-            }
+        typealias Unit = (UnsafePointer<UInt8>, UnsafeMutablePointer<UInt8>) -> Void
+        let (bytes, vbmi, portable): (Int, Unit, Unit) = switch type {
+        case .q5_0: (88, { cpu_q5_0_lanes_vbmi($0, $1) }, { cpu_q5_0_lanes($0, $1) })
+        case .q8_0: (136, { cpu_q8_0_lanes_vbmi($0, $1) }, { cpu_q8_0_lanes($0, $1) })
+        case .q4_K: (144, { cpu_q4_K_lanes_vbmi($0, $1) }, { cpu_q4_K_lanes($0, $1) })
         default: preconditionFailure("no lane order for \(type)")
+        }
+        let s = src.assumingMemoryBound(to: UInt8.self), d = dst.assumingMemoryBound(to: UInt8.self)
+        if CPUFeatures.avx512vbmi {
+            for g in 0..<groups { vbmi(s + bytes * g, d + bytes * g) }
+            return
+        }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes) { t in
+            for g in 0..<groups {
+                t.baseAddress!.update(from: s + bytes * g, count: bytes)
+                portable(UnsafePointer(t.baseAddress!), d + bytes * g)
+            }
         }
     }
 

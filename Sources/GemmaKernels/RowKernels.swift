@@ -722,7 +722,7 @@ package func dotRow(_ type: TensorType, _ row: UnsafeRawPointer, cols: Int, _ a:
     return dotRow(layout, row, cols: cols, a, r)
 }
 
-/// `dotRow` for rows in an integer layout (including the in-memory `q5_0Lanes`).
+/// `dotRow` for rows in an integer layout (including the lane orders made at load).
 package func dotRow(_ type: IntegerLayout, _ row: UnsafeRawPointer, cols: Int, _ a: QuantizedActivations, _ r: Int) -> Float {
     withUnsafeTemporaryAllocation(byteCount: rowKernelScratchBytes, alignment: 64) { buf in
         var y: Float = 0

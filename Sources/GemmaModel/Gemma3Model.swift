@@ -15,8 +15,8 @@ public final class Gemma3Model: Sendable {
     public let checkpoint: Checkpoint
     /// The weights' copies on huge pages, if any (the matrices point into them).
     let weightCopies: [HugePageCopy]
-    /// Matrices rewritten at load into a faster encoding (Q5_0 as Q8_0, Q5_0 / Q8_0 in lane order:
-    /// `ModelOptions.widenQ5_0`, `laneOrder`), if any.
+    /// The arena of Q5_0 matrices widened to Q8_0 at load (`ModelOptions.widenQ5_0`), if any (the lane orders of
+    /// `laneOrder` are made in place in `weightCopies`).
     let repacked: HugePageCopy?
     /// Why `.auto` placement kept the weights in the file mapping (e.g. they exceed half the memory limit), else nil.
     public let placementNote: String?
@@ -132,9 +132,10 @@ public final class Gemma3Model: Sendable {
             copies.first { m.base >= $0.base && m.base + m.rows * m.rowBytes <= $0.base + $0.count }
         }
         // Each distinct matrix once (the embedding may also be the head): rewritten in place, or its place in the arena.
-        var offsets: [UnsafeRawPointer: Int] = [:], inPlace: Set<UnsafeRawPointer> = [], todo: [(WeightMatrix, WeightEncoding)] = []
+        enum Place { case inPlace, arena(offset: Int) }
+        var placed: [UnsafeRawPointer: (WeightEncoding, Place)] = [:], todo: [(WeightMatrix, WeightEncoding, Int)] = []
         var total = 0
-        for m in w.matrices where offsets[m.base] == nil && !inPlace.contains(m.base) {
+        for m in w.matrices where placed[m.base] == nil {
             guard let e = target(m) else { continue }
             if m.type == e.integerLayout?.blockType {
                 // The same bytes in another order: in our copy, where they are. Weights read from the file mapping
@@ -144,16 +145,16 @@ public final class Gemma3Model: Sendable {
                 c.rewrite(UnsafeRawBufferPointer(start: m.base, count: m.rows * m.rowBytes)) { p in
                     WeightEncoding.repackLanes(m.type!, m.base, groups: m.rows * m.rowBytes / e.bytesPerBlock, into: p)
                 }
-                inPlace.insert(m.base)
+                placed[m.base] = (e, .inPlace)
                 continue
             }
-            offsets[m.base] = total
-            todo.append((m, e))
+            placed[m.base] = (e, .arena(offset: total))
+            todo.append((m, e, total))
             total += (e.rowBytes(m.cols)! * m.rows + 63) / 64 * 64
         }
         let arena = todo.isEmpty ? nil : HugePageCopy(count: total, fill: { dst in
-            for (m, e) in todo {
-                let out = dst + offsets[m.base]!, blocks = m.rows * m.cols / 32
+            for (m, e, offset) in todo {
+                let out = dst + offset, blocks = m.rows * m.cols / 32
                 switch (m.type, e.integerLayout) {
                 case (.q5_0?, .q8_0?): TensorType.repackQ5_0AsQ8_0(m.base, blocks: blocks, into: out)
                 case (.q5_0?, .q8_0Lanes?):
@@ -166,12 +167,14 @@ public final class Gemma3Model: Sendable {
             }
         })
         return (w.mapMatrices { m in
-            guard let e = target(m) else { return m }
-            if inPlace.contains(m.base) { return WeightMatrix(encoding: e, rows: m.rows, cols: m.cols, base: m.base) }
-            if m.type == e.integerLayout?.blockType { return m }  // left in the file mapping, in the file's order
-            // Without an arena (its mapping failed) the others stay as they are: `fill` never ran, nothing was released.
-            guard let arena, let off = offsets[m.base] else { return m }
-            return WeightMatrix(encoding: e, rows: m.rows, cols: m.cols, base: arena.base + off)
+            switch placed[m.base] {
+            case let (e, .inPlace)?: return WeightMatrix(encoding: e, rows: m.rows, cols: m.cols, base: m.base)
+            case let (e, .arena(offset))?:
+                // Without an arena (its mapping failed) the matrix stays as it is: `fill` never ran, nothing was released.
+                guard let arena else { return m }
+                return WeightMatrix(encoding: e, rows: m.rows, cols: m.cols, base: arena.base + offset)
+            case nil: return m  // not rewritten, or left in the file mapping in the file's order
+            }
         }, arena)
     }
 

@@ -465,7 +465,7 @@ static const uint16_t cpu_q5l_d[32] = {28, 28, 28, 28, 29, 29, 29, 29, 30, 30, 3
 
 /// One file-order Q5_0 group (4 blocks, 88 bytes) into lane order (any CPU).
 static inline void cpu_q5_0_lanes(const uint8_t *src, uint8_t *dst) {
-    static const uint8_t bit[16] = {0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15};
+    const uint8_t *bit = cpu_v_bit;  // its first 16 entries: lane order's element of each of a block's bytes
     uint64_t kl = 0, kh = 0;
     for (int i = 0; i < 64; i++) {
         const uint8_t *b = src + 22 * (i / 16);
@@ -481,7 +481,7 @@ static inline void cpu_q5_0_lanes(const uint8_t *src, uint8_t *dst) {
 
 /// The inverse of cpu_q5_0_lanes (any CPU).
 static inline void cpu_q5_0_from_lanes(const uint8_t *src, uint8_t *dst) {
-    static const uint8_t bit[16] = {0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15};
+    const uint8_t *bit = cpu_v_bit;  // its first 16 entries: lane order's element of each of a block's bytes
     uint64_t kl = 0, kh = 0;
     for (int j = 7; j >= 0; j--) { kl = kl << 8 | src[64 + j]; kh = kh << 8 | src[72 + j]; }
     for (int m = 0; m < 4; m++) {
@@ -566,7 +566,7 @@ static inline float cpu_panel_q5l_block(const void *group, long m, int16_t *dst)
 
 /// One file-order Q8_0 group (4 blocks, 136 bytes) into lane order (any CPU).
 static inline void cpu_q8_0_lanes(const uint8_t *src, uint8_t *dst) {
-    static const uint8_t bit[16] = {0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15};
+    const uint8_t *bit = cpu_v_bit;  // its first 16 entries: lane order's element of each of a block's bytes
     for (int i = 0; i < 64; i++) {
         const uint8_t *q = src + 34 * (i / 16) + 2;
         dst[i] = q[bit[i % 16]];
@@ -577,7 +577,7 @@ static inline void cpu_q8_0_lanes(const uint8_t *src, uint8_t *dst) {
 
 /// The inverse of cpu_q8_0_lanes (any CPU).
 static inline void cpu_q8_0_from_lanes(const uint8_t *src, uint8_t *dst) {
-    static const uint8_t bit[16] = {0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15};
+    const uint8_t *bit = cpu_v_bit;  // its first 16 entries: lane order's element of each of a block's bytes
     for (int i = 0; i < 64; i++) {
         uint8_t *q = dst + 34 * (i / 16) + 2;
         q[bit[i % 16]] = src[i];
@@ -761,7 +761,7 @@ static inline void cpu_v_q4_K_step(const uint8_t *b, const uint8_t *xb, const fl
 
 /// One file-order Q4_K super-block (144 bytes) into lane order (any CPU; not in place).
 static inline void cpu_q4_K_lanes(const uint8_t *src, uint8_t *dst) {
-    static const uint8_t bit[16] = {0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15};
+    const uint8_t *bit = cpu_v_bit;  // its first 16 entries: lane order's element of each of a block's bytes
     for (int j = 0; j < 16; j++) dst[j] = src[j];
     for (int i = 0; i < 128; i++) {
         const int m = i / 16, e = bit[i % 16], sh = 4 * (m & 1);  // sub-block m: nibble m & 1 of bytes 32 (m / 2) ...
@@ -772,7 +772,7 @@ static inline void cpu_q4_K_lanes(const uint8_t *src, uint8_t *dst) {
 
 /// The inverse of cpu_q4_K_lanes (any CPU; not in place).
 static inline void cpu_q4_K_from_lanes(const uint8_t *src, uint8_t *dst) {
-    static const uint8_t bit[16] = {0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15};
+    const uint8_t *bit = cpu_v_bit;  // its first 16 entries: lane order's element of each of a block's bytes
     for (int j = 0; j < 16; j++) dst[j] = src[j];
     for (int j = 16; j < 144; j++) dst[j] = 0;
     for (int i = 0; i < 128; i++) {
